@@ -1,0 +1,188 @@
+"""Profiles: everything that differs between the real dataset and the embedded toy one.
+
+The science code never asks "am I the toy?"; it reads paths, model ids and sizes from a
+:class:`Profile`. ``toy`` is the default and runs on a laptop CPU; ``nsd`` names the real
+Natural Scenes Dataset on disk and the real Hugging Face model ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUBJECTS = ("subj01", "subj02", "subj05", "subj07")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The seven labelled streams ROIs the paper decodes from (``unknown`` is excluded).
+STREAMS_ROIS = ("early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal")
+#: ROIs for the captions, GAN and depth decoders (paper, section 2.1).
+MULTI_ROIS = ("early", "ventral", "midventral", "midlateral", "lateral", "parietal")
+
+METHODS = ("[30]", "+T", "+T+G", "+T+G+D")
+
+
+class ConfigError(ValueError):
+    """A profile, subject or parameter value that cannot be used."""
+
+
+def check_subject(subject: str) -> str:
+    """Return ``subject`` if it is one of the paper's four subjects, else fail naming them."""
+    if subject not in SUBJECTS:
+        raise ConfigError(f"unknown subject {subject!r}; valid subjects are {', '.join(SUBJECTS)}")
+    return subject
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RECON_CACHE", REPO_ROOT / ".cache" / "recon"))
+
+
+def default_zoo_dir() -> Path:
+    return Path(os.environ.get("RECON_ZOO", REPO_ROOT / "zoo"))
+
+
+@dataclass(frozen=True)
+class ModelIds:
+    """Where each model comes from: a Hugging Face id (``nsd``) or a local zoo folder (``toy``)."""
+
+    sd: str  # StableDiffusionImg2ImgPipeline, SD 1.4 in the paper
+    sd2: str  # the same pipeline with the SD 2.0 (OpenCLIP) text encoder, control analysis
+    sd_depth: str  # StableDiffusionDepth2ImgPipeline, SD 2 depth
+    blip: str  # BlipForConditionalGeneration + processor
+    dpt: str  # DPTForDepthEstimation + image processor
+    clip_eval: str  # CLIPModel whose vision tower gives CLIP Early / Middle / Late
+    # torchvision weights: an enum name (``IMAGENET1K_V1``), a local safetensors file, or
+    # ``seed:N`` for a seeded random initialisation of the same architecture.
+    alexnet: str
+    inception: str
+    vgg19: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    nsd_root: Path
+    models: ModelIds
+    trials_per_session: int
+    n_sessions: int
+    image_size: int  # generation resolution, pixels
+    eval_resolution: int  # AlexNet / Inception input (299 in the paper's protocol)
+    clip_eval_layers: tuple[int, int]  # hidden states for CLIP Early / Middle
+    vgg_layers: tuple[str, ...]  # torchvision VGG19 ``features`` indices matched by +G
+    generator_steps: int  # +G optimisation steps
+    generator_lr: float
+    num_inference_steps: int = 50
+    strength: float = 0.8
+    guidance_scale: float = 5.0
+    repetition_penalty: float = 1.5
+    max_caption_tokens: int = 20
+    n_samples: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 16
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    # ridge alphas per target family, as in the authors' code
+    alphas_lowdim: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    alphas_highdim: tuple[float, ...] = (1e4, 2e4, 4e4)
+    cv_folds: int = 5
+    overlap_list: Path | None = None  # test images also in the generator's training data
+
+    def replace(self, **changes) -> "Profile":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown profile field(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return SUBJECTS
+
+
+def _toy(**overrides) -> Profile:
+    cache = Path(overrides.pop("cache_dir", default_cache_dir()))
+    zoo = default_zoo_dir()
+    return Profile(
+        name="toy",
+        nsd_root=Path(overrides.pop("nsd_root", cache / "toy-nsd")),
+        models=ModelIds(
+            sd=str(zoo / "sd-img2img"),
+            sd2=str(zoo / "sd2-img2img"),
+            sd_depth=str(zoo / "sd-depth2img"),
+            blip=str(zoo / "blip"),
+            dpt=str(zoo / "dpt"),
+            clip_eval=str(zoo / "clip"),
+            # Full-size torchvision nets would not fit the repository; until the zoo trains
+            # them they are seeded random-feature networks of the real architectures.
+            alexnet="seed:0",
+            inception="seed:0",
+            vgg19="seed:0",
+        ),
+        trials_per_session=150,
+        n_sessions=22,
+        image_size=64,
+        eval_resolution=96,
+        clip_eval_layers=(1, 2),
+        vgg_layers=("3", "8", "17"),
+        generator_steps=60,
+        generator_lr=0.1,
+        num_inference_steps=20,
+        batch_size=64,
+        alphas_lowdim=(1e-1, 1.0, 10.0, 1e2, 1e3, 1e4),
+        alphas_highdim=(1e1, 1e2, 1e3, 1e4, 1e5),
+        cache_dir=cache,
+        overlap_list=Path(overrides.pop("overlap_list", cache / "toy-nsd" / "overlap_test_ids.csv")),
+        **overrides,
+    )
+
+
+def _nsd(**overrides) -> Profile:
+    root = overrides.pop("nsd_root", os.environ.get("RECON_NSD_ROOT", "/data/nsd"))
+    return Profile(
+        name="nsd",
+        nsd_root=Path(root),
+        models=ModelIds(
+            sd="CompVis/stable-diffusion-v1-4",
+            sd2="stabilityai/stable-diffusion-2-base",
+            sd_depth="stabilityai/stable-diffusion-2-depth",
+            blip="Salesforce/blip-image-captioning-base",
+            dpt="Intel/dpt-large",
+            clip_eval="openai/clip-vit-large-patch14",
+            alexnet="IMAGENET1K_V1",
+            inception="IMAGENET1K_V1",
+            vgg19="IMAGENET1K_V1",
+        ),
+        trials_per_session=750,
+        n_sessions=37,
+        image_size=512,
+        eval_resolution=299,
+        clip_eval_layers=(6, 12),
+        vgg_layers=("3", "8", "17", "26", "35"),
+        generator_steps=200,
+        generator_lr=0.05,
+        device="cuda",
+        dtype="float16",
+        batch_size=8,
+        **overrides,
+    )
+
+
+PROFILES = {"toy": _toy, "nsd": _nsd}
+
+
+def get_profile(name: str = "toy", **overrides) -> Profile:
+    """Build a profile by name; keyword arguments override its fields (papermill parameters)."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; valid profiles are {', '.join(PROFILES)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("cache_dir", "nsd_root", "overlap_list"):
+        if key in overrides:
+            overrides[key] = Path(overrides[key])
+    profile = PROFILES[name](**overrides)
+    if profile.n_samples < 1:
+        raise ConfigError(f"n_samples must be >= 1, got {profile.n_samples}")
+    if not 0.0 < profile.strength <= 1.0:
+        raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
+    return profile

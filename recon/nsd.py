@@ -1,0 +1,343 @@
+"""The one reader of the Natural Scenes Dataset's official file layout.
+
+It serves the real NSD and the simulated toy tree alike. Everything is read lazily and in
+chunks: one session of betas at a time, images by index, never all 73k stimuli.
+
+Layout (paths relative to the NSD root)::
+
+    nsddata/experiments/nsd/nsd_expdesign.mat        masterordering, subjectim, sharedix (1-based)
+    nsddata/experiments/nsd/nsd_stim_info_merged.csv
+    nsddata/freesurfer/fsaverage/label/<atlas>.mgz.ctab   label value -> ROI name
+    nsddata/ppdata/subjNN/func1pt8mm/roi/<atlas>.nii.gz   (X, Y, Z) integer labels
+    nsddata_betas/ppdata/subjNN/func1pt8mm/betas_fithrf_GLMdenoise_RR/
+        betas_sessionNN.hdf5    dataset ``betas`` (trials, Z, Y, X) int16, or
+        betas_sessionNN.nii.gz  (X, Y, Z, trials) int16; both are beta * 300
+    nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5     dataset ``imgBrick`` (73000, H, W, 3) uint8
+    nsddata_stimuli/stimuli/nsd/annotations/captions_{train,val}2017.json   COCO captions
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import scipy.io
+
+from .config import check_subject
+
+BETA_SCALE = 300.0
+BETAS_DIR = "betas_fithrf_GLMdenoise_RR"
+
+
+class NSDFileError(OSError):
+    """A missing, truncated or malformed NSD file; the message names the file and the expectation."""
+
+
+@dataclass
+class SubjectData:
+    """Betas of one subject, split like the paper: train trials, test images averaged over repeats."""
+
+    subject: str
+    rois: tuple[str, ...]
+    train_betas: np.ndarray  # (n_train_trials, n_voxels) float32, z-scored per session
+    train_ids: np.ndarray  # (n_train_trials,) 0-based 73k ids
+    test_betas: np.ndarray  # (n_test_images, n_voxels), mean over repetitions
+    test_ids: np.ndarray  # (n_test_images,) 0-based 73k ids, sorted
+    test_repeats: np.ndarray  # (n_test_images,) number of trials averaged
+    roi_of_voxel: np.ndarray  # (n_voxels,) ROI name per column
+
+    def columns(self, rois) -> np.ndarray:
+        """Boolean column mask selecting the voxels of ``rois`` (a subset of ``self.rois``)."""
+        missing = set(rois) - set(self.rois)
+        if missing:
+            raise KeyError(f"ROIs {sorted(missing)} were not loaded; loaded: {list(self.rois)}")
+        return np.isin(self.roi_of_voxel, list(rois))
+
+
+def subject_number(subject: str) -> int:
+    return int(check_subject(subject)[4:])
+
+
+class NSDReader:
+    """Read one NSD tree. ``trials_per_session`` is 750 for the real dataset."""
+
+    def __init__(self, root, trials_per_session: int = 750):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise NSDFileError(f"NSD root {self.root} does not exist or is not a directory")
+        self.trials_per_session = int(trials_per_session)
+
+    # ------------------------------------------------------------------ paths
+    def path(self, *parts) -> Path:
+        return self.root.joinpath(*parts)
+
+    def _require(self, path: Path, what: str) -> Path:
+        if not path.is_file():
+            raise NSDFileError(f"missing NSD file {path} (expected {what})")
+        return path
+
+    @property
+    def expdesign_path(self) -> Path:
+        return self.path("nsddata", "experiments", "nsd", "nsd_expdesign.mat")
+
+    @property
+    def stim_info_path(self) -> Path:
+        return self.path("nsddata", "experiments", "nsd", "nsd_stim_info_merged.csv")
+
+    @property
+    def stimuli_path(self) -> Path:
+        return self.path("nsddata_stimuli", "stimuli", "nsd", "nsd_stimuli.hdf5")
+
+    def ctab_path(self, atlas: str) -> Path:
+        return self.path("nsddata", "freesurfer", "fsaverage", "label", f"{atlas}.mgz.ctab")
+
+    def roi_path(self, subject: str, atlas: str) -> Path:
+        return self.path("nsddata", "ppdata", check_subject(subject), "func1pt8mm", "roi", f"{atlas}.nii.gz")
+
+    def betas_path(self, subject: str, session: int) -> Path:
+        """The session's betas file, preferring HDF5 (partial reads) over NIfTI."""
+        folder = self.path("nsddata_betas", "ppdata", check_subject(subject), "func1pt8mm", BETAS_DIR)
+        for suffix in (".hdf5", ".nii.gz"):
+            candidate = folder / f"betas_session{session:02d}{suffix}"
+            if candidate.is_file():
+                return candidate
+        raise NSDFileError(
+            f"missing NSD file {folder / f'betas_session{session:02d}.hdf5'} (or .nii.gz): "
+            f"betas of {subject} session {session}"
+        )
+
+    def captions_path(self, split: str) -> Path:
+        return self.path("nsddata_stimuli", "stimuli", "nsd", "annotations", f"captions_{split}.json")
+
+    # ------------------------------------------------------------ experiment
+    @cached_property
+    def expdesign(self) -> dict[str, np.ndarray]:
+        """masterordering, subjectim and sharedix converted to 0-based integer arrays."""
+        path = self._require(self.expdesign_path, "MATLAB file with masterordering, subjectim, sharedix")
+        try:
+            mat = scipy.io.loadmat(path)
+        except Exception as err:  # scipy raises several types for truncated files
+            raise NSDFileError(f"cannot read {path}: {err}") from err
+        out = {}
+        for key in ("masterordering", "subjectim", "sharedix"):
+            if key not in mat:
+                raise NSDFileError(f"{path} has no variable {key!r}")
+            out[key] = np.asarray(mat[key]).astype(np.int64) - 1  # the file is 1-based
+        out["masterordering"] = out["masterordering"].ravel()
+        out["sharedix"] = out["sharedix"].ravel()
+        if out["subjectim"].ndim != 2 or out["subjectim"].shape[0] < 8:
+            raise NSDFileError(f"{path}: subjectim has shape {out['subjectim'].shape}, expected (8, n_images)")
+        if out["masterordering"].min() < 0 or out["masterordering"].max() >= out["subjectim"].shape[1]:
+            raise NSDFileError(f"{path}: masterordering indexes outside subjectim's {out['subjectim'].shape[1]} columns")
+        return out
+
+    @cached_property
+    def stim_info(self) -> pd.DataFrame:
+        path = self._require(self.stim_info_path, "CSV with nsdId, cocoId, cocoSplit, shared1000")
+        frame = pd.read_csv(path)
+        needed = {"nsdId", "cocoId", "cocoSplit", "shared1000"}
+        if not needed <= set(frame.columns):
+            raise NSDFileError(f"{path} lacks columns {sorted(needed - set(frame.columns))}")
+        return frame.set_index("nsdId", drop=False)
+
+    @property
+    def max_sessions(self) -> int:
+        return len(self.expdesign["masterordering"]) // self.trials_per_session
+
+    def trials(self, subject: str, n_sessions: int) -> pd.DataFrame:
+        """One row per trial of the first ``n_sessions`` sessions: session, nsd_id, shared."""
+        number = subject_number(subject)
+        if not 1 <= n_sessions <= self.max_sessions:
+            raise ValueError(f"n_sessions must be in 1..{self.max_sessions}, got {n_sessions}")
+        design = self.expdesign
+        n_trials = n_sessions * self.trials_per_session
+        order = design["masterordering"][:n_trials]
+        nsd_ids = design["subjectim"][number - 1, order]
+        shared = np.isin(nsd_ids, design["sharedix"])
+        return pd.DataFrame(
+            {
+                "trial": np.arange(n_trials),
+                "session": np.arange(n_trials) // self.trials_per_session + 1,
+                "nsd_id": nsd_ids,
+                "shared": shared,
+            }
+        )
+
+    # ------------------------------------------------------------------ ROIs
+    def roi_labels(self, atlas: str = "streams") -> dict[str, int]:
+        """ROI name -> label value, read from the atlas colour table (``0 Unknown`` dropped)."""
+        path = self._require(self.ctab_path(atlas), f"colour table of the {atlas} atlas")
+        labels = {}
+        for line_number, line in enumerate(path.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                value = int(parts[0])
+            except ValueError as err:
+                raise NSDFileError(f"{path}:{line_number}: expected '<value> <name> ...', got {line!r}") from err
+            if value > 0 and len(parts) > 1:
+                labels[parts[1]] = value
+        if not labels:
+            raise NSDFileError(f"{path} defines no ROI labels")
+        return labels
+
+    def roi_volume(self, subject: str, atlas: str = "streams") -> np.ndarray:
+        path = self._require(self.roi_path(subject, atlas), f"{atlas} ROI volume of {subject}")
+        try:
+            volume = np.asarray(nib.load(path).dataobj)
+        except Exception as err:
+            raise NSDFileError(f"cannot read {path}: {err}") from err
+        if volume.ndim != 3:
+            raise NSDFileError(f"{path} has shape {volume.shape}, expected a 3-D (X, Y, Z) label volume")
+        return np.rint(volume).astype(np.int32)
+
+    def roi_selection(self, subject: str, rois, atlas: str = "streams") -> tuple[np.ndarray, np.ndarray]:
+        """(mask, roi name per selected voxel) for the named ROIs; voxels in C order of (X, Y, Z)."""
+        labels = self.roi_labels(atlas)
+        unknown = [r for r in rois if r not in labels]
+        if unknown:
+            raise KeyError(f"ROIs {unknown} are not in the {atlas} atlas; it has {list(labels)}")
+        volume = self.roi_volume(subject, atlas)
+        mask = np.isin(volume, [labels[r] for r in rois])
+        names = {labels[r]: r for r in rois}
+        roi_of_voxel = np.array([names[v] for v in volume[mask]], dtype=object)
+        return mask, roi_of_voxel
+
+    # ----------------------------------------------------------------- betas
+    def session_betas(self, subject: str, session: int, mask: np.ndarray, chunk: int = 125) -> np.ndarray:
+        """(trials, voxels) float32 betas of one session within ``mask``, divided by 300."""
+        path = self.betas_path(subject, session)
+        expected = (*mask.shape, self.trials_per_session)
+        out = np.empty((self.trials_per_session, int(mask.sum())), dtype=np.float32)
+        try:
+            if path.suffix == ".hdf5":
+                with h5py.File(path, "r") as f:
+                    if "betas" not in f:
+                        raise NSDFileError(f"{path} has no dataset 'betas'")
+                    data = f["betas"]  # (trials, Z, Y, X)
+                    if data.shape != expected[::-1]:
+                        raise NSDFileError(f"{path} has shape {data.shape}, expected {expected[::-1]} (trials, Z, Y, X)")
+                    mask_zyx = mask.T
+                    for start in range(0, self.trials_per_session, chunk):
+                        block = data[start : start + chunk]
+                        out[start : start + len(block)] = block[:, mask_zyx]
+                # voxels came in (Z, Y, X) order: put them back in the NIfTI (X, Y, Z) order
+                reordered = np.empty_like(out)
+                reordered[:, _zyx_to_xyz_rank(mask)] = out
+                out = reordered
+            else:
+                image = nib.load(path)
+                if image.shape != expected:
+                    raise NSDFileError(f"{path} has shape {image.shape}, expected {expected} (X, Y, Z, trials)")
+                for start in range(0, self.trials_per_session, chunk):
+                    block = np.asarray(image.dataobj[..., start : start + chunk])
+                    out[start : start + block.shape[-1]] = block[mask].T
+        except NSDFileError:
+            raise
+        except Exception as err:  # EOFError, zlib.error, OSError from a truncated file
+            raise NSDFileError(f"cannot read {path} (truncated or corrupt?): {err}") from err
+        out /= BETA_SCALE
+        return out
+
+    def load_subject(self, subject: str, rois, n_sessions: int, atlas: str = "streams") -> SubjectData:
+        """Betas z-scored per session, split into train trials and test images averaged over repeats."""
+        rois = tuple(rois)
+        mask, roi_of_voxel = self.roi_selection(subject, rois, atlas)
+        trials = self.trials(subject, n_sessions)
+        betas = np.empty((len(trials), int(mask.sum())), dtype=np.float32)
+        for session in range(1, n_sessions + 1):
+            block = self.session_betas(subject, session, mask)
+            mean = block.mean(axis=0, keepdims=True)
+            std = block.std(axis=0, keepdims=True)
+            std[std == 0] = 1.0
+            rows = slice((session - 1) * self.trials_per_session, session * self.trials_per_session)
+            betas[rows] = (block - mean) / std
+        shared = trials["shared"].to_numpy()
+        ids = trials["nsd_id"].to_numpy()
+        test_ids, inverse, repeats = np.unique(ids[shared], return_inverse=True, return_counts=True)
+        test_betas = np.zeros((len(test_ids), betas.shape[1]), dtype=np.float64)
+        np.add.at(test_betas, inverse, betas[shared])
+        test_betas /= repeats[:, None]
+        return SubjectData(
+            subject=subject,
+            rois=rois,
+            train_betas=betas[~shared],
+            train_ids=ids[~shared],
+            test_betas=test_betas.astype(np.float32),
+            test_ids=test_ids,
+            test_repeats=repeats,
+            roi_of_voxel=roi_of_voxel,
+        )
+
+    # --------------------------------------------------------------- stimuli
+    @cached_property
+    def _stimuli_shape(self) -> tuple[int, ...]:
+        path = self._require(self.stimuli_path, "HDF5 file with dataset 'imgBrick' (n, H, W, 3) uint8")
+        try:
+            with h5py.File(path, "r") as f:
+                if "imgBrick" not in f:
+                    raise NSDFileError(f"{path} has no dataset 'imgBrick'")
+                shape, dtype = f["imgBrick"].shape, f["imgBrick"].dtype
+        except NSDFileError:
+            raise
+        except Exception as err:
+            raise NSDFileError(f"cannot read {path} (truncated or corrupt?): {err}") from err
+        if len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8:
+            raise NSDFileError(f"{path}: imgBrick is {shape} {dtype}, expected (n, H, W, 3) uint8")
+        return shape
+
+    @property
+    def n_stimuli(self) -> int:
+        return self._stimuli_shape[0]
+
+    def images(self, nsd_ids) -> np.ndarray:
+        """(n, H, W, 3) uint8 stimuli for 0-based 73k ids, read one sorted fancy-index at a time."""
+        nsd_ids = np.asarray(nsd_ids, dtype=np.int64).ravel()
+        if nsd_ids.size and (nsd_ids.min() < 0 or nsd_ids.max() >= self.n_stimuli):
+            raise IndexError(f"73k ids must be in 0..{self.n_stimuli - 1}, got range {nsd_ids.min()}..{nsd_ids.max()}")
+        unique, inverse = np.unique(nsd_ids, return_inverse=True)
+        try:
+            with h5py.File(self.stimuli_path, "r") as f:
+                block = f["imgBrick"][unique] if unique.size else np.zeros((0, *self._stimuli_shape[1:]), np.uint8)
+        except Exception as err:
+            raise NSDFileError(f"cannot read {self.stimuli_path} (truncated or corrupt?): {err}") from err
+        return block[inverse]
+
+    @cached_property
+    def _captions_by_coco_id(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for split in sorted(set(self.stim_info["cocoSplit"])):
+            path = self._require(self.captions_path(split), "COCO-style caption annotations")
+            try:
+                annotations = json.loads(path.read_text())["annotations"]
+            except Exception as err:
+                raise NSDFileError(f"cannot read {path}: expected COCO JSON with 'annotations': {err}") from err
+            for entry in annotations:
+                out.setdefault(int(entry["image_id"]), []).append(entry["caption"].strip())
+        return out
+
+    def captions(self, nsd_ids) -> list[list[str]]:
+        """The COCO captions of each 0-based 73k id."""
+        info = self.stim_info
+        by_coco = self._captions_by_coco_id
+        out = []
+        for nsd_id in np.asarray(nsd_ids).ravel():
+            coco_id = int(info.loc[int(nsd_id), "cocoId"])
+            if coco_id not in by_coco:
+                raise NSDFileError(f"no caption for nsdId {nsd_id} (cocoId {coco_id}) in the annotations")
+            out.append(by_coco[coco_id])
+        return out
+
+
+def _zyx_to_xyz_rank(mask: np.ndarray) -> np.ndarray:
+    """For voxels listed in (Z, Y, X) C order, their rank in (X, Y, Z) C order."""
+    xyz_index = np.zeros(mask.shape, dtype=np.int64)
+    xyz_index[mask] = np.arange(int(mask.sum()))
+    return xyz_index.T[mask.T]

@@ -1,0 +1,349 @@
+"""The simulated NSD: procedural scenes, four simulated subjects, written in the official layout.
+
+The simulated brain uses its own encoding model, built on scene attributes and simple image
+statistics, never on the decoders' targets (VAE latents, CLIP, BLIP, DPT, VGG features):
+
+* early voxels (``early``): population receptive fields over local luminance, colour opponency
+  (red-green, blue-yellow) and contrast of a 16 x 16 version of the image;
+* ventral voxels (``ventral``): tuning to object identity, colour, their conjunctions and the
+  background category;
+* lateral and parietal voxels (``lateral``, ``parietal``): tuning to where objects are, how big
+  they are and how far away (a coarse occupancy map, size, a coarse depth map, horizon);
+* the ``mid*`` streams mix early tuning with that of their higher neighbour.
+
+Each voxel's response is a fixed random weighting of its features, z-scored over images; a trial
+adds Gaussian noise (a subject-specific level) and a per-session offset and gain, so per-session
+z-scoring matters as it does for the real data. Betas are written as int16 of 300 x value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import scipy.io
+from tqdm.auto import tqdm
+
+from . import scenes as sc
+from .config import SUBJECTS, STREAMS_ROIS
+from .nsd import BETA_SCALE, BETAS_DIR
+
+COMPLETE_MARKER = ".complete.json"
+STREAM_VALUES = {name: value for value, name in enumerate(STREAMS_ROIS, start=1)}
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    grid: tuple[int, int, int]  # (X, Y, Z) voxels of the functional volume
+    noise: float  # trial noise sd relative to a unit-variance signal
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    seed: int = 0
+    image_size: int = 64
+    n_shared: int = 100
+    n_train: int = 1000  # per subject, all 8 NSD subjects get their own images
+    repetitions: int = 3
+    trials_per_session: int = 150
+    subjects: dict = field(
+        default_factory=lambda: {
+            "subj01": SubjectSpec((16, 20, 16), 1.0),
+            "subj02": SubjectSpec((16, 19, 15), 1.15),
+            "subj05": SubjectSpec((15, 19, 15), 1.3),
+            "subj07": SubjectSpec((15, 18, 14), 1.5),
+        }
+    )
+    overlap_fraction: float = 0.07  # test images flagged as "seen in the generator's training data"
+
+    @property
+    def images_per_subject(self) -> int:
+        return self.n_shared + self.n_train
+
+    @property
+    def n_sessions(self) -> int:
+        trials = self.images_per_subject * self.repetitions
+        if trials % self.trials_per_session:
+            raise ValueError(
+                f"{trials} trials do not fill sessions of {self.trials_per_session}; "
+                "choose n_shared + n_train and repetitions so they do"
+            )
+        return trials // self.trials_per_session
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "subjects"}
+        out["subjects"] = {s: {"grid": list(v.grid), "noise": v.noise} for s, v in self.subjects.items()}
+        return out
+
+
+# --------------------------------------------------------------------------- the brain
+def _early_channels(images: np.ndarray, grid: int = 16) -> np.ndarray:
+    """(n, 4, grid*grid) luminance, red-green, blue-yellow and local contrast maps."""
+    n, h, w, _ = images.shape
+    x = images.astype(np.float32).reshape(n, grid, h // grid, grid, w // grid, 3).mean(axis=(2, 4)) / 255
+    lum = x.mean(-1)
+    rg = x[..., 0] - x[..., 1]
+    by = x[..., 2] - 0.5 * (x[..., 0] + x[..., 1])
+    padded = np.pad(lum, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    local_mean = sum(padded[:, i : i + grid, j : j + grid] for i in range(3) for j in range(3)) / 9
+    contrast = np.abs(lum - local_mean)
+    return np.stack([lum, rg, by, contrast], axis=1).reshape(n, 4, grid * grid)
+
+
+def _semantic_features(scene_list) -> np.ndarray:
+    rows = []
+    for scene in scene_list:
+        shape = np.zeros(len(sc.SHAPES))
+        color = np.zeros(len(sc.COLORS))
+        conj = np.zeros((len(sc.SHAPES), len(sc.COLORS)))
+        for obj in scene.objects:
+            s, c = sc.SHAPES.index(obj.shape), list(sc.COLORS).index(obj.color)
+            shape[s] = color[c] = 1
+            conj[s, c] = 1
+        background = np.array([scene.background == b for b in sc.BACKGROUNDS], dtype=float)
+        rows.append(np.concatenate([shape, color, conj.ravel(), background]))
+    return np.array(rows)
+
+
+def _spatial_features(scene_list, depths: np.ndarray, grid: int = 4) -> np.ndarray:
+    n, h, w = depths.shape
+    coarse_depth = 1 - depths.reshape(n, grid, h // grid, grid, w // grid).mean(axis=(2, 4)).reshape(n, -1)
+    rows = []
+    for scene in scene_list:
+        occupancy = np.zeros((grid, grid))
+        sizes, nearness = [], []
+        for obj in scene.objects:
+            cx, cy, r = sc._object_geometry(obj, scene.horizon)
+            gx, gy = min(int(cx * grid), grid - 1), min(int(cy * grid), grid - 1)
+            occupancy[gy, gx] += r * 8
+            sizes.append(r)
+            nearness.append(1 - obj.depth)
+        rows.append(np.concatenate([occupancy.ravel(), [max(sizes), np.mean(nearness), scene.horizon]]))
+    return np.concatenate([np.array(rows), coarse_depth], axis=1)
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    sd = x.std(axis=0, keepdims=True)
+    return (x - x.mean(axis=0, keepdims=True)) / np.where(sd == 0, 1, sd)
+
+
+def voxel_responses(rois: np.ndarray, images, scene_list, depths, rng) -> np.ndarray:
+    """Noise-free responses (n_images, n_voxels), unit variance per voxel, for each voxel's ROI label."""
+    n_images = len(images)
+    early = _early_channels(images)
+    semantic = _semantic_features(scene_list)
+    spatial = _spatial_features(scene_list, depths)
+    n_pix = early.shape[-1]
+    grid = int(np.sqrt(n_pix))
+    gy, gx = np.mgrid[0:grid, 0:grid]
+
+    def prf_block(n_vox):
+        centres = rng.uniform(0, grid - 1, (n_vox, 2))
+        sigma = rng.uniform(0.8, 2.5, (n_vox, 1))
+        field = np.exp(-((gx.ravel() - centres[:, :1]) ** 2 + (gy.ravel() - centres[:, 1:]) ** 2) / (2 * sigma**2))
+        field /= field.sum(axis=1, keepdims=True)
+        weights = rng.normal(0, 1, (n_vox, 4)) * np.array([1.0, 0.8, 0.8, 0.6])
+        return np.einsum("ncp,vp,vc->nv", early, field, weights)
+
+    def tuned_block(features, n_vox, sparsity):
+        weights = rng.normal(0, 1, (features.shape[1], n_vox)) * (rng.random((features.shape[1], n_vox)) < sparsity)
+        return features @ weights
+
+    out = np.zeros((n_images, len(rois)))
+    for name in STREAMS_ROIS:
+        columns = np.flatnonzero(rois == STREAM_VALUES[name])
+        k = len(columns)
+        if k == 0:
+            continue
+        if name == "early":
+            block = prf_block(k)
+        elif name == "ventral":
+            block = tuned_block(semantic, k, 0.3)
+        elif name in ("lateral", "parietal"):
+            block = tuned_block(spatial, k, 0.35)
+        else:  # mid streams: early-like tuning mixed with their higher neighbour
+            higher = semantic if name == "midventral" else spatial
+            block = 0.6 * _zscore(prf_block(k)) + 0.8 * _zscore(tuned_block(higher, k, 0.3))
+        out[:, columns] = _zscore(block)
+    return out
+
+
+def _roi_volume(grid, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(streams labels, nsdgeneral mask) over the grid: an ellipsoid split posterior to anterior."""
+    nx, ny, nz = grid
+    x, y, z = np.meshgrid(*(np.linspace(-1, 1, n) for n in grid), indexing="ij")
+    general = (x**2 + y**2 + z**2) <= 0.95
+    yn = (y + 1) / 2  # 0 posterior .. 1 anterior
+    zn = (z + 1) / 2  # 0 inferior .. 1 superior
+    band = np.digitize(zn, [1 / 3, 2 / 3])  # 0 ventral, 1 lateral, 2 parietal
+    labels = np.where(
+        yn < 0.3,
+        STREAM_VALUES["early"],
+        np.where(yn < 0.5, np.choose(band, [2, 3, 4]), np.choose(band, [5, 6, 7])),
+    )
+    labels = np.where(general & (np.abs(x) < 0.9), labels, 0).astype(np.int16)
+    return labels, general
+
+
+# ---------------------------------------------------------------------------- writing
+def _atomic_dir(target: Path):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+
+
+def _affine() -> np.ndarray:
+    return np.diag([1.8, 1.8, 1.8, 1.0])
+
+
+def simulate_nsd(root, config: SimulationConfig | None = None, progress: bool = True) -> Path:
+    """Write a simulated NSD tree at ``root`` (atomically) and return its path.
+
+    An existing complete tree made with the same configuration is reused; anything else at
+    ``root`` is refused rather than overwritten.
+    """
+    config = config or SimulationConfig()
+    root = Path(root)
+    marker = root / COMPLETE_MARKER
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        if recorded.get("config") == config.as_dict():
+            return root
+        raise FileExistsError(f"{root} holds a simulated NSD made with another configuration; remove it first")
+    if root.exists():
+        raise FileExistsError(f"{root} exists but is not a complete simulated NSD; remove it first")
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    staging = _atomic_dir(root)
+    try:
+        _write_tree(staging, config, rng, progress)
+        (staging / COMPLETE_MARKER).write_text(
+            json.dumps({"config": config.as_dict(), "seconds": round(time.perf_counter() - start, 2)}, indent=1)
+        )
+        os.replace(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root
+
+
+def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, progress: bool) -> None:
+    n_total = config.n_shared + 8 * config.n_train
+    scene_list = [sc.sample_scene(rng) for _ in range(n_total)]
+    rendered = [sc.render(s, config.image_size) for s in tqdm(scene_list, desc="render scenes", disable=not progress)]
+    images = np.stack([r[0] for r in rendered])
+    depths = np.stack([r[1] for r in rendered])
+
+    # ids: shared images are scattered through the 73k-style index, like NSD's shared1000
+    permutation = rng.permutation(n_total)
+    shared_ids = np.sort(permutation[: config.n_shared])
+    subject_ids = permutation[config.n_shared :].reshape(8, config.n_train)
+    subjectim = np.concatenate([np.tile(shared_ids, (8, 1)), subject_ids], axis=1)
+    n_trials = config.images_per_subject * config.repetitions
+    masterordering = np.concatenate([rng.permutation(config.images_per_subject) for _ in range(config.repetitions)])
+    assert len(masterordering) == n_trials
+
+    experiments = root / "nsddata" / "experiments" / "nsd"
+    experiments.mkdir(parents=True)
+    scipy.io.savemat(
+        experiments / "nsd_expdesign.mat",
+        {
+            "masterordering": (masterordering + 1)[None, :].astype(np.float64),
+            "subjectim": (subjectim + 1).astype(np.float64),
+            "sharedix": (shared_ids + 1)[None, :].astype(np.float64),
+        },
+    )
+    coco_ids = rng.choice(np.arange(100_000, 600_000), size=n_total, replace=False)
+    splits = np.where(rng.random(n_total) < 0.85, "train2017", "val2017")
+    info = pd.DataFrame({"nsdId": np.arange(n_total), "cocoId": coco_ids, "cocoSplit": splits})
+    info["shared1000"] = np.isin(info["nsdId"], shared_ids)
+    for s in range(8):
+        info[f"subject{s + 1}"] = np.isin(info["nsdId"], subjectim[s]).astype(int)
+    info.to_csv(experiments / "nsd_stim_info_merged.csv", index=False)
+
+    stimuli = root / "nsddata_stimuli" / "stimuli" / "nsd"
+    (stimuli / "annotations").mkdir(parents=True)
+    with h5py.File(stimuli / "nsd_stimuli.hdf5", "w") as f:
+        f.create_dataset("imgBrick", data=images, chunks=(1, *images.shape[1:]), compression="gzip", compression_opts=4)
+    caption_rng = np.random.default_rng(config.seed + 1)
+    for split in ("train2017", "val2017"):
+        annotations = []
+        for nsd_id in np.flatnonzero(splits == split):
+            for text in sc.captions(scene_list[nsd_id], caption_rng):
+                annotations.append({"image_id": int(coco_ids[nsd_id]), "id": len(annotations), "caption": text})
+        (stimuli / "annotations" / f"captions_{split}.json").write_text(json.dumps({"annotations": annotations}))
+
+    labels_dir = root / "nsddata" / "freesurfer" / "fsaverage" / "label"
+    labels_dir.mkdir(parents=True)
+    ctab = ["0 Unknown 0 0 0 0"] + [f"{v} {name} {40 * v} {255 - 30 * v} {20 * v} 0" for name, v in STREAM_VALUES.items()]
+    (labels_dir / "streams.mgz.ctab").write_text("\n".join(ctab) + "\n")
+    (labels_dir / "nsdgeneral.mgz.ctab").write_text("0 Unknown 0 0 0 0\n1 nsdgeneral 255 255 255 0\n")
+
+    # ground truth that NSD does not have, kept apart from the official layout
+    extras = root / "toy_extras"
+    extras.mkdir()
+    pd.DataFrame([sc.attributes(s) for s in scene_list]).rename_axis("nsdId").to_csv(extras / "scenes.csv")
+    with h5py.File(extras / "depth.hdf5", "w") as f:
+        f.create_dataset("depth", data=depths, chunks=(1, *depths.shape[1:]), compression="gzip")
+    n_overlap = max(1, int(round(config.overlap_fraction * config.n_shared)))
+    overlap = np.sort(rng.choice(shared_ids, size=n_overlap, replace=False))
+    pd.DataFrame({"nsdId": overlap}).to_csv(extras / "overlap_nsd_ids.csv", index=False)
+
+    for name, spec in tqdm(config.subjects.items(), desc="simulate subjects", disable=not progress):
+        number = int(name[4:])
+        _write_subject(root, name, spec, subjectim[number - 1], masterordering, images, scene_list, depths, config, rng)
+
+
+def _write_subject(root, name, spec, subject_ids, masterordering, images, scene_list, depths, config, rng):
+    labels, general = _roi_volume(spec.grid, rng)
+    roi_dir = root / "nsddata" / "ppdata" / name / "func1pt8mm" / "roi"
+    roi_dir.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(labels, _affine()), roi_dir / "streams.nii.gz")
+    nib.save(nib.Nifti1Image(general.astype(np.int16), _affine()), roi_dir / "nsdgeneral.nii.gz")
+
+    mask = general
+    voxel_labels = labels[mask]
+    ids = np.asarray(subject_ids)
+    signal = voxel_responses(
+        voxel_labels, images[ids], [scene_list[i] for i in ids], depths[ids], rng
+    )  # (images_per_subject, voxels)
+    betas_dir = root / "nsddata_betas" / "ppdata" / name / "func1pt8mm" / BETAS_DIR
+    betas_dir.mkdir(parents=True)
+    n_vox = signal.shape[1]
+    amplitude = rng.uniform(1.0, 3.0, n_vox)  # percent signal change scale per voxel
+    for session in range(config.n_sessions):
+        rows = masterordering[session * config.trials_per_session : (session + 1) * config.trials_per_session]
+        offset = rng.normal(0, 1.0, n_vox)
+        gain = rng.uniform(0.8, 1.25, n_vox)
+        noise = rng.normal(0, spec.noise, (len(rows), n_vox))
+        values = amplitude * gain * (signal[rows] + noise) + offset
+        volume = np.zeros((*spec.grid, len(rows)), dtype=np.int16)
+        volume[mask] = np.clip(np.rint(values * BETA_SCALE), -32768, 32767).astype(np.int16).T
+        nib.save(nib.Nifti1Image(volume, _affine()), betas_dir / f"betas_session{session + 1:02d}.nii.gz")
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the simulated NSD tree")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=SimulationConfig.n_train)
+    parser.add_argument("--n-shared", type=int, default=SimulationConfig.n_shared)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    simulate_nsd(args.root, SimulationConfig(seed=args.seed, n_train=args.n_train, n_shared=args.n_shared))
+    print(f"wrote {args.root} in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
