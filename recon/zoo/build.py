@@ -1,0 +1,251 @@
+"""Tiny configurations of the real model classes, and the files that make them loadable.
+
+Each builder returns objects of the class the ``nsd`` profile loads from the Hub
+(``StableDiffusionImg2ImgPipeline``, ``BlipForConditionalGeneration``, ...), sized for a CPU.
+Weights start from a seeded random initialisation; recipes in :mod:`recon.zoo.train` may train
+them before they are saved.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    StableDiffusionDepth2ImgPipeline,
+    StableDiffusionImg2ImgPipeline,
+    UNet2DConditionModel,
+)
+from transformers import (
+    BertTokenizer,
+    BlipConfig,
+    BlipForConditionalGeneration,
+    BlipImageProcessor,
+    BlipProcessor,
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    CLIPTextModel,
+    CLIPTokenizer,
+    DPTConfig,
+    DPTForDepthEstimation,
+    DPTImageProcessor,
+)
+
+from ..scenes import VOCABULARY
+
+IMAGE_SIZE = 64
+TEXT_LENGTH = 16  # tokens, incl. start and end: the toy captions are short
+TEXT_WIDTH = 32
+LATENT_CHANNELS = 4
+LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+
+
+def write_clip_vocabulary(folder: Path) -> CLIPTokenizer:
+    """A byte-pair vocabulary in CLIP's format: letters plus one merge chain per grammar word."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for letter in LETTERS:
+        vocab.setdefault(letter, len(vocab))
+        vocab.setdefault(letter + "</w>", len(vocab))
+    merges = []
+    for word in VOCABULARY:
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        merged = pieces[0]
+        for piece in pieces[1:]:
+            if merged + piece not in vocab:
+                merges.append(f"{merged} {piece}")
+                vocab[merged + piece] = len(vocab)
+            merged += piece
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=TEXT_LENGTH)
+
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+
+
+def write_bert_vocabulary(folder: Path) -> BertTokenizer:
+    """A word-level WordPiece vocabulary for the BLIP text decoder (``[DEC]`` starts a caption)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = BERT_SPECIALS + list(VOCABULARY) + LETTERS
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(tokens)) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"), do_lower_case=True, model_max_length=TEXT_LENGTH + 8)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    return tokenizer
+
+
+def scheduler() -> DDIMScheduler:
+    # Stable Diffusion's training schedule; DDIM sampling as in the authors' code.
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        num_train_timesteps=1000,
+    )
+
+
+def clip_model(vocab_size: int, seed: int) -> CLIPModel:
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=vocab_size,
+            hidden_size=TEXT_WIDTH,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=TEXT_LENGTH,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            image_size=IMAGE_SIZE,
+            patch_size=8,
+        ),
+        projection_dim=32,
+    )
+    return CLIPModel(config).eval()
+
+
+def clip_processor(tokenizer: CLIPTokenizer) -> CLIPProcessor:
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    )
+    return CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def vae(seed: int) -> AutoencoderKL:
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        latent_channels=LATENT_CHANNELS,
+        norm_num_groups=32,
+        sample_size=IMAGE_SIZE,
+        scaling_factor=1.0,
+    ).eval()
+
+
+def unet(seed: int, in_channels: int = LATENT_CHANNELS) -> UNet2DConditionModel:
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 4,
+        in_channels=in_channels,
+        out_channels=LATENT_CHANNELS,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        cross_attention_dim=TEXT_WIDTH,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    ).eval()
+
+
+def text_encoder_from(clip: CLIPModel) -> CLIPTextModel:
+    """The text tower of a CLIP model as the standalone class Stable Diffusion uses."""
+    if isinstance(clip.text_model, CLIPTextModel):  # transformers >= 5 nests the full class
+        return copy.deepcopy(clip.text_model).eval()
+    encoder = CLIPTextModel(clip.config.text_config).eval()
+    encoder.text_model.load_state_dict(clip.text_model.state_dict())
+    return encoder
+
+
+def img2img_pipeline(vae_model, text_encoder, tokenizer, unet_model) -> StableDiffusionImg2ImgPipeline:
+    return StableDiffusionImg2ImgPipeline(
+        vae=vae_model,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet_model,
+        scheduler=scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def dpt_model(seed: int) -> DPTForDepthEstimation:
+    torch.manual_seed(seed)
+    config = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        image_size=IMAGE_SIZE,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[16, 32, 32, 32],
+        reassemble_factors=[4, 2, 1, 0.5],
+        fusion_hidden_size=32,
+        head_in_index=-1,
+        is_hybrid=False,
+    )
+    return DPTForDepthEstimation(config).eval()
+
+
+def dpt_processor() -> DPTImageProcessor:
+    return DPTImageProcessor(
+        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, keep_aspect_ratio=False, ensure_multiple_of=8
+    )
+
+
+def depth2img_pipeline(vae_model, text_encoder, tokenizer, unet_model, dpt, dpt_proc) -> StableDiffusionDepth2ImgPipeline:
+    return StableDiffusionDepth2ImgPipeline(
+        vae=vae_model,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet_model,
+        scheduler=scheduler(),
+        depth_estimator=dpt,
+        feature_extractor=dpt_proc,
+    )
+
+
+def blip_model(tokenizer: BertTokenizer, seed: int) -> BlipForConditionalGeneration:
+    torch.manual_seed(seed)
+    config = BlipConfig(
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=IMAGE_SIZE,
+            patch_size=8,
+        ),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            encoder_hidden_size=32,
+            max_position_embeddings=TEXT_LENGTH + 8,
+            bos_token_id=tokenizer.convert_tokens_to_ids("[DEC]"),
+            sep_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        ),
+    )
+    return BlipForConditionalGeneration(config).eval()
+
+
+def blip_processor(tokenizer: BertTokenizer) -> BlipProcessor:
+    image_processor = BlipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    return BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
