@@ -71,13 +71,17 @@ class Profile:
     eval_resolution: int  # AlexNet / Inception input (299 in the paper's protocol)
     clip_eval_layers: tuple[int, int]  # hidden states for CLIP Early / Middle
     vgg_layers: tuple[str, ...]  # torchvision VGG19 ``features`` indices matched by +G
+    vgg_width_divisor: int  # 1 = torchvision's VGG19; >1 narrows every layer (toy, CPU)
+    vgg_pool: int  # decoded VGG maps are average-pooled to at most pool x pool
     generator_steps: int  # +G optimisation steps
     generator_lr: float
     num_inference_steps: int = 50
     strength: float = 0.8
     guidance_scale: float = 5.0
     repetition_penalty: float = 1.5
-    max_caption_tokens: int = 20
+    caption_beams: int = 3  # BLIP decoding as in the authors' decode_captions.py
+    caption_max_length: int = 20
+    caption_min_length: int = 5
     n_samples: int = 5
     seed: int = 0
     device: str = "cpu"
@@ -89,6 +93,8 @@ class Profile:
     alphas_highdim: tuple[float, ...] = (1e4, 2e4, 4e4)
     cv_folds: int = 5
     overlap_list: Path | None = None  # test images also in the generator's training data
+    ridge_backend: str = "torch"  # himalaya backend; "torch_cuda" on a GPU
+    simulation: object | None = None  # a simulate.SimulationConfig: write the tree on first use
 
     def replace(self, **changes) -> "Profile":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -102,11 +108,16 @@ class Profile:
 
 
 def _toy(**overrides) -> Profile:
+    from .simulate import SimulationConfig  # simulate imports this module
+
     cache = Path(overrides.pop("cache_dir", default_cache_dir()))
     zoo = default_zoo_dir()
+    simulation = overrides.pop("simulation", SimulationConfig())
+    root = Path(overrides.pop("nsd_root", cache / "toy-nsd"))
     return Profile(
         name="toy",
-        nsd_root=Path(overrides.pop("nsd_root", cache / "toy-nsd")),
+        nsd_root=root,
+        simulation=simulation,
         models=ModelIds(
             sd=str(zoo / "sd-img2img"),
             sd2=str(zoo / "sd2-img2img"),
@@ -120,12 +131,14 @@ def _toy(**overrides) -> Profile:
             inception="seed:0",
             vgg19="seed:0",
         ),
-        trials_per_session=150,
-        n_sessions=22,
+        trials_per_session=simulation.trials_per_session,
+        n_sessions=simulation.n_sessions,
         image_size=64,
         eval_resolution=96,
         clip_eval_layers=(1, 2),
         vgg_layers=("3", "8", "17"),
+        vgg_width_divisor=8,
+        vgg_pool=8,
         generator_steps=60,
         generator_lr=0.1,
         num_inference_steps=20,
@@ -133,7 +146,7 @@ def _toy(**overrides) -> Profile:
         alphas_lowdim=(1e-1, 1.0, 10.0, 1e2, 1e3, 1e4),
         alphas_highdim=(1e1, 1e2, 1e3, 1e4, 1e5),
         cache_dir=cache,
-        overlap_list=Path(overrides.pop("overlap_list", cache / "toy-nsd" / "overlap_test_ids.csv")),
+        overlap_list=Path(overrides.pop("overlap_list", root / "toy_extras" / "overlap_nsd_ids.csv")),
         **overrides,
     )
 
@@ -160,10 +173,13 @@ def _nsd(**overrides) -> Profile:
         eval_resolution=299,
         clip_eval_layers=(6, 12),
         vgg_layers=("3", "8", "17", "26", "35"),
+        vgg_width_divisor=1,
+        vgg_pool=14,
         generator_steps=200,
         generator_lr=0.05,
         device="cuda",
         dtype="float16",
+        ridge_backend="torch_cuda",
         batch_size=8,
         **overrides,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from torchvision import models as tv_models
+from torchvision.models import vgg as tv_vgg
 
 from . import zoo
 from .config import Profile
@@ -45,7 +46,7 @@ def _img2img(model_id: str, device: str, dtype: torch.dtype):
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 
     pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-        resolve(model_id), torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+        resolve(model_id), dtype=dtype, safety_checker=None, requires_safety_checker=False
     )
     # The authors sample with DDIM (eta 0); the Hub folders ship PNDM.
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
@@ -57,7 +58,7 @@ def _img2img(model_id: str, device: str, dtype: torch.dtype):
 def _depth2img(model_id: str, device: str, dtype: torch.dtype):
     from diffusers import DDIMScheduler, StableDiffusionDepth2ImgPipeline
 
-    pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(resolve(model_id), torch_dtype=dtype)
+    pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(resolve(model_id), dtype=dtype)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -138,6 +139,23 @@ def _torchvision(arch: str, spec: str, device: str):
             extra = {"aux_logits": True, "init_weights": False}
         model = builder(weights=weights, **extra)
     return model.to(device).eval().requires_grad_(False)
+
+
+@lru_cache(maxsize=4)
+def _vgg19_features(spec: str, width_divisor: int, device: str):
+    if width_divisor == 1:
+        return _torchvision("vgg19", spec, device).features
+    if not spec.startswith("seed:"):
+        raise ValueError(f"a narrowed VGG19 (width divisor {width_divisor}) needs 'seed:N' weights, got {spec!r}")
+    torch.manual_seed(int(spec.split(":", 1)[1]))
+    # torchvision's own VGG19 layer list ("E"), every width divided: same depth, pooling and indices
+    config = [v if v == "M" else max(4, v // width_divisor) for v in tv_vgg.cfgs["E"]]
+    return tv_vgg.make_layers(config).to(device).eval().requires_grad_(False)
+
+
+def vgg19_features(profile: Profile) -> torch.nn.Sequential:
+    """The ``features`` stack of VGG19 used by the +G feature matching (layer indices as torchvision's)."""
+    return _vgg19_features(profile.models.vgg19, profile.vgg_width_divisor, profile.device)
 
 
 def torchvision_net(profile: Profile, arch: str):

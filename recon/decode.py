@@ -1,0 +1,81 @@
+"""Linear decoders from voxels to feature targets: himalaya ridge with alpha chosen by cross-validation.
+
+As in the authors' ``ridge.py``: voxels are standardised, then ``himalaya.ridge.RidgeCV`` picks an
+alpha per target from a grid by K-fold cross-validation on the training trials. Targets of any
+shape are flattened for the fit and reshaped on predict.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from himalaya.backend import get_backend, set_backend
+from himalaya.ridge import RidgeCV
+from himalaya.scoring import correlation_score
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import StandardScaler
+
+
+class RidgeDecoder(RegressorMixin, BaseEstimator):
+    """scikit-learn-style ``fit(X, Y)`` / ``predict(X)`` around ``StandardScaler`` + ``RidgeCV``.
+
+    Parameters
+    ----------
+    alphas : candidate L2 penalties.
+    cv : number of contiguous folds (trials are in presentation order, so no shuffling).
+    backend : himalaya backend, e.g. ``"numpy"``, ``"torch"`` or ``"torch_cuda"``.
+    n_targets_batch : targets solved at once, bounds memory for wide targets.
+    """
+
+    def __init__(self, alphas=(0.1, 1.0, 10.0), cv: int = 5, backend: str = "torch", n_targets_batch: int = 4096):
+        self.alphas = alphas
+        self.cv = cv
+        self.backend = backend
+        self.n_targets_batch = n_targets_batch
+
+    def fit(self, X, Y):
+        X = np.asarray(X, dtype=np.float32)
+        Y = np.asarray(Y, dtype=np.float32)
+        if X.ndim != 2:
+            raise ValueError(f"X must be (n_samples, n_voxels), got shape {X.shape}")
+        if len(Y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but Y has {len(Y)}")
+        self.target_shape_ = Y.shape[1:]
+        Y = Y.reshape(len(Y), -1)
+        self.scaler_ = StandardScaler().fit(X)
+        self.y_mean_ = Y.mean(axis=0)
+        previous = get_backend()
+        backend = set_backend(self.backend, on_error="warn")
+        try:
+            self.ridge_ = RidgeCV(
+                alphas=np.asarray(self.alphas, dtype=np.float32),
+                cv=KFold(self.cv),
+                solver_params={"n_targets_batch": self.n_targets_batch},
+            )
+            self.ridge_.fit(self.scaler_.transform(X), Y - self.y_mean_)
+            self.best_alphas_ = backend.to_numpy(self.ridge_.best_alphas_)
+            self.cv_scores_ = backend.to_numpy(self.ridge_.cv_scores_)
+        finally:
+            set_backend(previous)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        previous = get_backend()
+        backend = set_backend(self.backend, on_error="warn")
+        try:
+            pred = backend.to_numpy(self.ridge_.predict(self.scaler_.transform(X)))
+        finally:
+            set_backend(previous)
+        return (pred + self.y_mean_).reshape(len(X), *self.target_shape_).astype(np.float32)
+
+    def score(self, X, Y) -> float:
+        """Mean correlation across targets between prediction and truth (the authors' report)."""
+        return float(np.mean(target_correlations(Y, self.predict(X))))
+
+
+def target_correlations(Y, predicted) -> np.ndarray:
+    """Pearson r per target column between true and predicted values."""
+    Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
+    return np.nan_to_num(np.asarray(correlation_score(Y, predicted)))

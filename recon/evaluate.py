@@ -1,0 +1,167 @@
+"""Two-way identification (Table 1) and the evaluation features it is computed on.
+
+Takagi protocol (the authors' ``identification.py``): for each original image i, correlate its
+features with those of every reconstruction j, one correlation per generated sample, and average
+the correlations over the samples: R[i, j]. Image i's accuracy is the fraction of j != i with
+R[i, i] > R[i, j] (a tie counts as a failure); the score is the mean over i.
+
+Peers (Brain-Diffuser, MindEye) anchor on the reconstruction and use one sample; that protocol is
+:func:`two_way_identification_reconstruction_anchor`. Every reported number names its protocol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torchvision.models.feature_extraction import create_feature_extractor
+
+from . import models
+from .config import Profile
+from .features import batches, check_images, imagenet_normalise, to_unit_tensor
+
+METRICS = ("CLIP(Early)", "CLIP(Middle)", "CLIP(Late)", "CNN(Early)", "CNN(Middle)", "CNN(Late)", "Inception-v3")
+PROTOCOL = "Takagi: original anchors, r averaged over 5 samples"
+
+#: Table 1 of the paper: (subject, method) -> the seven metrics above.
+PAPER_TABLE1 = {
+    ("subj01", "[30]"): (0.795, 0.732, 0.774, 0.851, 0.831, 0.830, 0.759),
+    ("subj01", "+T"): (0.922, 0.836, 0.859, 0.901, 0.934, 0.926, 0.877),
+    ("subj01", "+T+G"): (0.910, 0.848, 0.870, 0.922, 0.949, 0.938, 0.879),
+    ("subj01", "+T+G+D"): (0.901, 0.829, 0.877, 0.905, 0.944, 0.917, 0.856),
+    ("subj02", "[30]"): (0.772, 0.709, 0.768, 0.830, 0.819, 0.815, 0.725),
+    ("subj02", "+T"): (0.904, 0.818, 0.842, 0.873, 0.922, 0.923, 0.854),
+    ("subj02", "+T+G"): (0.889, 0.834, 0.853, 0.912, 0.944, 0.933, 0.867),
+    ("subj02", "+T+G+D"): (0.885, 0.821, 0.869, 0.892, 0.934, 0.905, 0.848),
+    ("subj05", "[30]"): (0.742, 0.707, 0.778, 0.800, 0.817, 0.825, 0.761),
+    ("subj05", "+T"): (0.874, 0.808, 0.846, 0.834, 0.914, 0.922, 0.866),
+    ("subj05", "+T+G"): (0.802, 0.779, 0.852, 0.809, 0.905, 0.920, 0.867),
+    ("subj05", "+T+G+D"): (0.788, 0.753, 0.861, 0.791, 0.897, 0.885, 0.842),
+    ("subj07", "[30]"): (0.726, 0.693, 0.753, 0.775, 0.793, 0.801, 0.726),
+    ("subj07", "+T"): (0.839, 0.775, 0.819, 0.799, 0.885, 0.890, 0.835),
+    ("subj07", "+T+G"): (0.861, 0.814, 0.836, 0.875, 0.919, 0.912, 0.843),
+    ("subj07", "+T+G+D"): (0.845, 0.781, 0.858, 0.846, 0.907, 0.885, 0.825),
+}
+
+
+def _zscore_rows(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=-1, keepdims=True)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norm == 0, 1, norm)
+
+
+def correlation_matrix(originals: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """R[i, j] = mean over samples k of Pearson r(originals[i], generated[j, k]).
+
+    originals: (n, d); generated: (n, n_samples, d) or (n, d) for one sample.
+    """
+    originals = np.asarray(originals, dtype=np.float64).reshape(len(originals), -1)
+    generated = np.asarray(generated, dtype=np.float64)
+    if generated.ndim == 2:
+        generated = generated[:, None]
+    generated = generated.reshape(generated.shape[0], generated.shape[1], -1)
+    if generated.shape[0] != originals.shape[0] or generated.shape[-1] != originals.shape[-1]:
+        raise ValueError(f"originals {originals.shape} and generated {generated.shape} do not match")
+    o = _zscore_rows(originals)
+    g = _zscore_rows(generated)
+    return np.einsum("id,jkd->ijk", o, g).mean(axis=2)
+
+
+def identification_accuracy(R: np.ndarray) -> np.ndarray:
+    """Per-row accuracy: fraction of j != i with R[i, i] > R[i, j] (strict, as the authors)."""
+    n = len(R)
+    if n < 2:
+        raise ValueError("two-way identification needs at least two images")
+    wins = R.diagonal()[:, None] > R
+    np.fill_diagonal(wins, False)
+    return wins.sum(axis=1) / (n - 1)
+
+
+def two_way_identification(originals: np.ndarray, generated: np.ndarray) -> float:
+    """Takagi protocol; ``generated`` is (n, n_samples, d)."""
+    return float(identification_accuracy(correlation_matrix(originals, generated)).mean())
+
+
+def two_way_identification_reconstruction_anchor(originals: np.ndarray, generated: np.ndarray) -> float:
+    """Brain-Diffuser / MindEye protocol: reconstruction j against original j vs original i, one sample."""
+    generated = np.asarray(generated)
+    first = generated[:, 0] if generated.ndim == 3 else generated
+    return float(identification_accuracy(correlation_matrix(first, originals)).mean())
+
+
+class EvaluationFeatures:
+    """The seven feature spaces of Table 1 for a batch of uint8 images.
+
+    CLIP: the vision tower's hidden states ``clip_eval_layers`` (Early, Middle) and the projected
+    image embedding (Late). CNN: AlexNet ``features.5``, ``features.12``, ``classifier.5``.
+    Inception-v3: the 2048-d pooled features. AlexNet and Inception see Resize + CenterCrop to
+    ``eval_resolution`` (299 in the paper) with ImageNet normalisation.
+    """
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.clip, self.clip_processor = models.clip(profile)
+        self.alexnet = create_feature_extractor(
+            models.torchvision_net(profile, "alexnet"), ["features.5", "features.12", "classifier.5"]
+        )
+        self.inception = create_feature_extractor(models.torchvision_net(profile, "inception"), ["avgpool"])
+
+    def _cnn_input(self, images: np.ndarray) -> torch.Tensor:
+        size = self.profile.eval_resolution
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).to(self.profile.device)
+        short = min(x.shape[-2:])
+        scale = size / short
+        x = F.interpolate(x, size=(round(x.shape[-2] * scale), round(x.shape[-1] * scale)), mode="bilinear",
+                          antialias=True, align_corners=False)
+        top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+        return imagenet_normalise(x[..., top : top + size, left : left + size])
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray, batch_size: int = 64, progress: bool = True) -> dict[str, np.ndarray]:
+        images = check_images(images)
+        out: dict[str, list] = {m: [] for m in METRICS}
+        early, middle = self.profile.clip_eval_layers
+        for rows in batches(len(images), batch_size, "evaluation features", progress):
+            block = images[rows]
+            pixels = self.clip_processor(images=list(block), return_tensors="pt").pixel_values.to(self.profile.device)
+            vision = self.clip.vision_model(pixel_values=pixels, output_hidden_states=True)
+            out["CLIP(Early)"].append(vision.hidden_states[early].flatten(1))
+            out["CLIP(Middle)"].append(vision.hidden_states[middle].flatten(1))
+            out["CLIP(Late)"].append(self.clip.visual_projection(vision.pooler_output))
+            x = self._cnn_input(block)
+            alex = self.alexnet(x)
+            out["CNN(Early)"].append(alex["features.5"].flatten(1))
+            out["CNN(Middle)"].append(alex["features.12"].flatten(1))
+            out["CNN(Late)"].append(alex["classifier.5"].flatten(1))
+            out["Inception-v3"].append(self.inception(x)["avgpool"].flatten(1))
+        return {m: torch.cat(v).float().cpu().numpy() for m, v in out.items()}
+
+
+def identification_scores(original_features: dict, generated_features: dict, keep: np.ndarray | None = None) -> dict:
+    """Takagi two-way identification for every metric; ``keep`` selects test images (control analysis)."""
+    scores = {}
+    for metric in METRICS:
+        o, g = original_features[metric], generated_features[metric]
+        if keep is not None:
+            o, g = o[keep], g[keep]
+        scores[metric] = two_way_identification(o, g)
+    return scores
+
+
+def paper_table() -> pd.DataFrame:
+    rows = [dict(subject=s, method=m, **dict(zip(METRICS, v))) for (s, m), v in PAPER_TABLE1.items()]
+    return pd.DataFrame(rows).set_index(["subject", "method"])
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd over subjects per method (rows indexed by subject, method)."""
+    grouped = table.groupby(level="method", sort=False)
+    return grouped.mean().round(3).astype(str) + " ± " + grouped.std(ddof=0).round(3).astype(str)
+
+
+def side_by_side(reproduced: pd.DataFrame) -> pd.DataFrame:
+    """Reproduced and paper values in one frame, columns (metric, source)."""
+    paper = paper_table().reindex(reproduced.index)
+    frame = pd.concat({"reproduced": reproduced, "paper": paper}, axis=1)
+    return frame.swaplevel(0, 1, axis=1).reindex(columns=METRICS, level=0)

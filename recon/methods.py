@@ -1,0 +1,162 @@
+"""The reconstruction methods: [30] (baseline), +T, +G and +D, as functions of decoded inputs.
+
+Each takes decoded features (numpy, one row per test image) and returns uint8 images of shape
+(n_images, n_samples, H, W, 3). Generation is batched; every sample has its own generator seeded
+from (seed, image index, sample index), so results do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .features import batches, to_uint8, vgg_activations
+
+
+def sample_generators(seed: int, image_indices, n_samples: int, device) -> list[torch.Generator]:
+    """One generator per (image, sample), seeded independently of batching."""
+    gens = []
+    for i in image_indices:
+        for k in range(n_samples):
+            gens.append(torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(i) * 1_009 + k))
+    return gens
+
+
+def _as_images(output, n: int, n_samples: int) -> np.ndarray:
+    images = to_uint8(np.asarray(output.images))
+    return images.reshape(n, n_samples, *images.shape[1:])
+
+
+def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None = None, prompts=None,
+            init_images: np.ndarray | None = None, n_samples: int, strength: float, guidance_scale: float,
+            num_inference_steps: int, seed: int, batch_size: int, progress=True) -> np.ndarray:
+    """Stable Diffusion img2img from decoded z (or an init image) and decoded c (or a caption).
+
+    ``init_latents`` are scaled VAE latents (n, 4, h, w), passed to the pipeline as the image, or
+    ``None`` with ``init_images`` (uint8) to let the pipeline encode them (+G).
+    """
+    n = len(init_latents) if init_latents is not None else len(init_images)
+    device, dtype = pipe.unet.device, pipe.unet.dtype
+    per_batch = max(1, batch_size // n_samples)
+    out = []
+    for rows in batches(n, per_batch, "img2img", progress):
+        idx = np.arange(n)[rows]
+        if init_latents is not None:
+            image = torch.from_numpy(np.repeat(init_latents[rows], n_samples, axis=0)).to(device, dtype)
+        else:
+            image = np.repeat(init_images[rows], n_samples, axis=0).astype(np.float32) / 255.0
+        kwargs = {}
+        if prompt_embeds is not None:
+            kwargs["prompt_embeds"] = torch.from_numpy(np.repeat(prompt_embeds[rows], n_samples, axis=0)).to(device, dtype)
+        else:
+            kwargs["prompt"] = [p for p in np.asarray(prompts)[rows] for _ in range(n_samples)]
+        result = pipe(
+            image=image,
+            strength=strength,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+            generator=sample_generators(seed, idx, n_samples, device),
+            output_type="np",
+            **kwargs,
+        )
+        out.append(_as_images(result, len(idx), n_samples))
+    return np.concatenate(out)
+
+
+def depth2img(pipe, init_images: np.ndarray, depth_maps: np.ndarray, prompts, *, n_samples: int, strength: float,
+              guidance_scale: float, num_inference_steps: int, seed: int, batch_size: int, progress=True) -> np.ndarray:
+    """Depth-conditioned Stable Diffusion 2 from an init image, a decoded depth map and a caption."""
+    n = len(init_images)
+    per_batch = max(1, batch_size // n_samples)
+    out = []
+    for rows in batches(n, per_batch, "depth2img", progress):
+        idx = np.arange(n)[rows]
+        image = np.repeat(init_images[rows], n_samples, axis=0).astype(np.float32) / 255.0
+        depth = torch.from_numpy(np.repeat(depth_maps[rows], n_samples, axis=0)).float()
+        result = pipe(
+            prompt=[p for p in np.asarray(prompts)[rows] for _ in range(n_samples)],
+            image=image,
+            depth_map=depth.to(pipe.unet.device, pipe.unet.dtype),
+            strength=strength,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+            generator=sample_generators(seed, idx, n_samples, pipe.unet.device),
+            output_type="np",
+        )
+        out.append(_as_images(result, len(idx), n_samples))
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def captions_from_vision_features(model, processor, features: np.ndarray, *, repetition_penalty: float,
+                                  num_beams: int, max_length: int, min_length: int, batch_size: int = 32,
+                                  progress=True) -> list[str]:
+    """+T: BLIP's text decoder generating from decoded ViT features instead of an image's."""
+    config = model.config.text_config
+    out = []
+    for rows in batches(len(features), batch_size, "BLIP captions", progress):
+        embeds = torch.from_numpy(features[rows]).to(model.device, model.dtype)
+        input_ids = torch.full((len(embeds), 1), config.bos_token_id, dtype=torch.long, device=model.device)
+        tokens = model.text_decoder.generate(
+            input_ids=input_ids,
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=model.device),
+            eos_token_id=config.sep_token_id,
+            pad_token_id=config.pad_token_id,
+            repetition_penalty=repetition_penalty,
+            num_beams=num_beams,
+            max_length=max_length,
+            min_length=min_length,
+            do_sample=False,
+        )
+        out += [text.strip() for text in processor.batch_decode(tokens, skip_special_tokens=True)]
+    return out
+
+
+@torch.no_grad()
+def depth_from_hidden_states(model, hidden_states: np.ndarray, size: int, batch_size: int = 32, progress=True) -> np.ndarray:
+    """+D: DPT's neck and head applied to decoded backbone hidden states -> (n, size, size) depth."""
+    n_tokens = hidden_states.shape[2]
+    side = int(round(np.sqrt(n_tokens - 1)))  # the CLS token plus a square patch grid
+    if side * side != n_tokens - 1:
+        raise ValueError(f"DPT hidden states have {n_tokens} tokens; expected 1 + a square number")
+    out = []
+    for rows in batches(len(hidden_states), batch_size, "DPT depth", progress):
+        block = torch.from_numpy(hidden_states[rows]).to(model.device, model.dtype)
+        states = model.neck([block[:, i] for i in range(block.shape[1])], side, side)
+        depth = model.head(states)
+        depth = torch.nn.functional.interpolate(depth.unsqueeze(1), size=(size, size), mode="bicubic", align_corners=False)
+        out.append(depth[:, 0].float().cpu())
+    return torch.cat(out).numpy()
+
+
+def images_from_vgg_features(vae, vgg, targets: dict[str, np.ndarray], *, latent_shape, layers, pool: int,
+                             steps: int, lr: float, seed: int, batch_size: int = 32, progress=True) -> np.ndarray:
+    """+G: nonlinear optimisation after Shen et al. (2019).
+
+    Find the generator input whose image's VGG19 features best match the decoded ones
+    (loss: sum over layers of the squared error, normalised by the target's energy), with Adam.
+    The generator is the diffusion model's own VAE decoder, an image prior that both profiles
+    have; the authors used the DGN of Shen et al. instead.
+    """
+    n = len(next(iter(targets.values())))
+    device, dtype = vae.device, vae.dtype
+    torch.manual_seed(seed)
+    out = []
+    for rows in batches(n, batch_size, "+G feature matching", progress):
+        goal = {layer: torch.from_numpy(targets[layer][rows]).to(device, torch.float32) for layer in layers}
+        norms = {layer: goal[layer].pow(2).sum(dim=1).clamp_min(1e-8) for layer in layers}
+        latent = torch.zeros((len(goal[layers[0]]), *latent_shape), device=device, dtype=torch.float32, requires_grad=True)
+        optimiser = torch.optim.Adam([latent], lr=lr)
+        for _ in tqdm(range(steps), desc="  steps", leave=False, disable=not progress):
+            optimiser.zero_grad()
+            image = (vae.decode(latent.to(dtype) / vae.config.scaling_factor).sample.float() + 1) / 2
+            acts = vgg_activations(vgg, image.clamp(0, 1), layers, pool)
+            loss = sum(((acts[layer] - goal[layer]).pow(2).sum(dim=1) / norms[layer]).mean() for layer in layers)
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            image = (vae.decode(latent.to(dtype) / vae.config.scaling_factor).sample.float() + 1) / 2
+        out.append(to_uint8(image))
+    return np.concatenate(out)
