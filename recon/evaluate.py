@@ -138,14 +138,23 @@ class EvaluationFeatures:
         return {m: torch.cat(v).float().cpu().numpy() for m, v in out.items()}
 
 
-def identification_scores(original_features: dict, generated_features: dict, keep: np.ndarray | None = None) -> dict:
-    """Takagi two-way identification for every metric; ``keep`` selects test images (control analysis)."""
+PROTOCOLS = {
+    "takagi": two_way_identification,
+    "reconstruction_anchor": two_way_identification_reconstruction_anchor,
+}
+
+
+def identification_scores(original_features: dict, generated_features: dict, keep: np.ndarray | None = None,
+                          protocol: str = "takagi") -> dict:
+    """Two-way identification for every metric; ``keep`` selects test images (control analysis)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
     scores = {}
     for metric in METRICS:
         o, g = original_features[metric], generated_features[metric]
         if keep is not None:
             o, g = o[keep], g[keep]
-        scores[metric] = two_way_identification(o, g)
+        scores[metric] = PROTOCOLS[protocol](o, g)
     return scores
 
 

@@ -233,14 +233,14 @@ class Experiment:
             feats = {m: v.reshape(images.shape[0], images.shape[1], -1) for m, v in feats.items()}
         return feats
 
-    def scores(self, method: str, variant: str = "sd", exclude_ids=None) -> dict[str, float]:
-        """Two-way identification (Takagi protocol) of one method for every Table 1 metric."""
+    def scores(self, method: str, variant: str = "sd", exclude_ids=None, protocol: str = "takagi") -> dict[str, float]:
+        """Two-way identification of one method for every Table 1 metric (Takagi protocol by default)."""
         original = self.evaluation_features(self.test_images, "original")
         generated = self.evaluation_features(self.reconstruct(method, variant), f"{method}/{variant}")
         keep = None
         if exclude_ids is not None:
             keep = ~np.isin(self.data.test_ids, np.asarray(exclude_ids))
-        return evaluate.identification_scores(original, generated, keep)
+        return evaluate.identification_scores(original, generated, keep, protocol)
 
     def decoding_summary(self) -> pd.DataFrame:
         rows = []

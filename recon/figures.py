@@ -1,0 +1,94 @@
+"""Figures for the book: reconstructions per method (paper Figs. 2-3), decoded inputs, Table 1 bars."""
+
+from __future__ import annotations
+
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def _show(ax, image, title=None, cmap=None, frame=None):
+    ax.imshow(image, cmap=cmap, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    if frame:
+        for spine in ax.spines.values():
+            spine.set_edgecolor(frame)
+            spine.set_linewidth(2.5)
+
+
+def reconstructions(originals: np.ndarray, by_method: dict[str, np.ndarray], *, rows=None, samples=(0,),
+                    captions=None, gan_images=None, depth_maps=None, true_captions=None):
+    """One row per test image: the presented image (red frame), then ``samples`` of each method.
+
+    Under the images, as in the paper's Figure 2: the decoded caption, the +G image and the
+    decoded depth map, when given.
+    """
+    rows = list(range(min(4, len(originals)))) if rows is None else list(rows)
+    extras = [x for x in (gan_images, depth_maps) if x is not None]
+    n_cols = 1 + len(by_method) * len(samples) + len(extras)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.35 * n_cols, 1.55 * len(rows) + 0.3), squeeze=False)
+    for r, i in enumerate(rows):
+        col = 0
+        title = "presented" if r == 0 else None
+        _show(axes[r, col], originals[i], title, frame="red")
+        if true_captions is not None:
+            axes[r, col].set_xlabel(textwrap.fill(true_captions[i], 22), fontsize=6)
+        col += 1
+        for method, images in by_method.items():
+            for k in samples:
+                _show(axes[r, col], images[i, k], method if r == 0 and k == samples[0] else None)
+                col += 1
+        if gan_images is not None:
+            _show(axes[r, col], gan_images[i], "+G image" if r == 0 else None)
+            col += 1
+        if depth_maps is not None:
+            _show(axes[r, col], depth_maps[i], "decoded depth" if r == 0 else None, cmap="magma")
+        if captions is not None:
+            axes[r, 1].set_xlabel(textwrap.fill("“" + captions[i] + "”", 22), fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def decoded_vs_true(true: np.ndarray, decoded: np.ndarray, *, rows=None, cmap=None, labels=("true", "decoded")):
+    """Pairs of true and decoded images or maps (GAN images, depth maps) for a few test images."""
+    rows = list(range(min(8, len(true)))) if rows is None else list(rows)
+    fig, axes = plt.subplots(2, len(rows), figsize=(1.3 * len(rows), 2.9), squeeze=False)
+    for c, i in enumerate(rows):
+        _show(axes[0, c], true[i], cmap=cmap)
+        _show(axes[1, c], decoded[i], cmap=cmap)
+    axes[0, 0].set_ylabel(labels[0])
+    axes[1, 0].set_ylabel(labels[1])
+    fig.tight_layout()
+    return fig
+
+
+def score_bars(table: pd.DataFrame, paper: pd.DataFrame | None = None):
+    """Identification accuracy per metric and method, subjects as points, paper means as ticks."""
+    long = table.reset_index().melt(id_vars=["subject", "method"], var_name="metric", value_name="accuracy")
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    sns.barplot(data=long, x="metric", y="accuracy", hue="method", errorbar=None, ax=ax, alpha=0.85)
+    sns.stripplot(data=long, x="metric", y="accuracy", hue="method", dodge=True, color="k", size=2.5, ax=ax,
+                  legend=False)
+    if paper is not None:
+        means = paper.groupby(level="method", sort=False).mean()
+        methods = list(dict.fromkeys(long["method"]))
+        width = 0.8 / len(methods)
+        for m_index, method in enumerate(methods):
+            for x, metric in enumerate(means.columns):
+                offset = -0.4 + width * (m_index + 0.5)
+                ax.plot([x + offset - width / 2.5, x + offset + width / 2.5], [means.loc[method, metric]] * 2,
+                        color="crimson", lw=1.5)
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(0.3, 1.0)
+    ax.set_ylabel("two-way identification")
+    ax.set_xlabel("")
+    ax.legend(fontsize=7, ncol=4, loc="upper left")
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig

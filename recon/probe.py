@@ -1,0 +1,44 @@
+"""Checks that the (simulated or real) brain carries what it should, by decoding simple stimulus descriptors.
+
+Low-level: the images' 8 x 8 luminance and colour maps. Semantic: which shape and colour words
+the captions use. A region "carries" a descriptor when a ridge decoder from its voxels predicts the
+descriptor of held-out test images (mean correlation over descriptor dimensions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .decode import RidgeDecoder
+from .nsd import NSDReader, SubjectData
+from .scenes import COLORS, SHAPES
+
+
+def low_level_descriptor(images: np.ndarray, grid: int = 8) -> np.ndarray:
+    n, h, w, _ = images.shape
+    x = images.astype(np.float32).reshape(n, grid, h // grid, grid, w // grid, 3).mean(axis=(2, 4)) / 255
+    return x.reshape(n, -1)
+
+
+def semantic_descriptor(captions: list[list[str]], words=SHAPES + tuple(COLORS)) -> np.ndarray:
+    return np.array([[float(any(w in c.split() for c in group)) for w in words] for group in captions])
+
+
+def roi_probe(reader: NSDReader, data: SubjectData, rois=("early", "ventral"), alphas=(1.0, 10.0, 100.0, 1e3, 1e4),
+              backend: str = "numpy") -> pd.DataFrame:
+    """Mean test correlation of ridge decoders from each ROI to the low-level and semantic descriptors."""
+    train_unique, train_inverse = np.unique(data.train_ids, return_inverse=True)
+    targets = {
+        "low-level (8x8 colour maps)": (low_level_descriptor(reader.images(train_unique))[train_inverse],
+                                        low_level_descriptor(reader.images(data.test_ids))),
+        "semantic (shape and colour words)": (semantic_descriptor(reader.captions(train_unique))[train_inverse],
+                                              semantic_descriptor(reader.captions(data.test_ids))),
+    }
+    rows = []
+    for roi in rois:
+        columns = data.columns([roi])
+        for name, (y_train, y_test) in targets.items():
+            decoder = RidgeDecoder(alphas=alphas, backend=backend).fit(data.train_betas[:, columns], y_train)
+            rows.append({"roi": roi, "descriptor": name, "mean test r": decoder.score(data.test_betas[:, columns], y_test)})
+    return pd.DataFrame(rows).pivot(index="roi", columns="descriptor", values="mean test r")
