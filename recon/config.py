@@ -114,7 +114,7 @@ def _toy(**overrides) -> Profile:
     zoo = default_zoo_dir()
     simulation = overrides.pop("simulation", SimulationConfig())
     root = Path(overrides.pop("nsd_root", cache / "toy-nsd"))
-    return Profile(
+    defaults = dict(
         name="toy",
         nsd_root=root,
         simulation=simulation,
@@ -147,13 +147,13 @@ def _toy(**overrides) -> Profile:
         alphas_highdim=(1e1, 1e2, 1e3, 1e4, 1e5),
         cache_dir=cache,
         overlap_list=Path(overrides.pop("overlap_list", root / "toy_extras" / "overlap_nsd_ids.csv")),
-        **overrides,
     )
+    return Profile(**(defaults | overrides))
 
 
 def _nsd(**overrides) -> Profile:
     root = overrides.pop("nsd_root", os.environ.get("RECON_NSD_ROOT", "/data/nsd"))
-    return Profile(
+    defaults = dict(
         name="nsd",
         nsd_root=Path(root),
         models=ModelIds(
@@ -181,11 +181,21 @@ def _nsd(**overrides) -> Profile:
         dtype="float16",
         ridge_backend="torch_cuda",
         batch_size=8,
-        **overrides,
     )
+    return Profile(**(defaults | overrides))
 
 
-PROFILES = {"toy": _toy, "nsd": _nsd}
+def _smoke(**overrides) -> Profile:
+    """The toy profile shrunk to seconds per section: for tests of the notebooks, never for results."""
+    from .simulate import SimulationConfig
+
+    cache = Path(overrides.pop("cache_dir", default_cache_dir()))
+    simulation = SimulationConfig(n_shared=8, n_train=92, trials_per_session=100)
+    settings = dict(n_samples=2, generator_steps=3, num_inference_steps=4, cv_folds=3) | overrides
+    return _toy(cache_dir=cache, nsd_root=cache / "smoke-nsd", simulation=simulation, **settings).replace(name="smoke")
+
+
+PROFILES = {"toy": _toy, "nsd": _nsd, "smoke": _smoke}
 
 
 def get_profile(name: str = "toy", **overrides) -> Profile:

@@ -225,9 +225,11 @@ class Experiment:
         return evaluate.EvaluationFeatures(self.profile)
 
     def evaluation_features(self, images: np.ndarray, label: str) -> dict[str, np.ndarray]:
-        """Table 1 features of the originals (label ``original``) or of reconstructions (flattened samples)."""
+        """Table 1 features of the originals (label ``original``) or of reconstructions (flattened samples).
+
+        The cache key holds the images' bytes, so any change upstream (samples, strength...) recomputes."""
         flat = images.reshape(-1, *images.shape[-3:])
-        key = self._key("evaluation", label, self.profile.eval_resolution, self.profile.clip_eval_layers)
+        key = self._key("evaluation", label, images, self.profile.eval_resolution, self.profile.clip_eval_layers)
         feats = self.cache.get("evaluation", key, lambda: self._evaluator(flat, progress=self.progress))
         if images.ndim == 5:
             feats = {m: v.reshape(images.shape[0], images.shape[1], -1) for m, v in feats.items()}

@@ -29,7 +29,9 @@ def reconstructions(originals: np.ndarray, by_method: dict[str, np.ndarray], *, 
     Under the images, as in the paper's Figure 2: the decoded caption, the +G image and the
     decoded depth map, when given.
     """
-    rows = list(range(min(4, len(originals)))) if rows is None else list(rows)
+    rows = [i for i in (range(4) if rows is None else rows) if i < len(originals)]
+    n_generated = min(images.shape[1] for images in by_method.values())
+    samples = [k for k in samples if k < n_generated]  # a run with fewer samples shows what it has
     extras = [x for x in (gan_images, depth_maps) if x is not None]
     n_cols = 1 + len(by_method) * len(samples) + len(extras)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.35 * n_cols, 1.55 * len(rows) + 0.3), squeeze=False)
@@ -57,7 +59,7 @@ def reconstructions(originals: np.ndarray, by_method: dict[str, np.ndarray], *, 
 
 def decoded_vs_true(true: np.ndarray, decoded: np.ndarray, *, rows=None, cmap=None, labels=("true", "decoded")):
     """Pairs of true and decoded images or maps (GAN images, depth maps) for a few test images."""
-    rows = list(range(min(8, len(true)))) if rows is None else list(rows)
+    rows = [i for i in (range(8) if rows is None else rows) if i < len(true)]
     fig, axes = plt.subplots(2, len(rows), figsize=(1.3 * len(rows), 2.9), squeeze=False)
     for c, i in enumerate(rows):
         _show(axes[0, c], true[i], cmap=cmap)

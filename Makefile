@@ -1,0 +1,24 @@
+# Set-up and the two jobs of this repository. `make book` and `make test` each create the
+# virtual environment on first use (PyTorch pinned to the builds that install from local disk here).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: book test clean-book
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Executes every section on the toy profile (the simulated NSD is written on first use).
+book: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" jupyter-book build book/
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+clean-book:
+	rm -rf book/_build
