@@ -34,6 +34,7 @@ from myst_nb import glue
 from recon import book, figures
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+book.glue_paper(subject)
 print(f"profile {exp.profile.name}: NSD at {exp.profile.nsd_root}, diffusion model {exp.profile.models.sd}")
 
 # %% [markdown]
@@ -47,7 +48,7 @@ print(f"profile {exp.profile.name}: NSD at {exp.profile.nsd_root}, diffusion mod
 data = exp.data
 glue("n_train", len(data.train_ids), display=False)
 glue("n_test", len(data.test_ids), display=False)
-glue("n_voxels", data.train_betas.shape[1], display=False)
+glue("n_voxels", int(data.train_betas.shape[1]), display=False)
 print(f"{subject}: {len(data.train_ids)} training trials, {len(data.test_ids)} test images, "
       f"{data.train_betas.shape[1]} streams voxels")
 
@@ -63,8 +64,8 @@ print(f"{subject}: {len(data.train_ids)} training trials, {len(data.test_ids)} t
 
 # %%
 decoding = exp.decoding_summary().loc[["z", "c"]]
-glue("r_z", decoding.loc["z", "mean test r"], display=False)
-glue("r_c", decoding.loc["c", "mean test r"], display=False)
+glue("r_z", float(decoding.loc["z", "mean test r"]), display=False)
+glue("r_c", float(decoding.loc["c", "mean test r"]), display=False)
 decoding
 
 # %% [markdown]
@@ -94,4 +95,4 @@ book.scores_frame({"[30]": scores}).round(3)
 
 # %% [markdown]
 # With the Inception-v3 features, baseline reconstructions are identified with accuracy
-# {glue:text}`baseline_Inception-v3:.3f` (paper, subj01: 0.759).
+# {glue:text}`baseline_Inception-v3:.3f` (paper, same subject: {glue:text}`paper_[30]_Inception-v3:.3f`).

@@ -34,6 +34,7 @@ from myst_nb import glue
 from recon import book, figures
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+book.glue_paper(subject)
 
 # %% [markdown]
 # ## Decoding BLIP features
@@ -67,4 +68,5 @@ book.scores_frame(scores).round(3)
 
 # %% [markdown]
 # With decoded captions, CLIP(Late) identification is {glue:text}`text_CLIP(Late):.3f`
-# (paper, subj01: 0.859 against 0.774 for the baseline).
+# (paper, same subject: {glue:text}`paper_+T_CLIP(Late):.3f` against
+# {glue:text}`paper_[30]_CLIP(Late):.3f` for the baseline).

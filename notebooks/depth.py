@@ -31,6 +31,7 @@ from myst_nb import glue
 from recon import book, figures, methods, models
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+book.glue_paper(subject)
 
 # %% [markdown]
 # ## Decoding DPT features
@@ -65,5 +66,6 @@ book.glue_scores("depth", scores["+T+G+D"])
 book.scores_frame(scores).round(3)
 
 # %% [markdown]
-# Depth conditioning raised CLIP(Late) in every subject of the paper (subj01: 0.877); here it is
+# Depth conditioning raised CLIP(Late) in every subject of the paper (same subject:
+# {glue:text}`paper_+T+G+D_CLIP(Late):.3f` against {glue:text}`paper_+T+G_CLIP(Late):.3f` for +T+G); here it is
 # {glue:text}`depth_CLIP(Late):.3f`.

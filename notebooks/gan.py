@@ -36,6 +36,7 @@ from myst_nb import glue
 from recon import book, figures
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+book.glue_paper(subject)
 
 # %% [markdown]
 # ## Decoding VGG19 features
@@ -66,4 +67,5 @@ book.scores_frame(scores).round(3)
 
 # %% [markdown]
 # The paper found +G helps most on low-level features; here CNN(Early) identification is
-# {glue:text}`gan_CNN(Early):.3f` with +T+G (paper, subj01: 0.922 against 0.901 for +T).
+# {glue:text}`gan_CNN(Early):.3f` with +T+G (paper, same subject:
+# {glue:text}`paper_+T+G_CNN(Early):.3f` against {glue:text}`paper_+T_CNN(Early):.3f` for +T).

@@ -95,10 +95,10 @@ pd.DataFrame(rows).T
 
 # %%
 table = probe.roi_probe(reader, exp.data)
-glue("early_low", table.loc["early"].iloc[0], display=False)
-glue("ventral_low", table.loc["ventral"].iloc[0], display=False)
-glue("early_sem", table.loc["early"].iloc[1], display=False)
-glue("ventral_sem", table.loc["ventral"].iloc[1], display=False)
+glue("early_low", float(table.loc["early"].iloc[0]), display=False)
+glue("ventral_low", float(table.loc["ventral"].iloc[0]), display=False)
+glue("early_sem", float(table.loc["early"].iloc[1]), display=False)
+glue("ventral_sem", float(table.loc["ventral"].iloc[1]), display=False)
 table.round(3)
 
 # %% [markdown]

@@ -36,6 +36,7 @@ from recon.config import METHODS
 from recon.evaluate import METRICS, PROTOCOL, paper_table, side_by_side, summarise
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+book.glue_paper()  # means over subjects, as in the text below
 subjects = book.experiments(exp)
 
 # %%
@@ -59,7 +60,8 @@ summary
 # Averaged over subjects, CLIP(Late) identification goes from
 # {glue:text}`mean_[30]_CLIP(Late):.3f` for the baseline to {glue:text}`mean_+T_CLIP(Late):.3f`
 # with decoded captions and {glue:text}`mean_+T+G+D_CLIP(Late):.3f` with captions, the +G image
-# and depth (paper: 0.768, 0.841, 0.866).
+# and depth (paper: {glue:text}`paper_[30]_CLIP(Late):.3f`, {glue:text}`paper_+T_CLIP(Late):.3f`,
+# {glue:text}`paper_+T+G+D_CLIP(Late):.3f`).
 #
 # ## Table 1 per subject
 

@@ -48,7 +48,21 @@ def glue_scores(prefix: str, scores: dict[str, float]) -> None:
     from myst_nb import glue
 
     for metric, value in scores.items():
-        glue(f"{prefix}_{metric}", value, display=False)
+        glue(f"{prefix}_{metric}", float(value), display=False)
+
+
+def glue_paper(subject: str | None = None) -> None:
+    """Glue the paper's Table 1 as ``paper_{method}_{metric}``: one subject's values, or with
+    ``subject=None`` the means over subjects, so quoted values are never typed by hand."""
+    from myst_nb import glue
+
+    from .evaluate import paper_table
+
+    table = paper_table()
+    values = table.groupby(level="method").mean() if subject is None else table.xs(subject, level="subject")
+    for method, row in values.iterrows():
+        for metric, value in row.items():
+            glue(f"paper_{method}_{metric}", float(value), display=False)
 
 
 def scores_frame(scores: dict[str, dict[str, float]]) -> pd.DataFrame:
