@@ -163,3 +163,11 @@ def torchvision_net(profile: Profile, arch: str):
     if arch not in _TORCHVISION:
         raise ValueError(f"unknown torchvision architecture {arch!r}; expected one of {list(_TORCHVISION)}")
     return _torchvision(arch, getattr(profile.models, arch), profile.device)
+
+
+def zoo_manifest(profile: Profile) -> dict:
+    """The manifest of the zoo a profile's models come from (recipes, sizes, quality)."""
+    folder = Path(profile.models.sd)
+    if not _is_local(profile.models.sd):
+        raise ValueError(f"profile {profile.name!r} loads Hub models ({profile.models.sd}); it has no zoo manifest")
+    return zoo.read_manifest(folder.parent)

@@ -1,4 +1,9 @@
-"""``python -m recon.zoo build [--zoo DIR] [--seed N]``: write every toy model and the manifest."""
+"""``python -m recon.zoo build [--zoo DIR] [--seed N] [--untrained]``: train every toy model, write the manifest.
+
+Training follows the recipes in :mod:`recon.zoo.train` with the step budgets in :data:`RECIPES`
+(about 40 minutes on 2 CPU cores); ``--untrained`` writes the seeded initialisations in seconds
+(for tests of the loading code).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,31 @@ import torch
 from ..config import default_zoo_dir
 from . import MANIFEST, build, file_table
 
+#: Step budgets and optimiser settings of each recipe (see recon.zoo.train).
+RECIPES = {
+    "scenes": dict(n_train=4000, n_held_out=300),
+    "clip": dict(steps=2000, batch_size=128, lr=2e-3),
+    "clip_sd2": dict(steps=600, batch_size=128, lr=2e-3),  # the SD 2.0 stand-in's own text encoder
+    "vae": dict(steps=1200, batch_size=16, lr=1e-3, kl_weight=1e-6),
+    "unet": dict(steps=3000, batch_size=32, lr=1e-3, uncond_prob=0.1),
+    "unet_sd2": dict(steps=1500, batch_size=32, lr=1e-3, uncond_prob=0.1),
+    "unet_depth": dict(steps=2500, batch_size=32, lr=1e-3, uncond_prob=0.1),
+    "blip": dict(steps=1500, batch_size=64, lr=2e-3),
+    "dpt": dict(steps=1200, batch_size=32, lr=1e-3),
+}
 
-def build_zoo(zoo_dir: Path, seed: int = 0) -> dict:
-    """Write all model folders into ``zoo_dir`` atomically (staging folder, then rename)."""
+
+def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict | None = None,
+              progress: bool = True) -> dict:
+    """Write all model folders into ``zoo_dir`` atomically (staging folder, then rename).
+
+    With ``trained`` each model is trained by its recipe (``recipes`` overrides :data:`RECIPES`,
+    recipe by recipe, e.g. tiny step counts in tests) and the held-out quality figures are measured.
+    """
+    if trained:
+        overrides = recipes or {}
+        merged = {name: recipe | overrides.get(name, {}) for name, recipe in RECIPES.items()}
+        return _build_trained(Path(zoo_dir), seed, merged, progress)
     zoo_dir = Path(zoo_dir)
     zoo_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".zoo-", dir=zoo_dir.parent))
@@ -83,14 +110,136 @@ def build_zoo(zoo_dir: Path, seed: int = 0) -> dict:
     return manifest
 
 
+def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> dict:
+    """Train each model on its recipe, save it, measure its held-out quality, write the manifest."""
+    from . import quality, train
+
+    zoo_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".zoo-", dir=zoo_dir.parent))
+    entries: dict[str, dict] = {}
+    try:
+        start = time.perf_counter()
+        n_train = recipes["scenes"]["n_train"]
+        scenes = train.SceneData.draw(n_train + recipes["scenes"]["n_held_out"], seed, build.IMAGE_SIZE)
+        data = train.SceneData(scenes.images[:n_train], scenes.depth[:n_train], scenes.captions[:n_train],
+                               scenes.scenes[:n_train])
+        held = train.SceneData(scenes.images[n_train:], scenes.depth[n_train:], scenes.captions[n_train:],
+                               scenes.scenes[n_train:])
+        single = quality.single_object_rows(held)
+        common = f"on {n_train} simulated scenes drawn from the zoo seed (never the NSD simulation's stream)"
+
+        tokenizer = build.write_clip_vocabulary(staging / "_vocab_clip")
+        clip, clip_processor = build.clip_model(len(tokenizer), seed), build.clip_processor(tokenizer)
+        stats = train.train_clip(clip, tokenizer, clip_processor.image_processor, data, seed=seed,
+                                 progress=progress, **recipes["clip"])
+        clip.save_pretrained(staging / "clip")
+        clip_processor.save_pretrained(staging / "clip")
+        judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
+        entries["clip"] = dict(class_="CLIPModel", seed=seed, training=stats,
+                               recipe=f"recon.zoo.train.train_clip: contrastive image/caption loss {common}",
+                               quality=quality.clip_retrieval(clip, tokenizer, clip_processor.image_processor, held)
+                               | {"judge_on_true_images": judge.accuracy(held.images[single],
+                                                                         [held.scenes[i].objects[0] for i in single])})
+
+        vae = build.vae(seed + 1)
+        vae_stats = train.train_vae(vae, data, seed=seed + 1, progress=progress, **recipes["vae"])
+        text_encoder = build.text_encoder_from(clip)
+        latents_mean, latents_sd, embeddings = train.encode_for_diffusion(vae, text_encoder, tokenizer, data)
+        unet = build.unet(seed + 2)
+        stats = train.train_unet(unet, build.scheduler(), (latents_mean, latents_sd), embeddings, seed=seed + 2,
+                                 progress=progress, desc="train UNet (SD)", **recipes["unet"])
+        sd = build.img2img_pipeline(vae, text_encoder, tokenizer, unet)
+        sd.save_pretrained(staging / "sd-img2img")
+        entries["sd-img2img"] = dict(
+            class_="StableDiffusionImg2ImgPipeline", seed=seed + 2, training=stats | {"vae": vae_stats},
+            recipe=("recon.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
+                    f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {common}"),
+            quality={"vae": quality.vae_error(vae, held),
+                     "text_to_image_judged_by_clip": quality.generation_attributes(sd, judge, held, single, seed=seed)})
+
+        clip_sd2 = build.clip_model(len(tokenizer), seed + 10)
+        clip_sd2_stats = train.train_clip(clip_sd2, tokenizer, clip_processor.image_processor, data, seed=seed + 10,
+                                          progress=progress, **recipes["clip_sd2"])
+        text_sd2 = build.text_encoder_from(clip_sd2)
+        _, _, embeddings_sd2 = train.encode_for_diffusion(vae, text_sd2, tokenizer, data)
+        unet_sd2 = build.unet(seed + 11)
+        stats = train.train_unet(unet_sd2, build.scheduler(), (latents_mean, latents_sd), embeddings_sd2,
+                                 seed=seed + 11, progress=progress, desc="train UNet (SD 2 stand-in)",
+                                 **recipes["unet_sd2"])
+        sd2 = build.img2img_pipeline(vae, text_sd2, tokenizer, unet_sd2)
+        sd2.save_pretrained(staging / "sd2-img2img")
+        entries["sd2-img2img"] = dict(
+            class_="StableDiffusionImg2ImgPipeline", seed=seed + 11, training=stats | {"text_encoder": clip_sd2_stats},
+            recipe=("as sd-img2img (same VAE), with its own text encoder: the text tower of a second CLIP trained "
+                    f"from another seed for fewer steps; stands in for SD 2.0 in the control analysis, {common}"),
+            quality={"text_to_image_judged_by_clip": quality.generation_attributes(sd2, judge, held, single, seed=seed)})
+
+        dpt, dpt_processor = build.dpt_model(seed + 40), build.dpt_processor()
+        stats = train.train_dpt(dpt, dpt_processor, data, seed=seed + 40, progress=progress, **recipes["dpt"])
+        dpt.save_pretrained(staging / "dpt")
+        dpt_processor.save_pretrained(staging / "dpt")
+        entries["dpt"] = dict(class_="DPTForDepthEstimation", seed=seed + 40, training=stats,
+                              recipe=f"recon.zoo.train.train_dpt: L1 regression of relative inverse depth {common}",
+                              quality=quality.dpt_correlation(dpt, dpt_processor, held))
+
+        unet_depth = build.unet(seed + 20, in_channels=build.LATENT_CHANNELS + 1)
+        stats = train.train_unet(unet_depth, build.scheduler(), (latents_mean, latents_sd), embeddings_sd2,
+                                 depth=train.latent_depth(data.depth, latents_mean.shape[-1]), seed=seed + 20,
+                                 progress=progress, desc="train UNet (depth)", **recipes["unet_depth"])
+        depth = build.depth2img_pipeline(vae, text_sd2, tokenizer, unet_depth, dpt, dpt_processor)
+        depth.save_pretrained(staging / "sd-depth2img")
+        entries["sd-depth2img"] = dict(
+            class_="StableDiffusionDepth2ImgPipeline", seed=seed + 20, training=stats,
+            recipe=("train_unet with the depth map (nearness on the latent grid, scaled to [-1, 1] as the pipeline "
+                    f"does) as a fifth input channel, SD 2 stand-in's text encoder and VAE, {common}"),
+            quality={"text_and_depth_to_image_judged_by_clip": quality.generation_attributes(
+                depth, judge, held, single, depth=held.depth, seed=seed)})
+
+        bert = build.write_bert_vocabulary(staging / "_vocab_bert")
+        blip, blip_processor = build.blip_model(bert, seed + 30), build.blip_processor(bert)
+        stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress, **recipes["blip"])
+        blip.save_pretrained(staging / "blip")
+        blip_processor.save_pretrained(staging / "blip")
+        entries["blip"] = dict(class_="BlipForConditionalGeneration", seed=seed + 30, training=stats,
+                               recipe=f"recon.zoo.train.train_blip: captioning loss {common}",
+                               quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
+        seconds = time.perf_counter() - start
+
+        shutil.rmtree(staging / "_vocab_clip")
+        shutil.rmtree(staging / "_vocab_bert")
+        models = {}
+        for name, entry in entries.items():
+            files = file_table(staging / name)
+            models[name] = {
+                "class": entry["class_"], "recipe": entry["recipe"], "seed": entry["seed"],
+                "steps": entry["training"]["steps"], "train_seconds": entry["training"]["train_seconds"],
+                "training": entry["training"], "quality": entry["quality"],
+                "bytes": sum(f["bytes"] for f in files.values()), "files": files,
+            }
+        manifest = {"built_with": {"torch": torch.__version__, "threads": torch.get_num_threads()},
+                    "build_seconds": round(seconds, 1), "recipes": recipes, "trained": True, "models": models}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        if zoo_dir.exists():
+            shutil.rmtree(zoo_dir)
+        os.replace(staging, zoo_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m recon.zoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="write every toy model folder and the manifest")
+    b = sub.add_parser("build", help="train every toy model, write the folders and the manifest")
     b.add_argument("--zoo", type=Path, default=default_zoo_dir())
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--untrained", action="store_true", help="seeded initialisations only (seconds)")
     args = parser.parse_args(argv)
-    manifest = build_zoo(args.zoo, args.seed)
+    from ..book import quiet_libraries
+
+    quiet_libraries()
+    manifest = build_zoo(args.zoo, args.seed, trained=not args.untrained)
     total = sum(m["bytes"] for m in manifest["models"].values())
     for name, entry in manifest["models"].items():
         print(f"{name:14s} {entry['class']:34s} {entry['bytes'] / 1e6:6.2f} MB")

@@ -1,0 +1,244 @@
+"""Training recipes for the toy zoo: each tiny model learns its real counterpart's job on simulated scenes.
+
+Scenes are drawn from the zoo's own seed (a stream the simulated NSD never uses), rendered at the
+models' resolution with their captions and depth maps. Every recipe is plain PyTorch with AdamW on
+the model's own loss: CLIP's contrastive loss, the VAE's reconstruction + KL, Stable Diffusion's
+noise-prediction loss, BLIP's captioning loss, a depth regression for DPT. Each returns what the
+manifest records (steps, seconds, last loss).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .. import scenes
+
+CAPTIONS_PER_SCENE = 5
+
+
+@dataclass
+class SceneData:
+    """Rendered scenes: uint8 images (n, H, W, 3), depth (n, H, W) with 1 = far, captions, attributes."""
+
+    images: np.ndarray
+    depth: np.ndarray
+    captions: list[list[str]]
+    scenes: list
+
+    @classmethod
+    def draw(cls, n: int, seed: int, size: int) -> "SceneData":
+        rng = np.random.default_rng([seed, 20231])  # not the simulator's stream
+        drawn = [scenes.sample_scene(rng) for _ in range(n)]
+        rendered = [scenes.render(s, size) for s in drawn]
+        return cls(
+            images=np.stack([r[0] for r in rendered]),
+            depth=np.stack([r[1] for r in rendered]),
+            captions=[scenes.captions(s, rng, CAPTIONS_PER_SCENE) for s in drawn],
+            scenes=drawn,
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def one_caption_each(self, rng: np.random.Generator, rows: np.ndarray) -> list[str]:
+        return [self.captions[i][rng.integers(CAPTIONS_PER_SCENE)] for i in rows]
+
+
+def pixels(images: np.ndarray, image_processor) -> torch.Tensor:
+    """What the model's image processor gives for images already at its size, without PIL per image."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def check_pixels(images: np.ndarray, image_processor) -> None:
+    """Fail if :func:`pixels` and the saved processor disagree (size or normalisation changed)."""
+    expected = image_processor(images=list(images[:2]), return_tensors="pt").pixel_values
+    if not torch.allclose(pixels(images[:2], image_processor), expected, atol=1e-4):
+        raise ValueError(f"{type(image_processor).__name__} does not match the training pixels; retrain with its settings")
+
+
+def nearness(depth: np.ndarray) -> np.ndarray:
+    """DPT-style target: larger is nearer (relative inverse depth), in [0, 1]."""
+    return 1.0 - depth
+
+
+def _loop(model_parameters, steps: int, lr: float, desc: str, progress: bool, step_fn) -> dict:
+    optimiser = torch.optim.AdamW(model_parameters, lr=lr, weight_decay=1e-4)
+    warmup = max(1, steps // 20)  # linear warm-up, then cosine decay to zero
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / steps))))
+    start, losses = time.perf_counter(), []
+    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    for step in bar:
+        optimiser.zero_grad(set_to_none=True)
+        loss = step_fn(step)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model_parameters, 1.0)
+        optimiser.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    return {"steps": steps, "train_seconds": round(time.perf_counter() - start, 1),
+            "final_loss": round(float(np.mean(losses[-50:])), 5), "lr": lr}
+
+
+def _tokens(tokenizer, texts: list[str]) -> torch.Tensor:
+    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids
+
+
+# ----------------------------------------------------------------------------- CLIP
+def train_clip(model, tokenizer, image_processor, data: SceneData, *, steps: int, batch_size: int, lr: float,
+               seed: int, progress: bool = True) -> dict:
+    """Symmetric InfoNCE over scene/caption pairs (CLIP's own loss via ``return_loss``)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    check_pixels(data.images, image_processor)
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def step(_):
+        rows = rng.choice(len(data), batch_size, replace=False)
+        out = model(input_ids=_tokens(tokenizer, data.one_caption_each(rng, rows)),
+                    pixel_values=pixels(data.images[rows], image_processor), return_loss=True)
+        return out.loss
+
+    stats = _loop(parameters, steps, lr, "train CLIP", progress, step)
+    model.eval()
+    return stats | {"batch_size": batch_size}
+
+
+# ------------------------------------------------------------------------------ VAE
+def train_vae(vae, data: SceneData, *, steps: int, batch_size: int, lr: float, kl_weight: float, seed: int,
+              progress: bool = True) -> dict:
+    """Reconstruction (L1 + MSE) plus a small KL, then Stable Diffusion's latent scaling (1 / sd of z)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    vae.train()
+
+    def step(_):
+        rows = rng.choice(len(data), batch_size, replace=False)
+        x = torch.from_numpy(data.images[rows]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        return F.l1_loss(recon, x) + F.mse_loss(recon, x) + kl_weight * posterior.kl().mean()
+
+    stats = _loop(list(vae.parameters()), steps, lr, "train VAE", progress, step)
+    vae.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(data.images[:512]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        z = vae.encode(x).latent_dist.mean
+    scaling = float(1.0 / z.std())
+    vae.register_to_config(scaling_factor=scaling)
+    return stats | {"batch_size": batch_size, "kl_weight": kl_weight, "scaling_factor": round(scaling, 5)}
+
+
+# --------------------------------------------------------------------- diffusion UNets
+@torch.no_grad()
+def encode_for_diffusion(vae, text_encoder, tokenizer, data: SceneData, batch_size: int = 256):
+    """Frozen inputs of UNet training: scaled latent posteriors (mean, sd) and every caption's embedding."""
+    means, sds = [], []
+    for start in range(0, len(data), batch_size):
+        x = torch.from_numpy(data.images[start : start + batch_size]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        posterior = vae.encode(x).latent_dist
+        means.append(posterior.mean * vae.config.scaling_factor)
+        sds.append(posterior.std * vae.config.scaling_factor)
+    flat = [c for group in data.captions for c in group] + [""]
+    embeddings = torch.cat([text_encoder(_tokens(tokenizer, flat[s : s + 512]))[0] for s in range(0, len(flat), 512)])
+    return torch.cat(means), torch.cat(sds), embeddings
+
+
+def latent_depth(depth: np.ndarray, latent_size: int) -> torch.Tensor:
+    """The depth2img pipeline's conditioning: nearness resized to the latent grid, scaled to [-1, 1] per image."""
+    d = torch.from_numpy(nearness(depth)).float().unsqueeze(1)
+    d = F.interpolate(d, size=(latent_size, latent_size), mode="bicubic", align_corners=False)
+    lo = d.amin(dim=(1, 2, 3), keepdim=True)
+    hi = d.amax(dim=(1, 2, 3), keepdim=True)
+    return 2.0 * (d - lo) / (hi - lo).clamp_min(1e-6) - 1.0
+
+
+def train_unet(unet, scheduler, latents, embeddings, *, depth: torch.Tensor | None = None, steps: int,
+               batch_size: int, lr: float, uncond_prob: float, seed: int, desc: str = "train UNet",
+               progress: bool = True) -> dict:
+    """Noise prediction at uniformly drawn timesteps; captions dropped with ``uncond_prob`` for guidance.
+
+    ``latents`` is (mean, sd) of each scene's scaled posterior; ``embeddings`` holds the
+    ``CAPTIONS_PER_SCENE`` captions of every scene in order, then the empty prompt.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mean, sd = latents
+    n, empty = len(mean), len(embeddings) - 1
+    unet.train()
+
+    def step(_):
+        rows = rng.choice(n, batch_size, replace=False)
+        caption = rows * CAPTIONS_PER_SCENE + rng.integers(CAPTIONS_PER_SCENE, size=batch_size)
+        caption = np.where(rng.random(batch_size) < uncond_prob, empty, caption)
+        z0 = mean[rows] + sd[rows] * torch.randn_like(mean[rows])
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,))
+        noisy = scheduler.add_noise(z0, noise, t)
+        if depth is not None:
+            noisy = torch.cat([noisy, depth[rows]], dim=1)
+        return F.mse_loss(unet(noisy, t, encoder_hidden_states=embeddings[caption]).sample, noise)
+
+    stats = _loop(list(unet.parameters()), steps, lr, desc, progress, step)
+    unet.eval()
+    return stats | {"batch_size": batch_size, "uncond_prob": uncond_prob}
+
+
+# ----------------------------------------------------------------------------- BLIP
+def train_blip(model, processor, data: SceneData, *, steps: int, batch_size: int, lr: float, seed: int,
+               progress: bool = True) -> dict:
+    """Captioning loss; the caption starts with BLIP's ``[DEC]`` token as ``generate`` does."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    check_pixels(data.images, processor.image_processor)
+    tokenizer, bos = processor.tokenizer, model.config.text_config.bos_token_id
+    model.train()
+
+    def step(_):
+        rows = rng.choice(len(data), batch_size, replace=False)
+        tokens = tokenizer(data.one_caption_each(rng, rows), padding="longest", return_tensors="pt")
+        input_ids = tokens.input_ids.clone()
+        input_ids[:, 0] = bos
+        labels = input_ids.masked_fill(tokens.attention_mask == 0, -100)
+        out = model(pixel_values=pixels(data.images[rows], processor.image_processor), input_ids=input_ids,
+                    attention_mask=tokens.attention_mask, labels=labels)
+        return out.loss
+
+    stats = _loop(list(model.parameters()), steps, lr, "train BLIP", progress, step)
+    model.eval()
+    return stats | {"batch_size": batch_size}
+
+
+# ------------------------------------------------------------------------------ DPT
+def train_dpt(model, image_processor, data: SceneData, *, steps: int, batch_size: int, lr: float, seed: int,
+              progress: bool = True) -> dict:
+    """L1 regression of nearness (DPT's relative inverse depth) at full resolution."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    check_pixels(data.images, image_processor)
+    target_all = torch.from_numpy(nearness(data.depth)).float()
+    model.train()
+
+    def step(_):
+        rows = rng.choice(len(data), batch_size, replace=False)
+        predicted = model(pixel_values=pixels(data.images[rows], image_processor)).predicted_depth
+        predicted = F.interpolate(predicted.unsqueeze(1), size=target_all.shape[-2:], mode="bilinear",
+                                  align_corners=False)[:, 0]
+        return F.l1_loss(predicted, target_all[rows])
+
+    stats = _loop(list(model.parameters()), steps, lr, "train DPT", progress, step)
+    model.eval()
+    return stats | {"batch_size": batch_size}

@@ -1,0 +1,76 @@
+"""The zoo's training recipes: they run, are deterministic, and the manifest records them."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from recon.zoo import __main__ as zoo_cli
+from recon.zoo import build, train
+
+TINY = {"scenes": dict(n_train=64, n_held_out=24)} | {
+    name: dict(steps=2, batch_size=8) for name in ("clip", "clip_sd2", "vae", "unet", "unet_sd2", "unet_depth", "blip", "dpt")
+}
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return train.SceneData.draw(32, seed=0, size=build.IMAGE_SIZE)
+
+
+def test_scene_data_is_deterministic_and_not_the_simulator_stream(scenes):
+    again = train.SceneData.draw(32, seed=0, size=build.IMAGE_SIZE)
+    np.testing.assert_array_equal(scenes.images, again.images)
+    assert scenes.images.shape == (32, 64, 64, 3) and scenes.depth.shape == (32, 64, 64)
+    assert len(scenes.captions[0]) == train.CAPTIONS_PER_SCENE
+
+
+def test_training_pixels_match_the_saved_processors(scenes, tmp_path):
+    tokenizer = build.write_clip_vocabulary(tmp_path / "clip")
+    for processor in (build.clip_processor(tokenizer).image_processor, build.dpt_processor(),
+                      build.blip_processor(build.write_bert_vocabulary(tmp_path / "bert")).image_processor):
+        train.check_pixels(scenes.images, processor)  # raises if they disagree
+
+
+def test_a_recipe_is_deterministic(scenes, tmp_path):
+    tokenizer = build.write_clip_vocabulary(tmp_path / "clip")
+    processor = build.clip_processor(tokenizer).image_processor
+    states = []
+    for _ in range(2):
+        model = build.clip_model(len(tokenizer), seed=3)
+        train.train_clip(model, tokenizer, processor, scenes, steps=3, batch_size=8, lr=1e-3, seed=3, progress=False)
+        states.append(model.state_dict())
+    for name in states[0]:
+        assert torch.equal(states[0][name], states[1][name]), name
+
+
+def test_depth_conditioning_matches_the_pipeline_convention(scenes):
+    d = train.latent_depth(scenes.depth, 16)
+    assert d.shape == (32, 1, 16, 16)
+    np.testing.assert_allclose(d.amin(dim=(1, 2, 3)), -1, atol=1e-6)
+    np.testing.assert_allclose(d.amax(dim=(1, 2, 3)), 1, atol=1e-6)
+
+
+def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
+    manifest = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
+    on_disk = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
+    assert on_disk["models"].keys() == manifest["models"].keys() == {
+        "clip", "sd-img2img", "sd2-img2img", "dpt", "sd-depth2img", "blip"}
+    for name, entry in on_disk["models"].items():
+        assert entry["steps"] == 2 and entry["train_seconds"] >= 0 and entry["recipe"].startswith(("recon.zoo", "as ", "train_"))
+        assert entry["quality"], name
+        assert any(f.endswith(".safetensors") for f in entry["files"])
+    assert -1 <= on_disk["models"]["dpt"]["quality"]["mean_pixel_r"] <= 1
+    assert set(on_disk["models"]["blip"]["quality"]["caption_attributes"]) >= {"colour", "shape"}
+    assert on_disk["trained"] is True and on_disk["recipes"]["unet"]["steps"] == 2
+
+
+def test_zoo_manifest_of_a_profile():
+    from recon import models
+    from recon.config import get_profile
+
+    manifest = models.zoo_manifest(get_profile("toy"))
+    assert {"clip", "sd-img2img", "blip", "dpt"} <= set(manifest["models"])
+    with pytest.raises(ValueError, match="Hub models"):
+        models.zoo_manifest(get_profile("nsd"))
