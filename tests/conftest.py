@@ -1,4 +1,8 @@
-"""A hand-written mini NSD tree in the official layout (independent of recon.simulate)."""
+"""A hand-written mini NSD tree in the official layout (independent of recon.simulate).
+
+Everything is small enough to check by hand: two subjects with (X, Y, Z) grids whose three
+axes all differ (so an axis mix-up cannot pass), two sessions of four trials, ten stimuli.
+"""
 
 import json
 from pathlib import Path
@@ -12,27 +16,54 @@ import scipy.io
 
 TRIALS_PER_SESSION = 4
 N_SESSIONS = 2
-GRID = (3, 2, 2)  # X, Y, Z
 N_STIMULI = 10
-#: 1-based, as in the file: subj01 sees 73k images 1, 2 (shared), 5, 6, 7, 8
-SUBJECTIM_SUBJ01 = [1, 2, 5, 6, 7, 8]
+#: 1-based, as in the file: subj01 sees 73k images 1, 2 (shared), 5, 6, 7, 8; subj02 sees no shared image
+SUBJECTIM = {"subj01": [1, 2, 5, 6, 7, 8], "subj02": [3, 4, 9, 10, 5, 6]}
 #: 1-based columns of subjectim, one per trial (2 sessions x 4 trials)
 MASTERORDERING = [1, 3, 2, 4, 1, 5, 6, 2]
 SHAREDIX = [1, 2]
-#: streams labels: value -> name, as the colour table writes them
-CTAB = {0: "Unknown", 1: "early", 5: "ventral"}
-LABELS = np.array([[[1, 1], [0, 5]], [[5, 5], [0, 0]], [[1, 0], [0, 0]]])  # (X, Y, Z)
+#: streams colour table: value -> name, as FreeSurfer writes it
+CTAB = {0: "Unknown", 1: "early", 2: "midventral", 5: "ventral"}
+
+
+def _labels_subj01() -> np.ndarray:
+    labels = np.zeros((4, 3, 2), dtype=np.int16)  # (X, Y, Z)
+    labels[0, :, 0] = 1  # 3 early voxels
+    labels[1, 0, :] = 1  # 2 more early voxels
+    labels[2, 1, 1] = 5  # 1 ventral voxel
+    labels[3, :, 1] = 5  # 3 more ventral voxels
+    labels[3, 0, 0] = 2  # 1 midventral voxel
+    return labels
+
+
+def _labels_subj02() -> np.ndarray:
+    labels = np.zeros((2, 3, 3), dtype=np.int16)
+    labels[0] = 1  # 9 early voxels
+    labels[1, :2, :] = 5  # 6 ventral voxels
+    return labels
+
+
+LABELS = {"subj01": _labels_subj01(), "subj02": _labels_subj02()}
 
 
 class MiniNSD:
-    """Paths and the exact values written, so tests can compute expectations by hand."""
+    """Writes the tree and keeps the exact values written, so tests can compute expectations by hand."""
 
     def __init__(self, root: Path, betas_format: str = "nii.gz", seed: int = 0):
         self.root = root
         rng = np.random.default_rng(seed)
-        self.raw = [rng.integers(-3000, 3000, size=(*GRID, TRIALS_PER_SESSION), dtype=np.int16)
-                    for _ in range(N_SESSIONS)]
-        self.images = np.stack([np.full((4, 4, 3), 10 * i, dtype=np.uint8) for i in range(N_STIMULI)])
+        self.images = np.stack([np.full((4, 5, 3), 10 * i, dtype=np.uint8) for i in range(N_STIMULI)])
+        self.images[:, 0, 0] = np.arange(N_STIMULI)[:, None] + 1  # each image differs in one more pixel too
+        #: raw int16 betas per subject and session, (X, Y, Z, trials) = 300 x beta; each session has
+        #: its own offset so per-session z-scoring differs from z-scoring the whole run
+        self.raw = {}
+        for subject, labels in LABELS.items():
+            sessions = []
+            for session in range(N_SESSIONS):
+                values = rng.integers(-3000, 3000, size=(*labels.shape, TRIALS_PER_SESSION)) + 4000 * session
+                sessions.append(values.astype(np.int16))
+            self.raw[subject] = sessions
+        self.raw["subj01"][0][0, 0, 0, :] = 600  # a voxel that is constant in session 1 (sd 0)
         self.write_design()
         self.write_stimuli()
         self.write_rois()
@@ -43,60 +74,71 @@ class MiniNSD:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    # ------------------------------------------------------------- experiment design
     @property
     def expdesign(self) -> Path:
         return self.p("nsddata", "experiments", "nsd", "nsd_expdesign.mat")
 
+    @property
+    def stim_info(self) -> Path:
+        return self.p("nsddata", "experiments", "nsd", "nsd_stim_info_merged.csv")
+
     def write_design(self):
-        subjectim = np.tile(np.arange(1, 7), (8, 1))
-        subjectim[0] = SUBJECTIM_SUBJ01
-        scipy.io.savemat(self.expdesign, {"masterordering": np.array([MASTERORDERING]),
-                                          "subjectim": subjectim, "sharedix": np.array([SHAREDIX])})
+        subjectim = np.tile(np.arange(1, 7), (8, 1))  # subjects 3..8: never read
+        subjectim[0], subjectim[1] = SUBJECTIM["subj01"], SUBJECTIM["subj02"]
+        scipy.io.savemat(self.expdesign, {"masterordering": np.array([MASTERORDERING], dtype=np.float64),
+                                          "subjectim": subjectim.astype(np.float64),
+                                          "sharedix": np.array([SHAREDIX], dtype=np.float64)})
         ids = np.arange(N_STIMULI)
         pd.DataFrame({"nsdId": ids, "cocoId": 100 + ids,
                       "cocoSplit": np.where(ids % 2 == 0, "train2017", "val2017"),
-                      "shared1000": np.isin(ids + 1, SHAREDIX)}).to_csv(
-            self.p("nsddata", "experiments", "nsd", "nsd_stim_info_merged.csv"), index=False)
+                      "shared1000": np.isin(ids + 1, SHAREDIX)}).to_csv(self.stim_info, index=False)
 
+    # ---------------------------------------------------------------------- stimuli
     @property
     def stimuli(self) -> Path:
         return self.p("nsddata_stimuli", "stimuli", "nsd", "nsd_stimuli.hdf5")
 
+    def captions_path(self, split: str) -> Path:
+        return self.p("nsddata_stimuli", "stimuli", "nsd", "annotations", f"captions_{split}.json")
+
     def write_stimuli(self):
         with h5py.File(self.stimuli, "w") as f:
-            f.create_dataset("imgBrick", data=self.images, chunks=(1, 4, 4, 3))
+            f.create_dataset("imgBrick", data=self.images, chunks=(1, *self.images.shape[1:]))
         for split in ("train2017", "val2017"):
             ids = [i for i in range(N_STIMULI) if (i % 2 == 0) == (split == "train2017")]
-            annotations = [{"image_id": 100 + i, "id": k, "caption": f"caption {i} {k} "}
+            annotations = [{"image_id": 100 + i, "id": k, "caption": f" caption {i} {k} "}
                            for i in ids for k in range(2)]
-            self.p("nsddata_stimuli", "stimuli", "nsd", "annotations", f"captions_{split}.json").write_text(
-                json.dumps({"annotations": annotations}))
+            self.captions_path(split).write_text(json.dumps({"annotations": annotations}))
 
+    # -------------------------------------------------------------------------- ROIs
     @property
     def ctab(self) -> Path:
         return self.p("nsddata", "freesurfer", "fsaverage", "label", "streams.mgz.ctab")
 
-    @property
-    def streams(self) -> Path:
-        return self.p("nsddata", "ppdata", "subj01", "func1pt8mm", "roi", "streams.nii.gz")
+    def streams(self, subject: str = "subj01") -> Path:
+        return self.p("nsddata", "ppdata", subject, "func1pt8mm", "roi", "streams.nii.gz")
 
     def write_rois(self, ctab=CTAB):
-        self.ctab.write_text("".join(f"{v} {name} 0 0 0 0\n" for v, name in ctab.items()))
-        nib.save(nib.Nifti1Image(LABELS.astype(np.int16), np.eye(4)), self.streams)
-        nib.save(nib.Nifti1Image((LABELS > 0).astype(np.int16), np.eye(4)),
-                 self.p("nsddata", "ppdata", "subj01", "func1pt8mm", "roi", "nsdgeneral.nii.gz"))
+        self.ctab.write_text("".join(f"{v:>3d}  {name:<24s}{40 * v} {200 - 20 * v} 30 0\n" for v, name in ctab.items()))
+        for subject, labels in LABELS.items():
+            nib.save(nib.Nifti1Image(labels, np.eye(4)), self.streams(subject))
+            nib.save(nib.Nifti1Image((labels > 0).astype(np.int16), np.eye(4)),
+                     self.p("nsddata", "ppdata", subject, "func1pt8mm", "roi", "nsdgeneral.nii.gz"))
 
-    def betas_path(self, session: int, suffix: str) -> Path:
-        return self.p("nsddata_betas", "ppdata", "subj01", "func1pt8mm", "betas_fithrf_GLMdenoise_RR",
+    # ------------------------------------------------------------------------- betas
+    def betas_path(self, session: int, suffix: str, subject: str = "subj01") -> Path:
+        return self.p("nsddata_betas", "ppdata", subject, "func1pt8mm", "betas_fithrf_GLMdenoise_RR",
                       f"betas_session{session:02d}.{suffix}")
 
     def write_betas(self, betas_format: str):
-        for session, raw in enumerate(self.raw, 1):
-            if betas_format == "hdf5":
-                with h5py.File(self.betas_path(session, "hdf5"), "w") as f:
-                    f.create_dataset("betas", data=raw.transpose(3, 2, 1, 0))  # (trials, Z, Y, X)
-            else:
-                nib.save(nib.Nifti1Image(raw, np.eye(4)), self.betas_path(session, "nii.gz"))
+        for subject, sessions in self.raw.items():
+            for session, raw in enumerate(sessions, 1):
+                if betas_format == "hdf5":
+                    with h5py.File(self.betas_path(session, "hdf5", subject), "w") as f:
+                        f.create_dataset("betas", data=raw.transpose(3, 2, 1, 0))  # (trials, Z, Y, X)
+                else:
+                    nib.save(nib.Nifti1Image(raw, np.eye(4)), self.betas_path(session, "nii.gz", subject))
 
 
 @pytest.fixture

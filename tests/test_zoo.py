@@ -1,85 +1,245 @@
-"""The shipped zoo: every model loads through recon.models with its checksum verified; broken files fail clearly."""
+"""The shipped toy zoo: manifest, reproducible builds, checksums verified before loading, one loader."""
 
 import json
+import re
 import shutil
+import socket
 
 import pytest
-import torch
-from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionImg2ImgPipeline
-from transformers import BlipForConditionalGeneration, CLIPModel, DPTForDepthEstimation
 
 from recon import models, zoo
-from recon.config import get_profile
+from recon.config import REPO_ROOT, ConfigError, ModelIds, get_profile
+from recon.nsd import NSDFileError, NSDReader
+from recon.zoo import REBUILD_COMMAND, ZooError, read_manifest, verify
 from recon.zoo.__main__ import build_zoo
+
+SHIPPED = REPO_ROOT / "zoo"
+CLASSES = {
+    "clip": "CLIPModel",
+    "sd-img2img": "StableDiffusionImg2ImgPipeline",
+    "sd2-img2img": "StableDiffusionImg2ImgPipeline",
+    "sd-depth2img": "StableDiffusionDepth2ImgPipeline",
+    "blip": "BlipForConditionalGeneration",
+    "dpt": "DPTForDepthEstimation",
+}
+REBUILD = re.escape(f"`{REBUILD_COMMAND}`")
+
+
+def weights(manifest) -> dict:
+    return {(name, f): e["sha256"] for name, m in manifest["models"].items() for f, e in m["files"].items()
+            if f.endswith(".safetensors")}
 
 
 @pytest.fixture(scope="module")
-def toy():
-    return get_profile("toy")
-
-
-def test_every_shipped_model_loads_with_its_real_class(toy):
-    assert isinstance(models.img2img(toy), StableDiffusionImg2ImgPipeline)
-    assert isinstance(models.img2img(toy, "sd2"), StableDiffusionImg2ImgPipeline)
-    assert isinstance(models.depth2img(toy), StableDiffusionDepth2ImgPipeline)
-    assert isinstance(models.blip(toy)[0], BlipForConditionalGeneration)
-    assert isinstance(models.dpt(toy)[0], DPTForDepthEstimation)
-    assert isinstance(models.clip(toy)[0], CLIPModel)
-    for arch in ("alexnet", "inception"):
-        assert isinstance(models.torchvision_net(toy, arch), torch.nn.Module)
-    assert isinstance(models.vgg19_features(toy), torch.nn.Sequential)
-
-
-def test_shipped_manifest_lists_checksums_sizes_and_recipes(toy):
-    manifest = models.zoo_manifest(toy)
-    for name, entry in manifest["models"].items():
-        assert entry["recipe"] and "seed" in entry and "train_seconds" in entry
-        assert entry["bytes"] == sum(f["bytes"] for f in entry["files"].values())
-        zoo.verify(zoo.Path(toy.models.sd).parent / name)
-    assert sum(e["bytes"] for e in manifest["models"].values()) < 50e6
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zoo") / "zoo"
+    return folder, build_zoo(folder, seed=0, progress=False)
 
 
 @pytest.fixture
-def built(tmp_path):
-    build_zoo(tmp_path / "zoo", seed=0)
-    return tmp_path / "zoo"
+def zoo_copy(built, tmp_path):
+    return shutil.copytree(built[0], tmp_path / "zoo")
 
 
-def test_untrained_builds_are_reproducible(built, tmp_path):
-    build_zoo(tmp_path / "again", seed=0)
-    a = json.loads((built / "manifest.json").read_text())["models"]
-    b = json.loads((tmp_path / "again" / "manifest.json").read_text())["models"]
-    for name in a:
-        weights = [f for f in a[name]["files"] if f.endswith(".safetensors")]
-        assert weights and all(a[name]["files"][f]["sha256"] == b[name]["files"][f]["sha256"] for f in weights)
+# ------------------------------------------------------------------------ building
+def test_manifest_lists_every_model_with_sha256_and_size(built):
+    folder, manifest = built
+    assert read_manifest(folder) == json.loads(json.dumps(manifest))
+    assert {name: m["class"] for name, m in manifest["models"].items()} == CLASSES
+    for name, entry in manifest["models"].items():
+        on_disk = {str(p.relative_to(folder / name)) for p in (folder / name).rglob("*") if p.is_file()}
+        assert set(entry["files"]) == on_disk, name
+        assert any(f.endswith(".safetensors") for f in entry["files"]), name
+        for file, meta in entry["files"].items():
+            assert re.fullmatch(r"[0-9a-f]{64}", meta["sha256"])
+            assert meta["bytes"] == (folder / name / file).stat().st_size
+            assert meta["sha256"] == zoo.sha256(folder / name / file)
+        assert entry["bytes"] == sum(f["bytes"] for f in entry["files"].values())
+        assert {"recipe", "seed", "steps"} <= set(entry)
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["zoo"]  # no staging folder left behind
 
 
-def test_corrupt_model_file_names_the_file_and_the_command(built):
-    weights = built / "dpt" / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    weights.write_bytes(bytes(data))
-    with pytest.raises(zoo.ZooError, match=r"corrupt model file .*dpt/model\.safetensors.*python -m recon\.zoo build"):
-        models.resolve(str(built / "dpt"))
+def test_same_seed_same_weights_other_seed_other_weights(built, tmp_path):
+    again = build_zoo(tmp_path / "again", seed=0, progress=False)
+    assert weights(again) == weights(built[1]) and len(weights(again)) >= 6
+    other = build_zoo(tmp_path / "other", seed=1, progress=False)
+    assert weights(other).keys() == weights(built[1]).keys()
+    assert all(weights(other)[k] != v for k, v in weights(built[1]).items())
 
 
-def test_missing_model_file_and_folder(built):
-    (built / "blip" / "model.safetensors").unlink()
-    with pytest.raises(zoo.ZooError, match=r"missing model file .*blip/model\.safetensors.*python -m recon\.zoo build"):
-        models.resolve(str(built / "blip"))
-    shutil.rmtree(built / "clip")
-    with pytest.raises(zoo.ZooError, match=r"missing model folder .*clip"):
-        models.resolve(str(built / "clip"))
-    (built / "manifest.json").write_text("{not json")
-    with pytest.raises(zoo.ZooError, match="corrupt zoo manifest"):
-        models.resolve(str(built / "dpt"))
+# ----------------------------------------------------------------------- verifying
+def test_the_shipped_zoo_verifies():
+    manifest = read_manifest(SHIPPED)
+    assert set(manifest["models"]) == set(CLASSES)
+    for name, entry in manifest["models"].items():
+        assert entry["class"] == CLASSES[name] and entry["recipe"] and {"seed", "steps", "train_seconds"} <= set(entry)
+        assert entry["bytes"] == sum(f["bytes"] for f in entry["files"].values())
+        verify(SHIPPED / name)
+    assert sum(e["bytes"] for e in manifest["models"].values()) < 50e6  # small enough to ship in the repo
 
 
-def test_nsd_profile_names_real_ids_and_paths_without_downloading(monkeypatch, tmp_path):
+def test_a_corrupt_byte_names_the_file_and_the_rebuild_command(zoo_copy):
+    path = zoo_copy / "sd-img2img" / "unet" / "diffusion_pytorch_model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte flipped
+    path.write_bytes(bytes(data))
+    verify(zoo_copy / "clip")  # the other folders are still fine
+    with pytest.raises(ZooError, match=f"corrupt model file {re.escape(str(path))}.*{REBUILD}"):
+        verify(zoo_copy / "sd-img2img")
+    with pytest.raises(ZooError, match=re.escape(str(path))):  # the loader checks before loading
+        models.resolve(str(zoo_copy / "sd-img2img"))
+
+
+def test_a_missing_or_truncated_file(zoo_copy):
+    missing = zoo_copy / "blip" / "model.safetensors"
+    missing.unlink()
+    with pytest.raises(ZooError, match=f"missing model file {re.escape(str(missing))}; .*{REBUILD}"):
+        verify(zoo_copy / "blip")
+    truncated = zoo_copy / "dpt" / "model.safetensors"
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(ZooError, match=f"corrupt model file {re.escape(str(truncated))}"):
+        verify(zoo_copy / "dpt")
+    shutil.rmtree(zoo_copy / "clip")
+    with pytest.raises(ZooError, match=f"missing model folder {re.escape(str(zoo_copy / 'clip'))}; .*{REBUILD}"):
+        models.resolve(str(zoo_copy / "clip"))
+
+
+def test_a_missing_or_corrupt_manifest(zoo_copy):
+    (zoo_copy / "extra").mkdir()
+    with pytest.raises(ZooError, match=r"'extra' is not in .*manifest\.json"):
+        verify(zoo_copy / "extra")
+    manifest = zoo_copy / "manifest.json"
+    manifest.write_text(manifest.read_text()[:200])
+    with pytest.raises(ZooError, match=f"corrupt zoo manifest {re.escape(str(manifest))}.*{REBUILD}"):
+        verify(zoo_copy / "clip")
+    manifest.unlink()
+    with pytest.raises(ZooError, match=f"missing zoo manifest {re.escape(str(manifest))}.*{REBUILD}"):
+        verify(zoo_copy / "clip")
+
+
+def test_a_profile_pointing_at_a_corrupt_zoo_fails_at_load(zoo_copy):
+    path = zoo_copy / "dpt" / "config.json"
+    path.write_text(path.read_text().replace("{", "{ ", 1))
+    toy = get_profile("toy")
+    broken = toy.replace(models=ModelIds(**{**toy.models.__dict__, "dpt": str(zoo_copy / "dpt")}))
+    with pytest.raises(ZooError, match=re.escape(str(path))):
+        models.dpt(broken)
+
+
+# ------------------------------------------------------------------------- loading
+@pytest.fixture(scope="module")
+def toy():
+    profile = get_profile("toy")
+    assert all(str(getattr(profile.models, k)).startswith(str(SHIPPED)) for k in CLASSES_BY_FIELD)
+    return profile
+
+
+CLASSES_BY_FIELD = {"sd": "sd-img2img", "sd2": "sd2-img2img", "sd_depth": "sd-depth2img", "blip": "blip",
+                    "dpt": "dpt", "clip_eval": "clip"}
+
+
+def test_every_shipped_model_loads_through_the_one_loader(toy):
+    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionDepth2ImgPipeline,
+                           StableDiffusionImg2ImgPipeline, UNet2DConditionModel)
+    from transformers import (BlipForConditionalGeneration, BlipProcessor, CLIPModel, CLIPProcessor,
+                              CLIPTextModel, DPTForDepthEstimation, DPTImageProcessor)
+
+    for variant in ("sd", "sd2"):
+        pipe = models.img2img(toy, variant)
+        assert isinstance(pipe, StableDiffusionImg2ImgPipeline)
+        assert isinstance(pipe.unet, UNet2DConditionModel) and isinstance(pipe.vae, AutoencoderKL)
+        assert isinstance(pipe.text_encoder, CLIPTextModel) and isinstance(pipe.scheduler, DDIMScheduler)
+        assert pipe.safety_checker is None and pipe.device.type == "cpu"
+    assert models.img2img(toy, "sd") is models.img2img(toy, "sd")  # memoised
+    assert models.img2img(toy, "sd") is not models.img2img(toy, "sd2")
+
+    depth = models.depth2img(toy)
+    assert isinstance(depth, StableDiffusionDepth2ImgPipeline) and isinstance(depth.scheduler, DDIMScheduler)
+    assert isinstance(depth.depth_estimator, DPTForDepthEstimation)
+    assert depth.unet.config.in_channels == depth.vae.config.latent_channels + 1  # the depth channel
+
+    blip, blip_processor = models.blip(toy)
+    assert isinstance(blip, BlipForConditionalGeneration) and isinstance(blip_processor, BlipProcessor)
+    dpt, dpt_processor = models.dpt(toy)
+    assert isinstance(dpt, DPTForDepthEstimation) and isinstance(dpt_processor, DPTImageProcessor)
+    clip, clip_processor = models.clip(toy)
+    assert isinstance(clip, CLIPModel) and isinstance(clip_processor, CLIPProcessor)
+    assert not (blip.training or dpt.training or clip.training)
+    assert clip.config.vision_config.num_hidden_layers >= max(toy.clip_eval_layers)
+
+    assert set(models.zoo_manifest(toy)["models"]) == set(CLASSES)
+
+
+def test_torchvision_networks_of_the_toy_profile(toy):
+    import torch
+    from torchvision.models import AlexNet, Inception3
+
+    alexnet = models.torchvision_net(toy, "alexnet")
+    assert isinstance(alexnet, AlexNet) and not alexnet.training
+    assert not any(p.requires_grad for p in alexnet.parameters())
+    assert isinstance(models.torchvision_net(toy, "inception"), Inception3)
+    vgg = models.vgg19_features(toy)
+    assert isinstance(vgg, torch.nn.Sequential) and len(vgg) == 37  # torchvision VGG19 indices
+    assert all(isinstance(vgg[int(i)], torch.nn.Conv2d) for i in ("0", "2"))
+    with pytest.raises(ValueError, match="unknown torchvision architecture 'resnet'"):
+        models.torchvision_net(toy, "resnet")
+
+
+# ----------------------------------------------------------------------- nsd profile
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("this test must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_nsd_profile_names_the_real_models_and_layout(no_network, monkeypatch, tmp_path):
+    monkeypatch.delenv("RECON_NSD_ROOT", raising=False)
+    nsd = get_profile("nsd")
+    assert nsd.nsd_root.as_posix() == "/data/nsd"
+    assert nsd.models.sd == "CompVis/stable-diffusion-v1-4"
+    assert "stable-diffusion-2" in nsd.models.sd2 and nsd.models.sd_depth == "stabilityai/stable-diffusion-2-depth"
+    assert nsd.models.blip == "Salesforce/blip-image-captioning-base" and nsd.models.dpt == "Intel/dpt-large"
+    assert nsd.models.clip_eval == "openai/clip-vit-large-patch14"
+    assert {nsd.models.alexnet, nsd.models.inception, nsd.models.vgg19} == {"IMAGENET1K_V1"}
+    assert (nsd.trials_per_session, nsd.n_sessions) == (750, 37)
+    assert (nsd.eval_resolution, nsd.clip_eval_layers) == (299, (6, 12))
+    assert nsd.vgg_width_divisor == 1 and nsd.device == "cuda"
+    # Hub ids pass through the loader's check untouched (nothing is looked up or downloaded here)
+    for field in CLASSES_BY_FIELD:
+        model_id = getattr(nsd.models, field)
+        assert models.resolve(model_id) == model_id
+    with pytest.raises(ValueError, match="loads Hub models"):
+        models.zoo_manifest(nsd)
+
     monkeypatch.setenv("RECON_NSD_ROOT", str(tmp_path / "nsd"))
     nsd = get_profile("nsd")
-    assert nsd.models.sd == "CompVis/stable-diffusion-v1-4"
-    assert nsd.models.sd_depth == "stabilityai/stable-diffusion-2-depth"
-    assert nsd.models.blip == "Salesforce/blip-image-captioning-base" and nsd.models.dpt == "Intel/dpt-large"
-    assert nsd.nsd_root == tmp_path / "nsd" and nsd.trials_per_session == 750 and nsd.n_sessions == 37
-    assert models.resolve(nsd.models.sd) == nsd.models.sd  # Hub ids pass through, nothing is fetched
+    with pytest.raises(NSDFileError, match=re.escape(str(tmp_path / "nsd")) + " does not exist"):
+        NSDReader(nsd.nsd_root, nsd.trials_per_session)
+    (tmp_path / "nsd").mkdir()
+    reader = NSDReader(nsd.nsd_root, nsd.trials_per_session)
+    official = {
+        reader.expdesign_path: "nsddata/experiments/nsd/nsd_expdesign.mat",
+        reader.stim_info_path: "nsddata/experiments/nsd/nsd_stim_info_merged.csv",
+        reader.stimuli_path: "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5",
+        reader.ctab_path("streams"): "nsddata/freesurfer/fsaverage/label/streams.mgz.ctab",
+        reader.roi_path("subj07", "streams"): "nsddata/ppdata/subj07/func1pt8mm/roi/streams.nii.gz",
+        reader.captions_path("train2017"): "nsddata_stimuli/stimuli/nsd/annotations/captions_train2017.json",
+    }
+    for path, relative in official.items():
+        assert path.relative_to(tmp_path / "nsd").as_posix() == relative
+    with pytest.raises(NSDFileError, match="nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/"
+                                           r"betas_session37\.hdf5 \(or \.nii\.gz\)"):
+        reader.betas_path("subj01", 37)
+
+
+def test_profiles_are_validated():
+    with pytest.raises(ConfigError, match="unknown profile 'real'; valid profiles are toy, nsd, smoke"):
+        get_profile("real")
+    with pytest.raises(ConfigError, match=r"unknown profile field\(s\) \['colour'\]"):
+        get_profile("nsd").replace(colour="red")
+    with pytest.raises(ConfigError, match="n_samples must be >= 1"):
+        get_profile("nsd", n_samples=0)
+    assert get_profile("nsd", subject=None, n_samples=None).n_samples == 5  # None = not given (papermill)
