@@ -1,8 +1,8 @@
 """``python -m recon.zoo build [--zoo DIR] [--seed N] [--untrained]``: train every toy model, write the manifest.
 
 Training follows the recipes in :mod:`recon.zoo.train` with the step budgets in :data:`RECIPES`
-(about 40 minutes on 2 CPU cores); ``--untrained`` writes the seeded initialisations in seconds
-(for tests of the loading code).
+(63 minutes on 2 CPU cores, measured with other work sharing them); ``--untrained`` writes the
+seeded initialisations in seconds (for tests of the loading code).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,6 +35,35 @@ RECIPES = {
 }
 
 
+@contextmanager
+def _staging(zoo_dir: Path):
+    """A scratch folder beside ``zoo_dir`` that replaces it only if the block completes."""
+    zoo_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".zoo-", dir=zoo_dir.parent))
+    try:
+        yield staging
+        if zoo_dir.exists():
+            shutil.rmtree(zoo_dir)
+        os.replace(staging, zoo_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_manifest(staging: Path, entries: dict[str, dict], **header) -> dict:
+    """Record every model folder's files (sha256, bytes) beside its entry; drop the scratch vocabularies."""
+    for scratch in staging.glob("_vocab_*"):
+        shutil.rmtree(scratch)
+    models = {}
+    for name, entry in entries.items():
+        files = file_table(staging / name)
+        models[name] = entry | {"bytes": sum(f["bytes"] for f in files.values()), "files": files}
+    manifest = {"built_with": {"torch": torch.__version__, "threads": torch.get_num_threads()}, **header,
+                "models": models}
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
 def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict | None = None,
               progress: bool = True) -> dict:
     """Write all model folders into ``zoo_dir`` atomically (staging folder, then rename).
@@ -46,10 +76,8 @@ def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict
         merged = {name: recipe | overrides.get(name, {}) for name, recipe in RECIPES.items()}
         return _build_trained(Path(zoo_dir), seed, merged, progress)
     zoo_dir = Path(zoo_dir)
-    zoo_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".zoo-", dir=zoo_dir.parent))
     recipes = {}
-    try:
+    with _staging(zoo_dir) as staging:
         start = time.perf_counter()
         tokenizer = build.write_clip_vocabulary(staging / "_vocab_clip")
         clip = build.clip_model(len(tokenizer), seed)
@@ -85,28 +113,10 @@ def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict
         recipes["blip"] = ("BlipForConditionalGeneration", seed + 30)
         seconds = time.perf_counter() - start
 
-        shutil.rmtree(staging / "_vocab_clip")
-        shutil.rmtree(staging / "_vocab_bert")
-        models = {}
-        for name, (cls, model_seed) in recipes.items():
-            files = file_table(staging / name)
-            models[name] = {
-                "class": cls,
-                "recipe": "tiny configuration from recon.zoo.build, seeded random initialisation (untrained)",
-                "seed": model_seed,
-                "steps": 0,
-                "train_seconds": 0.0,
-                "bytes": sum(f["bytes"] for f in files.values()),
-                "files": files,
-            }
-        manifest = {"built_with": {"torch": torch.__version__}, "build_seconds": round(seconds, 2), "models": models}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        if zoo_dir.exists():
-            shutil.rmtree(zoo_dir)
-        os.replace(staging, zoo_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        untrained = "tiny configuration from recon.zoo.build, seeded random initialisation (untrained)"
+        entries = {name: {"class": cls, "recipe": untrained, "seed": model_seed, "steps": 0, "train_seconds": 0.0}
+                   for name, (cls, model_seed) in recipes.items()}
+        manifest = _write_manifest(staging, entries, build_seconds=round(seconds, 2))
     return manifest
 
 
@@ -114,10 +124,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
     """Train each model on its recipe, save it, measure its held-out quality, write the manifest."""
     from . import quality, train
 
-    zoo_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".zoo-", dir=zoo_dir.parent))
     entries: dict[str, dict] = {}
-    try:
+    with _staging(zoo_dir) as staging:
         start = time.perf_counter()
         n_train = recipes["scenes"]["n_train"]
         scenes = train.SceneData.draw(n_train + recipes["scenes"]["n_held_out"], seed, build.IMAGE_SIZE)
@@ -135,7 +143,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         clip.save_pretrained(staging / "clip")
         clip_processor.save_pretrained(staging / "clip")
         judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
-        entries["clip"] = dict(class_="CLIPModel", seed=seed, training=stats,
+        entries["clip"] = dict({"class": "CLIPModel"}, seed=seed, training=stats,
                                recipe=f"recon.zoo.train.train_clip: contrastive image/caption loss {common}",
                                quality=quality.clip_retrieval(clip, tokenizer, clip_processor.image_processor, held)
                                | {"judge_on_true_images": judge.accuracy(held.images[single],
@@ -151,7 +159,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         sd = build.img2img_pipeline(vae, text_encoder, tokenizer, unet)
         sd.save_pretrained(staging / "sd-img2img")
         entries["sd-img2img"] = dict(
-            class_="StableDiffusionImg2ImgPipeline", seed=seed + 2, training=stats | {"vae": vae_stats},
+            {"class": "StableDiffusionImg2ImgPipeline"}, seed=seed + 2, training=stats | {"vae": vae_stats},
             recipe=("recon.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
                     f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {common}"),
             quality={"vae": quality.vae_error(vae, held),
@@ -169,7 +177,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         sd2 = build.img2img_pipeline(vae, text_sd2, tokenizer, unet_sd2)
         sd2.save_pretrained(staging / "sd2-img2img")
         entries["sd2-img2img"] = dict(
-            class_="StableDiffusionImg2ImgPipeline", seed=seed + 11, training=stats | {"text_encoder": clip_sd2_stats},
+            {"class": "StableDiffusionImg2ImgPipeline"}, seed=seed + 11, training=stats | {"text_encoder": clip_sd2_stats},
             recipe=("as sd-img2img (same VAE), with its own text encoder: the text tower of a second CLIP trained "
                     f"from another seed for fewer steps; stands in for SD 2.0 in the control analysis, {common}"),
             quality={"text_to_image_judged_by_clip": quality.generation_attributes(sd2, judge, held, single, seed=seed)})
@@ -178,7 +186,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         stats = train.train_dpt(dpt, dpt_processor, data, seed=seed + 40, progress=progress, **recipes["dpt"])
         dpt.save_pretrained(staging / "dpt")
         dpt_processor.save_pretrained(staging / "dpt")
-        entries["dpt"] = dict(class_="DPTForDepthEstimation", seed=seed + 40, training=stats,
+        entries["dpt"] = dict({"class": "DPTForDepthEstimation"}, seed=seed + 40, training=stats,
                               recipe=f"recon.zoo.train.train_dpt: L1 regression of relative inverse depth {common}",
                               quality=quality.dpt_correlation(dpt, dpt_processor, held))
 
@@ -189,7 +197,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         depth = build.depth2img_pipeline(vae, text_sd2, tokenizer, unet_depth, dpt, dpt_processor)
         depth.save_pretrained(staging / "sd-depth2img")
         entries["sd-depth2img"] = dict(
-            class_="StableDiffusionDepth2ImgPipeline", seed=seed + 20, training=stats,
+            {"class": "StableDiffusionDepth2ImgPipeline"}, seed=seed + 20, training=stats,
             recipe=("train_unet with the depth map (nearness on the latent grid, scaled to [-1, 1] as the pipeline "
                     f"does) as a fifth input channel, SD 2 stand-in's text encoder and VAE, {common}"),
             quality={"text_and_depth_to_image_judged_by_clip": quality.generation_attributes(
@@ -200,31 +208,14 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress, **recipes["blip"])
         blip.save_pretrained(staging / "blip")
         blip_processor.save_pretrained(staging / "blip")
-        entries["blip"] = dict(class_="BlipForConditionalGeneration", seed=seed + 30, training=stats,
+        entries["blip"] = dict({"class": "BlipForConditionalGeneration"}, seed=seed + 30, training=stats,
                                recipe=f"recon.zoo.train.train_blip: captioning loss {common}",
                                quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
         seconds = time.perf_counter() - start
 
-        shutil.rmtree(staging / "_vocab_clip")
-        shutil.rmtree(staging / "_vocab_bert")
-        models = {}
-        for name, entry in entries.items():
-            files = file_table(staging / name)
-            models[name] = {
-                "class": entry["class_"], "recipe": entry["recipe"], "seed": entry["seed"],
-                "steps": entry["training"]["steps"], "train_seconds": entry["training"]["train_seconds"],
-                "training": entry["training"], "quality": entry["quality"],
-                "bytes": sum(f["bytes"] for f in files.values()), "files": files,
-            }
-        manifest = {"built_with": {"torch": torch.__version__, "threads": torch.get_num_threads()},
-                    "build_seconds": round(seconds, 1), "recipes": recipes, "trained": True, "models": models}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        if zoo_dir.exists():
-            shutil.rmtree(zoo_dir)
-        os.replace(staging, zoo_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        for entry in entries.values():
+            entry.update(steps=entry["training"]["steps"], train_seconds=entry["training"]["train_seconds"])
+        manifest = _write_manifest(staging, entries, build_seconds=round(seconds, 1), recipes=recipes, trained=True)
     return manifest
 
 
