@@ -251,26 +251,36 @@ class NSDReader:
         rois = tuple(rois)
         mask, roi_of_voxel = self.roi_selection(subject, rois, atlas)
         trials = self.trials(subject, n_sessions)
-        betas = np.empty((len(trials), int(mask.sum())), dtype=np.float32)
+        shared = trials["shared"].to_numpy()
+        ids = trials["nsd_id"].to_numpy()
+        test_ids, inverse, repeats = np.unique(ids[shared], return_inverse=True, return_counts=True)
+        # Train rows go straight to their final array and test rows into a running sum, so the
+        # peak memory is the output plus one session, not two copies of every trial.
+        train_betas = np.empty((int((~shared).sum()), int(mask.sum())), dtype=np.float32)
+        test_sum = np.zeros((len(test_ids), train_betas.shape[1]), dtype=np.float64)
+        test_row = np.full(len(trials), -1)
+        test_row[shared] = inverse
+        n_train = 0
         for session in range(1, n_sessions + 1):
             block = self.session_betas(subject, session, mask)
             mean = block.mean(axis=0, keepdims=True)
             std = block.std(axis=0, keepdims=True)
             std[std == 0] = 1.0
+            block -= mean
+            block /= std
             rows = slice((session - 1) * self.trials_per_session, session * self.trials_per_session)
-            betas[rows] = (block - mean) / std
-        shared = trials["shared"].to_numpy()
-        ids = trials["nsd_id"].to_numpy()
-        test_ids, inverse, repeats = np.unique(ids[shared], return_inverse=True, return_counts=True)
-        test_betas = np.zeros((len(test_ids), betas.shape[1]), dtype=np.float64)
-        np.add.at(test_betas, inverse, betas[shared])
-        test_betas /= repeats[:, None]
+            in_test = shared[rows]
+            n_block = int((~in_test).sum())
+            train_betas[n_train : n_train + n_block] = block[~in_test]
+            n_train += n_block
+            np.add.at(test_sum, test_row[rows][in_test], block[in_test])
+        test_betas = (test_sum / repeats[:, None]).astype(np.float32)
         return SubjectData(
             subject=subject,
             rois=rois,
-            train_betas=betas[~shared],
+            train_betas=train_betas,
             train_ids=ids[~shared],
-            test_betas=test_betas.astype(np.float32),
+            test_betas=test_betas,
             test_ids=test_ids,
             test_repeats=repeats,
             roi_of_voxel=roi_of_voxel,
