@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -73,6 +75,9 @@ decoding
 # dimension, decoded c at r = {glue:text}`r_c:.2f`.
 #
 # ## Reconstructions
+#
+# On the `toy` profile, read them for background, colour, position and size: the tiny models do
+# not resolve object shape (see [the toy model zoo](zoo.ipynb)).
 
 # %%
 recon = exp.reconstruct("[30]")
