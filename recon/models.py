@@ -73,42 +73,29 @@ def depth2img(profile: Profile):
     return _depth2img(profile.models.sd_depth, profile.device, torch_dtype(profile))
 
 
-@lru_cache(maxsize=4)
-def _blip(model_id: str, device: str):
-    from transformers import BlipForConditionalGeneration, BlipProcessor
+@lru_cache(maxsize=8)
+def _transformers_pair(model_class: str, processor_class: str, model_id: str, device: str):
+    """(model, processor) of one transformers class pair from one folder or Hub id, in eval mode."""
+    import transformers
 
     path = resolve(model_id)
-    return BlipForConditionalGeneration.from_pretrained(path).to(device).eval(), BlipProcessor.from_pretrained(path)
+    model = getattr(transformers, model_class).from_pretrained(path).to(device).eval()
+    return model, getattr(transformers, processor_class).from_pretrained(path)
 
 
 def blip(profile: Profile):
     """(``BlipForConditionalGeneration``, ``BlipProcessor``), kept in float32 for generation."""
-    return _blip(profile.models.blip, profile.device)
-
-
-@lru_cache(maxsize=4)
-def _dpt(model_id: str, device: str):
-    from transformers import DPTForDepthEstimation, DPTImageProcessor
-
-    path = resolve(model_id)
-    return DPTForDepthEstimation.from_pretrained(path).to(device).eval(), DPTImageProcessor.from_pretrained(path)
+    return _transformers_pair("BlipForConditionalGeneration", "BlipProcessor", profile.models.blip, profile.device)
 
 
 def dpt(profile: Profile):
-    return _dpt(profile.models.dpt, profile.device)
-
-
-@lru_cache(maxsize=4)
-def _clip(model_id: str, device: str):
-    from transformers import CLIPModel, CLIPProcessor
-
-    path = resolve(model_id)
-    return CLIPModel.from_pretrained(path).to(device).eval(), CLIPProcessor.from_pretrained(path)
+    """(``DPTForDepthEstimation``, ``DPTImageProcessor``)."""
+    return _transformers_pair("DPTForDepthEstimation", "DPTImageProcessor", profile.models.dpt, profile.device)
 
 
 def clip(profile: Profile):
     """(``CLIPModel``, ``CLIPProcessor``) whose vision tower gives CLIP Early / Middle / Late."""
-    return _clip(profile.models.clip_eval, profile.device)
+    return _transformers_pair("CLIPModel", "CLIPProcessor", profile.models.clip_eval, profile.device)
 
 
 _TORCHVISION = {
