@@ -69,7 +69,7 @@ def main() -> None:
         simulate_seconds = time.perf_counter() - start
         size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
         print(f"simulated {config.n_sessions} sessions x {config.trials_per_session} trials per subject, "
-              f"{config.n_shared + 8 * config.n_train} images: {simulate_seconds:.1f} s, {size / 1e6:.0f} MB "
+              f"{config.n_stimuli} images: {simulate_seconds:.1f} s, {size / 1e6:.0f} MB "
               f"on disk, simulator peak RSS {peak_rss_mb()} MB")
         for subject in subjects:
             out = subprocess.run([sys.executable, __file__, "--load", str(root), str(config.trials_per_session),

@@ -38,6 +38,7 @@ from .config import SUBJECTS, STREAMS_ROIS
 from .nsd import BETA_SCALE, BETAS_DIR
 
 COMPLETE_MARKER = ".complete.json"
+NSD_SUBJECT_COUNT = 8  # the expdesign and stim info cover all of NSD's subjects, simulated or not
 STREAM_VALUES = {name: value for value, name in enumerate(STREAMS_ROIS, start=1)}
 
 
@@ -52,7 +53,7 @@ class SimulationConfig:
     seed: int = 0
     image_size: int = 64
     n_shared: int = 100
-    n_train: int = 1000  # per subject, all 8 NSD subjects get their own images
+    n_train: int = 1000  # per subject, each of NSD's 8 subjects gets its own images
     repetitions: int = 3
     trials_per_session: int = 150
     subjects: dict = field(
@@ -68,6 +69,11 @@ class SimulationConfig:
     @property
     def images_per_subject(self) -> int:
         return self.n_shared + self.n_train
+
+    @property
+    def n_stimuli(self) -> int:
+        """Images in the stimulus brick: the shared ones plus every NSD subject's own."""
+        return self.n_shared + NSD_SUBJECT_COUNT * self.n_train
 
     @property
     def n_sessions(self) -> int:
@@ -237,7 +243,7 @@ def simulate_nsd(root, config: SimulationConfig | None = None, progress: bool = 
 
 
 def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, progress: bool) -> None:
-    n_total = config.n_shared + 8 * config.n_train
+    n_total = config.n_stimuli
     scene_list = [sc.sample_scene(rng) for _ in range(n_total)]
     rendered = [sc.render(s, config.image_size) for s in tqdm(scene_list, desc="render scenes", disable=not progress)]
     images = np.stack([r[0] for r in rendered])
@@ -246,8 +252,8 @@ def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, 
     # ids: shared images are scattered through the 73k-style index, like NSD's shared1000
     permutation = rng.permutation(n_total)
     shared_ids = np.sort(permutation[: config.n_shared])
-    subject_ids = permutation[config.n_shared :].reshape(8, config.n_train)
-    subjectim = np.concatenate([np.tile(shared_ids, (8, 1)), subject_ids], axis=1)
+    subject_ids = permutation[config.n_shared :].reshape(NSD_SUBJECT_COUNT, config.n_train)
+    subjectim = np.concatenate([np.tile(shared_ids, (NSD_SUBJECT_COUNT, 1)), subject_ids], axis=1)
     n_trials = config.images_per_subject * config.repetitions
     masterordering = np.concatenate([rng.permutation(config.images_per_subject) for _ in range(config.repetitions)])
     assert len(masterordering) == n_trials
@@ -266,7 +272,7 @@ def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, 
     splits = np.where(rng.random(n_total) < 0.85, "train2017", "val2017")
     info = pd.DataFrame({"nsdId": np.arange(n_total), "cocoId": coco_ids, "cocoSplit": splits})
     info["shared1000"] = np.isin(info["nsdId"], shared_ids)
-    for s in range(8):
+    for s in range(NSD_SUBJECT_COUNT):
         info[f"subject{s + 1}"] = np.isin(info["nsdId"], subjectim[s]).astype(int)
     info.to_csv(experiments / "nsd_stim_info_merged.csv", index=False)
 
