@@ -64,6 +64,12 @@ def _write_manifest(staging: Path, entries: dict[str, dict], **header) -> dict:
     return manifest
 
 
+def _trained_entry(model_class: str, *, seed: int, training: dict, recipe: str, quality: dict) -> dict:
+    """A trained model's manifest entry; steps and time are lifted from its training stats."""
+    return {"class": model_class, "seed": seed, "training": training, "steps": training["steps"],
+            "train_seconds": training["train_seconds"], "recipe": recipe, "quality": quality}
+
+
 def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict | None = None,
               progress: bool = True) -> dict:
     """Write all model folders into ``zoo_dir`` atomically (staging folder, then rename).
@@ -143,11 +149,12 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         clip.save_pretrained(staging / "clip")
         clip_processor.save_pretrained(staging / "clip")
         judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
-        entries["clip"] = dict({"class": "CLIPModel"}, seed=seed, training=stats,
-                               recipe=f"recon.zoo.train.train_clip: contrastive image/caption loss {common}",
-                               quality=quality.clip_retrieval(clip, tokenizer, clip_processor.image_processor, held)
-                               | {"judge_on_true_images": judge.accuracy(held.images[single],
-                                                                         [held.scenes[i].objects[0] for i in single])})
+        entries["clip"] = _trained_entry(
+            "CLIPModel", seed=seed, training=stats,
+            recipe=f"recon.zoo.train.train_clip: contrastive image/caption loss {common}",
+            quality=quality.clip_retrieval(clip, tokenizer, clip_processor.image_processor, held)
+            | {"judge_on_true_images": judge.accuracy(held.images[single],
+                                                      [held.scenes[i].objects[0] for i in single])})
 
         vae = build.vae(seed + 1)
         vae_stats = train.train_vae(vae, data, seed=seed + 1, progress=progress, **recipes["vae"])
@@ -158,8 +165,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
                                  progress=progress, desc="train UNet (SD)", **recipes["unet"])
         sd = build.img2img_pipeline(vae, text_encoder, tokenizer, unet)
         sd.save_pretrained(staging / "sd-img2img")
-        entries["sd-img2img"] = dict(
-            {"class": "StableDiffusionImg2ImgPipeline"}, seed=seed + 2, training=stats | {"vae": vae_stats},
+        entries["sd-img2img"] = _trained_entry(
+            "StableDiffusionImg2ImgPipeline", seed=seed + 2, training=stats | {"vae": vae_stats},
             recipe=("recon.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
                     f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {common}"),
             quality={"vae": quality.vae_error(vae, held),
@@ -176,8 +183,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
                                  **recipes["unet_sd2"])
         sd2 = build.img2img_pipeline(vae, text_sd2, tokenizer, unet_sd2)
         sd2.save_pretrained(staging / "sd2-img2img")
-        entries["sd2-img2img"] = dict(
-            {"class": "StableDiffusionImg2ImgPipeline"}, seed=seed + 11, training=stats | {"text_encoder": clip_sd2_stats},
+        entries["sd2-img2img"] = _trained_entry(
+            "StableDiffusionImg2ImgPipeline", seed=seed + 11, training=stats | {"text_encoder": clip_sd2_stats},
             recipe=("as sd-img2img (same VAE), with its own text encoder: the text tower of a second CLIP trained "
                     f"from another seed for fewer steps; stands in for SD 2.0 in the control analysis, {common}"),
             quality={"text_to_image_judged_by_clip": quality.generation_attributes(sd2, judge, held, single, seed=seed)})
@@ -186,9 +193,10 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         stats = train.train_dpt(dpt, dpt_processor, data, seed=seed + 40, progress=progress, **recipes["dpt"])
         dpt.save_pretrained(staging / "dpt")
         dpt_processor.save_pretrained(staging / "dpt")
-        entries["dpt"] = dict({"class": "DPTForDepthEstimation"}, seed=seed + 40, training=stats,
-                              recipe=f"recon.zoo.train.train_dpt: L1 regression of relative inverse depth {common}",
-                              quality=quality.dpt_correlation(dpt, dpt_processor, held))
+        entries["dpt"] = _trained_entry(
+            "DPTForDepthEstimation", seed=seed + 40, training=stats,
+            recipe=f"recon.zoo.train.train_dpt: L1 regression of relative inverse depth {common}",
+            quality=quality.dpt_correlation(dpt, dpt_processor, held))
 
         unet_depth = build.unet(seed + 20, in_channels=build.LATENT_CHANNELS + 1)
         stats = train.train_unet(unet_depth, build.scheduler(), (latents_mean, latents_sd), embeddings_sd2,
@@ -196,8 +204,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
                                  progress=progress, desc="train UNet (depth)", **recipes["unet_depth"])
         depth = build.depth2img_pipeline(vae, text_sd2, tokenizer, unet_depth, dpt, dpt_processor)
         depth.save_pretrained(staging / "sd-depth2img")
-        entries["sd-depth2img"] = dict(
-            {"class": "StableDiffusionDepth2ImgPipeline"}, seed=seed + 20, training=stats,
+        entries["sd-depth2img"] = _trained_entry(
+            "StableDiffusionDepth2ImgPipeline", seed=seed + 20, training=stats,
             recipe=("train_unet with the depth map (nearness on the latent grid, scaled to [-1, 1] as the pipeline "
                     f"does) as a fifth input channel, SD 2 stand-in's text encoder and VAE, {common}"),
             quality={"text_and_depth_to_image_judged_by_clip": quality.generation_attributes(
@@ -208,13 +216,12 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress, **recipes["blip"])
         blip.save_pretrained(staging / "blip")
         blip_processor.save_pretrained(staging / "blip")
-        entries["blip"] = dict({"class": "BlipForConditionalGeneration"}, seed=seed + 30, training=stats,
-                               recipe=f"recon.zoo.train.train_blip: captioning loss {common}",
-                               quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
+        entries["blip"] = _trained_entry(
+            "BlipForConditionalGeneration", seed=seed + 30, training=stats,
+            recipe=f"recon.zoo.train.train_blip: captioning loss {common}",
+            quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
         seconds = time.perf_counter() - start
 
-        for entry in entries.values():
-            entry.update(steps=entry["training"]["steps"], train_seconds=entry["training"]["train_seconds"])
         manifest = _write_manifest(staging, entries, build_seconds=round(seconds, 1), recipes=recipes, trained=True)
     return manifest
 
