@@ -1,8 +1,15 @@
 """A content-addressed, atomic on-disk cache of arrays (features, decoded targets, images).
 
-An entry is one ``.npz`` file named by the hash of everything that determines it. It is written
-to a temporary file and renamed into place, so a reader never sees a half-written entry; a file
-that is nevertheless unreadable (truncated copy, disk error) raises :class:`CacheError` naming it.
+An entry is a folder ``<root>/<stage>/<key>/`` named by the hash of everything that determines it,
+holding one ``.npy`` file per array and ``entry.json`` (names, shapes, dtypes, byte sizes).
+Arrays are read back as read-only memory maps, so a 40 GB feature matrix costs no host memory
+until a column block of it is touched, and an entry can be written batch by batch
+(:meth:`Cache.stream`) without ever being whole in memory.
+
+Atomicity: an entry is written into a hidden temporary folder beside its final place and renamed
+into place when complete; a reader never sees a half-written entry, and a temporary left by a
+killed process is never read. An entry that is nevertheless damaged (truncated copy, disk error)
+fails its size check and raises :class:`CacheError` naming it.
 """
 
 from __future__ import annotations
@@ -10,34 +17,104 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
+
+MANIFEST = "entry.json"
+#: arrays smaller than this are read into memory; larger ones are memory-mapped
+MMAP_THRESHOLD = 1 << 20
+_HASH_CHUNK = 1 << 26
 
 
 class CacheError(OSError):
     """A cache entry that exists but cannot be read back whole."""
 
 
+def _array_digest(value: np.ndarray) -> dict:
+    """sha256 of an array's bytes, fed in chunks so a memory map is never copied whole."""
+    h = hashlib.sha256()
+    flat = value.reshape(-1) if value.flags.c_contiguous else None
+    if flat is None:  # rare: hash C-ordered chunks of rows
+        for start in range(0, max(len(value), 1), 256):
+            h.update(np.ascontiguousarray(value[start : start + 256]).view(np.uint8).reshape(-1))
+    else:
+        if flat.dtype == object:
+            raise TypeError("cannot hash an object array; pass numbers or fixed-width strings")
+        raw = flat.view(np.uint8)
+        for start in range(0, raw.size, _HASH_CHUNK):
+            h.update(raw[start : start + _HASH_CHUNK])
+    return {"array": h.hexdigest(), "shape": list(value.shape), "dtype": str(value.dtype)}
+
+
 def digest(*parts) -> str:
-    """A stable hash of JSON-serialisable parts (numpy arrays are hashed by their bytes)."""
+    """A stable hash of JSON-serialisable parts (numpy arrays are hashed by their bytes and shape)."""
 
     def normalise(value):
         if isinstance(value, np.ndarray):
-            return {"array": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest(), "shape": value.shape}
+            return _array_digest(value)
         if isinstance(value, Path):
             return str(value)
         if isinstance(value, (tuple, list)):
             return [normalise(v) for v in value]
         if isinstance(value, dict):
             return {str(k): normalise(v) for k, v in sorted(value.items())}
+        if isinstance(value, np.generic):
+            return value.item()
         return value
 
     text = json.dumps(normalise(list(parts)), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class EntryWriter:
+    """Collects the arrays of one entry in its temporary folder.
+
+    ``create`` returns a writable ``.npy`` memory map to fill batch by batch; ``put`` stores a
+    whole array. Nothing here is visible to readers until :meth:`Cache.stream` commits the folder.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._maps: dict[str, np.memmap] = {}
+
+    def _file(self, name: str) -> Path:
+        if not name.isidentifier():
+            raise ValueError(f"cache array names must be identifiers, got {name!r}")
+        return self.folder / f"{name}.npy"
+
+    def create(self, name: str, shape, dtype=np.float32) -> np.memmap:
+        array = np.lib.format.open_memmap(self._file(name), mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+        self._maps[name] = array
+        return array
+
+    def put(self, name: str, value) -> None:
+        value = np.asarray(value)
+        if value.dtype == object:
+            raise TypeError(f"cache array {name!r} has dtype object; store numbers or fixed-width strings")
+        np.save(self._file(name), value, allow_pickle=False)
+
+    def commit_manifest(self) -> None:
+        for array in self._maps.values():
+            array.flush()
+        self._maps.clear()
+        arrays = {}
+        for file in sorted(self.folder.glob("*.npy")):
+            header = _read_header(file)
+            arrays[file.stem] = {**header, "bytes": file.stat().st_size}
+        (self.folder / MANIFEST).write_text(json.dumps({"arrays": arrays}, indent=1))
+
+
+def _read_header(file: Path) -> dict:
+    with open(file, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+    return {"shape": list(shape), "dtype": dtype.str, "fortran": fortran}
 
 
 class Cache:
@@ -46,33 +123,89 @@ class Cache:
         self.enabled = enabled
 
     def path(self, stage: str, key: str) -> Path:
-        return self.root / stage / f"{key}.npz"
+        return self.root / stage / key
 
+    def key_path(self, stage: str, key_parts) -> Path:
+        return self.path(stage, digest(stage, key_parts))
+
+    # ------------------------------------------------------------------ reading
     def load(self, path: Path) -> dict[str, np.ndarray]:
+        """All arrays of a complete entry; large ones as read-only memory maps."""
+        manifest = path / MANIFEST
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-            raise CacheError(f"corrupt cache entry {path} ({err}); delete it to recompute") from err
+            listing = json.loads(manifest.read_text())["arrays"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CacheError(f"corrupt cache entry {path} (unreadable {MANIFEST}: {err}); delete it to recompute") from err
+        out = {}
+        for name, expected in listing.items():
+            file = path / f"{name}.npy"
+            try:
+                size = file.stat().st_size
+                if size != expected["bytes"]:
+                    raise ValueError(f"{file.name} has {size} bytes, expected {expected['bytes']}")
+                header = _read_header(file)
+                if header["shape"] != expected["shape"] or header["dtype"] != expected["dtype"]:
+                    raise ValueError(f"{file.name} header {header} does not match {MANIFEST}")
+                big = size >= MMAP_THRESHOLD
+                out[name] = np.load(file, mmap_mode="r" if big else None, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as err:
+                raise CacheError(f"corrupt cache entry {path} ({err}); delete it to recompute") from err
+        return out
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def stream(self, path: Path) -> Iterator[EntryWriter]:
+        """Write an entry's arrays into a temporary folder; rename it into place when the block ends.
+
+        An exception (or a killed process) leaves no entry; a concurrent writer that finished first
+        wins, and this one's temporary is discarded.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            writer = EntryWriter(tmp)
+            yield writer
+            writer.commit_manifest()
+            try:
+                os.rename(tmp, path)
+            except OSError:
+                if not (path / MANIFEST).is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def save(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with self.stream(path) as writer:
+            for name, value in arrays.items():
+                writer.put(name, value)
 
+    # ------------------------------------------------------------------ the API
     def get(self, stage: str, key_parts, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Return the entry for ``(stage, key_parts)``, computing and storing it if absent."""
         if not self.enabled:
             return compute()
-        path = self.path(stage, digest(stage, key_parts))
-        if path.is_file():
-            return self.load(path)
-        arrays = {name: np.asarray(value) for name, value in compute().items()}
-        self.save(path, arrays)
-        return arrays
+        path = self.key_path(stage, key_parts)
+        if not path.is_dir():
+            self.save(path, compute())
+        return self.load(path)
+
+    def get_streamed(self, stage: str, key_parts, fill: Callable[[EntryWriter], None]) -> dict[str, np.ndarray]:
+        """Like :meth:`get`, for entries too large for memory: ``fill(writer)`` writes them batch by batch.
+
+        With the cache disabled, the entry goes to a temporary folder that is removed at exit."""
+        if not self.enabled:
+            tmp = Path(tempfile.mkdtemp(prefix="recon-uncached-"))
+            _remove_at_exit(tmp)
+            path = tmp / "entry"
+        else:
+            path = self.key_path(stage, key_parts)
+        if not path.is_dir():
+            with self.stream(path) as writer:
+                fill(writer)
+        return self.load(path)
+
+
+def _remove_at_exit(folder: Path) -> None:
+    import atexit
+
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)

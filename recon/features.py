@@ -44,54 +44,105 @@ def batches(n: int, size: int, desc: str, progress: bool = True):
         yield slice(start, min(n, start + size))
 
 
+class LazyImages:
+    """Images read only when sliced: ``load(ids)`` -> uint8 (n, H, W, 3); ``len()`` is ``len(ids)``.
+
+    Extractors slice it one batch at a time, so NSD's 8,859 training images (4.8 GB at 425 px)
+    are never in memory together."""
+
+    def __init__(self, load, ids):
+        self.load = load
+        self.ids = np.asarray(ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.load(self.ids[rows])
+
+
+def write_batches(blocks, n: int, out=None, dtype=np.float32):
+    """Write ``(rows, values)`` batches into ``out`` and return it.
+
+    ``out`` is an array (for example a memory map), a callable ``(shape, dtype) -> array`` called
+    once the first batch shows the per-row shape (how a cache entry is created on disk), or
+    ``None`` for a new in-memory array. Only one batch is ever held besides ``out``."""
+    target = out if isinstance(out, np.ndarray) else None
+    for rows, values in blocks:
+        values = values.float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        if target is None:
+            shape = (n, *values.shape[1:])
+            target = out(shape, dtype) if callable(out) else np.empty(shape, dtype=dtype)
+        if target.shape[1:] != values.shape[1:] or len(target) != n:
+            raise ValueError(f"output array has shape {target.shape}, expected ({n}, *{values.shape[1:]})")
+        target[rows] = values
+    if target is None:
+        raise ValueError("no images to extract features from")
+    return target
+
+
 @torch.no_grad()
-def vae_latents(pipe, images, size: int, batch_size: int = 32, progress=True) -> np.ndarray:
+def vae_latents(pipe, images, size: int, batch_size: int = 32, progress=True, out=None) -> np.ndarray:
     """z: the scaled mean of the VAE posterior, the latent Stable Diffusion denoises."""
     vae = pipe.vae
-    out = []
-    for rows in batches(len(images), batch_size, "VAE latents z", progress):
-        x = to_unit_tensor(images[rows], size, vae.device).to(vae.dtype) * 2 - 1
-        out.append((vae.encode(x).latent_dist.mean * vae.config.scaling_factor).float().cpu())
-    return torch.cat(out).numpy()
+
+    def blocks():
+        for rows in batches(len(images), batch_size, "VAE latents z", progress):
+            x = to_unit_tensor(images[rows], size, vae.device).to(vae.dtype) * 2 - 1
+            yield rows, vae.encode(x).latent_dist.mean * vae.config.scaling_factor
+
+    return write_batches(blocks(), len(images), out)
 
 
 @torch.no_grad()
-def text_embeddings(pipe, captions: list[list[str]], batch_size: int = 64, progress=True) -> np.ndarray:
-    """c: the text encoder's last hidden state per caption, averaged over an image's captions."""
-    flat = [text for group in captions for text in group]
-    owner = np.repeat(np.arange(len(captions)), [len(g) for g in captions])
-    encoded = []
-    for rows in batches(len(flat), batch_size, "text embeddings c", progress):
-        tokens = pipe.tokenizer(
-            flat[rows], padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        )
-        encoded.append(pipe.text_encoder(tokens.input_ids.to(pipe.text_encoder.device))[0].float().cpu())
-    encoded = torch.cat(encoded).numpy()
-    out = np.zeros((len(captions), *encoded.shape[1:]), dtype=np.float32)
-    np.add.at(out, owner, encoded)
-    return out / np.bincount(owner, minlength=len(captions)).reshape(-1, 1, 1)
+def text_embeddings(pipe, captions: list[list[str]], batch_size: int = 64, progress=True, out=None) -> np.ndarray:
+    """c: the text encoder's last hidden state per caption, averaged over an image's captions.
+
+    Images are taken a batch at a time and their captions averaged at once, so only one batch of
+    per-caption embeddings exists (not NSD's ~44,000 x 77 x 768)."""
+    per_batch = max(1, batch_size // max(1, max((len(group) for group in captions), default=1)))
+
+    def blocks():
+        for rows in batches(len(captions), per_batch, "text embeddings c", progress):
+            groups = captions[rows]
+            if any(len(group) == 0 for group in groups):
+                raise ValueError(f"an image in rows {rows.start}-{rows.stop - 1} has no caption")
+            flat = [text for group in groups for text in group]
+            tokens = pipe.tokenizer(flat, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                                    truncation=True, return_tensors="pt")
+            encoded = pipe.text_encoder(tokens.input_ids.to(pipe.text_encoder.device))[0].float()
+            owner = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor([len(g) for g in groups]))
+            means = torch.zeros((len(groups), *encoded.shape[1:]), device=encoded.device)
+            means.index_add_(0, owner.to(encoded.device), encoded)
+            yield rows, means / torch.tensor([len(g) for g in groups], device=encoded.device).view(-1, 1, 1)
+
+    return write_batches(blocks(), len(captions), out)
 
 
 @torch.no_grad()
-def blip_vision(model, processor, images, batch_size: int = 32, progress=True) -> np.ndarray:
+def blip_vision(model, processor, images, batch_size: int = 32, progress=True, out=None) -> np.ndarray:
     """BLIP's ViT output tokens, the features its text decoder attends to."""
-    out = []
-    for rows in batches(len(images), batch_size, "BLIP ViT features", progress):
-        pixels = processor(images=list(check_images(images[rows])), return_tensors="pt").pixel_values
-        out.append(model.vision_model(pixel_values=pixels.to(model.device))[0].float().cpu())
-    return torch.cat(out).numpy()
+
+    def blocks():
+        for rows in batches(len(images), batch_size, "BLIP ViT features", progress):
+            pixels = processor(images=list(check_images(images[rows])), return_tensors="pt").pixel_values
+            yield rows, model.vision_model(pixel_values=pixels.to(model.device, model.dtype))[0]
+
+    return write_batches(blocks(), len(images), out)
 
 
 @torch.no_grad()
-def dpt_hidden_states(model, processor, images, batch_size: int = 32, progress=True) -> np.ndarray:
+def dpt_hidden_states(model, processor, images, batch_size: int = 32, progress=True, out=None) -> np.ndarray:
     """(n, 4, tokens, width): the ViT hidden states DPT's neck reads (``backbone_out_indices``)."""
     keep = list(model.config.backbone_out_indices)
-    out = []
-    for rows in batches(len(images), batch_size, "DPT hidden states", progress):
-        pixels = processor(images=list(check_images(images[rows])), return_tensors="pt").pixel_values
-        states = model(pixel_values=pixels.to(model.device), output_hidden_states=True).hidden_states[1:]
-        out.append(torch.stack([states[i] for i in keep], dim=1).float().cpu())
-    return torch.cat(out).numpy()
+
+    def blocks():
+        for rows in batches(len(images), batch_size, "DPT hidden states", progress):
+            pixels = processor(images=list(check_images(images[rows])), return_tensors="pt").pixel_values
+            states = model(pixel_values=pixels.to(model.device, model.dtype), output_hidden_states=True).hidden_states[1:]
+            yield rows, torch.stack([states[i] for i in keep], dim=1)
+
+    return write_batches(blocks(), len(images), out)
 
 
 def imagenet_normalise(x: torch.Tensor) -> torch.Tensor:
@@ -118,12 +169,37 @@ def vgg_activations(features: torch.nn.Sequential, x: torch.Tensor, layers, pool
 
 
 @torch.no_grad()
+def vgg_feature_matrix(features, images, layers, pool: int, size: int, batch_size: int = 32, progress=True,
+                       out=None) -> np.ndarray:
+    """Pooled VGG19 activations of ``layers``, concatenated in that order: (n, sum of widths)."""
+    device = next(features.parameters()).device
+    dtype = next(features.parameters()).dtype
+
+    def blocks():
+        for rows in batches(len(images), batch_size, "VGG19 features", progress):
+            acts = vgg_activations(features, to_unit_tensor(images[rows], size, device).to(dtype), layers, pool)
+            yield rows, torch.cat([acts[str(layer)] for layer in layers], dim=1)
+
+    return write_batches(blocks(), len(images), out)
+
+
+@torch.no_grad()
+def vgg_layer_widths(features, layers, pool: int, size: int) -> dict[str, int]:
+    """Columns of each layer in :func:`vgg_feature_matrix`, from one blank image."""
+    blank = np.zeros((1, size, size, 3), dtype=np.uint8)
+    device = next(features.parameters()).device
+    dtype = next(features.parameters()).dtype
+    acts = vgg_activations(features, to_unit_tensor(blank, size, device).to(dtype), layers, pool)
+    return {str(layer): acts[str(layer)].shape[1] for layer in layers}
+
+
+def split_vgg_matrix(matrix: np.ndarray, widths: dict[str, int]) -> dict[str, np.ndarray]:
+    """Per-layer column views of a :func:`vgg_feature_matrix` (no copy)."""
+    edges = np.cumsum([0, *widths.values()])
+    return {layer: matrix[:, a:b] for layer, a, b in zip(widths, edges[:-1], edges[1:])}
+
+
 def vgg_features(features, images, layers, pool: int, size: int, batch_size: int = 32, progress=True):
     """Pooled VGG19 activations per layer, as a dict of (n, dims) arrays."""
-    device = next(features.parameters()).device
-    out: dict[str, list] = {str(layer): [] for layer in layers}
-    for rows in batches(len(images), batch_size, "VGG19 features", progress):
-        acts = vgg_activations(features, to_unit_tensor(images[rows], size, device), layers, pool)
-        for layer, value in acts.items():
-            out[layer].append(value.float().cpu())
-    return {layer: torch.cat(values).numpy() for layer, values in out.items()}
+    matrix = vgg_feature_matrix(features, images, layers, pool, size, batch_size, progress)
+    return split_vgg_matrix(matrix, vgg_layer_widths(features, layers, pool, size))

@@ -1,6 +1,5 @@
 """The one cache: computed once, keyed by content, atomic, and loud about corrupt entries."""
 
-import os
 import re
 
 import numpy as np
@@ -56,70 +55,71 @@ def test_keys_follow_content_not_identity():
     assert digest({"b": 1, "a": 2}) == digest({"a": 2, "b": 1})
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_a_corrupt_entry_raises_naming_the_file(tmp_path, damage):
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "no_manifest"])
+def test_a_corrupt_entry_raises_naming_the_folder(tmp_path, damage):
     cache = Cache(tmp_path)
     cache.get("stage", ["k"], Counter())
     entry = the_entry(tmp_path)
-    data = entry.read_bytes()
-    entry.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 50, "empty": b""}[damage])
+    array = entry / "x.npy"
+    data = array.read_bytes()
+    if damage == "no_manifest":
+        (entry / cache_module.MANIFEST).unlink()
+    else:
+        array.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 50, "empty": b""}[damage])
     compute = Counter()
     with pytest.raises(CacheError, match=f"corrupt cache entry {re.escape(str(entry))}.*delete it to recompute"):
         cache.get("stage", ["k"], compute)
     assert compute.calls == 0  # never silently recomputed over, never read as whole
 
 
-def test_save_writes_a_temporary_file_and_renames_it_into_place(tmp_path, monkeypatch):
+def test_large_arrays_come_back_as_read_only_memory_maps(tmp_path):
     cache = Cache(tmp_path)
-    target = cache.path("stage", "key")
+    big = np.arange(cache_module.MMAP_THRESHOLD // 4, dtype=np.float32)
+    out = cache.get("stage", ["k"], lambda: {"big": big, "small": np.arange(3), "text": np.array(["a", "bc"])})
+    assert isinstance(out["big"], np.memmap) and not out["big"].flags.writeable
+    np.testing.assert_array_equal(out["big"], big)
+    assert not isinstance(out["small"], np.memmap) and list(out["text"]) == ["a", "bc"]
+
+
+def test_a_streamed_entry_is_written_batch_by_batch_and_appears_only_when_complete(tmp_path):
+    cache = Cache(tmp_path)
     seen = []
-    real_savez, real_replace = np.savez, os.replace
 
-    def savez(f, **arrays):
-        seen.append(("write", sorted(p.name for p in target.parent.iterdir())))
-        real_savez(f, **arrays)
+    def fill(writer):
+        x = writer.create("x", (4, 3), np.float16)
+        for row in range(4):
+            x[row] = row
+            seen.append(sorted(p.name for p in (tmp_path / "stage").iterdir()))
+        writer.put("ids", np.arange(4))
 
-    def replace(src, dst):
-        seen.append(("rename", str(src), str(dst)))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(cache_module.np, "savez", savez)
-    monkeypatch.setattr(cache_module.os, "replace", replace)
-    cache.save(target, {"x": np.arange(3)})
-    (_, files_while_writing), (_, src, dst) = seen
-    # while the bytes are written, only a hidden temporary exists, in the entry's own folder
-    # (so the final rename is atomic), and the entry itself does not
-    assert files_while_writing == [os.path.basename(src)] and src.startswith(str(target.parent / "."))
-    assert dst == str(target) and src != dst
-    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
-    assert np.array_equal(cache.load(target)["x"], np.arange(3))
+    out = cache.get_streamed("stage", ["k"], fill)
+    assert all(len(names) == 1 and names[0].startswith(".") for names in seen)  # only a hidden temporary
+    assert out["x"].dtype == np.float16 and out["x"][3, 0] == 3 and list(out["ids"]) == [0, 1, 2, 3]
+    assert cache.get_streamed("stage", ["k"], lambda w: pytest.fail("recomputed"))["x"].shape == (4, 3)
 
 
-def test_a_write_that_dies_halfway_leaves_no_entry(tmp_path, monkeypatch):
+def test_a_write_that_dies_halfway_leaves_no_entry(tmp_path):
     cache = Cache(tmp_path)
-    real_savez = np.savez
 
-    def dies_halfway(f, **arrays):
-        real_savez(f, **arrays)
-        f.truncate(f.tell() // 2)  # half the bytes are on disk ...
-        raise KeyboardInterrupt  # ... when the process is interrupted
+    def dies_halfway(writer):
+        writer.create("x", (1000,))[:500] = 1.0
+        raise KeyboardInterrupt  # the process is interrupted halfway
 
-    monkeypatch.setattr(cache_module.np, "savez", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        cache.get("stage", ["k"], Counter())
+        cache.get_streamed("stage", ["k"], dies_halfway)
     assert list((tmp_path / "stage").iterdir()) == []  # no entry, no temporary left
-    monkeypatch.undo()
     compute = Counter()
     out = cache.get("stage", ["k"], compute)  # the next run computes it whole
     assert compute.calls == 1 and np.array_equal(out["x"], np.arange(1000.0))
 
 
 def test_a_temporary_left_by_a_killed_process_is_never_read(tmp_path):
-    # SIGKILL leaves the temporary behind: it has another name, so get() ignores it
+    # SIGKILL leaves the temporary folder behind: it has another name, so get() ignores it
     cache = Cache(tmp_path)
-    target = cache.path("stage", digest("stage", ["k"]))
-    target.parent.mkdir(parents=True)
-    (target.parent / f".{target.stem}-abc123.npz").write_bytes(b"half an entry")
+    target = cache.key_path("stage", ["k"])
+    leftover = target.parent / f".{target.name}-abc123"
+    leftover.mkdir(parents=True)
+    (leftover / "x.npy").write_bytes(b"half an entry")
     compute = Counter()
     out = cache.get("stage", ["k"], compute)
     assert compute.calls == 1 and np.array_equal(out["x"], compute.value)
@@ -136,6 +136,16 @@ def test_an_unsavable_value_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
         cache.save(cache.path("stage", "key"), {"x": Unsavable()})
     assert list((tmp_path / "stage").iterdir()) == []
+    with pytest.raises(TypeError, match="dtype object"):
+        cache.save(cache.path("stage", "key"), {"x": np.array([{}, None])})
+    assert list((tmp_path / "stage").iterdir()) == []
+
+
+def test_hashing_a_memory_map_does_not_copy_it(tmp_path):
+    array = np.lib.format.open_memmap(tmp_path / "a.npy", mode="w+", dtype=np.float32, shape=(64, 1000))
+    array[:] = 1
+    assert digest([array]) == digest([np.ones((64, 1000), np.float32)])
+    assert digest([array]) != digest([np.ones((64, 1000), np.float64)])  # dtype is part of the key
 
 
 def test_disabled_cache_always_computes(tmp_path):

@@ -1,0 +1,208 @@
+"""Ridge decoding without per-trial targets: the normal equations from per-image sums, in column blocks.
+
+The decoding targets (z, c, BLIP, DPT, VGG features) belong to images, not trials: at NSD's scale
+(~25,000 trials of ~8,900 images, up to 2.4 M target columns) expanding them to one row per trial
+costs hundreds of gigabytes. Ridge needs only
+
+    XᵀX   and   XᵀY = Σ_t x_t y_img(t)ᵀ = Sᵀ Y_images,   S[i] = Σ_{t: img(t)=i} x_t,
+
+so each cross-validation fold is solved from the eigendecomposition of its XᵀX and its per-image
+sums S; targets are read in column blocks (memory maps welcome), and test predictions are written
+block by block. The full coefficient matrix never exists: a block's coefficients are formed,
+used and dropped.
+
+The results equal himalaya's ``RidgeCV`` fitted on the expanded per-trial targets (standardised X,
+targets centred by their per-trial mean, contiguous K folds, L2 loss, per-target alpha, ties to
+the larger alpha); ``tests/test_ridge_streamed.py`` checks this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
+
+
+def image_sums(X: torch.Tensor, image_index: torch.Tensor, n_images: int) -> torch.Tensor:
+    """(n_images, p): the sum of the rows of X shown on each image (zero for images not shown)."""
+    return torch.zeros((n_images, X.shape[1]), dtype=X.dtype, device=X.device).index_add_(0, image_index, X)
+
+
+@dataclass
+class _System:
+    """One training set, diagonalised: everything a block of targets needs, none of the targets."""
+
+    eigenvalues: torch.Tensor  # (p,) of XᵀX, float32, negatives from round-off clipped to 0
+    image_projection: torch.Tensor  # Vᵀ Sᵀ, (p, n_images): Vᵀ XᵀY = this @ Y_images
+    sum_projection: torch.Tensor  # Vᵀ Σ_t x_t, (p,): the term of the target mean in XᵀY
+    evaluation: torch.Tensor | None  # X_eval V, (n_eval, p): predictions of the evaluation rows
+
+    def right_hand_side(self, Y_block: torch.Tensor, y_mean: torch.Tensor) -> torch.Tensor:
+        """Vᵀ Xᵀ (Y_trials - mean), (p, block), from the per-image targets."""
+        return self.image_projection @ Y_block - self.sum_projection[:, None] * y_mean[None, :]
+
+    def predict(self, rhs: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+        """Evaluation-row predictions for one alpha per column (alphas: (block,) or scalar)."""
+        return self.evaluation @ (rhs / (self.eigenvalues[:, None] + alphas))
+
+
+def _diagonalise(X: torch.Tensor, image_index: torch.Tensor, n_images: int,
+                 X_eval: torch.Tensor | None) -> tuple[_System, torch.Tensor]:
+    """The system of one training set (rows of X shown on ``image_index``), and XᵀX's eigenvectors."""
+    gram = (X.T @ X).double()
+    eigenvalues, vectors = torch.linalg.eigh(gram)  # float64: alphas reach 1e-6 of a ~1e4 spectrum
+    vectors = vectors.float()
+    system = _System(
+        eigenvalues=eigenvalues.clamp_min(0).float(),
+        image_projection=vectors.T @ image_sums(X, image_index, n_images).T,
+        sum_projection=vectors.T @ X.sum(0),
+        evaluation=None if X_eval is None else X_eval @ vectors,
+    )
+    return system, vectors
+
+
+def _as_parts(Y) -> list[np.ndarray]:
+    parts = list(Y) if isinstance(Y, (list, tuple)) else [Y]
+    return [part.reshape(len(part), -1) for part in parts]
+
+
+def _column_blocks(parts, block_size: int):
+    """(part index, column slice) over every column of every part."""
+    for k, part in enumerate(parts):
+        for start in range(0, part.shape[1], block_size):
+            yield k, slice(start, min(part.shape[1], start + block_size))
+
+
+class StreamedRidgeCV(RegressorMixin, BaseEstimator):
+    """Ridge with a per-target alpha chosen by K-fold CV, for targets defined per image.
+
+    Parameters
+    ----------
+    alphas : candidate L2 penalties.
+    cv : number of contiguous folds over trials (trials are in presentation order: no shuffling).
+    device : torch device for the algebra (``"cuda"`` on a GPU).
+    block_size : target columns held at once; bounds memory for 10⁵-10⁶ targets.
+    progress : tqdm bar over column blocks.
+
+    ``fit(X, Y, image_index)``: X is (n_trials, n_voxels); Y is (n_images, ...) (or a list of such
+    arrays sharing rows, decoded as one column space, e.g. DPT's four layers), read block by block,
+    so memory maps stay on disk; ``image_index[t]`` is the row of Y shown on trial t (``None``: one
+    trial per row). Voxels are standardised over trials and targets centred by their per-trial mean.
+    """
+
+    def __init__(self, alphas=(0.1, 1.0, 10.0), cv: int = 5, device: str = "cpu", block_size: int = 4096,
+                 progress: bool = False):
+        self.alphas = alphas
+        self.cv = cv
+        self.device = device
+        self.block_size = block_size
+        self.progress = progress
+
+    # ------------------------------------------------------------------ checks
+    def _check_fit_inputs(self, X, Y, image_index):
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be (n_trials, n_voxels), got shape {X.shape}")
+        parts = _as_parts(Y)
+        n_images = len(parts[0])
+        if any(len(part) != n_images for part in parts):
+            raise ValueError(f"target parts have different numbers of rows: {[len(p) for p in parts]}")
+        if image_index is None:
+            image_index = np.arange(len(X))
+        image_index = np.asarray(image_index)
+        if image_index.shape != (len(X),):
+            raise ValueError(f"image_index must have one entry per trial ({len(X)}), got shape {image_index.shape}")
+        if image_index.size and (image_index.min() < 0 or image_index.max() >= n_images):
+            raise ValueError(f"image_index must be in [0, {n_images}) (rows of Y), got [{image_index.min()}, {image_index.max()}]")
+        if len(X) < self.cv:
+            raise ValueError(f"{len(X)} trials cannot make {self.cv} folds")
+        return X, parts, image_index
+
+    def _tensor(self, array, dtype=torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(array), device=self.device).to(dtype)
+
+    def _standardised(self, X) -> torch.Tensor:
+        return (self._tensor(X) - self.x_mean_) / self.x_scale_
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, Y, image_index=None):
+        X, parts, image_index = self._check_fit_inputs(X, Y, image_index)
+        n_trials, n_images = len(X), len(parts[0])
+        Xt = self._tensor(X)
+        self.x_mean_ = Xt.mean(0)
+        scale = Xt.std(0, unbiased=False)
+        self.x_scale_ = torch.where(scale == 0, torch.ones_like(scale), scale)  # StandardScaler's rule
+        Xt = (Xt - self.x_mean_) / self.x_scale_
+        alphas = torch.as_tensor(np.asarray(self.alphas, dtype=np.float32), device=self.device)
+        counts = np.bincount(image_index, minlength=n_images).astype(np.float32)
+        weights = self._tensor(counts / n_trials)
+
+        index = torch.as_tensor(image_index, device=self.device)
+        folds = []
+        for train, val in KFold(self.cv).split(np.arange(n_trials)):
+            system, _ = _diagonalise(Xt[train], index[train], n_images, Xt[val])
+            folds.append((system, index[val], len(val)))
+        self.system_, self.vectors_ = _diagonalise(Xt, index, n_images, None)
+        del Xt
+
+        self.n_features_in_ = X.shape[1]
+        self.part_shapes_ = [part.shape[1:] for part in (Y if isinstance(Y, (list, tuple)) else [Y])]
+        best_alpha, best_score, y_mean = [], [], []
+        tie_break = torch.log(alphas.double()) * 1e-10  # himalaya's: equal scores pick the larger alpha
+        for k, cols in tqdm(list(_column_blocks(parts, self.block_size)), desc="ridge CV blocks",
+                            disable=not self.progress, leave=False):
+            Yb = self._tensor(parts[k][:, cols])
+            mean = weights @ Yb
+            scores = torch.zeros((len(alphas), Yb.shape[1]), dtype=torch.float64, device=self.device)
+            for system, val_images, n_val in folds:
+                rhs = system.right_hand_side(Yb, mean)
+                truth = Yb[val_images] - mean
+                for a, alpha in enumerate(alphas):
+                    error = ((truth - system.predict(rhs, alpha)) ** 2).sum(0)
+                    scores[a] -= (error / n_val).double()
+            scores = scores / len(folds) + tie_break[:, None]
+            best = scores.argmax(0)
+            best_alpha.append(alphas[best].cpu().numpy())
+            best_score.append((scores.max(0).values - tie_break[best]).float().cpu().numpy())
+            y_mean.append(mean.cpu().numpy())
+        self.best_alphas_ = np.concatenate(best_alpha)
+        self.cv_scores_ = np.concatenate(best_score)
+        self.y_mean_ = np.concatenate(y_mean)
+        self.multi_part_ = isinstance(Y, (list, tuple))
+        self.targets_ = parts  # read again, block by block, to predict
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, X, out=None):
+        """Predictions for X, written block by block into ``out`` (arrays or memory maps) if given.
+
+        Returns one array of Y's trailing shape, or a list of them when Y was a list of parts."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must be (n, {self.n_features_in_}), got shape {X.shape}")
+        if out is None:
+            out = [np.empty((len(X), *shape), dtype=np.float32) for shape in self.part_shapes_]
+        else:
+            out = list(out) if self.multi_part_ else [out]
+        outs = [o.reshape(len(X), -1) for o in out]
+        for original, flat, shape in zip(out, outs, self.part_shapes_):
+            # reshape must be a view, or the predictions would land in a copy
+            if flat.shape[1] != int(np.prod(shape)) or not np.may_share_memory(flat, original):
+                raise ValueError(f"out must be C-contiguous ({len(X)}, {shape}) arrays, got {original.shape}")
+        system = _System(self.system_.eigenvalues, self.system_.image_projection, self.system_.sum_projection,
+                         self._standardised(X) @ self.vectors_)
+        offset = 0
+        for k, cols in tqdm(list(_column_blocks(self.targets_, self.block_size)), desc="ridge predict blocks",
+                            disable=not self.progress, leave=False):
+            width = cols.stop - cols.start
+            Yb = self._tensor(self.targets_[k][:, cols])
+            mean = self._tensor(self.y_mean_[offset : offset + width])
+            alphas = self._tensor(self.best_alphas_[offset : offset + width])
+            predicted = system.predict(system.right_hand_side(Yb, mean), alphas) + mean
+            outs[k][:, cols] = predicted.cpu().numpy()
+            offset += width
+        return out if self.multi_part_ else out[0]

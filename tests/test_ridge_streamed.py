@@ -1,0 +1,80 @@
+"""The streamed ridge decoder equals himalaya's RidgeCV fitted on per-trial targets, without building them."""
+
+import numpy as np
+import pytest
+
+from recon.decode import RidgeDecoder
+from recon.ridge_streamed import StreamedRidgeCV
+
+ALPHAS = (1e-2, 1.0, 10.0, 100.0, 1e3, 1e5)
+
+
+@pytest.fixture(scope="module")
+def trials():
+    """50 images seen 1-3 times (NSD-like repeats) by 100 trials of 20 voxels; targets of mixed difficulty."""
+    rng = np.random.default_rng(0)
+    n_images, n_voxels = 50, 20
+    index = np.concatenate([rng.permutation(n_images), rng.permutation(n_images)[:30], rng.permutation(n_images)[:20]])
+    Y = rng.normal(size=(n_images, 3, 4)).astype(np.float32)
+    mixing = rng.normal(size=(12, n_voxels))
+    signal = Y.reshape(n_images, -1)[index] @ mixing
+    # columns differ in how much of the voxels' variance they explain, so the chosen alphas differ
+    X = (signal * rng.uniform(0.05, 1.0, size=n_voxels) + 3 * rng.normal(size=signal.shape) + 5).astype(np.float32)
+    X_test = (Y.reshape(n_images, -1)[:10] @ mixing + rng.normal(size=(10, n_voxels))).astype(np.float32)
+    return X, Y, index, X_test
+
+
+def test_equals_the_naive_per_trial_himalaya_fit(trials):
+    X, Y, index, X_test = trials
+    naive = RidgeDecoder(alphas=ALPHAS, cv=5, backend="numpy").fit(X, Y[index])
+    streamed = StreamedRidgeCV(alphas=ALPHAS, cv=5, block_size=5).fit(X, Y, index)
+    assert len(set(naive.best_alphas_.round(3))) > 1  # the check means something: alphas vary by target
+    np.testing.assert_allclose(streamed.best_alphas_, naive.best_alphas_, rtol=1e-5)
+    np.testing.assert_allclose(streamed.cv_scores_, naive.cv_scores_, rtol=1e-4, atol=1e-5)
+    predicted = streamed.predict(X_test)
+    assert predicted.shape == (10, 3, 4) and predicted.dtype == np.float32
+    np.testing.assert_allclose(predicted, naive.predict(X_test), atol=1e-4)
+
+
+def test_block_size_and_parts_do_not_change_the_result(trials):
+    X, Y, index, X_test = trials
+    whole = StreamedRidgeCV(alphas=ALPHAS, block_size=10_000).fit(X, Y, index).predict(X_test)
+    flat = Y.reshape(len(Y), -1)
+    parts = StreamedRidgeCV(alphas=ALPHAS, block_size=3).fit(X, [flat[:, :5], flat[:, 5:]], index)
+    first, second = parts.predict(X_test)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole.reshape(10, -1), atol=1e-6)
+
+
+def test_targets_read_from_memory_maps_and_predictions_written_into_one(trials, tmp_path):
+    X, Y, index, X_test = trials
+    on_disk = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.float16, shape=Y.shape)
+    on_disk[:] = Y
+    on_disk.flush()
+    targets = np.load(tmp_path / "y.npy", mmap_mode="r")
+    out = np.lib.format.open_memmap(tmp_path / "pred.npy", mode="w+", dtype=np.float32, shape=(10, 3, 4))
+    decoder = StreamedRidgeCV(alphas=ALPHAS, block_size=4).fit(X, targets, index)
+    assert decoder.predict(X_test, out=out) is out
+    expected = StreamedRidgeCV(alphas=ALPHAS).fit(X, targets.astype(np.float32), index).predict(X_test)
+    np.testing.assert_allclose(np.load(tmp_path / "pred.npy"), expected, atol=1e-5)
+
+
+def test_one_trial_per_image_is_plain_ridge(trials):
+    X, Y, index, X_test = trials
+    naive = RidgeDecoder(alphas=ALPHAS, cv=4, backend="numpy").fit(X, Y[index])
+    streamed = StreamedRidgeCV(alphas=ALPHAS, cv=4).fit(X, Y[index])
+    np.testing.assert_allclose(streamed.predict(X_test), naive.predict(X_test), atol=1e-4)
+
+
+def test_bad_inputs_fail_naming_the_value(trials):
+    X, Y, index, _ = trials
+    with pytest.raises(ValueError, match="n_trials, n_voxels"):
+        StreamedRidgeCV().fit(X[:, :, None], Y, index)
+    with pytest.raises(ValueError, match="one entry per trial"):
+        StreamedRidgeCV().fit(X, Y, index[:-1])
+    with pytest.raises(ValueError, match=r"rows of Y"):
+        StreamedRidgeCV().fit(X, Y[:10], index)
+    decoder = StreamedRidgeCV(alphas=ALPHAS).fit(X, Y, index)
+    with pytest.raises(ValueError, match=r"\(n, 20\)"):
+        decoder.predict(X[:, :5])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        decoder.predict(X[:3], out=np.zeros((3, 4, 3), np.float32).transpose(0, 2, 1))
