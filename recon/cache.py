@@ -81,11 +81,13 @@ class EntryWriter:
     def __init__(self, folder: Path):
         self.folder = folder
         self._maps: dict[str, np.memmap] = {}
+        self._files: dict[str, str] = {}
 
     def _file(self, name: str) -> Path:
-        if not name.isidentifier():
-            raise ValueError(f"cache array names must be identifiers, got {name!r}")
-        return self.folder / f"{name}.npy"
+        """``name.npy``, or a hashed file name for names such as ``CLIP(Early)``."""
+        stem = name if name.isidentifier() else "array_" + hashlib.sha256(name.encode()).hexdigest()[:12]
+        self._files[name] = f"{stem}.npy"
+        return self.folder / self._files[name]
 
     def create(self, name: str, shape, dtype=np.float32) -> np.memmap:
         array = np.lib.format.open_memmap(self._file(name), mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
@@ -103,9 +105,9 @@ class EntryWriter:
             array.flush()
         self._maps.clear()
         arrays = {}
-        for file in sorted(self.folder.glob("*.npy")):
-            header = _read_header(file)
-            arrays[file.stem] = {**header, "bytes": file.stat().st_size}
+        for name, filename in self._files.items():
+            file = self.folder / filename
+            arrays[name] = {"file": filename, **_read_header(file), "bytes": file.stat().st_size}
         (self.folder / MANIFEST).write_text(json.dumps({"arrays": arrays}, indent=1))
 
 
@@ -138,7 +140,7 @@ class Cache:
             raise CacheError(f"corrupt cache entry {path} (unreadable {MANIFEST}: {err}); delete it to recompute") from err
         out = {}
         for name, expected in listing.items():
-            file = path / f"{name}.npy"
+            file = path / expected.get("file", f"{name}.npy")
             try:
                 size = file.stat().st_size
                 if size != expected["bytes"]:
@@ -171,6 +173,21 @@ class Cache:
             except OSError:
                 if not (path / MANIFEST).is_file():
                     raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextmanager
+    def scratch(self, fill: Callable[[EntryWriter], None]) -> Iterator[dict[str, np.ndarray]]:
+        """An entry that exists only inside the block: ``fill(writer)`` writes it, the block reads it
+        (as memory maps), and it is deleted at the end, whatever happens. For intermediates that
+        are large and cheap to recompute, such as the training-image features a decoder reads once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".scratch-", dir=self.root))
+        try:
+            writer = EntryWriter(tmp)
+            fill(writer)
+            writer.commit_manifest()
+            yield self.load(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

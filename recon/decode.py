@@ -79,3 +79,16 @@ def target_correlations(Y, predicted) -> np.ndarray:
     Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
     predicted = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
     return np.nan_to_num(np.asarray(correlation_score(Y, predicted)))
+
+
+def column_correlations(Y, predicted, block_size: int = 65536) -> np.ndarray:
+    """Pearson r per target column, read in column blocks (both may be memory maps of any shape)."""
+    Y = Y.reshape(len(Y), -1)
+    predicted = predicted.reshape(len(predicted), -1)
+    if Y.shape != predicted.shape:
+        raise ValueError(f"targets {Y.shape} and predictions {predicted.shape} differ in shape")
+    out = np.empty(Y.shape[1], dtype=np.float32)
+    for start in range(0, Y.shape[1], block_size):
+        cols = slice(start, start + block_size)
+        out[cols] = target_correlations(Y[:, cols], predicted[:, cols])
+    return out

@@ -16,8 +16,9 @@ import pandas as pd
 
 from . import decode, evaluate, features, methods, models, zoo
 from .cache import Cache
-from .config import MULTI_ROIS, STREAMS_ROIS, Profile, check_subject
+from .config import MULTI_ROIS, STREAMS_ROIS, ConfigError, Profile, check_subject
 from .nsd import NSDReader, SubjectData
+from .ridge_streamed import StreamedRidgeCV, image_means
 
 #: decoding target -> ROIs it is decoded from (baseline as in [30]; the rest as in section 2.1)
 TARGET_ROIS = {
@@ -29,6 +30,8 @@ TARGET_ROIS = {
     "vgg": MULTI_ROIS,
 }
 LOW_DIMENSIONAL = {"z", "c", "c_sd2"}  # alpha grids differ, as in the authors' ridge.py
+#: targets decoded from betas averaged over each image's trials, as in the authors' code
+TRIAL_AVERAGED = {"vgg"}
 
 
 def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
@@ -94,53 +97,94 @@ class Experiment:
     def _train_unique(self) -> tuple[np.ndarray, np.ndarray]:
         return np.unique(self.data.train_ids, return_inverse=True)
 
+    @property
+    def train_image_ids(self) -> np.ndarray:
+        """The distinct training images, in the row order of training features."""
+        return self._train_unique[0]
+
+    @property
+    def train_image_index(self) -> np.ndarray:
+        """For each training trial, its image's row in :attr:`train_image_ids`."""
+        return self._train_unique[1]
+
     # -------------------------------------------------------------- features
-    def _compute_features(self, target: str, ids: np.ndarray) -> np.ndarray:
+    def _extract(self, target: str, ids: np.ndarray, out, dpt_layers=None) -> None:
+        """Write the features of ``target`` for images ``ids`` into ``out`` (see features.write_batches)."""
         p = self.profile
         if target in ("c", "c_sd2"):
             pipe = models.img2img(p, "sd" if target == "c" else "sd2")
-            return features.text_embeddings(pipe, self.reader.captions(ids), progress=self.progress)
-        images = self.reader.images(ids)
+            features.text_embeddings(pipe, self.reader.captions(ids), progress=self.progress, out=out)
+            return
+        images = features.LazyImages(self.reader.images, ids)  # read a batch at a time
         if target == "z":
-            return features.vae_latents(models.img2img(p), images, p.image_size, progress=self.progress)
-        if target == "blip":
-            return features.blip_vision(*models.blip(p), images, progress=self.progress)
-        if target == "dpt":
-            return features.dpt_hidden_states(*models.dpt(p), images, progress=self.progress)
-        if target == "vgg":
-            maps = features.vgg_features(models.vgg19_features(p), images, p.vgg_layers, p.vgg_pool, p.image_size,
-                                         progress=self.progress)
-            return np.concatenate([maps[layer] for layer in p.vgg_layers], axis=1)
-        raise KeyError(f"unknown decoding target {target!r}; expected one of {list(TARGET_ROIS)}")
-
-    def stimulus_features(self, target: str, split: str) -> np.ndarray:
-        """True features of the train (one row per trial) or test (one row per image) stimuli."""
-        if split == "test":
-            ids = self.data.test_ids
-        elif split == "train":
-            ids = self._train_unique[0]
+            features.vae_latents(models.img2img(p), images, p.image_size, progress=self.progress, out=out)
+        elif target == "blip":
+            features.blip_vision(*models.blip(p), images, progress=self.progress, out=out)
+        elif target == "dpt":
+            features.dpt_hidden_states(*models.dpt(p), images, progress=self.progress, out=out, layers=dpt_layers)
+        elif target == "vgg":
+            features.vgg_feature_matrix(models.vgg19_features(p), images, p.vgg_layers, p.vgg_pool, p.image_size,
+                                        progress=self.progress, out=out)
         else:
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        entry = self.cache.get("features", self._key(target, ids), lambda: {"x": self._compute_features(target, ids)})
-        x = entry["x"]
-        return x[self._train_unique[1]] if split == "train" else x
+            raise KeyError(f"unknown decoding target {target!r}; expected one of {list(TARGET_ROIS)}")
+
+    def _creator(self, writer, name: str = "x"):
+        return lambda shape, dtype: writer.create(name, shape, self.profile.feature_dtype)
+
+    def stimulus_features(self, target: str, split: str = "test") -> np.ndarray:
+        """True features of the test images (cached, one row per image, a memory map).
+
+        Training-image features are not kept: a decoder reads them once (see :meth:`decoded`), and
+        at NSD's size they would fill the disk (DPT alone: 42 GB in float16)."""
+        if split != "test":
+            raise ValueError(f"only test features are kept; got split {split!r} (decoders stream training features)")
+        ids = self.data.test_ids
+        key = self._key(target, ids, self.profile.feature_dtype)
+        return self.cache.get_streamed("features", key, lambda w: self._extract(target, ids, self._creator(w)))["x"]
 
     # --------------------------------------------------------------- decoding
+    def _decoder_inputs(self, target: str, columns) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training betas and the image of each row: per trial, or averaged per image where the authors did."""
+        X = self.data.train_betas[:, columns]
+        if target in TRIAL_AVERAGED:
+            return image_means(X, self.train_image_index, len(self.train_image_ids)), None
+        return X, self.train_image_index
+
     def decoded(self, target: str) -> dict[str, np.ndarray]:
-        """Decoded test features of ``target``, with the decoder's chosen alphas and test accuracy."""
+        """Decoded test features of ``target``, with the decoder's chosen alphas and test accuracy.
+
+        Streamed (:class:`~recon.ridge_streamed.StreamedRidgeCV`): training features go to a scratch
+        entry, targets are fitted in column blocks and predictions written straight to the cache.
+        DPT is decoded one layer at a time, as the authors did."""
         p = self.profile
         rois = TARGET_ROIS[target]
         alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
+        truth = self.stimulus_features(target, "test")
 
-        def fit():
+        def fit(writer):
             columns = self.data.columns(rois)
-            decoder = decode.RidgeDecoder(alphas=alphas, cv=p.cv_folds, backend=p.ridge_backend)
-            decoder.fit(self.data.train_betas[:, columns], self.stimulus_features(target, "train"))
-            predicted = decoder.predict(self.data.test_betas[:, columns])
-            r = decode.target_correlations(self.stimulus_features(target, "test"), predicted)
-            return {"predicted": predicted, "alphas": decoder.best_alphas_, "test_r": r}
+            X, index = self._decoder_inputs(target, columns)
+            X_test = self.data.test_betas[:, columns]
+            predicted = writer.create("predicted", truth.shape, p.feature_dtype)
+            chosen = writer.create("alphas", (int(np.prod(truth.shape[1:])),), np.float32)
+            parts = range(truth.shape[1]) if target == "dpt" else [None]
+            for layer in parts:
+                layers = None if layer is None else [layer]
+                with self.cache.scratch(lambda w: self._extract(target, self.train_image_ids, self._creator(w),
+                                                                dpt_layers=layers)) as train:
+                    Y = train["x"] if layer is None else train["x"][:, 0]
+                    out = predicted if layer is None else predicted[:, layer]
+                    decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device,
+                                              block_size=p.ridge_block_size, progress=self.progress)
+                    decoder.fit(X, Y, index).predict(X_test, out=out)
+                width = decoder.best_alphas_.size
+                offset = 0 if layer is None else layer * width
+                chosen[offset : offset + width] = decoder.best_alphas_
+            predicted.flush()
+            writer.put("test_r", decode.column_correlations(truth, predicted))
 
-        return self.cache.get("decoded", self._key(target, rois, alphas, p.cv_folds), fit)
+        key = self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED))
+        return self.cache.get_streamed("decoded", key, fit)
 
     # ------------------------------------------------------- decoded products
     @cached_property
@@ -170,25 +214,30 @@ class Experiment:
 
     @cached_property
     def gan_images(self) -> np.ndarray:
+        """+G images at the generation size, from decoded VGG19 features."""
         p = self.profile
 
         def run():
-            pipe = models.img2img(p)
-            decoded = self.decoded("vgg")["predicted"]
-            sizes = np.cumsum([0] + [self._vgg_width(layer) for layer in p.vgg_layers])
-            targets = {layer: decoded[:, a:b] for layer, a, b in zip(p.vgg_layers, sizes[:-1], sizes[1:])}
-            latent_shape = self.stimulus_features("z", "test").shape[1:]
+            vgg = models.vgg19_features(p)
+            widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.image_size)
+            targets = features.split_vgg_matrix(self.decoded("vgg")["predicted"], widths)
+            generator = self._gan_generator()
             return {"images": methods.images_from_vgg_features(
-                pipe.vae, models.vgg19_features(p), targets, latent_shape=latent_shape, layers=p.vgg_layers,
-                pool=p.vgg_pool, steps=p.generator_steps, lr=p.generator_lr, seed=p.seed, progress=self.progress)}
+                generator, vgg, targets, layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps,
+                lr=p.generator_lr, seed=p.seed, batch_size=p.generator_batch_size, output_size=p.image_size,
+                progress=self.progress)}
 
-        return self.cache.get("gan", self._key("gan", p.generator_steps, p.generator_lr), run)["images"]
+        key = self._key("gan", p.generator, p.generator_batch_size, p.generator_size, p.generator_steps, p.generator_lr)
+        return self.cache.get("gan", key, run)["images"]
 
-    def _vgg_width(self, layer: str) -> int:
+    def _gan_generator(self):
         p = self.profile
-        probe = features.vgg_features(models.vgg19_features(p), self.test_images[:1], [layer], p.vgg_pool,
-                                      p.image_size, progress=False)
-        return probe[layer].shape[1]
+        if p.generator == "pixels":
+            return methods.PixelGenerator(p.generator_size, device=p.device)
+        if p.generator == "vae":
+            latent_shape = self.stimulus_features("z", "test").shape[1:]
+            return methods.VAEGenerator(models.img2img(p).vae, latent_shape)
+        raise ConfigError(f"unknown +G generator {p.generator!r}; expected 'pixels' or 'vae'")
 
     # --------------------------------------------------------- reconstruction
     def reconstruct(self, method: str, variant: str = "sd") -> np.ndarray:

@@ -32,6 +32,14 @@ def image_sums(X: torch.Tensor, image_index: torch.Tensor, n_images: int) -> tor
     return torch.zeros((n_images, X.shape[1]), dtype=X.dtype, device=X.device).index_add_(0, image_index, X)
 
 
+def image_means(X: np.ndarray, image_index: np.ndarray, n_images: int) -> np.ndarray:
+    """(n_images, p) float32: each image's trials averaged (for decoders fitted on averaged betas)."""
+    X = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))
+    index = torch.as_tensor(image_index)
+    counts = torch.bincount(index, minlength=n_images).clamp_min(1).float()
+    return (image_sums(X, index, n_images) / counts[:, None]).numpy()
+
+
 @dataclass
 class _System:
     """One training set, diagonalised: everything a block of targets needs, none of the targets."""

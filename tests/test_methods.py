@@ -59,9 +59,13 @@ def test_captions_and_gan_init(profile, stimuli):
     layers = profile.vgg_layers
     targets = features.vgg_features(vgg, images, layers, profile.vgg_pool, 64, progress=False)
     z = features.vae_latents(pipe, images, 64, progress=False)
-    gan = methods.images_from_vgg_features(pipe.vae, vgg, targets, latent_shape=z.shape[1:], layers=layers,
-                                           pool=profile.vgg_pool, steps=2, lr=0.1, seed=0, progress=False)
+    common = dict(layers=layers, pool=profile.vgg_pool, steps=2, lr=0.1, seed=0, batch_size=1, progress=False)
+    gan = methods.images_from_vgg_features(methods.PixelGenerator(32), vgg, targets, output_size=64, **common)
     assert gan.shape == (N_IMAGES, 64, 64, 3) and gan.dtype == np.uint8
+    again = methods.images_from_vgg_features(methods.PixelGenerator(32), vgg, targets, output_size=64, **common)
+    np.testing.assert_array_equal(gan, again)  # deterministic
+    via_vae = methods.images_from_vgg_features(methods.VAEGenerator(pipe.vae, z.shape[1:]), vgg, targets, **common)
+    assert via_vae.shape == (N_IMAGES, 64, 64, 3)
 
     out = methods.img2img(pipe, None, init_images=gan, prompts=captions, **_generation(profile))
     _check(out)
