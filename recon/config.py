@@ -94,6 +94,17 @@ class Profile:
     cv_folds: int = 5
     overlap_list: Path | None = None  # test images also in the generator's training data
     ridge_backend: str = "torch"  # himalaya backend; "torch_cuda" on a GPU
+    ridge_block_size: int = 4096  # target columns decoded at once (bounds memory for BLIP / DPT)
+    feature_dtype: str = "float16"  # stimulus features and decoded predictions on disk
+    # +G: "pixels" optimises the image itself (smoothness prior), "vae" the SD VAE decoder's latent
+    # (too costly at 512 px), "dgn:<file>" Shen et al.'s deep generator network from its weights
+    generator: str = "pixels"
+    generator_size: int = 224  # +G image side (VGG19's input size in Shen et al.)
+    generator_batch_size: int = 32
+    # True: betas z-scored per voxel within each session (NSD's usual preparation). False: raw
+    # betas / 300, standardised per voxel over the training trials by the decoder, exactly as the
+    # authors' make_subjmri.py + ridge.py do.
+    zscore_betas_per_session: bool = True
     simulation: object | None = None  # a simulate.SimulationConfig: write the tree on first use
 
     def replace(self, **changes) -> "Profile":
@@ -141,12 +152,15 @@ def _toy(**overrides) -> Profile:
         vgg_pool=8,
         generator_steps=60,
         generator_lr=0.1,
+        generator_size=64,
+        generator_batch_size=64,
         num_inference_steps=20,
         batch_size=64,
         alphas_lowdim=(1e-1, 1.0, 10.0, 1e2, 1e3, 1e4),
         alphas_highdim=(1e1, 1e2, 1e3, 1e4, 1e5),
         cache_dir=cache,
         overlap_list=Path(overrides.pop("overlap_list", root / "toy_extras" / "overlap_nsd_ids.csv")),
+        zscore_betas_per_session=True,
     )
     return Profile(**(defaults | overrides))
 
@@ -177,10 +191,12 @@ def _nsd(**overrides) -> Profile:
         vgg_pool=14,
         generator_steps=200,
         generator_lr=0.05,
+        generator_batch_size=64,
         device="cuda",
         dtype="float16",
         ridge_backend="torch_cuda",
         batch_size=8,
+        zscore_betas_per_session=False,  # the authors' preprocessing
     )
     return Profile(**(defaults | overrides))
 

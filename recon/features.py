@@ -132,9 +132,14 @@ def blip_vision(model, processor, images, batch_size: int = 32, progress=True, o
 
 
 @torch.no_grad()
-def dpt_hidden_states(model, processor, images, batch_size: int = 32, progress=True, out=None) -> np.ndarray:
-    """(n, 4, tokens, width): the ViT hidden states DPT's neck reads (``backbone_out_indices``)."""
+def dpt_hidden_states(model, processor, images, batch_size: int = 32, progress=True, out=None,
+                      layers=None) -> np.ndarray:
+    """(n, 4, tokens, width): the ViT hidden states DPT's neck reads (``backbone_out_indices``).
+
+    ``layers`` picks positions among those four (e.g. ``[2]``), to extract one layer at a time."""
     keep = list(model.config.backbone_out_indices)
+    if layers is not None:
+        keep = [keep[i] for i in layers]
 
     def blocks():
         for rows in batches(len(images), batch_size, "DPT hidden states", progress):
