@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,10 +17,16 @@
 # # The simulated Natural Scenes Dataset
 #
 # The `toy` profile needs data that behave like NSD without downloading it. `recon.simulate`
-# writes a small NSD tree in the official layout (`nsd_expdesign.mat`, `nsd_stim_info_merged.csv`,
-# `streams` ROI volumes with their colour table, per-session betas as int16 × 300 in NIfTI,
-# `imgBrick` in `nsd_stimuli.hdf5`, COCO-style captions), deterministically from a seed, and the
-# book reads it only through `recon.nsd.NSDReader`, the reader that serves the real dataset.
+# writes a small NSD tree in the official layout (`nsd_expdesign.mat`, `nsd_stim_info_merged.csv`
+# with NSD's columns, `streams` ROI volumes with their colour table, per-session betas as
+# int16 × 300 in both of NSD's formats, `betas_sessionNN.nii.gz` and `betas_sessionNN.hdf5`, each
+# subject's `behav/responses.tsv`, `imgBrick` in `nsd_stimuli.hdf5`, COCO-style captions),
+# deterministically from a seed, and the book reads it only through `recon.nsd.NSDReader`, the
+# reader that serves the real dataset. Because the tree holds what NSD ships, other NSD code runs
+# on it too: the tests run the authors' data preparation (trials mapped to images through
+# `responses.tsv`, HDF5 betas read with h5py) and get the same trials, voxels and test betas.
+# Where the toy has no model (the subjects' old/new button presses, trial times, COCO crop boxes),
+# those files hold simulated plausible values.
 #
 # **Stimuli.** Procedural scenes: one or two shapes (circle, square, triangle) in six colours, two
 # sizes, at a horizontal position and a depth (nearer objects sit lower and look larger) over one
@@ -38,7 +46,8 @@
 # are tuned to a 4 × 4 object-occupancy map, object size, nearness, horizon height and a 4 × 4
 # depth map. The *mid* streams mix early-like receptive fields with their higher neighbour's
 # tuning. Each voxel's response is z-scored over images, and every trial adds Gaussian noise at
-# the subject's level, plus a per-session offset and gain, so per-session z-scoring matters.
+# the subject's level, plus a per-session offset and gain, so the betas drift between sessions as
+# NSD's do (the last section measures how much per-session z-scoring matters here).
 
 # %% tags=["parameters"]
 subject = "subj01"
@@ -106,3 +115,37 @@ table.round(3)
 # {glue:text}`ventral_low:.2f` from ventral voxels; ventral voxels predict the caption semantics at
 # r = {glue:text}`ventral_sem:.2f` against {glue:text}`early_sem:.2f` from early voxels. The tree
 # holds {glue:text}`n_stimuli` stimuli.
+
+# %% [markdown]
+# ## Per-session z-scoring or the authors' preprocessing
+#
+# The simulated brain, like the real one, drifts between sessions: each session adds its own
+# offset and gain to every voxel. `recon` can z-score each voxel within each session (the `toy`
+# profile's `zscore_betas_per_session = True`), or do exactly what the authors' code does (the
+# `nsd` profile's default): read the raw betas (here / 300) and let the ridge standardise each
+# voxel over all training trials. One ridge decoder from this subject's early voxels, with the
+# profile's alphas, predicts the test images' 8 × 8 colour maps both ways.
+
+# %%
+from recon.decode import RidgeDecoder
+
+p = exp.profile
+train_unique, train_inverse = np.unique(exp.data.train_ids, return_inverse=True)
+y_train = probe.low_level_descriptor(reader.images(train_unique))[train_inverse]
+y_test = probe.low_level_descriptor(reader.images(exp.data.test_ids))
+accuracy = {}
+for zscore, label in ((True, "z-scored per session"), (False, "raw / 300, as the authors")):
+    betas = reader.load_subject(subject, ["early"], p.n_sessions, zscore_per_session=zscore)
+    decoder = RidgeDecoder(alphas=p.alphas_lowdim, cv=p.cv_folds, backend=p.ridge_backend)
+    decoder.fit(betas.train_betas, y_train)
+    accuracy[label] = decoder.score(betas.test_betas, y_test)
+    glue("zscore_on_r" if zscore else "zscore_off_r", accuracy[label], display=False)
+glue("zscore_gain", accuracy["z-scored per session"] - accuracy["raw / 300, as the authors"], display=False)
+pd.DataFrame({"mean test r (8 × 8 colour maps, early voxels)": accuracy}).rename_axis("betas").round(4)
+
+# %% [markdown]
+# With per-session z-scoring the decoder reaches r = {glue:text}`zscore_on_r:.4f`, on the raw
+# betas r = {glue:text}`zscore_off_r:.4f` (a difference of {glue:text}`zscore_gain:.4f`). In the
+# simulated brain a session's offset is on average about a tenth of a voxel's variance, and on
+# this strongly encoded target the two preparations decode about equally well; the `toy` profile
+# keeps per-session z-scoring, the `nsd` profile follows the authors.

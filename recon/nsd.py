@@ -9,6 +9,8 @@ Layout (paths relative to the NSD root)::
     nsddata/experiments/nsd/nsd_stim_info_merged.csv
     nsddata/freesurfer/fsaverage/label/<atlas>.mgz.ctab   label value -> ROI name
     nsddata/ppdata/subjNN/func1pt8mm/roi/<atlas>.nii.gz   (X, Y, Z) integer labels
+    nsddata/ppdata/subjNN/behav/responses.tsv        one row per trial, 73KID 1-based (optional:
+                                                     checked against the design where present)
     nsddata_betas/ppdata/subjNN/func1pt8mm/betas_fithrf_GLMdenoise_RR/
         betas_sessionNN.hdf5    dataset ``betas`` (trials, Z, Y, X) int16, or
         betas_sessionNN.nii.gz  (X, Y, Z, trials) int16; both are beta * 300
@@ -45,7 +47,7 @@ class SubjectData:
 
     subject: str
     rois: tuple[str, ...]
-    train_betas: np.ndarray  # (n_train_trials, n_voxels) float32, z-scored per session
+    train_betas: np.ndarray  # (n_train_trials, n_voxels) float32, z-scored per session or raw / 300
     train_ids: np.ndarray  # (n_train_trials,) 0-based 73k ids
     test_betas: np.ndarray  # (n_test_images, n_voxels), mean over repetitions
     test_ids: np.ndarray  # (n_test_images,) 0-based 73k ids, sorted
@@ -72,6 +74,7 @@ class NSDReader:
         if not self.root.is_dir():
             raise NSDFileError(f"NSD root {self.root} does not exist or is not a directory")
         self.trials_per_session = int(trials_per_session)
+        self._behaviour: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------------ paths
     def path(self, *parts) -> Path:
@@ -114,6 +117,9 @@ class NSDReader:
 
     def captions_path(self, split: str) -> Path:
         return self.path("nsddata_stimuli", "stimuli", "nsd", "annotations", f"captions_{split}.json")
+
+    def behaviour_path(self, subject: str) -> Path:
+        return self.path("nsddata", "ppdata", check_subject(subject), "behav", "responses.tsv")
 
     # ------------------------------------------------------------ experiment
     @cached_property
@@ -159,6 +165,7 @@ class NSDReader:
         n_trials = n_sessions * self.trials_per_session
         order = design["masterordering"][:n_trials]
         nsd_ids = design["subjectim"][number - 1, order]
+        self._check_behaviour(subject, nsd_ids)
         shared = np.isin(nsd_ids, design["sharedix"])
         return pd.DataFrame(
             {
@@ -168,6 +175,48 @@ class NSDReader:
                 "shared": shared,
             }
         )
+
+    def behaviour(self, subject: str) -> pd.DataFrame | None:
+        """``responses.tsv`` of one subject (one row per trial, ids 1-based), or None without the file.
+
+        Other readers (``NSDAccess``, the authors' ``make_subjmri.py``) map trials to images
+        through this file's 73KID rather than through the design, so :meth:`trials` checks that
+        the two agree.
+        """
+        if subject not in self._behaviour:
+            path = self.behaviour_path(subject)
+            if not path.is_file():
+                return None
+            try:
+                frame = pd.read_csv(path, sep="\t")
+            except Exception as err:
+                raise NSDFileError(f"cannot read {path}: expected NSD's tab-separated responses: {err}") from err
+            if "73KID" not in frame.columns:
+                raise NSDFileError(f"{path} has no 73KID column (expected NSD's tab-separated responses)")
+            self._behaviour[subject] = frame
+        return self._behaviour[subject]
+
+    def _check_behaviour(self, subject: str, nsd_ids: np.ndarray) -> None:
+        """Fail, naming both files and the first differing trial, if responses.tsv contradicts the design."""
+        frame = self.behaviour(subject)
+        if frame is None:
+            return
+        path = self.behaviour_path(subject)
+        if len(frame) < len(nsd_ids):
+            raise NSDFileError(
+                f"{path} lists {len(frame)} trials but {self.expdesign_path} gives {subject} "
+                f"{len(nsd_ids)} in the sessions read; the two files do not describe the same experiment"
+            )
+        recorded = frame["73KID"].to_numpy()[: len(nsd_ids)] - 1  # the file is 1-based
+        differing = np.flatnonzero(recorded != nsd_ids)
+        if differing.size:
+            t = int(differing[0])
+            where = ", ".join(f"{c} {frame[c].iloc[t]}" for c in ("SESSION", "RUN", "TRIAL") if c in frame.columns)
+            raise NSDFileError(
+                f"{path} disagrees with {self.expdesign_path} for {subject}: first at trial {t + 1}"
+                f"{f' ({where})' if where else ''}, where responses.tsv has 73KID {recorded[t] + 1} and the "
+                f"design gives {nsd_ids[t] + 1} (both 1-based)"
+            )
 
     # ------------------------------------------------------------------ ROIs
     def roi_labels(self, atlas: str = "streams") -> dict[str, int]:
@@ -246,8 +295,15 @@ class NSDReader:
         out /= BETA_SCALE
         return out
 
-    def load_subject(self, subject: str, rois, n_sessions: int, atlas: str = "streams") -> SubjectData:
-        """Betas z-scored per session, split into train trials and test images averaged over repeats."""
+    def load_subject(self, subject: str, rois, n_sessions: int, atlas: str = "streams",
+                     zscore_per_session: bool = True) -> SubjectData:
+        """Betas split into train trials and test images averaged over repeats.
+
+        With ``zscore_per_session`` each voxel is z-scored within each session (NSD's usual
+        preparation); without it the betas are the raw values / 300, as the authors'
+        ``make_subjmri.py`` reads them; their ridge then standardises each voxel over the training
+        trials, as :class:`recon.decode.RidgeDecoder` does either way.
+        """
         rois = tuple(rois)
         mask, roi_of_voxel = self.roi_selection(subject, rois, atlas)
         trials = self.trials(subject, n_sessions)
@@ -263,11 +319,8 @@ class NSDReader:
         n_train = 0
         for session in range(1, n_sessions + 1):
             block = self.session_betas(subject, session, mask)
-            mean = block.mean(axis=0, keepdims=True)
-            std = block.std(axis=0, keepdims=True)
-            std[std == 0] = 1.0
-            block -= mean
-            block /= std
+            if zscore_per_session:
+                _zscore_in_place(block)
             rows = slice((session - 1) * self.trials_per_session, session * self.trials_per_session)
             in_test = shared[rows]
             n_block = int((~in_test).sum())
@@ -344,6 +397,15 @@ class NSDReader:
                 raise NSDFileError(f"no caption for nsdId {nsd_id} (cocoId {coco_id}) in the annotations")
             out.append(by_coco[coco_id])
         return out
+
+
+def _zscore_in_place(block: np.ndarray) -> None:
+    """Z-score each column of one session's (trials, voxels) block; a constant voxel becomes 0."""
+    mean = block.mean(axis=0, keepdims=True)
+    std = block.std(axis=0, keepdims=True)
+    std[std == 0] = 1.0
+    block -= mean
+    block /= std
 
 
 def _zyx_to_xyz_rank(mask: np.ndarray) -> np.ndarray:

@@ -12,8 +12,31 @@ statistics, never on the decoders' targets (VAE latents, CLIP, BLIP, DPT, VGG fe
 * the ``mid*`` streams mix early tuning with that of their higher neighbour.
 
 Each voxel's response is a fixed random weighting of its features, z-scored over images; a trial
-adds Gaussian noise (a subject-specific level) and a per-session offset and gain, so per-session
-z-scoring matters as it does for the real data. Betas are written as int16 of 300 x value.
+adds Gaussian noise (a subject-specific level) and a per-session offset and gain, so the betas
+drift between sessions as the real data's do (what per-session z-scoring removes). Betas are
+written as int16 of 300 x value, in both of NSD's formats: ``betas_sessionNN.nii.gz`` (X, Y, Z,
+trials) and ``betas_sessionNN.hdf5`` (dataset ``betas``, (trials, Z, Y, X), the transpose), as
+NSD ships them, because readers differ in the one they open (``NSDAccess`` opens only the HDF5
+for ``func1pt8mm``).
+
+What else NSD ships and readers depend on, written so that code that knows only NSD's data
+manual runs on the tree:
+
+* ``nsddata/ppdata/subjNN/behav/responses.tsv``: one row per trial, NSD's 19 columns (see
+  :func:`behaviour_table`). SUBJECT, SESSION, RUN, TRIAL, 73KID, 10KID and the memory columns
+  (ISOLD, MEMORYRECENT, MEMORYFIRST, ISOLDCURRENT) follow exactly from the design. The toy has no
+  model of the old/new task, so the button presses and what follows from them (ISCORRECT, RT,
+  CHANGEMIND, ISCORRECTCURRENT, TOTAL1, TOTAL2, BUTTON, MISSINGDATA) and the clock (TIME) are
+  simulated plausible values, from a random stream of their own.
+* ``nsd_stim_info_merged.csv`` with NSD's columns (an unnamed index, cocoId, cocoSplit, cropBox,
+  loss, nsdId, flagged, BOLD5000, shared1000, subject1..8, subjectN_repK). ``subjectN_repK`` is
+  exact (the 1-based trial of the K-th showing, 0 if never shown); the toy renders square images
+  and has no COCO annotations or BOLD5000, so cropBox, loss and BOLD5000 are simulated plausible
+  values and no image is flagged.
+
+Sessions are smaller than NSD's 750 trials (``trials_per_session``) but keep NSD's 12 runs, split
+as NSD splits them (odd runs one trial longer where the trials do not divide evenly; see
+:func:`run_lengths`).
 """
 
 from __future__ import annotations
@@ -38,8 +61,21 @@ from .config import SUBJECTS, STREAMS_ROIS
 from .nsd import BETA_SCALE, BETAS_DIR
 
 COMPLETE_MARKER = ".complete.json"
+#: Version of what the simulator writes; a tree written by another version is not reused.
+#: 2: HDF5 betas, responses.tsv and NSD's full stim info columns.
+LAYOUT_VERSION = 2
 NSD_SUBJECT_COUNT = 8  # the expdesign and stim info cover all of NSD's subjects, simulated or not
 STREAM_VALUES = {name: value for value, name in enumerate(STREAMS_ROIS, start=1)}
+RUNS_PER_SESSION = 12  # NSD: 12 runs a session, 63 stimulus trials in odd runs and 62 in even ones
+NSD_REPETITIONS = 3  # NSD's stim info has subjectN_rep0..rep2 whatever the toy's repetitions
+#: Seeds of the random streams kept apart from the brain's, so adding what NSD ships left the
+#: simulated betas, images and design of a seed exactly as they were.
+BEHAVIOUR_STREAM, STIM_INFO_STREAM = 13, 14
+#: responses.tsv's columns, in NSD's order
+BEHAVIOUR_COLUMNS = (
+    "SUBJECT", "SESSION", "RUN", "TRIAL", "73KID", "10KID", "TIME", "ISOLD", "ISCORRECT", "RT", "CHANGEMIND",
+    "MEMORYRECENT", "MEMORYFIRST", "ISOLDCURRENT", "ISCORRECTCURRENT", "TOTAL1", "TOTAL2", "BUTTON", "MISSINGDATA",
+)
 
 
 @dataclass(frozen=True)
@@ -221,9 +257,14 @@ def simulate_nsd(root, config: SimulationConfig | None = None, progress: bool = 
     marker = root / COMPLETE_MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text())
-        if recorded.get("config") == config.as_dict():
-            return root
-        raise FileExistsError(f"{root} holds a simulated NSD made with another configuration; remove it first")
+        if recorded.get("config") != config.as_dict():
+            raise FileExistsError(f"{root} holds a simulated NSD made with another configuration; remove it first")
+        if recorded.get("layout", 1) != LAYOUT_VERSION:
+            raise FileExistsError(
+                f"{root} holds a simulated NSD of layout {recorded.get('layout', 1)}, this simulator writes "
+                f"layout {LAYOUT_VERSION} (HDF5 betas, responses.tsv); remove it first"
+            )
+        return root
     if root.exists():
         raise FileExistsError(f"{root} exists but is not a complete simulated NSD; remove it first")
 
@@ -233,7 +274,8 @@ def simulate_nsd(root, config: SimulationConfig | None = None, progress: bool = 
     try:
         _write_tree(staging, config, rng, progress)
         (staging / COMPLETE_MARKER).write_text(
-            json.dumps({"config": config.as_dict(), "seconds": round(time.perf_counter() - start, 2)}, indent=1)
+            json.dumps({"config": config.as_dict(), "layout": LAYOUT_VERSION,
+                        "seconds": round(time.perf_counter() - start, 2)}, indent=1)
         )
         os.replace(staging, root)
     except BaseException:
@@ -270,11 +312,9 @@ def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, 
     )
     coco_ids = rng.choice(np.arange(100_000, 600_000), size=n_total, replace=False)
     splits = np.where(rng.random(n_total) < 0.85, "train2017", "val2017")
-    info = pd.DataFrame({"nsdId": np.arange(n_total), "cocoId": coco_ids, "cocoSplit": splits})
-    info["shared1000"] = np.isin(info["nsdId"], shared_ids)
-    for s in range(NSD_SUBJECT_COUNT):
-        info[f"subject{s + 1}"] = np.isin(info["nsdId"], subjectim[s]).astype(int)
-    info.to_csv(experiments / "nsd_stim_info_merged.csv", index=False)
+    info = stim_info_table(coco_ids, splits, shared_ids, subjectim, masterordering,
+                           np.random.default_rng([config.seed, STIM_INFO_STREAM]))
+    info.to_csv(experiments / "nsd_stim_info_merged.csv")  # NSD's file starts with an unnamed index
 
     stimuli = root / "nsddata_stimuli" / "stimuli" / "nsd"
     (stimuli / "annotations").mkdir(parents=True)
@@ -307,6 +347,11 @@ def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, 
     for name, spec in tqdm(config.subjects.items(), desc="simulate subjects", disable=not progress):
         number = int(name[4:])
         _write_subject(root, name, spec, subjectim[number - 1], masterordering, images, scene_list, depths, config, rng)
+        behav = root / "nsddata" / "ppdata" / name / "behav"
+        behav.mkdir(parents=True)
+        table = behaviour_table(number, subjectim[number - 1], masterordering, config.trials_per_session,
+                                np.random.default_rng([config.seed, BEHAVIOUR_STREAM, number]))
+        table.to_csv(behav / "responses.tsv", sep="\t", index=False, na_rep="NaN", float_format="%.10g")
 
 
 def _write_subject(root, name, spec, subject_ids, masterordering, images, scene_list, depths, config, rng):
@@ -335,6 +380,181 @@ def _write_subject(root, name, spec, subject_ids, masterordering, images, scene_
         volume = np.zeros((*spec.grid, len(rows)), dtype=np.int16)
         volume[mask] = np.clip(np.rint(values * BETA_SCALE), -32768, 32767).astype(np.int16).T
         nib.save(nib.Nifti1Image(volume, _affine()), betas_dir / f"betas_session{session + 1:02d}.nii.gz")
+        _write_hdf5_betas(betas_dir / f"betas_session{session + 1:02d}.hdf5", volume)
+
+
+def _write_hdf5_betas(path: Path, volume: np.ndarray) -> None:
+    """NSD's HDF5 betas: dataset ``betas``, (trials, Z, Y, X) int16, the transpose of the NIfTI volume.
+
+    One chunk per trial, so a reader of some trials reads only those; gzip is built into every HDF5
+    library, so any reader opens it, and it keeps the file the size of the ``.nii.gz``.
+    """
+    data = volume.transpose(3, 2, 1, 0)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("betas", data=data, chunks=(1, *data.shape[1:]), compression="gzip", compression_opts=4)
+
+
+# ---------------------------------------------------------------- what NSD ships beside
+def run_lengths(trials_per_session: int) -> np.ndarray:
+    """Stimulus trials in each run of a session: NSD's 12 runs, split as NSD splits its 750.
+
+    NSD's runs hold 63 (odd runs) and 62 (even runs) stimulus trials. A smaller session keeps the
+    12 runs (or one run per trial if it has fewer than 12) and divides its trials as evenly as
+    possible, the extra trials going to odd runs first: 750 gives NSD's 63/62, the toy's 150 gives
+    13/12, 100 gives runs 1, 3, 5, 7 of 9 and the rest of 8.
+    """
+    n_runs = min(RUNS_PER_SESSION, trials_per_session)
+    base, extra = divmod(trials_per_session, n_runs)
+    lengths = np.full(n_runs, base)
+    odd_first = np.concatenate([np.arange(0, n_runs, 2), np.arange(1, n_runs, 2)])  # runs 1, 3, ..., then 2, 4, ...
+    lengths[odd_first[:extra]] += 1
+    return lengths
+
+
+def _memory_columns(nsd_ids: np.ndarray, session: np.ndarray) -> dict[str, np.ndarray]:
+    """ISOLD, MEMORYRECENT, MEMORYFIRST, ISOLDCURRENT: exact, from the order of presentation.
+
+    MEMORYRECENT (MEMORYFIRST) counts the stimulus trials between this one and the most recent
+    (first) showing of the image, NaN on its first showing; ISOLDCURRENT says whether the image
+    was shown earlier in the same session.
+    """
+    n = len(nsd_ids)
+    recent, first = np.full(n, np.nan), np.full(n, np.nan)
+    old_current = np.zeros(n, dtype=int)
+    last_seen: dict[int, int] = {}
+    first_seen: dict[int, int] = {}
+    for t, image in enumerate(nsd_ids.tolist()):
+        if image in last_seen:
+            recent[t] = t - last_seen[image] - 1
+            first[t] = t - first_seen[image] - 1
+            old_current[t] = int(session[last_seen[image]] == session[t])
+        else:
+            first_seen[image] = t
+        last_seen[image] = t
+    return {"ISOLD": (~np.isnan(recent)).astype(int), "MEMORYRECENT": recent, "MEMORYFIRST": first,
+            "ISOLDCURRENT": old_current}
+
+
+def _simulated_responses(memory: dict[str, np.ndarray], run_id: np.ndarray, rng) -> dict[str, np.ndarray]:
+    """Plausible old/new button presses; the toy has no model of the task, so these are invented.
+
+    The subject says "old" with a probability that falls with the trials since the last showing
+    (a forgetting curve from 0.95 to 0.55) and false-alarms on 15% of new images; 1.5% of trials
+    get no press, 3% a change of mind (one press of the other button first). On 0.5% of runs the
+    button box "fails": no response is recorded and MISSINGDATA is 1. BUTTON is the final press
+    (1 = new, 2 = old), TOTAL1 and TOTAL2 count the presses of each button, RT (ms) is log-normal
+    around 900 ms, and ISCORRECT / ISCORRECTCURRENT score the final press against ISOLD /
+    ISOLDCURRENT. Trials without a press have NaN BUTTON, RT, CHANGEMIND and correctness.
+    """
+    n = len(run_id)
+    is_old = memory["ISOLD"].astype(bool)
+    p_old = np.where(is_old, 0.55 + 0.4 * np.exp(-np.nan_to_num(memory["MEMORYRECENT"]) / 500), 0.15)
+    says_old = rng.random(n) < p_old
+    failed_runs = rng.random(run_id.max() + 1) < 0.005
+    missing = failed_runs[run_id]
+    pressed = (rng.random(n) >= 0.015) & ~missing
+    change = (rng.random(n) < 0.03) & pressed
+    rt = np.clip(np.rint(900 * np.exp(rng.normal(0, 0.3, n))), 250, 3999)
+    button = np.where(says_old, 2.0, 1.0)
+    nan_unless_pressed = lambda values: np.where(pressed, values, np.nan)  # noqa: E731
+    return {
+        "ISCORRECT": nan_unless_pressed(says_old == is_old),
+        "RT": nan_unless_pressed(rt),
+        "CHANGEMIND": nan_unless_pressed(change),
+        "ISCORRECTCURRENT": nan_unless_pressed(says_old == memory["ISOLDCURRENT"].astype(bool)),
+        "TOTAL1": np.where(pressed, np.where(says_old, change, 1), 0).astype(int),
+        "TOTAL2": np.where(pressed, np.where(says_old, 1, change), 0).astype(int),
+        "BUTTON": nan_unless_pressed(button),
+        "MISSINGDATA": missing.astype(int),
+    }
+
+
+def _trial_times(session: np.ndarray, run: np.ndarray, trial: np.ndarray, rng) -> np.ndarray:
+    """TIME, invented: a MATLAB-style day count from midnight of the first session's day.
+
+    Sessions a week apart (give or take two days) start at 9:00; runs start 6 minutes apart and
+    trials 4 s apart (NSD's 3 s image and 1 s gap; NSD's blank trials are not simulated).
+    """
+    n_sessions = int(session.max())
+    days = 7.0 * np.arange(n_sessions) + np.concatenate([[0], rng.integers(-2, 3, n_sessions - 1)])
+    seconds = 9 * 3600 + (run - 1) * 360 + (trial - 1) * 4
+    return days[session - 1] + seconds / 86400
+
+
+def behaviour_table(number: int, subject_row: np.ndarray, masterordering: np.ndarray, trials_per_session: int,
+                    rng) -> pd.DataFrame:
+    """``responses.tsv`` of one subject: a row per trial in NSD's columns; ids are 1-based as in NSD.
+
+    ``subject_row`` is the subject's 0-based row of ``subjectim`` and ``masterordering`` the 0-based
+    design; 73KID and 10KID follow from them exactly, so the file agrees with ``nsd_expdesign.mat``.
+    """
+    n = len(masterordering)
+    lengths = run_lengths(trials_per_session)
+    position = np.arange(n)
+    session = position // trials_per_session + 1
+    run = np.tile(np.repeat(np.arange(1, len(lengths) + 1), lengths), n // trials_per_session)
+    trial = np.tile(np.concatenate([np.arange(1, k + 1) for k in lengths]), n // trials_per_session)
+    nsd_ids = np.asarray(subject_row)[masterordering]
+    memory = _memory_columns(nsd_ids, session)
+    columns = {
+        "SUBJECT": np.full(n, number),
+        "SESSION": session,
+        "RUN": run,
+        "TRIAL": trial,
+        "73KID": nsd_ids + 1,
+        "10KID": masterordering + 1,
+        "TIME": _trial_times(session, run, trial, rng),
+        **memory,
+        **_simulated_responses(memory, (session - 1) * len(lengths) + run - 1, rng),
+    }
+    return pd.DataFrame({name: columns[name] for name in BEHAVIOUR_COLUMNS})
+
+
+def _presentation_trials(nsd_ids: np.ndarray, n_stimuli: int, repetitions: int) -> np.ndarray:
+    """(n_stimuli, repetitions): the 1-based trial of each image's K-th showing, 0 where it has none."""
+    out = np.zeros((n_stimuli, repetitions), dtype=int)
+    shown = np.zeros(n_stimuli, dtype=int)
+    for t, image in enumerate(nsd_ids.tolist()):
+        if shown[image] < repetitions:
+            out[image, shown[image]] = t + 1
+        shown[image] += 1
+    return out
+
+
+def stim_info_table(coco_ids, splits, shared_ids, subjectim, masterordering, rng) -> pd.DataFrame:
+    """``nsd_stim_info_merged.csv`` in NSD's columns, one row per 73k id (0-based ``nsdId``).
+
+    cropBox is (top, bottom, left, right), the fractions cropped from a 4:3 COCO photograph
+    (landscape three times in four) to make it square; loss, the fraction of annotated object area
+    the crop removed, is a small invented number; BOLD5000 marks an invented 2% of images; none is
+    flagged. subjectN_repK is exact: the subject's 1-based trial of the image's K-th showing, 0 if
+    it is never shown that often.
+    """
+    n = len(coco_ids)
+    landscape = rng.random(n) < 0.75
+    first_side = np.round(0.25 * rng.uniform(0.3, 0.7, n), 7)
+    second_side = np.round(0.25 - first_side, 7)
+    zeros = np.zeros(n)
+    top, bottom = np.where(landscape, zeros, first_side), np.where(landscape, zeros, second_side)
+    left, right = np.where(landscape, first_side, zeros), np.where(landscape, second_side, zeros)
+    info = pd.DataFrame({
+        "cocoId": coco_ids,
+        "cocoSplit": splits,
+        "cropBox": [f"({a:g}, {b:g}, {c:g}, {d:g})" for a, b, c, d in zip(top, bottom, left, right)],
+        "loss": np.round(rng.beta(1, 20, n), 4),
+        "nsdId": np.arange(n),
+        "flagged": np.zeros(n, dtype=bool),
+        "BOLD5000": rng.random(n) < 0.02,
+        "shared1000": np.isin(np.arange(n), shared_ids),
+    })
+    for s in range(len(subjectim)):
+        info[f"subject{s + 1}"] = np.isin(info["nsdId"], subjectim[s]).astype(int)
+    repetitions = max(NSD_REPETITIONS, int(np.bincount(masterordering).max()))
+    for s in range(len(subjectim)):
+        trials = _presentation_trials(np.asarray(subjectim[s])[masterordering], n, repetitions)
+        for k in range(repetitions):
+            info[f"subject{s + 1}_rep{k}"] = trials[:, k]
+    return info
 
 
 def main(argv=None) -> None:

@@ -131,6 +131,22 @@ class MiniNSD:
         return self.p("nsddata_betas", "ppdata", subject, "func1pt8mm", "betas_fithrf_GLMdenoise_RR",
                       f"betas_session{session:02d}.{suffix}")
 
+    # --------------------------------------------------------------------- behaviour
+    def behaviour_path(self, subject: str = "subj01") -> Path:
+        return self.p("nsddata", "ppdata", subject, "behav", "responses.tsv")
+
+    def write_behaviour(self, subject: str = "subj01", ids=None) -> Path:
+        """NSD's responses.tsv (the columns readers use); ``ids`` are 1-based 73k ids, the design's by default."""
+        if ids is None:
+            row = SUBJECTIM[subject]
+            ids = [row[column - 1] for column in MASTERORDERING]
+        n = len(ids)
+        frame = pd.DataFrame({"SUBJECT": int(subject[4:]), "SESSION": np.arange(n) // TRIALS_PER_SESSION + 1,
+                              "RUN": 1, "TRIAL": np.arange(n) % TRIALS_PER_SESSION + 1, "73KID": ids,
+                              "10KID": np.resize(MASTERORDERING, n)})
+        frame.to_csv(self.behaviour_path(subject), sep="\t", index=False)
+        return self.behaviour_path(subject)
+
     def write_betas(self, betas_format: str):
         for subject, sessions in self.raw.items():
             for session, raw in enumerate(sessions, 1):

@@ -76,6 +76,19 @@ def test_zscored_within_each_session(mini_nsd):
     assert np.abs(data.train_betas - whole).max() > 0.5
 
 
+def test_without_per_session_zscoring_betas_are_raw_over_300(mini_nsd):
+    """The authors' preparation: raw / 300, test images averaged over repeats, no per-session scaling."""
+    data = reader(mini_nsd).load_subject("subj01", ["early", "ventral"], N_SESSIONS, zscore_per_session=False)
+    mask = np.isin(LABELS["subj01"], [1, 5])
+    raw = np.concatenate([r[mask].T for r in mini_nsd.raw["subj01"]]).astype(np.float64) / 300.0
+    shared = np.array(SUBJ01_SHARED)
+    np.testing.assert_allclose(data.train_betas, raw[~shared], rtol=1e-6)
+    assert data.test_ids.tolist() == [0, 1]
+    np.testing.assert_allclose(data.test_betas, [(raw[0] + raw[4]) / 2, (raw[2] + raw[7]) / 2], rtol=1e-6)
+    # the sessions' offsets (4000 raw units) are still there
+    assert data.train_betas[2:].mean() - data.train_betas[:2].mean() > 10
+
+
 def test_a_constant_voxel_gives_zeros_not_nans(mini_nsd):
     data = reader(mini_nsd).load_subject("subj01", ["early"], N_SESSIONS)
     assert np.isfinite(data.train_betas).all() and np.isfinite(data.test_betas).all()
@@ -94,6 +107,40 @@ def test_train_test_split_and_test_average_over_repeats(mini_nsd):
     assert data.test_betas.shape == (2, 9)
     np.testing.assert_allclose(data.test_betas[0], (z[0] + z[4]) / 2, rtol=1e-5, atol=2e-5)
     np.testing.assert_allclose(data.test_betas[1], (z[2] + z[7]) / 2, rtol=1e-5, atol=2e-5)
+
+
+# -------------------------------------------------------------------- behaviour
+def test_responses_that_agree_with_the_design_are_accepted(mini_nsd):
+    mini_nsd.write_behaviour("subj01")
+    r = reader(mini_nsd)
+    assert (r.behaviour("subj01")["73KID"] - 1).tolist() == SUBJ01_IDS
+    assert r.trials("subj01", N_SESSIONS)["nsd_id"].tolist() == SUBJ01_IDS
+    assert r.behaviour("subj02") is None  # no file: nothing to check
+    assert r.trials("subj02", 1)["nsd_id"].tolist() == SUBJ02_IDS[:4]
+    # a file with more trials than the sessions read (NSD's covers sessions not yet released) is fine
+    mini_nsd.write_behaviour("subj01", [i + 1 for i in SUBJ01_IDS] + [3])
+    assert len(reader(mini_nsd).load_subject("subj01", ["early"], 1).train_ids) == 2
+
+
+def test_responses_that_disagree_name_both_files_and_the_first_differing_trial(mini_nsd):
+    ids = [i + 1 for i in SUBJ01_IDS]
+    ids[5] = 9  # trial 6 = session 2, trial 2 of the session
+    path = mini_nsd.write_behaviour("subj01", ids)
+    expected = (f"{path_pattern(path)} disagrees with {path_pattern(mini_nsd.expdesign)} for subj01: first at "
+                r"trial 6 \(SESSION 2, RUN 1, TRIAL 2\), where responses.tsv has 73KID 9 and the design gives 7")
+    with pytest.raises(NSDFileError, match=expected):
+        reader(mini_nsd).load_subject("subj01", ["early"], N_SESSIONS)
+    reader(mini_nsd).load_subject("subj01", ["early"], 1)  # session 1 agrees
+
+
+def test_responses_shorter_than_the_sessions_read_or_without_73kid(mini_nsd):
+    path = mini_nsd.write_behaviour("subj01", [i + 1 for i in SUBJ01_IDS[:4]])
+    with pytest.raises(NSDFileError, match=path_pattern(path) + " lists 4 trials but .* gives subj01 8"):
+        reader(mini_nsd).trials("subj01", N_SESSIONS)
+    assert reader(mini_nsd).trials("subj01", 1)["nsd_id"].tolist() == SUBJ01_IDS[:4]
+    path.write_text("SUBJECT\tSESSION\n1\t1\n")
+    with pytest.raises(NSDFileError, match=path_pattern(path) + " has no 73KID column"):
+        reader(mini_nsd).trials("subj01", 1)
 
 
 # ------------------------------------------------------------------------- ROIs

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 from threadpoolctl import threadpool_limits
@@ -10,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from recon.config import STREAMS_ROIS, SUBJECTS
 from recon.nsd import NSDReader
 from recon.probe import roi_probe
-from recon.simulate import COMPLETE_MARKER, SimulationConfig, simulate_nsd
+from recon.simulate import COMPLETE_MARKER, SimulationConfig, run_lengths, simulate_nsd
 
 SMALL = SimulationConfig(n_shared=10, n_train=40, trials_per_session=50, image_size=32)
 EXPDESIGN = "nsddata/experiments/nsd/nsd_expdesign.mat"
@@ -90,11 +91,64 @@ def test_an_existing_tree_is_reused_or_refused(small_tree, tmp_path):
     (tmp_path / "half").mkdir()
     with pytest.raises(FileExistsError, match="not a complete simulated NSD"):
         simulate_nsd(tmp_path / "half", SMALL, progress=False)
+    # a tree from before HDF5 betas and responses.tsv (no layout in its marker) is not reused
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / COMPLETE_MARKER).write_text(json.dumps({"config": SMALL.as_dict()}))
+    with pytest.raises(FileExistsError, match="layout 1, this simulator writes layout 2"):
+        simulate_nsd(tmp_path / "old", SMALL, progress=False)
 
 
 def test_a_config_that_does_not_fill_sessions_is_refused():
     with pytest.raises(ValueError, match="do not fill sessions of 70"):
         SimulationConfig(n_shared=10, n_train=40, trials_per_session=70).n_sessions
+
+
+# ---------------------------------------------------------------- behaviour
+def test_runs_are_split_as_nsd_splits_them():
+    assert run_lengths(750).tolist() == [63, 62] * 6  # NSD's own sessions
+    assert run_lengths(150).tolist() == [13, 12] * 6  # the toy's
+    assert run_lengths(100).tolist() == [9, 8] * 4 + [8] * 4  # the extra trials go to odd runs first
+    assert run_lengths(5).tolist() == [1] * 5
+    assert all(run_lengths(n).sum() == n for n in range(1, 800, 7))
+
+
+def test_responses_follow_the_design_and_nsds_conventions(small_tree):
+    design = scipy.io.loadmat(small_tree / EXPDESIGN)
+    order = design["masterordering"].ravel().astype(int)
+    lengths = run_lengths(SMALL.trials_per_session)
+    for subject in SUBJECTS:
+        number = int(subject[4:])
+        table = pd.read_csv(small_tree / "nsddata" / "ppdata" / subject / "behav" / "responses.tsv", sep="\t")
+        n = len(table)
+        assert n == SMALL.n_sessions * SMALL.trials_per_session and (table["SUBJECT"] == number).all()
+        # ids are 1-based: 10KID is the design's column, 73KID the subject's image in it
+        np.testing.assert_array_equal(table["10KID"], order)
+        np.testing.assert_array_equal(table["73KID"], design["subjectim"][number - 1, order - 1].astype(int))
+        # sessions of 12 runs, TRIAL counting from 1 within each run
+        for session, rows in table.groupby("SESSION"):
+            assert rows["RUN"].value_counts().sort_index().tolist() == lengths.tolist()
+            for run, trials in rows.groupby("RUN"):
+                assert trials["TRIAL"].tolist() == list(range(1, lengths[run - 1] + 1))
+        assert table["SESSION"].is_monotonic_increasing and table["TIME"].is_monotonic_increasing
+        # memory columns are exact
+        first_showing = ~table["73KID"].duplicated()
+        np.testing.assert_array_equal(table["ISOLD"], (~first_showing).astype(int))
+        assert table.loc[first_showing, ["MEMORYRECENT", "MEMORYFIRST"]].isna().all().all()
+        previous = table.groupby("73KID").cumcount()
+        later = table[previous == 2]  # third showings: MEMORYFIRST spans both earlier gaps
+        for _, row in later.head(5).iterrows():
+            shown = np.flatnonzero(table["73KID"] == row["73KID"])
+            assert row["MEMORYRECENT"] == shown[2] - shown[1] - 1 and row["MEMORYFIRST"] == shown[2] - shown[0] - 1
+        # simulated presses are consistent with each other
+        pressed = table["BUTTON"].notna()
+        assert set(table.loc[pressed, "BUTTON"]) <= {1, 2} and set(table["MISSINGDATA"]) <= {0, 1}
+        assert table.loc[~pressed, ["RT", "CHANGEMIND", "ISCORRECT"]].isna().all().all()
+        assert table.loc[table["MISSINGDATA"] == 1, "BUTTON"].isna().all()
+        said_old = table.loc[pressed, "BUTTON"] == 2
+        np.testing.assert_array_equal(table.loc[pressed, "ISCORRECT"], (said_old == table.loc[pressed, "ISOLD"]))
+        np.testing.assert_array_equal(table.loc[pressed, "TOTAL1"] + table.loc[pressed, "TOTAL2"],
+                                      1 + table.loc[pressed, "CHANGEMIND"])
+        assert 0.6 < table["ISCORRECT"].mean() < 0.95 and table.loc[pressed, "RT"].between(250, 4000).all()
 
 
 # ------------------------------------------------------------------- the science
