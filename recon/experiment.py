@@ -69,7 +69,8 @@ class Experiment:
     # ------------------------------------------------------------------ keys
     @cached_property
     def _dataset_key(self) -> dict:
-        return {"root": str(self.profile.nsd_root.resolve()), "n_sessions": self.profile.n_sessions}
+        return {"root": str(self.profile.nsd_root.resolve()), "n_sessions": self.profile.n_sessions,
+                "zscore_betas_per_session": self.profile.zscore_betas_per_session}
 
     @cached_property
     def _models_key(self) -> dict:
@@ -83,7 +84,8 @@ class Experiment:
     # ------------------------------------------------------------------ data
     @cached_property
     def data(self) -> SubjectData:
-        return self.reader.load_subject(self.subject, STREAMS_ROIS, self.profile.n_sessions)
+        return self.reader.load_subject(self.subject, STREAMS_ROIS, self.profile.n_sessions,
+                                        zscore_per_session=self.profile.zscore_betas_per_session)
 
     @cached_property
     def test_images(self) -> np.ndarray:
@@ -167,6 +169,8 @@ class Experiment:
             X_test = self.data.test_betas[:, columns]
             predicted = writer.create("predicted", truth.shape, p.feature_dtype)
             chosen = writer.create("alphas", (int(np.prod(truth.shape[1:])),), np.float32)
+            decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device, block_size=p.ridge_block_size,
+                                      progress=self.progress)
             parts = range(truth.shape[1]) if target == "dpt" else [None]
             for layer in parts:
                 layers = None if layer is None else [layer]
@@ -174,9 +178,11 @@ class Experiment:
                                                                 dpt_layers=layers)) as train:
                     Y = train["x"] if layer is None else train["x"][:, 0]
                     out = predicted if layer is None else predicted[:, layer]
-                    decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device,
-                                              block_size=p.ridge_block_size, progress=self.progress)
-                    decoder.fit(X, Y, index).predict(X_test, out=out)
+                    if layer:  # later DPT layers: same trials, so the decomposition is reused
+                        decoder.fit_targets(Y)
+                    else:
+                        decoder.fit(X, Y, index)
+                    decoder.predict(X_test, out=out)
                 width = decoder.best_alphas_.size
                 offset = 0 if layer is None else layer * width
                 chosen[offset : offset + width] = decoder.best_alphas_

@@ -139,25 +139,38 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X, Y, image_index=None):
         X, parts, image_index = self._check_fit_inputs(X, Y, image_index)
-        n_trials, n_images = len(X), len(parts[0])
+        self._prepare(X, image_index, len(parts[0]))
+        return self.fit_targets(Y)
+
+    def _prepare(self, X, image_index, n_images) -> None:
+        """The targets-free part of the fit: standardise X, diagonalise every fold and the whole set."""
+        n_trials = len(X)
         Xt = self._tensor(X)
         self.x_mean_ = Xt.mean(0)
         scale = Xt.std(0, unbiased=False)
         self.x_scale_ = torch.where(scale == 0, torch.ones_like(scale), scale)  # StandardScaler's rule
         Xt = (Xt - self.x_mean_) / self.x_scale_
-        alphas = torch.as_tensor(np.asarray(self.alphas, dtype=np.float32), device=self.device)
         counts = np.bincount(image_index, minlength=n_images).astype(np.float32)
-        weights = self._tensor(counts / n_trials)
-
+        self._weights = self._tensor(counts / n_trials)
         index = torch.as_tensor(image_index, device=self.device)
-        folds = []
+        self._folds = []
         for train, val in KFold(self.cv).split(np.arange(n_trials)):
             system, _ = _diagonalise(Xt[train], index[train], n_images, Xt[val])
-            folds.append((system, index[val], len(val)))
+            self._folds.append((system, index[val], len(val)))
         self.system_, self.vectors_ = _diagonalise(Xt, index, n_images, None)
-        del Xt
-
         self.n_features_in_ = X.shape[1]
+        self.n_images_ = n_images
+
+    def fit_targets(self, Y):
+        """Fit other targets of the same images on the same trials, reusing :meth:`fit`'s decomposition
+        (how DPT's layers are decoded one at a time without diagonalising four times)."""
+        if not hasattr(self, "_folds"):
+            raise RuntimeError("call fit(X, Y, image_index) before fit_targets(Y)")
+        parts = _as_parts(Y)
+        if any(len(part) != self.n_images_ for part in parts):
+            raise ValueError(f"targets must have {self.n_images_} rows (the images fitted), got {[len(p) for p in parts]}")
+        alphas = torch.as_tensor(np.asarray(self.alphas, dtype=np.float32), device=self.device)
+        folds, weights = self._folds, self._weights
         self.part_shapes_ = [part.shape[1:] for part in (Y if isinstance(Y, (list, tuple)) else [Y])]
         best_alpha, best_score, y_mean = [], [], []
         tie_break = torch.log(alphas.double()) * 1e-10  # himalaya's: equal scores pick the larger alpha

@@ -78,3 +78,15 @@ def test_bad_inputs_fail_naming_the_value(trials):
         decoder.predict(X[:, :5])
     with pytest.raises(ValueError, match="C-contiguous"):
         decoder.predict(X[:3], out=np.zeros((3, 4, 3), np.float32).transpose(0, 2, 1))
+
+
+def test_fit_targets_reuses_the_decomposition_for_other_targets(trials):
+    X, Y, index, X_test = trials
+    flat = Y.reshape(len(Y), -1)
+    decoder = StreamedRidgeCV(alphas=ALPHAS).fit(X, flat[:, :6], index)
+    first = decoder.predict(X_test)
+    second = decoder.fit_targets(flat[:, 6:]).predict(X_test)
+    together = StreamedRidgeCV(alphas=ALPHAS).fit(X, flat, index).predict(X_test)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), together, atol=1e-6)
+    with pytest.raises(ValueError, match="50 rows"):
+        decoder.fit_targets(flat[:10])
