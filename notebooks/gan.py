@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -19,9 +21,13 @@
 # generator's input is optimised so that the VGG19 features of its image match the decoded ones.
 # That image replaces the decoded z as img2img's init; the caption comes from +T.
 #
-# Our generator is the diffusion model's own VAE decoder (the authors used the DGN of Shen et
-# al., which has no public diffusers/transformers port); the objective and the VGG19 layers follow
-# Shen et al.
+# The authors used the deep generator network (DGN) of Shen et al., which has no public
+# diffusers/transformers port. By default we optimise the image itself, in pixel space at the profile's
+# `generator_size` (VGG19's 224 px on NSD) with a Gaussian-blur prior: Shen et al.'s reconstruction
+# without the DGN. `generator = "vae"` optimises the diffusion model's VAE latent instead, an exact
+# image prior that costs about 30 times as much at 512 px. The objective and the VGG19 layers follow
+# Shen et al.; the VGG19 decoder is fitted on betas averaged over each image's trials, as in the
+# authors' code.
 
 # %% tags=["parameters"]
 subject = "subj01"

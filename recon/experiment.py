@@ -78,7 +78,8 @@ class Experiment:
 
     def _key(self, *extra) -> list:
         p = self.profile
-        settings = dict(image_size=p.image_size, vgg=(p.vgg_layers, p.vgg_width_divisor, p.vgg_pool), seed=p.seed)
+        settings = dict(image_size=p.image_size, vgg=(p.vgg_layers, p.vgg_width_divisor, p.vgg_pool, p.generator_size),
+                        seed=p.seed)
         return [self._dataset_key, self._models_key, settings, self.subject, *extra]
 
     # ------------------------------------------------------------------ data
@@ -125,7 +126,8 @@ class Experiment:
         elif target == "dpt":
             features.dpt_hidden_states(*models.dpt(p), images, progress=self.progress, out=out, layers=dpt_layers)
         elif target == "vgg":
-            features.vgg_feature_matrix(models.vgg19_features(p), images, p.vgg_layers, p.vgg_pool, p.image_size,
+            # at the size +G generates, so decoded and generated features share receptive fields
+            features.vgg_feature_matrix(models.vgg19_features(p), images, p.vgg_layers, p.vgg_pool, p.generator_size,
                                         progress=self.progress, out=out)
         else:
             raise KeyError(f"unknown decoding target {target!r}; expected one of {list(TARGET_ROIS)}")
@@ -225,7 +227,7 @@ class Experiment:
 
         def run():
             vgg = models.vgg19_features(p)
-            widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.image_size)
+            widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
             targets = features.split_vgg_matrix(self.decoded("vgg")["predicted"], widths)
             generator = self._gan_generator()
             return {"images": methods.images_from_vgg_features(
