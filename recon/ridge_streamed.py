@@ -131,7 +131,10 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
         return X, parts, image_index
 
     def _tensor(self, array, dtype=torch.float32) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(array), device=self.device).to(dtype)
+        array = np.asarray(array)
+        if not (array.flags.c_contiguous and array.flags.writeable):  # memory-map blocks: one copy, in RAM
+            array = np.array(array, order="C")
+        return torch.as_tensor(array, device=self.device).to(dtype)
 
     def _standardised(self, X) -> torch.Tensor:
         return (self._tensor(X) - self.x_mean_) / self.x_scale_

@@ -1,0 +1,331 @@
+"""Does one subject of the real NSD fit one 80 GB GPU, 128 GB of host memory and a 64 GB disk?
+
+    python benchmarks/nsd_scale.py                 # about 10 minutes on 2 cores
+    python benchmarks/nsd_scale.py --fraction 0.1  # larger measured fractions, slower
+
+Every stage runs the package's own code on random arrays of NSD's real row counts (trials,
+images, test images) and a measured fraction of the columns (voxels or targets) that fits this
+machine; its peak host memory (anonymous RSS, sampled) and time are measured there. The full-size
+figures then come from each stage's memory model (the arrays it holds at once, written out below
+and printed beside the measurement, so the model is checked where it can be) and from linear
+extrapolation of the time in the number of target columns. GPU memory is the model's device-resident
+part; GPU time is arithmetic (FLOPs at a stated sustained rate), not a measurement, unless
+``--device cuda`` runs it. Disk is the exact size of the cache entries the ``nsd`` profile keeps,
+plus the largest scratch entry alive at once. The last line reads
+``fits: host X/128 GB, gpu Y/80 GB, disk Z/64 GB`` or names what does not fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon import evaluate, features, methods
+from recon.cache import Cache
+from recon.ridge_streamed import StreamedRidgeCV
+
+GB = 1e9
+BUDGET = {"host": 128, "gpu": 80, "disk": 64}
+
+# ---------------------------------------------------------------- NSD, one subject (subj01)
+N_TRIALS = 24_980  # training trials (37 sessions, shared images removed)
+N_IMAGES = 8_859  # distinct training images
+N_TEST = 982  # shared images seen in 37 sessions, averaged over repeats
+N_STREAMS = 15_700  # streams voxels read by the reader
+N_DECODE = 14_000  # the six ROIs of section 2.1; an upper bound for z (early) and c (ventral) too
+N_SAMPLES = 5
+FEATURE_BYTES = 2  # the nsd profile's feature_dtype, float16
+#: decoding targets per image (VGG19 maps of layers 3/8/17/26/35 average-pooled to 14 x 14)
+TARGETS = {
+    "z": (4, 64, 64),
+    "c": (77, 768),
+    "c_sd2": (77, 1024),
+    "blip": (577, 768),
+    "dpt": (4, 577, 1024),
+    "vgg": (196 * (64 + 128 + 256 + 512 + 512),),
+}
+#: Table 1 feature widths per image at 299 px / CLIP 224 px: CLIP hidden states 257 x 1024, AlexNet
+#: features.5 (192 x 17 x 17), features.12 (256 x 8 x 8), classifier.5 (4096), Inception pool (2048)
+EVAL_DIMS = {"CLIP(Early)": 263_168, "CLIP(Middle)": 263_168, "CLIP(Late)": 768, "CNN(Early)": 55_488,
+             "CNN(Middle)": 16_384, "CNN(Late)": 4_096, "Inception-v3": 2_048}
+METHODS_RUN = 5  # [30], +T, +T+G, +T+G+D, and [30] with SD 2.0 for the control analysis
+#: sustained rates assumed for GPU arithmetic on one H100 (well below the 989 TFLOP/s dense fp16 peak)
+GPU_FP16_FLOPS = 200e12
+GPU_FP32_FLOPS = 40e12  # TF32 matmul, sustained
+GPU_FP64_EIGH_SECONDS_14K = 40.0  # torch.linalg.eigh of a 14,000^2 float64 matrix (cuSOLVER syevd)
+
+
+@dataclass
+class Row:
+    stage: str
+    host_gb: float
+    gpu_gb: float
+    disk_gb: float
+    cpu_seconds: float  # measured here, at the measured fraction unless the note says otherwise
+    gpu_seconds: float  # arithmetic
+    note: str = ""
+
+
+class PeakAnonymousMemory:
+    """Peak anonymous RSS of this process while the block runs (page cache of memory maps excluded:
+    it is reclaimable, and counting it would charge every file read to the process)."""
+
+    def __enter__(self):
+        self.base = self.peak = self._anon()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._anon())
+
+    @property
+    def used(self) -> float:
+        return (self.peak - self.base) / GB
+
+    def _watch(self):
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._anon())
+
+    @staticmethod
+    def _anon() -> int:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"RssAnon:\s+(\d+) kB", status).group(1)) * 1024
+
+
+def random_memmap(path: Path, shape, dtype, seed: int) -> np.ndarray:
+    """A memory-mapped array of random values, written in row blocks (never whole in memory)."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    rng = np.random.default_rng(seed)
+    rows = max(1, int(64e6 // max(1, np.prod(shape[1:]) * 4)))
+    for start in range(0, shape[0], rows):
+        block = rng.standard_normal((min(rows, shape[0] - start), *shape[1:]), dtype=np.float32)
+        array[start : start + len(block)] = block
+    array.flush()
+    return np.load(path, mmap_mode="r")
+
+
+# ---------------------------------------------------------------- the decoder's memory model
+def decoder_bytes(n_trials: int, n_images: int, n_test: int, p: int, block: int, n_alphas: int, folds: int) -> dict:
+    """Arrays :class:`StreamedRidgeCV` holds at once (float32 unless noted), by where they live."""
+    n_val = n_trials // folds
+    device = (
+        2 * n_trials * p * 4  # X on the device and its standardised copy (freed after _prepare)
+        + p * p * (8 + 8 + 4)  # Gram and eigenvectors in float64 (transient), eigenvectors in float32
+        + folds * (p * n_images * 4 + n_val * p * 4)  # per fold: Vᵀ Sᵀ and X_val V
+        + p * n_images * 4 + p * p * 4  # the whole-set system and its eigenvectors (kept for predict)
+        + n_images * p * 4  # per-image sums (transient)
+        + block * (n_images + p + 2 * n_val + n_test) * 4  # one column block: Y, right-hand side, truth, prediction
+        + n_alphas * block * 8  # CV scores of the block
+    )
+    host = n_trials * p * 4 + n_test * p * 4 + n_images * block * 4  # betas, test betas, one block read and cast
+    return {"device": device, "host": host}
+
+
+def prepared_decoder(args) -> tuple[StreamedRidgeCV, dict]:
+    """The voxel side of a decoder (standardise, diagonalise five folds and the whole set), once:
+    it does not depend on the targets, which :meth:`StreamedRidgeCV.fit_targets` then adds."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N_TRIALS, args.voxels), dtype=np.float32)
+    index = rng.integers(0, N_IMAGES, N_TRIALS)
+    decoder = StreamedRidgeCV(alphas=(1e4, 2e4, 4e4), cv=5, device=args.device, block_size=4096)
+    with PeakAnonymousMemory() as m:
+        decoder.fit(X, np.zeros((N_IMAGES, 1), np.float32), index)
+    return decoder, {"seconds": m.seconds, "used": m.used + X.nbytes / GB}
+
+
+def measure_decoder(name: str, q: int, decoder: StreamedRidgeCV, prepared: dict, args, tmp: Path):
+    """Fit + predict a fraction of ``q`` target columns, all real row counts, on the prepared voxel side."""
+    folds, n_alphas, block = decoder.cv, len(decoder.alphas), decoder.block_size
+    p_measured = decoder.n_features_in_
+    q_measured = min(q, args.columns)
+    X_test = np.random.default_rng(1).standard_normal((N_TEST, p_measured), dtype=np.float32)
+    Y = random_memmap(tmp / f"{name}-train.npy", (N_IMAGES, q_measured), np.float16, 1)
+    out = np.lib.format.open_memmap(tmp / f"{name}-pred.npy", mode="w+", dtype=np.float16, shape=(N_TEST, q_measured))
+    with PeakAnonymousMemory() as m:
+        decoder.fit_targets(Y)
+        decoder.predict(X_test, out=out)
+    model_small = decoder_bytes(N_TRIALS, N_IMAGES, N_TEST, p_measured, min(block, q_measured), n_alphas, folds)
+    model_full = decoder_bytes(N_TRIALS, N_IMAGES, N_TEST, N_DECODE, block, n_alphas, folds)
+    measured = prepared["used"] + m.used  # an upper bound: voxel-side peak plus the targets phase
+    predicted_small = (model_small["host"] + (model_small["device"] if args.device == "cpu" else 0)) / GB
+    cpu = m.seconds  # at the measured size: not extrapolated (the budget is the GPU's)
+    n_val = N_TRIALS // folds
+    target_flops = 2 * q * (folds * (N_DECODE * N_IMAGES + n_alphas * n_val * N_DECODE) + 2 * N_DECODE * N_IMAGES
+                            + N_TEST * N_DECODE)
+    prepare_flops = 2 * (folds + 1) * (N_TRIALS * N_DECODE**2 + N_DECODE**2 * N_IMAGES)
+    gpu = (folds + 1) * GPU_FP64_EIGH_SECONDS_14K + (target_flops + prepare_flops) / GPU_FP32_FLOPS
+    disk = (N_TEST * q * FEATURE_BYTES + q * 4) / GB  # predictions and alphas kept
+    scratch = N_IMAGES * q * FEATURE_BYTES / GB
+    host = model_full["host"] / GB + (0 if args.device == "cuda" else model_full["device"] / GB)
+    note = (f"measured {q_measured:,} of {q:,} columns from {p_measured:,} voxels: {measured:.2f} GB "
+            f"(model {predicted_small:.2f} GB), {m.seconds:.1f} s (voxel side, shared: {prepared['seconds']:.1f} s); "
+            f"scratch features {scratch:.1f} GB")
+    return Row(f"decode {name}", host, model_full["device"] / GB, disk, cpu, gpu, note), scratch
+
+
+def measure_feature_stream(name: str, shape, args, tmp: Path) -> tuple[Row, float]:
+    """Extraction writes batch by batch into a cache entry: only one batch is in memory."""
+    n_measured = max(64, int(N_IMAGES * args.fraction))
+    cache = Cache(tmp / "cache")
+    batch = 32
+    rng = np.random.default_rng(0)
+    block = rng.standard_normal((batch, *shape), dtype=np.float32)
+
+    def blocks():
+        for start in range(0, n_measured, batch):
+            rows = slice(start, min(n_measured, start + batch))
+            yield rows, torch.from_numpy(block[: rows.stop - rows.start])
+
+    with PeakAnonymousMemory() as m:
+        with cache.scratch(lambda w: features.write_batches(blocks(), n_measured,
+                                                            lambda s, d: w.create("x", s, np.float16))):
+            pass
+    per_image = int(np.prod(shape)) * FEATURE_BYTES
+    train, test = N_IMAGES * per_image / GB, N_TEST * per_image / GB
+    host = batch * int(np.prod(shape)) * 4 * 2 / GB  # one float32 batch and its cast
+    note = (f"measured {n_measured:,} images: {m.used:.2f} GB beyond one batch, {m.seconds:.1f} s of writing; "
+            f"test features kept {test:.2f} GB")
+    # GPU arithmetic: a ViT costs ~2 x parameters FLOPs per token; DPT runs once per layer (one layer kept at a time)
+    flops = {"blip": 2 * 86e6 * 577, "dpt": 4 * 2 * 304e6 * 577}[name] * (N_IMAGES + N_TEST)
+    row = Row(f"features {name} (to disk)", host, host, test, m.seconds * N_IMAGES / n_measured,
+              flops / GPU_FP16_FLOPS, note)
+    return row, train
+
+
+def measure_identification(args) -> Row:
+    """Table 1 scores as float32 matrix products; one metric at CLIP's 263,168 dims, a fraction of the rows."""
+    d = EVAL_DIMS["CLIP(Early)"]
+    n = max(200, int(N_TEST * args.fraction))
+    rng = np.random.default_rng(0)
+    originals = rng.standard_normal((n, d), dtype=np.float32)
+    generated = rng.standard_normal((n, N_SAMPLES, d), dtype=np.float32)
+    with PeakAnonymousMemory() as m:
+        evaluate.correlation_matrix(originals, generated, device=args.device)
+    # products scale with n² (rows x generated rows); a full metric at 982 rows:
+    cpu = m.seconds * (N_TEST / n) ** 2
+    flops = 2 * N_TEST * N_TEST * N_SAMPLES * sum(EVAL_DIMS.values())
+    gpu = flops / GPU_FP32_FLOPS * METHODS_RUN
+    host = (N_TEST + N_TEST * N_SAMPLES) * d * 4 / GB  # one metric's features of originals and generations
+    evaluation_disk = N_TEST * sum(EVAL_DIMS.values()) * 4 / GB  # features of the originals, cached
+    note = (f"measured {n} x {n}x{N_SAMPLES} at {d:,} dims: {m.seconds:.1f} s, {m.used:.2f} GB; "
+            f"CPU time is for one CLIP metric, GPU time for all metrics of {METHODS_RUN} runs")
+    return Row("identification (Table 1)", host, host, evaluation_disk, cpu, gpu, note)
+
+
+def measure_gan(args) -> Row:
+    """+G with the default pixel generator: VGG19 forward + backward at 224 px, per image and step."""
+    from torchvision.models import vgg19
+
+    vgg = vgg19(weights=None).features.eval().requires_grad_(False)
+    layers, steps, batch = ("3", "8", "17", "26", "35"), 200, 64
+    targets = {layer: np.zeros((2, dims), np.float32) for layer, dims in
+               zip(layers, (64 * 196, 128 * 196, 256 * 196, 512 * 196, 512 * 196))}
+    measured_steps = 2
+    with PeakAnonymousMemory() as m:
+        methods.images_from_vgg_features(methods.PixelGenerator(224), vgg, targets, layers=layers, pool=14,
+                                         steps=measured_steps, lr=0.05, seed=0, batch_size=2, output_size=512,
+                                         progress=False)
+    per_image_step = m.seconds / (2 * measured_steps)
+    cpu = per_image_step * N_TEST * steps
+    flops_per_image_step = 3 * 2 * 19.6e9 * (35 / 37)  # forward to conv5_4 + backward (2x), VGG19 at 224
+    gpu = flops_per_image_step * N_TEST * steps / GPU_FP16_FLOPS
+    per_image_memory = m.used / 2  # activations kept for backward, float32 here
+    gpu_memory = batch * per_image_memory / 2 + 0.3  # float16 on the GPU, plus VGG19's weights
+    note = (f"measured 2 images x {measured_steps} steps: {m.seconds:.1f} s, {m.used:.2f} GB; "
+            f"GPU: {flops_per_image_step / 1e9:.0f} GFLOP per image-step at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s; "
+            f"budget 15 min: {'met' if gpu <= 900 else 'NOT met'}")
+    return Row("+G (pixels, 200 steps)", per_image_memory * batch, gpu_memory, N_TEST * 512 * 512 * 3 / GB,
+               cpu, gpu, note)
+
+
+def generation_row() -> Row:
+    """img2img / depth2img: 982 x 5 samples, 50 DDIM steps x strength 0.8, classifier-free guidance."""
+    unet_flops = 2 * 0.4e12  # SD UNet at 64 x 64 latents: ~0.4 TMAC per image and step
+    steps = int(50 * 0.8)
+    gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES / GPU_FP16_FLOPS * METHODS_RUN
+    images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
+    return Row("generation (5 runs)", images + 2, 2 * 3.5 + 4, images * METHODS_RUN, float("nan"), gpu,
+               f"{images:.2f} GB of uint8 images per run; GPU: two UNets (fp16) + activations of a batch of 8")
+
+
+def reader_row() -> Row:
+    """The reader keeps the output arrays plus one 125-trial chunk of a session volume (see nsd.py)."""
+    train = 30_000 * N_STREAMS * 4 / GB  # every trial of 37 sessions before the shared images are split off
+    chunk = 125 * 81 * 104 * 83 * 2 * 2 / GB  # int16 chunk of the (81, 104, 83) func1pt8mm grid and its float copy
+    return Row("read betas", train + N_TEST * N_STREAMS * 4 / GB + chunk, 0.0, 0.0, float("nan"), 0.0,
+               "model: output arrays + one chunk (measured by benchmarks/simulate_and_read.py at smaller sizes)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fraction", type=float, default=0.05, help="share of rows measured where rows are cut")
+    parser.add_argument("--columns", type=int, default=4096, help="target columns measured per decoder")
+    parser.add_argument("--voxels", type=int, default=1024, help="voxels measured per decoder (time scales as p³)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows: list[Row] = [reader_row()]
+    scratch_peak = 0.0
+    with tempfile.TemporaryDirectory(prefix="nsd-scale-") as tmp:
+        tmp = Path(tmp)
+        for name in ("blip", "dpt"):
+            shape = TARGETS[name] if name != "dpt" else TARGETS[name][1:]
+            row, train_bytes = measure_feature_stream(name, shape, args, tmp)
+            rows.append(row)
+            print(row, flush=True)
+        decoder, prepared = prepared_decoder(args)
+        for name, shape in TARGETS.items():
+            q = int(np.prod(shape))
+            row, scratch = measure_decoder(name, q, decoder, prepared, args, tmp)
+            if name == "dpt":  # decoded one layer at a time: one layer's training features on disk at once
+                scratch /= 4
+            scratch_peak = max(scratch_peak, scratch)
+            rows.append(row)
+            print(row, flush=True)
+            for leftover in tmp.glob(f"{name}-*.npy"):
+                leftover.unlink()
+        rows.append(measure_gan(args))
+        print(rows[-1], flush=True)
+        rows.append(measure_identification(args))
+        print(rows[-1], flush=True)
+        rows.append(generation_row())
+    rows.append(Row("scratch (largest at once)", 0.0, 0.0, scratch_peak, float("nan"), 0.0,
+                    "training features of one target (one DPT layer), deleted once decoded"))
+    print()
+    print(f"{'stage':<28}{'host GB':>9}{'GPU GB':>9}{'disk GB':>9}{'CPU here':>14}{'GPU':>11}")
+    for r in rows:
+        cpu = "-" if np.isnan(r.cpu_seconds) else f"{r.cpu_seconds / 60:.1f} min"
+        print(f"{r.stage:<28}{r.host_gb:>9.1f}{r.gpu_gb:>9.1f}{r.disk_gb:>9.2f}{cpu:>14}{r.gpu_seconds / 60:>7.1f} min")
+    for r in rows:
+        if r.note:
+            print(f"  {r.stage}: {r.note}")
+    host = max(r.host_gb for r in rows)
+    gpu = max(r.gpu_gb for r in rows)
+    disk = sum(r.disk_gb for r in rows)
+    total_gpu = sum(r.gpu_seconds for r in rows) / 3600
+    print(f"GPU time per subject (arithmetic): {total_gpu:.1f} h")
+    figures = {"host": host, "gpu": gpu, "disk": disk}
+    over = [f"{k} {v:.1f}/{BUDGET[k]} GB" for k, v in figures.items() if v > BUDGET[k]]
+    if over:
+        print("does not fit: " + ", ".join(over))
+        raise SystemExit(1)
+    print(f"fits: host {host:.1f}/128 GB, gpu {gpu:.1f}/80 GB, disk {disk:.1f}/64 GB")
+
+
+if __name__ == "__main__":
+    main()
