@@ -11,6 +11,8 @@ Peers (Brain-Diffuser, MindEye) anchor on the reconstruction and use one sample;
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 import torch
@@ -45,27 +47,97 @@ PAPER_TABLE1 = {
 }
 
 
-def _zscore_rows(x: np.ndarray) -> np.ndarray:
-    x = x - x.mean(axis=-1, keepdims=True)
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norm == 0, 1, norm)
+#: Bytes of one float32 column chunk (originals and generated rows together) in correlation_matrix:
+#: bounds memory whatever the feature size (263,168 dims x 5,892 rows is 6 GB in float32).
+CHUNK_BYTES = 256 * 2**20
 
 
-def correlation_matrix(originals: np.ndarray, generated: np.ndarray) -> np.ndarray:
-    """R[i, j] = mean over samples k of Pearson r(originals[i], generated[j, k]).
-
-    originals: (n, d); generated: (n, n_samples, d) or (n, d) for one sample.
-    """
-    originals = np.asarray(originals, dtype=np.float64).reshape(len(originals), -1)
-    generated = np.asarray(generated, dtype=np.float64)
+def _flatten(originals, generated) -> tuple[np.ndarray, np.ndarray]:
+    """(n, d) originals and (n, n_samples, d) generated, as views where the inputs allow (memmaps stay on disk)."""
+    originals = np.asarray(originals)
+    originals = originals.reshape(len(originals), -1)
+    generated = np.asarray(generated)
     if generated.ndim == 2:
         generated = generated[:, None]
     generated = generated.reshape(generated.shape[0], generated.shape[1], -1)
     if generated.shape[0] != originals.shape[0] or generated.shape[-1] != originals.shape[-1]:
         raise ValueError(f"originals {originals.shape} and generated {generated.shape} do not match")
-    o = _zscore_rows(originals)
-    g = _zscore_rows(generated)
-    return np.einsum("id,jkd->ijk", o, g).mean(axis=2)
+    return originals, generated
+
+
+def _column_chunks(d: int, rows: int, chunk_size: int | None) -> list[slice]:
+    if chunk_size is None:
+        chunk_size = max(1, CHUNK_BYTES // (4 * rows))
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 column, got {chunk_size}")
+    return [slice(start, min(start + chunk_size, d)) for start in range(0, d, chunk_size)]
+
+
+class _ChunkReader:
+    """Copies column chunks of one array into a reused float32 buffer, as a (rows, width) tensor.
+
+    The buffer is the only copy of the data ever made (a memmap is read a chunk at a time), and
+    reusing it spares the page faults (system time) of a fresh 200 MB allocation per chunk."""
+
+    def __init__(self, x: np.ndarray, device: torch.device):
+        self.x, self.device, self.buffers = x, device, {}
+
+    def __call__(self, columns: slice) -> torch.Tensor:
+        width = columns.stop - columns.start
+        if width not in self.buffers:
+            self.buffers[width] = np.empty((*self.x.shape[:-1], width), dtype=np.float32)
+        buffer = self.buffers[width]
+        np.copyto(buffer, self.x[..., columns], casting="same_kind")
+        return torch.from_numpy(buffer).reshape(-1, width).to(self.device)
+
+
+@contextmanager
+def _ieee_float32_matmul():
+    """Full float32 products: TF32 (a 10-bit mantissa) on a GPU would move r in the third decimal."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+@torch.no_grad()
+def correlation_matrix(originals: np.ndarray, generated: np.ndarray, device: str | torch.device = "cpu",
+                       chunk_size: int | None = None) -> np.ndarray:
+    """R[i, j] = mean over samples k of Pearson r(originals[i], generated[j, k]), as float64.
+
+    originals: (n, d); generated: (n, n_samples, d) or (n, d) for one sample. Inputs may be memmaps
+    of several GB, so nothing is copied whole: pass 1 sums each row in float64 (numpy, no copy)
+    for its mean; pass 2 reads the feature dimension in float32 chunks of ``chunk_size`` columns
+    (by default ``CHUNK_BYTES`` per chunk), centres them, and accumulates their matrix product
+    (torch, on ``device``) and squared norms in float64; r is the product over the norms. The float64
+    einsum this replaces ran at ~1 GMAC/s, the float32 product at tens on two CPU cores (see
+    ``benchmarks/identification.py``), ~1e-7 from the float64 r. A constant row has an exact mean and r = 0 as before, and identical inputs give identical
+    r, so ties stay ties (failures) in :func:`identification_accuracy`.
+    """
+    originals, generated = _flatten(originals, generated)
+    n, n_samples, d = generated.shape
+    device = torch.device(device)
+    # pass 1: exact float64 row sums (a constant float32 row gets its exact value as mean)
+    means_o = torch.from_numpy(originals.sum(axis=-1, dtype=np.float64) / d).float().to(device)[:, None]
+    means_g = torch.from_numpy(generated.sum(axis=-1, dtype=np.float64).reshape(-1) / d).float().to(device)[:, None]
+    # pass 2: centred products and squared norms, accumulated over column chunks in float64
+    products = torch.zeros(len(originals), n * n_samples, dtype=torch.float64, device=device)
+    chunk_products = torch.empty(products.shape, dtype=torch.float32, device=device)
+    squares_o = torch.zeros(len(originals), dtype=torch.float64, device=device)
+    squares_g = torch.zeros(n * n_samples, dtype=torch.float64, device=device)
+    read_o, read_g = _ChunkReader(originals, device), _ChunkReader(generated, device)
+    with _ieee_float32_matmul():
+        for columns in _column_chunks(d, len(originals) + n * n_samples, chunk_size):
+            o, g = read_o(columns).sub_(means_o), read_g(columns).sub_(means_g)
+            squares_o += torch.linalg.vector_norm(o, dim=1).double().square()
+            squares_g += torch.linalg.vector_norm(g, dim=1).double().square()
+            products += torch.mm(o, g.T, out=chunk_products)
+    norm_o, norm_g = squares_o.sqrt(), squares_g.sqrt()
+    norm_o[norm_o == 0], norm_g[norm_g == 0] = 1, 1  # a constant row correlates 0 with everything
+    r = products / norm_o[:, None] / norm_g[None, :]
+    return r.reshape(len(originals), n, n_samples).mean(dim=2).cpu().numpy()
 
 
 def identification_accuracy(R: np.ndarray) -> np.ndarray:
@@ -78,16 +150,17 @@ def identification_accuracy(R: np.ndarray) -> np.ndarray:
     return wins.sum(axis=1) / (n - 1)
 
 
-def two_way_identification(originals: np.ndarray, generated: np.ndarray) -> float:
-    """Takagi protocol; ``generated`` is (n, n_samples, d)."""
-    return float(identification_accuracy(correlation_matrix(originals, generated)).mean())
+def two_way_identification(originals: np.ndarray, generated: np.ndarray, device: str = "cpu") -> float:
+    """Takagi protocol; ``generated`` is (n, n_samples, d); the products run on ``device``."""
+    return float(identification_accuracy(correlation_matrix(originals, generated, device)).mean())
 
 
-def two_way_identification_reconstruction_anchor(originals: np.ndarray, generated: np.ndarray) -> float:
+def two_way_identification_reconstruction_anchor(originals: np.ndarray, generated: np.ndarray,
+                                                 device: str = "cpu") -> float:
     """Brain-Diffuser / MindEye protocol: reconstruction j against original j vs original i, one sample."""
     generated = np.asarray(generated)
     first = generated[:, 0] if generated.ndim == 3 else generated
-    return float(identification_accuracy(correlation_matrix(first, originals)).mean())
+    return float(identification_accuracy(correlation_matrix(first, originals, device)).mean())
 
 
 class EvaluationFeatures:
@@ -124,7 +197,8 @@ class EvaluationFeatures:
         early, middle = self.profile.clip_eval_layers
         for rows in batches(len(images), batch_size, "evaluation features", progress):
             block = images[rows]
-            pixels = self.clip_processor(images=list(block), return_tensors="pt").pixel_values.to(self.profile.device)
+            pixels = self.clip_processor(images=list(block), return_tensors="pt").pixel_values
+            pixels = pixels.to(self.profile.device, self.clip.dtype)  # CLIP loads in the profile's dtype
             vision = self.clip.vision_model(pixel_values=pixels, output_hidden_states=True)
             out["CLIP(Early)"].append(vision.hidden_states[early].flatten(1))
             out["CLIP(Middle)"].append(vision.hidden_states[middle].flatten(1))
@@ -145,8 +219,11 @@ PROTOCOLS = {
 
 
 def identification_scores(original_features: dict, generated_features: dict, keep: np.ndarray | None = None,
-                          protocol: str = "takagi") -> dict:
-    """Two-way identification for every metric; ``keep`` selects test images (control analysis)."""
+                          protocol: str = "takagi", device: str = "cpu") -> dict:
+    """Two-way identification for every metric; ``keep`` selects test images (control analysis).
+
+    ``device`` runs the correlation products there ("cuda" on a GPU: CLIP Early / Middle have
+    263,168 dims at the paper's size)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
     scores = {}
@@ -154,7 +231,7 @@ def identification_scores(original_features: dict, generated_features: dict, kee
         o, g = original_features[metric], generated_features[metric]
         if keep is not None:
             o, g = o[keep], g[keep]
-        scores[metric] = PROTOCOLS[protocol](o, g)
+        scores[metric] = PROTOCOLS[protocol](o, g, device)
     return scores
 
 

@@ -2,13 +2,17 @@
 
 Both go through the same ``from_pretrained`` calls; a local folder is first checked against the
 zoo manifest, so a missing or corrupt file fails with its path and the command that rebuilds it.
-Loaded models are memoised per (id, device, dtype).
+A Hub id (or torchvision weights name) that is neither cached nor downloadable here fails with
+:class:`ModelNotAvailableError` naming it and how to get it; ``HF_HUB_OFFLINE=1`` or
+``RECON_OFFLINE=1`` forbid downloads. Loaded models are memoised per (id, device, dtype).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from safetensors.torch import load_file
@@ -41,13 +45,71 @@ def resolve(model_id: str) -> str:
     return str(folder)
 
 
+#: Either set to 1 forbids every download (Hub models and torchvision weights): only caches are read.
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "RECON_OFFLINE")
+
+
+class ModelNotAvailableError(OSError):
+    """A Hub model or torchvision weights file that is not on this machine and cannot be downloaded."""
+
+
+def offline() -> bool:
+    """Read at call time: huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import."""
+    return any(os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"} for name in OFFLINE_VARIABLES)
+
+
+def hub_cache() -> Path:
+    """The Hugging Face hub cache the environment names now (huggingface_hub's own rule, read at call time)."""
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return Path(os.environ[name]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def _how_to_get(model_id: str) -> str:
+    return (f"download it on a machine with access to huggingface.co with `hf download {model_id}` "
+            f"(`huggingface-cli download {model_id}` with older huggingface_hub) and copy the cache here, "
+            "or set HF_HOME / HF_HUB_CACHE to a cache that has it")
+
+
+def _check_cached(model_id: str, cache: Path) -> None:
+    """Offline, fail before from_pretrained (whose message would not say how to get the model)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        snapshot_download(model_id, cache_dir=cache, local_files_only=True)
+    except LocalEntryNotFoundError as error:
+        raise ModelNotAvailableError(
+            f"model {model_id!r} is not in the Hugging Face cache {cache} and downloads are off "
+            f"({' / '.join(OFFLINE_VARIABLES)}); {_how_to_get(model_id)}"
+        ) from error
+
+
+def _from_pretrained(cls, model_id: str, **kwargs):
+    """``cls.from_pretrained`` of what :func:`resolve` returned: a verified zoo folder, or a Hub id read
+    through :func:`hub_cache` (and from nothing else when :func:`offline`), whose failures name it."""
+    if _is_local(model_id):
+        return cls.from_pretrained(model_id, **kwargs)
+    cache = hub_cache()
+    if offline():
+        _check_cached(model_id, cache)
+    try:
+        return cls.from_pretrained(model_id, cache_dir=str(cache), local_files_only=offline(), **kwargs)
+    except OSError as error:  # huggingface_hub's connection, offline and missing-entry errors are OSErrors
+        raise ModelNotAvailableError(
+            f"could not load model {model_id!r} ({cls.__name__}) from the Hugging Face cache {cache} or the Hub: "
+            f"{error}\n{_how_to_get(model_id)}"
+        ) from error
+
+
 @lru_cache(maxsize=16)
 def _img2img(model_id: str, device: str, dtype: torch.dtype):
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 
-    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-        resolve(model_id), dtype=dtype, safety_checker=None, requires_safety_checker=False
-    )
+    pipe = _from_pretrained(StableDiffusionImg2ImgPipeline, resolve(model_id), dtype=dtype, safety_checker=None,
+                            requires_safety_checker=False)
     # The authors sample with DDIM (eta 0); the Hub folders ship PNDM.
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
@@ -58,7 +120,7 @@ def _img2img(model_id: str, device: str, dtype: torch.dtype):
 def _depth2img(model_id: str, device: str, dtype: torch.dtype):
     from diffusers import DDIMScheduler, StableDiffusionDepth2ImgPipeline
 
-    pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(resolve(model_id), dtype=dtype)
+    pipe = _from_pretrained(StableDiffusionDepth2ImgPipeline, resolve(model_id), dtype=dtype)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -74,28 +136,35 @@ def depth2img(profile: Profile):
 
 
 @lru_cache(maxsize=8)
-def _transformers_pair(model_class: str, processor_class: str, model_id: str, device: str):
-    """(model, processor) of one transformers class pair from one folder or Hub id, in eval mode."""
+def _transformers_pair(model_class: str, processor_class: str, model_id: str, device: str, dtype: torch.dtype):
+    """(model, processor) of one transformers class pair from one folder or Hub id, in eval mode.
+
+    Loaded in ``dtype`` directly (not cast after a float32 load), so a float16 GPU profile never
+    holds the float32 weights; callers cast their inputs to ``model.dtype``."""
     import transformers
 
     path = resolve(model_id)
-    model = getattr(transformers, model_class).from_pretrained(path).to(device).eval()
-    return model, getattr(transformers, processor_class).from_pretrained(path)
+    model = _from_pretrained(getattr(transformers, model_class), path, dtype=dtype).to(device).eval()
+    return model, _from_pretrained(getattr(transformers, processor_class), path)
+
+
+def _pair(model_class: str, processor_class: str, model_id: str, profile: Profile):
+    return _transformers_pair(model_class, processor_class, model_id, profile.device, torch_dtype(profile))
 
 
 def blip(profile: Profile):
-    """(``BlipForConditionalGeneration``, ``BlipProcessor``), kept in float32 for generation."""
-    return _transformers_pair("BlipForConditionalGeneration", "BlipProcessor", profile.models.blip, profile.device)
+    """(``BlipForConditionalGeneration``, ``BlipProcessor``) in the profile's dtype (float16 for ``nsd``)."""
+    return _pair("BlipForConditionalGeneration", "BlipProcessor", profile.models.blip, profile)
 
 
 def dpt(profile: Profile):
-    """(``DPTForDepthEstimation``, ``DPTImageProcessor``)."""
-    return _transformers_pair("DPTForDepthEstimation", "DPTImageProcessor", profile.models.dpt, profile.device)
+    """(``DPTForDepthEstimation``, ``DPTImageProcessor``) in the profile's dtype."""
+    return _pair("DPTForDepthEstimation", "DPTImageProcessor", profile.models.dpt, profile)
 
 
 def clip(profile: Profile):
-    """(``CLIPModel``, ``CLIPProcessor``) whose vision tower gives CLIP Early / Middle / Late."""
-    return _transformers_pair("CLIPModel", "CLIPProcessor", profile.models.clip_eval, profile.device)
+    """(``CLIPModel``, ``CLIPProcessor``) in the profile's dtype; its vision tower gives CLIP Early / Middle / Late."""
+    return _pair("CLIPModel", "CLIPProcessor", profile.models.clip_eval, profile)
 
 
 _TORCHVISION = {
@@ -124,8 +193,23 @@ def _torchvision(arch: str, spec: str, device: str):
         weights = getattr(tv_models, weights_enum)[spec]
         if arch == "inception":
             extra = {"aux_logits": True, "init_weights": False}
-        model = builder(weights=weights, **extra)
+        model = _torchvision_pretrained(builder, weights, **extra)
     return model.to(device).eval().requires_grad_(False)
+
+
+def _torchvision_pretrained(builder, weights, **extra):
+    """``builder(weights=...)``; offline its file must be in torch hub's cache, and a failed download names it."""
+    name = f"{type(weights).__name__}.{weights.name}"
+    file = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    how = (f"download {weights.url} into {file.parent} on a machine with access, or set TORCH_HOME to a folder "
+           f"that has hub/checkpoints/{file.name}")
+    if offline() and not file.is_file():
+        raise ModelNotAvailableError(f"torchvision weights {name} ({file.name}) are not in torch hub's cache "
+                                     f"{file.parent} and downloads are off ({' / '.join(OFFLINE_VARIABLES)}); {how}")
+    try:
+        return builder(weights=weights, **extra)
+    except OSError as error:  # urllib's URLError is an OSError
+        raise ModelNotAvailableError(f"could not load torchvision weights {name} ({file}): {error}; {how}") from error
 
 
 @lru_cache(maxsize=4)

@@ -3,8 +3,32 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from recon import evaluate
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def reference_correlation_matrix(originals, generated):
+    """The former float64 einsum implementation, kept as the reference for the float32 one."""
+    def zscore_rows(x):
+        x = x - x.mean(axis=-1, keepdims=True)
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        return x / np.where(norm == 0, 1, norm)
+
+    originals = np.asarray(originals, dtype=np.float64).reshape(len(originals), -1)
+    generated = np.asarray(generated, dtype=np.float64)
+    if generated.ndim == 2:
+        generated = generated[:, None]
+    generated = generated.reshape(generated.shape[0], generated.shape[1], -1)
+    return np.einsum("id,jkd->ijk", zscore_rows(originals), zscore_rows(generated)).mean(axis=2)
 
 
 def test_correlation_matrix_is_pearson_between_original_i_and_generated_j():
@@ -13,7 +37,7 @@ def test_correlation_matrix_is_pearson_between_original_i_and_generated_j():
     generated = rng.normal(size=(3, 7))
     R = evaluate.correlation_matrix(originals, generated)
     expected = np.array([[np.corrcoef(originals[i], generated[j])[0, 1] for j in range(3)] for i in range(3)])
-    np.testing.assert_allclose(R, expected)
+    np.testing.assert_allclose(R, expected, atol=1e-6)
 
 
 def test_correlations_are_averaged_over_samples_before_comparison():
@@ -24,8 +48,59 @@ def test_correlations_are_averaged_over_samples_before_comparison():
     for i in range(3):
         for j in range(3):
             mean_r = np.mean([np.corrcoef(originals[i], generated[j, k])[0, 1] for k in range(5)])
-            assert R[i, j] == pytest.approx(mean_r)
+            assert R[i, j] == pytest.approx(mean_r, abs=1e-6)
 
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 3), (5, 1, 40), (7, 5, 33), (12, 3, 2, 9, 4), (30, 5, 1000)])
+def test_float32_products_equal_the_float64_einsum(shape):
+    rng = np.random.default_rng(sum(shape))
+    n, n_samples, *d = shape
+    originals = rng.normal(size=(n, *d)) * 3 + 2  # an offset that the z-scoring must remove
+    generated = rng.normal(size=(n, n_samples, int(np.prod(d))))
+    generated[:, 0] += 0.5 * originals.reshape(n, -1)  # correlated, so r spans a range
+    expected = reference_correlation_matrix(originals, generated)
+    R = evaluate.correlation_matrix(originals, generated)
+    assert R.dtype == np.float64 and R.shape == (n, n)
+    np.testing.assert_allclose(R, expected, rtol=0, atol=1e-5)
+    if n_samples == 1:  # (n, d) generated means one sample
+        np.testing.assert_allclose(evaluate.correlation_matrix(originals, generated[:, 0]), expected, atol=1e-5)
+
+
+def test_chunking_does_not_change_the_result(tmp_path):
+    rng = np.random.default_rng(4)
+    originals = rng.standard_normal((9, 257), dtype=np.float32)
+    generated = np.lib.format.open_memmap(tmp_path / "g.npy", mode="w+", dtype=np.float32, shape=(9, 3, 257))
+    generated[:] = rng.standard_normal((9, 3, 257), dtype=np.float32) + originals[:, None]
+    whole = evaluate.correlation_matrix(originals, generated, chunk_size=257)
+    for chunk_size in (1, 16, 100, 256, 10_000):
+        np.testing.assert_allclose(evaluate.correlation_matrix(originals, generated, chunk_size=chunk_size), whole,
+                                   rtol=0, atol=1e-6)
+    np.testing.assert_allclose(whole, reference_correlation_matrix(originals, generated), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1 column, got 0"):
+        evaluate.correlation_matrix(originals, generated, chunk_size=0)
+
+
+def test_constant_rows_correlate_zero_as_before():
+    originals = np.array([[0.1] * 6, [1.0, 2.0, 0.0, 1.0, 3.0, 1.0]], dtype=np.float32)
+    generated = np.array([[1.0, 0.0, 2.0, 1.0, 0.0, 1.0], [7.0] * 6], dtype=np.float32)
+    R = evaluate.correlation_matrix(originals, generated)
+    assert (R[0] == 0).all() and (R[:, 1] == 0).all()
+    np.testing.assert_allclose(R, reference_correlation_matrix(originals, generated), atol=1e-6)
+
+
+def test_identical_reconstructions_tie_and_ties_still_fail():
+    # Reconstructions 0 and 40 are the same image: R[0, 0] == R[0, 40] exactly, a failure for image 0,
+    # wherever the two columns fall in the matrix product's tiles.
+    rng = np.random.default_rng(5)
+    originals = rng.standard_normal((41, 300), dtype=np.float32)
+    generated = rng.standard_normal((41, 5, 300), dtype=np.float32) + originals[:, None]
+    generated[40] = generated[0]
+    for chunk_size in (None, 64):
+        R = evaluate.correlation_matrix(originals, generated, chunk_size=chunk_size)
+        assert R[0, 0] == R[0, 40] and R[40, 0] == R[40, 40]
+        accuracy = evaluate.identification_accuracy(R)
+        assert accuracy[0] == pytest.approx(39 / 40) and accuracy[1:40].min() == 1.0
 
 def test_accuracy_by_hand():
     # row 0: 0.9 beats 0.1 and 0.5 -> 1; row 1: 0.2 beats 0.1 only -> 1/2; row 2: 0.0 beats nothing -> 0
