@@ -60,7 +60,7 @@ def _flatten(originals, generated) -> tuple[np.ndarray, np.ndarray]:
     if generated.ndim == 2:
         generated = generated[:, None]
     generated = generated.reshape(generated.shape[0], generated.shape[1], -1)
-    if generated.shape[0] != originals.shape[0] or generated.shape[-1] != originals.shape[-1]:
+    if generated.shape[-1] != originals.shape[-1]:
         raise ValueError(f"originals {originals.shape} and generated {generated.shape} do not match")
     return originals, generated
 
@@ -116,6 +116,18 @@ def correlation_matrix(originals: np.ndarray, generated: np.ndarray, device: str
     ``benchmarks/identification.py``), ~1e-7 from the float64 r. A constant row has an exact mean and r = 0 as before, and identical inputs give identical
     r, so ties stay ties (failures) in :func:`identification_accuracy`.
     """
+    if len(np.asarray(generated)) != len(originals):
+        raise ValueError(f"originals {np.shape(originals)} and generated {np.shape(generated)} do not match")
+    return cross_correlations(originals, generated, device, chunk_size)
+
+
+@torch.no_grad()
+def cross_correlations(originals: np.ndarray, generated: np.ndarray, device: str | torch.device = "cpu",
+                       chunk_size: int | None = None) -> np.ndarray:
+    """R[i, j] = mean over samples k of r(originals[i], generated[j, k]) for any number of rows j.
+
+    :func:`correlation_matrix` is the square case; this is how R is built a batch of generated
+    images at a time, without keeping their features."""
     originals, generated = _flatten(originals, generated)
     n, n_samples, d = generated.shape
     device = torch.device(device)
@@ -232,6 +244,24 @@ def identification_scores(original_features: dict, generated_features: dict, kee
         if keep is not None:
             o, g = o[keep], g[keep]
         scores[metric] = PROTOCOLS[protocol](o, g, device)
+    return scores
+
+
+def scores_from_correlations(mean_over_samples: dict, first_sample: dict, keep: np.ndarray | None = None,
+                             protocol: str = "takagi") -> dict:
+    """Two-way identification per metric from R matrices (rows: originals, columns: reconstructions).
+
+    ``mean_over_samples[m]`` is R averaged over the samples (Takagi protocol), ``first_sample[m]``
+    R of the first sample only: its transpose anchors on the reconstruction (Brain-Diffuser,
+    MindEye). ``keep`` selects test images: R[i, j] depends on images i and j alone."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+    scores = {}
+    for metric in METRICS:
+        R = mean_over_samples[metric] if protocol == "takagi" else first_sample[metric].T
+        if keep is not None:
+            R = R[np.ix_(keep, keep)]
+        scores[metric] = float(identification_accuracy(R).mean())
     return scores
 
 

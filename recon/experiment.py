@@ -251,9 +251,7 @@ class Experiment:
     def reconstruct(self, method: str, variant: str = "sd") -> np.ndarray:
         """(n_test, n_samples, H, W, 3) uint8 reconstructions for one of the paper's methods."""
         p = self.profile
-        common = dict(n_samples=p.n_samples, strength=p.strength, guidance_scale=p.guidance_scale,
-                      num_inference_steps=p.num_inference_steps, seed=p.seed, batch_size=p.batch_size,
-                      progress=self.progress)
+        common = self._generation_settings() | {"progress": self.progress}
 
         def run():
             if method == "[30]":
@@ -273,8 +271,15 @@ class Experiment:
                 raise KeyError(f"unknown method {method!r}; expected one of [30], +T, +T+G, +T+G+D")
             return {"images": images}
 
-        key = self._key("reconstruct", method, variant, common | {"progress": None})
-        return self.cache.get("reconstructions", key, run)["images"]
+        return self.cache.get("reconstructions", self._reconstruct_key(method, variant), run)["images"]
+
+    def _generation_settings(self) -> dict:
+        p = self.profile
+        return dict(n_samples=p.n_samples, strength=p.strength, guidance_scale=p.guidance_scale,
+                    num_inference_steps=p.num_inference_steps, seed=p.seed, batch_size=p.batch_size)
+
+    def _reconstruct_key(self, method: str, variant: str) -> list:
+        return self._key("reconstruct", method, variant, self._generation_settings() | {"progress": None})
 
     # ------------------------------------------------------------- evaluation
     @cached_property
@@ -282,24 +287,46 @@ class Experiment:
         return evaluate.EvaluationFeatures(self.profile)
 
     def evaluation_features(self, images: np.ndarray, label: str) -> dict[str, np.ndarray]:
-        """Table 1 features of the originals (label ``original``) or of reconstructions (flattened samples).
+        """Table 1 features of images (n, H, W, 3), e.g. the originals (label ``original``), cached.
 
-        The cache key holds the images' bytes, so any change upstream (samples, strength...) recomputes."""
-        flat = images.reshape(-1, *images.shape[-3:])
+        The cache key holds the images' bytes, so any change upstream recomputes."""
         key = self._key("evaluation", label, images, self.profile.eval_resolution, self.profile.clip_eval_layers)
-        feats = self.cache.get("evaluation", key, lambda: self._evaluator(flat, progress=self.progress))
-        if images.ndim == 5:
-            feats = {m: v.reshape(images.shape[0], images.shape[1], -1) for m, v in feats.items()}
-        return feats
+        return self.cache.get("evaluation", key, lambda: self._evaluator(images, progress=self.progress))
+
+    def identification(self, method: str, variant: str = "sd") -> dict[str, np.ndarray]:
+        """R matrices of one method per metric: ``mean <metric>`` (over samples) and ``first <metric>``.
+
+        Reconstructions are scored a batch at a time and their features dropped: at NSD's size they
+        would take 11 GB per method (CLIP Early / Middle: 263,168 values per image)."""
+        p = self.profile
+
+        def run():
+            original = self.evaluation_features(self.test_images, "original")
+            images = self.reconstruct(method, variant)
+            n, n_samples = images.shape[:2]
+            out = {f"{kind} {m}": np.zeros((n, n), np.float32) for kind in ("mean", "first") for m in evaluate.METRICS}
+            per_batch = max(1, p.batch_size * 4 // n_samples)
+            for rows in features.batches(n, per_batch, f"identification {method}", self.progress):
+                block = np.asarray(images[rows])
+                generated = self._evaluator(block.reshape(-1, *block.shape[2:]), progress=False)
+                for metric, values in generated.items():
+                    values = values.reshape(len(block), n_samples, -1)
+                    out[f"mean {metric}"][:, rows] = evaluate.cross_correlations(original[metric], values, p.device)
+                    out[f"first {metric}"][:, rows] = evaluate.cross_correlations(original[metric], values[:, :1],
+                                                                                   p.device)
+            return out
+
+        key = self._reconstruct_key(method, variant) + ["identification", p.eval_resolution, p.clip_eval_layers]
+        return self.cache.get("identification", key, run)
 
     def scores(self, method: str, variant: str = "sd", exclude_ids=None, protocol: str = "takagi") -> dict[str, float]:
         """Two-way identification of one method for every Table 1 metric (Takagi protocol by default)."""
-        original = self.evaluation_features(self.test_images, "original")
-        generated = self.evaluation_features(self.reconstruct(method, variant), f"{method}/{variant}")
+        R = self.identification(method, variant)
         keep = None
         if exclude_ids is not None:
             keep = ~np.isin(self.data.test_ids, np.asarray(exclude_ids))
-        return evaluate.identification_scores(original, generated, keep, protocol)
+        return evaluate.scores_from_correlations({m: R[f"mean {m}"] for m in evaluate.METRICS},
+                                                 {m: R[f"first {m}"] for m in evaluate.METRICS}, keep, protocol)
 
     def decoding_summary(self) -> pd.DataFrame:
         rows = []

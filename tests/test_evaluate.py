@@ -179,3 +179,22 @@ def test_side_by_side_pairs_reproduced_with_paper():
     assert frame[("CLIP(Early)", "paper")].iloc[0] == 0.795
     assert frame[("CLIP(Early)", "reproduced")].iloc[0] == 0.5
     assert isinstance(frame, pd.DataFrame)
+
+
+@pytest.mark.parametrize("protocol", ["takagi", "reconstruction_anchor"])
+def test_scores_from_batched_correlations_equal_scores_from_whole_features(protocol):
+    """The experiment builds R a batch of reconstructions at a time; the scores must not change."""
+    rng = np.random.default_rng(3)
+    n, k = 9, 3
+    original = {m: rng.normal(size=(n, 20)) for m in evaluate.METRICS}
+    generated = {m: original[m][:, None] + 2 * rng.normal(size=(n, k, 20)) for m in evaluate.METRICS}
+    mean, first = {}, {}
+    for m in evaluate.METRICS:
+        mean[m] = np.concatenate([evaluate.cross_correlations(original[m], generated[m][rows])
+                                  for rows in (slice(0, 4), slice(4, 9))], axis=1)
+        first[m] = evaluate.cross_correlations(original[m], generated[m][:, :1])
+    keep = np.array([True] * 7 + [False] * 2)
+    for selection in (None, keep):
+        expected = evaluate.identification_scores(original, generated, selection, protocol)
+        got = evaluate.scores_from_correlations(mean, first, selection, protocol)
+        assert got == pytest.approx(expected, abs=1e-12)
