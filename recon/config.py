@@ -97,7 +97,7 @@ class Profile:
     ridge_block_size: int = 4096  # target columns decoded at once (bounds memory for BLIP / DPT)
     feature_dtype: str = "float16"  # stimulus features and decoded predictions on disk
     # +G: "pixels" optimises the image itself (smoothness prior), "vae" the SD VAE decoder's latent
-    # (too costly at 512 px), "dgn:<file>" Shen et al.'s deep generator network from its weights
+    # (too costly at 512 px), "dgn:<file>" Shen et al.'s deep generator network from converted weights
     generator: str = "pixels"
     generator_size: int = 224  # +G image side (VGG19's input size in Shen et al.)
     generator_batch_size: int = 32

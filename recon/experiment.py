@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import decode, evaluate, features, methods, models, zoo
 from .cache import Cache
-from .config import MULTI_ROIS, STREAMS_ROIS, ConfigError, Profile, check_subject
+from .config import MULTI_ROIS, STREAMS_ROIS, Profile, check_subject
 from .nsd import NSDReader, SubjectData
 from .ridge_streamed import StreamedRidgeCV, image_means
 
@@ -240,12 +240,8 @@ class Experiment:
 
     def _gan_generator(self):
         p = self.profile
-        if p.generator == "pixels":
-            return methods.PixelGenerator(p.generator_size, device=p.device)
-        if p.generator == "vae":
-            latent_shape = self.stimulus_features("z", "test").shape[1:]
-            return methods.VAEGenerator(models.img2img(p).vae, latent_shape)
-        raise ConfigError(f"unknown +G generator {p.generator!r}; expected 'pixels' or 'vae'")
+        latent_shape = self.stimulus_features("z", "test").shape[1:] if p.generator == "vae" else None
+        return models.gan_generator(p, latent_shape)
 
     # --------------------------------------------------------- reconstruction
     def reconstruct(self, method: str, variant: str = "sd") -> np.ndarray:

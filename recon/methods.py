@@ -179,6 +179,65 @@ class VAEGenerator:
         pass
 
 
+class DeepGeneratorNetwork(torch.nn.Module):
+    """The generator of Dosovitskiy & Brox (2016) that inverts AlexNet relu7: Shen et al.'s (2019) DGN.
+
+    4096-d code -> three leaky fully connected layers -> 256 x 4 x 4 -> up-convolutions to
+    3 x 256 x 256, in Caffe's BGR space with the ImageNet mean subtracted (0-255 scale). Layer
+    names are the Caffe model's, so weights converted from it load by name (safetensors,
+    ``generator = "dgn:<file>"``); no weights are shipped or downloaded here.
+    """
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.defc7, self.defc6, self.defc5 = nn.Linear(4096, 4096), nn.Linear(4096, 4096), nn.Linear(4096, 4096)
+        up = lambda c_in, c_out: nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)  # noqa: E731
+        self.deconv5, self.conv5_1 = up(256, 256), nn.Conv2d(256, 512, 3, padding=1)
+        self.deconv4, self.conv4_1 = up(512, 256), nn.Conv2d(256, 256, 3, padding=1)
+        self.deconv3, self.conv3_1 = up(256, 128), nn.Conv2d(128, 128, 3, padding=1)
+        self.deconv2, self.deconv1, self.deconv0 = up(128, 64), up(64, 32), up(32, 3)
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        act = lambda x: torch.nn.functional.leaky_relu(x, 0.3)  # noqa: E731
+        h = act(self.defc5(act(self.defc6(act(self.defc7(code))))))
+        h = h.view(-1, 256, 4, 4)
+        for layer in (self.deconv5, self.conv5_1, self.deconv4, self.conv4_1, self.deconv3, self.conv3_1,
+                      self.deconv2, self.deconv1):
+            h = act(layer(h))
+        return self.deconv0(h)
+
+
+class DGNGenerator:
+    """+G through Shen et al.'s DGN: the code is a 4096-d AlexNet relu7 vector (kept non-negative).
+
+    The DGN's 256 px output is converted to RGB in [0, 1], centre-cropped to 227 px as in Shen et
+    al. and resized to ``size`` for VGG19."""
+
+    CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
+
+    def __init__(self, network: DeepGeneratorNetwork, size: int = 224):
+        self.network = network
+        self.size = size
+        self.device = next(network.parameters()).device
+
+    def initial(self, n: int) -> torch.Tensor:
+        return torch.zeros((n, 4096), device=self.device)
+
+    def __call__(self, code: torch.Tensor) -> torch.Tensor:
+        bgr = self.network(code.to(next(self.network.parameters()).dtype)).float()
+        mean = torch.tensor(self.CAFFE_MEAN_BGR, device=bgr.device).view(1, 3, 1, 1)
+        rgb = ((bgr + mean) / 255).flip(1).clamp(0, 1)
+        top = (rgb.shape[-1] - 227) // 2
+        rgb = rgb[..., top : top + 227, top : top + 227]
+        return torch.nn.functional.interpolate(rgb, size=(self.size, self.size), mode="bilinear", antialias=True,
+                                               align_corners=False)
+
+    @torch.no_grad()
+    def after_step(self, code: torch.Tensor) -> None:
+        code.clamp_(min=0)  # relu7 activations are non-negative
+
+
 def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, layers, pool: int, steps: int,
                              lr: float, seed: int, batch_size: int = 32, output_size: int | None = None,
                              progress=True) -> np.ndarray:

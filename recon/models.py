@@ -242,3 +242,36 @@ def zoo_manifest(profile: Profile) -> dict:
     if not _is_local(profile.models.sd):
         raise ValueError(f"profile {profile.name!r} loads Hub models ({profile.models.sd}); it has no zoo manifest")
     return zoo.read_manifest(folder.parent)
+
+
+@lru_cache(maxsize=2)
+def _dgn(path: str, device: str, dtype: torch.dtype):
+    from .methods import DeepGeneratorNetwork
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ModelNotAvailableError(
+            f"missing DGN weights {file}: convert the Caffe generator of Shen et al. (2019) to safetensors "
+            "with the layer names of recon.methods.DeepGeneratorNetwork, or use generator='pixels'")
+    network = DeepGeneratorNetwork()
+    try:
+        network.load_state_dict(load_file(file))
+    except (RuntimeError, OSError) as err:
+        raise ModelNotAvailableError(f"DGN weights {file} do not fit recon.methods.DeepGeneratorNetwork: {err}") from err
+    return network.to(device, dtype).eval().requires_grad_(False)
+
+
+def gan_generator(profile: Profile, latent_shape=None):
+    """The +G generator the profile names: ``pixels``, ``vae`` (needs the latent shape) or ``dgn:<file>``."""
+    from . import methods
+
+    spec = profile.generator
+    if spec == "pixels":
+        return methods.PixelGenerator(profile.generator_size, device=profile.device)
+    if spec == "vae":
+        if latent_shape is None:
+            raise ValueError("the 'vae' generator needs the latent shape of the decoded z")
+        return methods.VAEGenerator(img2img(profile).vae, latent_shape)
+    if spec.startswith("dgn:"):
+        return methods.DGNGenerator(_dgn(spec[4:], profile.device, torch_dtype(profile)), profile.generator_size)
+    raise ValueError(f"unknown +G generator {spec!r}; expected 'pixels', 'vae' or 'dgn:<weights file>'")

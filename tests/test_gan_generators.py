@@ -1,0 +1,68 @@
+"""+G generators: each gives images in [0, 1] that the feature matching can optimise; the DGN loads by file."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from recon import methods, models
+from recon.config import get_profile
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_vgg():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(2),
+                               torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.ReLU()).eval().requires_grad_(False)
+
+
+def test_pixel_generator_lowers_the_feature_loss():
+    vgg = tiny_vgg()
+    rng = np.random.default_rng(0)
+    truth = torch.from_numpy(rng.uniform(size=(2, 3, 16, 16)).astype(np.float32))
+    targets = {k: v.numpy() for k, v in methods.vgg_activations(vgg, truth, ["1", "4"], 4).items()}
+    common = dict(layers=["1", "4"], pool=4, lr=0.1, seed=0, batch_size=2, progress=False)
+
+    def loss(images):
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        acts = methods.vgg_activations(vgg, x, ["1", "4"], 4)
+        return sum(float(((acts[k] - torch.from_numpy(targets[k])) ** 2).sum()) for k in acts)
+
+    start = methods.images_from_vgg_features(methods.PixelGenerator(16), vgg, targets, steps=0, **common)
+    end = methods.images_from_vgg_features(methods.PixelGenerator(16), vgg, targets, steps=40, **common)
+    assert loss(end) < 0.5 * loss(start)
+
+
+def test_dgn_loads_from_a_weights_file_and_generates(tmp_path):
+    torch.manual_seed(0)
+    network = methods.DeepGeneratorNetwork()
+    with torch.no_grad():
+        assert network(torch.zeros(1, 4096)).shape == (1, 3, 256, 256)
+    weights = tmp_path / "dgn.safetensors"
+    save_file(network.state_dict(), weights)
+    profile = get_profile("toy", generator=f"dgn:{weights}", generator_size=32)
+    generator = models.gan_generator(profile)
+    code = generator.initial(2) + 0.1
+    image = generator(code)
+    assert image.shape == (2, 3, 32, 32) and 0 <= float(image.min()) and float(image.max()) <= 1
+    code -= 1
+    generator.after_step(code)
+    assert float(code.min()) == 0  # relu7 codes stay non-negative
+
+
+def test_missing_or_wrong_dgn_weights_fail_naming_the_file(tmp_path):
+    with pytest.raises(models.ModelNotAvailableError, match="missing DGN weights .*nope.safetensors"):
+        models.gan_generator(get_profile("toy", generator=f"dgn:{tmp_path}/nope.safetensors"))
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"x": torch.zeros(1)}, wrong)
+    with pytest.raises(models.ModelNotAvailableError, match="do not fit"):
+        models.gan_generator(get_profile("toy", generator=f"dgn:{wrong}"))
+    with pytest.raises(ValueError, match="unknown \\+G generator 'gan'"):
+        models.gan_generator(get_profile("toy", generator="gan"))
