@@ -13,6 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+import torch
+from threadpoolctl import threadpool_limits
+
+@pytest.fixture(autouse=True, scope="session")
+def single_threaded():
+    """Every test computes on one thread: the 2 CPU cores are shared, and BLAS or torch threads that
+    spin against other work make small fits and models many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
 
 TRIALS_PER_SESSION = 4
 N_SESSIONS = 2

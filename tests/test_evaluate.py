@@ -3,17 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from recon import evaluate
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def reference_correlation_matrix(originals, generated):

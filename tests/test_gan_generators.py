@@ -9,13 +9,6 @@ from recon import methods, models
 from recon.config import get_profile
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def tiny_vgg():
     torch.manual_seed(0)
