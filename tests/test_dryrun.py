@@ -1,0 +1,79 @@
+"""The nsd dry run (benchmarks/nsd_dryrun.py) on tiny configurations of the same classes.
+
+The full-size run takes tens of minutes on a CPU and is no test; this keeps its stage runner
+working as the package's signatures change: every stage of every method, through the Hub-like
+folder layout, the manifest check in ``recon.models`` and the ``nsd`` profile. Torch runs on one
+thread here, as in every test (conftest's ``single_threaded``).
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recon.config import METHODS
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "nsd_dryrun.py"
+
+
+@pytest.fixture(scope="module")
+def dryrun():
+    spec = importlib.util.spec_from_file_location("nsd_dryrun", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through their module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("dryrun")
+
+
+def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys):
+    out = workdir / "report.json"
+    assert dryrun.main(["--tiny", "--workdir", str(workdir), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {row["stage"]: row for row in report["stages"]}
+    assert len(rows) == len(report["stages"])  # stage names are unique
+    for method in METHODS:
+        assert any(stage.startswith(f"generate {method} (") for stage in rows), method
+        assert f"identification {method}" in rows
+    assert rows["features DPT hidden states"]["output"] == "(2, 4, 17, 16) float32"  # 1 + 4 x 4 tokens
+    assert rows["decode dpt (ridge)"]["output"] == "(2, 4, 17, 16) float16"  # the profile's feature dtype
+    assert rows["generate +T+G+D (depth2img)"]["output"] == "(2, 2, 64, 64, 3) uint8"
+    assert all(row["seconds"] >= 0 for row in report["stages"])
+    assert all(0 <= v <= 1 for scores in report["scores"].values() for v in scores.values())
+    assert len(report["captions"]) == 2 and all(isinstance(c, str) for c in report["captions"])
+    assert report["meta"]["denoising_steps"] >= 1
+    printed = capsys.readouterr().out
+    assert printed.strip().endswith(f"dryrun: all {len(rows)} stages passed on cpu float32")
+
+
+def test_a_failing_stage_is_named(dryrun, workdir, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(dryrun.features, "vae_latents", broken)
+    assert dryrun.main(["--tiny", "--workdir", str(workdir)]) == 1  # reuses the folders of the test above
+    printed = capsys.readouterr().out
+    assert "dryrun: stage 'features z (VAE encoder)' failed on cpu float32: RuntimeError: out of memory" in printed
+
+
+def test_nan_outputs_fail_their_stage(dryrun):
+    stages = dryrun.Stages(echo=False)
+    with pytest.raises(dryrun.StageFailed) as failed:
+        stages.run("depth", lambda: np.array([0.0, np.nan], dtype=np.float32))
+    assert failed.value.stage == "depth" and isinstance(failed.value.__cause__, FloatingPointError)
+    with pytest.raises(dryrun.StageFailed) as failed:  # NaN cast to uint8 images: numpy only warns
+        stages.run("generate", lambda: np.array([np.nan], dtype=np.float32).astype(np.uint8))
+    assert isinstance(failed.value.__cause__, RuntimeWarning)
+
+
+def test_steps_must_denoise(dryrun):
+    with pytest.raises(SystemExit):
+        dryrun.parse_args(["--steps", "1", "--strength", "0.5"])
