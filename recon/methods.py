@@ -69,6 +69,12 @@ def depth2img(pipe, init_images: np.ndarray, depth_maps: np.ndarray, prompts, *,
               guidance_scale: float, num_inference_steps: int, seed: int, batch_size: int, progress=True) -> np.ndarray:
     """Depth-conditioned Stable Diffusion 2 from an init image, a decoded depth map and a caption."""
     n = len(init_images)
+    depth_range = np.ptp(np.asarray(depth_maps, dtype=np.float32).reshape(n, -1), axis=1)
+    if not np.all(np.isfinite(depth_range)) or np.any(depth_range == 0):
+        bad = np.flatnonzero(~np.isfinite(depth_range) | (depth_range == 0))
+        # the pipeline min-max scales each map: a flat one divides by zero and yields NaN (black) images
+        raise ValueError(f"depth maps of images {bad[:10].tolist()} are constant or not finite; "
+                         "depth2img needs a depth range")
     per_batch = max(1, batch_size // n_samples)
     out = []
     for rows in batches(n, per_batch, "depth2img", progress):

@@ -91,3 +91,10 @@ def test_sd2_variant_loads_and_generates(profile, stimuli):
     z = features.vae_latents(pipe, images, 64, progress=False)
     out = methods.img2img(pipe, z, prompts=[c[0] for c in captions], **_generation(profile))
     _check(out)
+
+
+def test_depth2img_refuses_a_flat_depth_map(profile, stimuli):
+    images, captions = stimuli
+    flat = np.zeros((N_IMAGES, 64, 64), np.float32)
+    with pytest.raises(ValueError, match=r"depth maps of images \[0, 1\] are constant"):
+        methods.depth2img(None, images, flat, captions, **_generation(profile))
