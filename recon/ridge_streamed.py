@@ -18,6 +18,7 @@ the larger alpha); ``tests/test_ridge_streamed.py`` checks this.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,11 +59,27 @@ class _System:
         return self.evaluation @ (rhs / (self.eigenvalues[:, None] + alphas))
 
 
+@contextmanager
+def _single_threaded_on_cpu(tensor: torch.Tensor):
+    """One thread for a CPU eigendecomposition: MKL's multithreaded syevd took 28 s for 1500² on
+    2 cores shared with other work, against 1.2 s on one thread (2026-11, this project's CI machine)."""
+    if tensor.device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _diagonalise(X: torch.Tensor, image_index: torch.Tensor, n_images: int,
                  X_eval: torch.Tensor | None) -> tuple[_System, torch.Tensor]:
     """The system of one training set (rows of X shown on ``image_index``), and XᵀX's eigenvectors."""
     gram = (X.T @ X).double()
-    eigenvalues, vectors = torch.linalg.eigh(gram)  # float64: alphas reach 1e-6 of a ~1e4 spectrum
+    with _single_threaded_on_cpu(gram):
+        eigenvalues, vectors = torch.linalg.eigh(gram)  # float64: alphas reach 1e-6 of a ~1e4 spectrum
     vectors = vectors.float()
     system = _System(
         eigenvalues=eigenvalues.clamp_min(0).float(),
