@@ -5,6 +5,7 @@ axes all differ (so an axis mix-up cannot pass), two sessions of four trials, te
 """
 
 import json
+import socket
 from pathlib import Path
 
 import h5py
@@ -25,6 +26,16 @@ def single_threaded():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test: offline behaviour must not depend on the network."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("this test must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 TRIALS_PER_SESSION = 4

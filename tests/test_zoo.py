@@ -3,7 +3,6 @@
 import json
 import re
 import shutil
-import socket
 
 import pytest
 
@@ -186,13 +185,6 @@ def test_torchvision_networks_of_the_toy_profile(toy):
 
 
 # ----------------------------------------------------------------------- nsd profile
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("this test must not touch the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def test_nsd_profile_names_the_real_models_and_layout(no_network, monkeypatch, tmp_path):
