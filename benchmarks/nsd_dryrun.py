@@ -46,7 +46,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon import evaluate, features, methods, models, zoo
+from recon import evaluate, features, methods, models
+from recon.toy import zoo
 from recon.config import METHODS, ModelIds, Profile, default_zoo_dir, get_profile
 from recon.experiment import LOW_DIMENSIONAL, TRIAL_AVERAGED
 from recon.ridge_streamed import StreamedRidgeCV, image_means

@@ -55,7 +55,7 @@ def main() -> None:
         print(json.dumps(load(root, int(tps), int(n_sessions), subject)))
         return
 
-    from recon.simulate import SimulationConfig, SubjectSpec, simulate_nsd
+    from recon.toy.simulate import SimulationConfig, SubjectSpec, simulate_nsd
 
     base = SimulationConfig()
     subjects = {name: SubjectSpec(tuple(int(round(g * args.grid_scale)) for g in spec.grid), spec.noise)

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # The simulated Natural Scenes Dataset
 #
-# The `toy` profile needs data that behave like NSD without downloading it. `recon.simulate`
+# The `toy` profile needs data that behave like NSD without downloading it. `recon.toy.simulate`
 # writes a small NSD tree in the official layout (`nsd_expdesign.mat`, `nsd_stim_info_merged.csv`
 # with NSD's columns, `streams` ROI volumes with their colour table, per-session betas as
 # int16 × 300 in both of NSD's formats, `betas_sessionNN.nii.gz` and `betas_sessionNN.hdf5`, each
@@ -62,7 +62,8 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from recon import book, probe
+from recon import book
+from recon.toy import probe
 from recon.config import SUBJECTS, STREAMS_ROIS
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)

@@ -22,8 +22,8 @@
 # `BlipForConditionalGeneration`, `DPTForDepthEstimation`), trained by `recon` on simulated scenes
 # and shipped in the repository's `zoo/` with `save_pretrained`. They load through the same
 # `from_pretrained` calls as the real model ids, after their sha256 checksums are verified against
-# `zoo/manifest.json`. `python -m recon.zoo build` retrains them all from the recipes in
-# `recon.zoo.train`, deterministically from a seed.
+# `zoo/manifest.json`. `python -m recon.toy.zoo build` retrains them all from the recipes in
+# `recon.toy.zoo.train`, deterministically from a seed.
 #
 # The training scenes are drawn from the zoo's own random stream, never the simulated NSD's, so no
 # test image was seen in training. The evaluation networks of Table 1 (AlexNet, Inception-v3) and
@@ -41,7 +41,7 @@ import pandas as pd
 from myst_nb import glue
 
 from recon import book, features, figures, methods, models
-from recon.zoo import quality
+from recon.toy.zoo import quality
 
 exp = book.start(profile, "subj01", n_samples=1, seed=seed, device=device)
 manifest = models.zoo_manifest(exp.profile)

@@ -119,7 +119,7 @@ class Profile:
 
 
 def _toy(**overrides) -> Profile:
-    from .simulate import SimulationConfig  # simulate imports this module
+    from .toy.simulate import SimulationConfig  # simulate imports this module
 
     cache = Path(overrides.pop("cache_dir", default_cache_dir()))
     zoo = default_zoo_dir()
@@ -203,7 +203,7 @@ def _nsd(**overrides) -> Profile:
 
 def _smoke(**overrides) -> Profile:
     """The toy profile shrunk to seconds per section: for tests of the notebooks, never for results."""
-    from .simulate import SimulationConfig
+    from .toy.simulate import SimulationConfig
 
     cache = Path(overrides.pop("cache_dir", default_cache_dir()))
     simulation = SimulationConfig(n_shared=8, n_train=92, trials_per_session=100)

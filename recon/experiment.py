@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import decode, evaluate, features, methods, models, zoo
+from . import decode, evaluate, features, methods, models
+from .toy import zoo
 from .cache import Cache
 from .config import MULTI_ROIS, STREAMS_ROIS, Profile, check_subject
 from .nsd import NSDReader, SubjectData
@@ -37,7 +38,7 @@ TRIAL_AVERAGED = {"vgg"}
 def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
     """The profile's NSD root; a profile with a simulation writes its tree on first use."""
     if profile.simulation is not None and not profile.nsd_root.exists():
-        from .simulate import simulate_nsd
+        from .toy.simulate import simulate_nsd
 
         simulate_nsd(profile.nsd_root, profile.simulation, progress=progress)
     return profile.nsd_root

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torchvision import models as tv_models
 from torchvision.models import vgg as tv_vgg
 
-from . import zoo
+from .toy import zoo
 from .config import Profile
 
 

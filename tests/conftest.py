@@ -1,4 +1,4 @@
-"""A hand-written mini NSD tree in the official layout (independent of recon.simulate).
+"""A hand-written mini NSD tree in the official layout (independent of recon.toy.simulate).
 
 Everything is small enough to check by hand: two subjects with (X, Y, Z) grids whose three
 axes all differ (so an axis mix-up cannot pass), two sessions of four trials, ten stimuli.

@@ -17,7 +17,7 @@ import scipy.io
 
 from recon.config import STREAMS_ROIS, SUBJECTS, get_profile
 from recon.nsd import BETAS_DIR, NSDReader
-from recon.simulate import BEHAVIOUR_COLUMNS, SimulationConfig, simulate_nsd
+from recon.toy.simulate import BEHAVIOUR_COLUMNS, SimulationConfig, simulate_nsd
 
 CONFIG = SimulationConfig(n_shared=10, n_train=40, trials_per_session=50, image_size=32)
 #: nsd_stim_info_merged.csv's columns after NSD's unnamed index column

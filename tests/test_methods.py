@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from recon import features, methods, models, scenes
+from recon import features, methods, models
+from recon.toy import scenes
 from recon.config import get_profile
 
 N_IMAGES, N_SAMPLES, STEPS = 2, 2, 2

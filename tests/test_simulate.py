@@ -10,8 +10,8 @@ from threadpoolctl import threadpool_limits
 
 from recon.config import STREAMS_ROIS, SUBJECTS
 from recon.nsd import NSDReader
-from recon.probe import roi_probe
-from recon.simulate import COMPLETE_MARKER, SimulationConfig, run_lengths, simulate_nsd
+from recon.toy.probe import roi_probe
+from recon.toy.simulate import COMPLETE_MARKER, SimulationConfig, run_lengths, simulate_nsd
 
 SMALL = SimulationConfig(n_shared=10, n_train=40, trials_per_session=50, image_size=32)
 EXPDESIGN = "nsddata/experiments/nsd/nsd_expdesign.mat"

@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 
-from recon import models, zoo
+from recon import models
+from recon.toy import zoo
 from recon.config import REPO_ROOT, ConfigError, ModelIds, get_profile
 from recon.nsd import NSDFileError, NSDReader
-from recon.zoo import REBUILD_COMMAND, ZooError, read_manifest, verify
-from recon.zoo.__main__ import build_zoo
+from recon.toy.zoo import REBUILD_COMMAND, ZooError, read_manifest, verify
+from recon.toy.zoo.__main__ import build_zoo
 
 SHIPPED = REPO_ROOT / "zoo"
 CLASSES = {

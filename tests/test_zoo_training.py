@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from recon.zoo import __main__ as zoo_cli
-from recon.zoo import build, train
+from recon.toy.zoo import __main__ as zoo_cli
+from recon.toy.zoo import build, train
 
 TINY = {"scenes": dict(n_train=64, n_held_out=24)} | {
     name: dict(steps=2, batch_size=8) for name in ("clip", "clip_sd2", "vae", "unet", "unet_sd2", "unet_depth", "blip", "dpt")
@@ -58,7 +58,7 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     assert on_disk["models"].keys() == manifest["models"].keys() == {
         "clip", "sd-img2img", "sd2-img2img", "dpt", "sd-depth2img", "blip"}
     for name, entry in on_disk["models"].items():
-        assert entry["steps"] == 2 and entry["train_seconds"] >= 0 and entry["recipe"].startswith(("recon.zoo", "as ", "train_"))
+        assert entry["steps"] == 2 and entry["train_seconds"] >= 0 and entry["recipe"].startswith(("recon.toy.zoo", "as ", "train_"))
         assert entry["quality"], name
         assert any(f.endswith(".safetensors") for f in entry["files"])
     assert -1 <= on_disk["models"]["dpt"]["quality"]["mean_pixel_r"] <= 1

@@ -2,7 +2,7 @@
 
 Each builder returns objects of the class the ``nsd`` profile loads from the Hub
 (``StableDiffusionImg2ImgPipeline``, ``BlipForConditionalGeneration``, ...), sized for a CPU.
-Weights start from a seeded random initialisation; recipes in :mod:`recon.zoo.train` may train
+Weights start from a seeded random initialisation; recipes in :mod:`recon.toy.zoo.train` may train
 them before they are saved.
 """
 

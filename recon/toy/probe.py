@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .decode import RidgeDecoder
-from .nsd import NSDReader, SubjectData
+from ..decode import RidgeDecoder
+from ..nsd import NSDReader, SubjectData
 from .scenes import COLORS, SHAPES
 
 

@@ -57,8 +57,8 @@ import scipy.io
 from tqdm.auto import tqdm
 
 from . import scenes as sc
-from .config import SUBJECTS, STREAMS_ROIS
-from .nsd import BETA_SCALE, BETAS_DIR
+from ..config import SUBJECTS, STREAMS_ROIS
+from ..nsd import BETA_SCALE, BETAS_DIR
 
 COMPLETE_MARKER = ".complete.json"
 #: Version of what the simulator writes; a tree written by another version is not reused.

@@ -1,6 +1,6 @@
-"""``python -m recon.zoo build [--zoo DIR] [--seed N] [--untrained]``: train every toy model, write the manifest.
+"""``python -m recon.toy.zoo build [--zoo DIR] [--seed N] [--untrained]``: train every toy model, write the manifest.
 
-Training follows the recipes in :mod:`recon.zoo.train` with the step budgets in :data:`RECIPES`
+Training follows the recipes in :mod:`recon.toy.zoo.train` with the step budgets in :data:`RECIPES`
 (63 minutes on 2 CPU cores, measured with other work sharing them); ``--untrained`` writes the
 seeded initialisations in seconds (for tests of the loading code).
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import default_zoo_dir
+from ...config import default_zoo_dir
 from . import MANIFEST, build, file_table
 
-#: Step budgets and optimiser settings of each recipe (see recon.zoo.train).
+#: Step budgets and optimiser settings of each recipe (see recon.toy.zoo.train).
 RECIPES = {
     "scenes": dict(n_train=4000, n_held_out=300),
     "clip": dict(steps=2000, batch_size=128, lr=2e-3),
@@ -119,7 +119,7 @@ def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict
         recipes["blip"] = ("BlipForConditionalGeneration", seed + 30)
         seconds = time.perf_counter() - start
 
-        untrained = "tiny configuration from recon.zoo.build, seeded random initialisation (untrained)"
+        untrained = "tiny configuration from recon.toy.zoo.build, seeded random initialisation (untrained)"
         entries = {name: {"class": cls, "recipe": untrained, "seed": model_seed, "steps": 0, "train_seconds": 0.0}
                    for name, (cls, model_seed) in recipes.items()}
         manifest = _write_manifest(staging, entries, build_seconds=round(seconds, 2))
@@ -151,7 +151,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
         entries["clip"] = _trained_entry(
             "CLIPModel", seed=seed, training=stats,
-            recipe=f"recon.zoo.train.train_clip: contrastive image/caption loss {common}",
+            recipe=f"recon.toy.zoo.train.train_clip: contrastive image/caption loss {common}",
             quality=quality.clip_retrieval(clip, tokenizer, clip_processor.image_processor, held)
             | {"judge_on_true_images": judge.accuracy(held.images[single],
                                                       [held.scenes[i].objects[0] for i in single])})
@@ -167,7 +167,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         sd.save_pretrained(staging / "sd-img2img")
         entries["sd-img2img"] = _trained_entry(
             "StableDiffusionImg2ImgPipeline", seed=seed + 2, training=stats | {"vae": vae_stats},
-            recipe=("recon.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
+            recipe=("recon.toy.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
                     f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {common}"),
             quality={"vae": quality.vae_error(vae, held),
                      "text_to_image_judged_by_clip": quality.generation_attributes(sd, judge, held, single, seed=seed)})
@@ -195,7 +195,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         dpt_processor.save_pretrained(staging / "dpt")
         entries["dpt"] = _trained_entry(
             "DPTForDepthEstimation", seed=seed + 40, training=stats,
-            recipe=f"recon.zoo.train.train_dpt: L1 regression of relative inverse depth {common}",
+            recipe=f"recon.toy.zoo.train.train_dpt: L1 regression of relative inverse depth {common}",
             quality=quality.dpt_correlation(dpt, dpt_processor, held))
 
         unet_depth = build.unet(seed + 20, in_channels=build.LATENT_CHANNELS + 1)
@@ -218,7 +218,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         blip_processor.save_pretrained(staging / "blip")
         entries["blip"] = _trained_entry(
             "BlipForConditionalGeneration", seed=seed + 30, training=stats,
-            recipe=f"recon.zoo.train.train_blip: captioning loss {common}",
+            recipe=f"recon.toy.zoo.train.train_blip: captioning loss {common}",
             quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
         seconds = time.perf_counter() - start
 
@@ -227,14 +227,14 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m recon.zoo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m recon.toy.zoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train every toy model, write the folders and the manifest")
     b.add_argument("--zoo", type=Path, default=default_zoo_dir())
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--untrained", action="store_true", help="seeded initialisations only (seconds)")
     args = parser.parse_args(argv)
-    from ..book import quiet_libraries
+    from ...book import quiet_libraries
 
     quiet_libraries()
     manifest = build_zoo(args.zoo, args.seed, trained=not args.untrained)

@@ -1,6 +1,6 @@
 """The toy model zoo: tiny models of the real classes, saved with ``save_pretrained``.
 
-``python -m recon.zoo build`` writes every model folder under ``zoo/`` (or ``$RECON_ZOO``) and a
+``python -m recon.toy.zoo build`` writes every model folder under ``zoo/`` (or ``$RECON_ZOO``) and a
 ``manifest.json`` with each folder's recipe, seed, training steps and time, and the sha256 and
 size of every file. :func:`verify` checks a folder against the manifest before it is loaded.
 """
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-REBUILD_COMMAND = "python -m recon.zoo build"
+REBUILD_COMMAND = "python -m recon.toy.zoo build"
 
 
 class ZooError(OSError):
