@@ -43,6 +43,11 @@ def default_zoo_dir() -> Path:
     return Path(os.environ.get("RECON_ZOO", REPO_ROOT / "zoo"))
 
 
+def default_results_dir(profile: str) -> Path:
+    """``results/<profile>/`` in the repository (committed for ``toy``); ``RECON_RESULTS`` moves the base."""
+    return Path(os.environ.get("RECON_RESULTS", REPO_ROOT / "results")) / profile
+
+
 @dataclass(frozen=True)
 class ModelIds:
     """Where each model comes from: a Hugging Face id (``nsd``) or a local zoo folder (``toy``)."""
@@ -106,6 +111,7 @@ class Profile:
     # authors' make_subjmri.py + ridge.py do.
     zscore_betas_per_session: bool = True
     simulation: object | None = None  # a simulate.SimulationConfig: write the tree on first use
+    results_dir: Path | None = None  # where the book writes its result tables (recon.results); None: nowhere
 
     def replace(self, **changes) -> "Profile":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -161,6 +167,7 @@ def _toy(**overrides) -> Profile:
         cache_dir=cache,
         overlap_list=Path(overrides.pop("overlap_list", root / "toy_extras" / "overlap_nsd_ids.csv")),
         zscore_betas_per_session=True,
+        results_dir=default_results_dir("toy"),
     )
     return Profile(**(defaults | overrides))
 
@@ -197,6 +204,7 @@ def _nsd(**overrides) -> Profile:
         ridge_backend="torch_cuda",
         batch_size=8,
         zscore_betas_per_session=False,  # the authors' preprocessing
+        results_dir=default_results_dir("nsd"),
     )
     return Profile(**(defaults | overrides))
 
@@ -207,7 +215,7 @@ def _smoke(**overrides) -> Profile:
 
     cache = Path(overrides.pop("cache_dir", default_cache_dir()))
     simulation = SimulationConfig(n_shared=8, n_train=92, trials_per_session=100)
-    settings = dict(n_samples=2, generator_steps=3, num_inference_steps=4, cv_folds=3) | overrides
+    settings = dict(n_samples=2, generator_steps=3, num_inference_steps=4, cv_folds=3, results_dir=None) | overrides
     return _toy(cache_dir=cache, nsd_root=cache / "smoke-nsd", simulation=simulation, **settings).replace(name="smoke")
 
 
@@ -219,7 +227,7 @@ def get_profile(name: str = "toy", **overrides) -> Profile:
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}; valid profiles are {', '.join(PROFILES)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("cache_dir", "nsd_root", "overlap_list"):
+    for key in ("cache_dir", "nsd_root", "overlap_list", "results_dir"):
         if key in overrides:
             overrides[key] = Path(overrides[key])
     profile = PROFILES[name](**overrides)

@@ -247,22 +247,68 @@ def identification_scores(original_features: dict, generated_features: dict, kee
     return scores
 
 
-def scores_from_correlations(mean_over_samples: dict, first_sample: dict, keep: np.ndarray | None = None,
-                             protocol: str = "takagi") -> dict:
-    """Two-way identification per metric from R matrices (rows: originals, columns: reconstructions).
+def per_image_scores_from_correlations(mean_over_samples: dict, first_sample: dict, keep: np.ndarray | None = None,
+                                       protocol: str = "takagi") -> dict[str, np.ndarray]:
+    """Each test image's two-way identification accuracy per metric, from R matrices.
 
-    ``mean_over_samples[m]`` is R averaged over the samples (Takagi protocol), ``first_sample[m]``
-    R of the first sample only: its transpose anchors on the reconstruction (Brain-Diffuser,
-    MindEye). ``keep`` selects test images: R[i, j] depends on images i and j alone."""
+    Rows of R are originals, columns reconstructions. ``mean_over_samples[m]`` is R averaged over
+    the samples (Takagi protocol), ``first_sample[m]`` R of the first sample only: its transpose
+    anchors on the reconstruction (Brain-Diffuser, MindEye). ``keep`` selects test images (R[i, j]
+    depends on images i and j alone); the arrays then have one value per kept image. These are the
+    per-image values the claims' paired differences are taken over."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
-    scores = {}
+    out = {}
     for metric in METRICS:
         R = mean_over_samples[metric] if protocol == "takagi" else first_sample[metric].T
         if keep is not None:
             R = R[np.ix_(keep, keep)]
-        scores[metric] = float(identification_accuracy(R).mean())
-    return scores
+        out[metric] = identification_accuracy(R)
+    return out
+
+
+def scores_from_correlations(mean_over_samples: dict, first_sample: dict, keep: np.ndarray | None = None,
+                             protocol: str = "takagi") -> dict:
+    """Two-way identification per metric: the mean of :func:`per_image_scores_from_correlations`."""
+    per_image = per_image_scores_from_correlations(mean_over_samples, first_sample, keep, protocol)
+    return {metric: float(values.mean()) for metric, values in per_image.items()}
+
+
+#: The peers' pixel-level metrics (MindEye's definitions), computed on the first generation.
+PIXEL_METRICS = ("PixCorr", "SSIM")
+#: MindEye resizes originals and reconstructions to 425 px before PixCorr and SSIM.
+PEER_RESOLUTION = 425
+
+
+def pixel_metrics(originals: np.ndarray, reconstructions: np.ndarray, size: int = PEER_RESOLUTION,
+                  batch_size: int = 32) -> dict[str, np.ndarray]:
+    """PixCorr and SSIM of each reconstruction against its original, as MindEye defines them.
+
+    Both images are resized to ``size`` px. PixCorr: Pearson r of the flattened RGB pixels. SSIM:
+    scikit-image's ``structural_similarity`` on the grayscale images (``rgb2gray``) with a Gaussian
+    window of sigma 1.5, population covariance and data range 1. ``reconstructions`` is (n, H, W, 3),
+    one generation per original; images are processed ``batch_size`` at a time (at 425 px one
+    image is 2 MB in float32)."""
+    from skimage.color import rgb2gray
+    from skimage.metrics import structural_similarity
+
+    originals, reconstructions = check_images(originals), check_images(reconstructions)
+    if len(originals) != len(reconstructions):
+        raise ValueError(f"{len(originals)} originals but {len(reconstructions)} reconstructions")
+    out = {name: np.empty(len(originals)) for name in PIXEL_METRICS}
+    for rows in batches(len(originals), batch_size, "pixel metrics", progress=False):
+        o = to_unit_tensor(originals[rows], size).double()
+        g = to_unit_tensor(np.asarray(reconstructions[rows]), size).double()
+        o_c = o.flatten(1) - o.flatten(1).mean(dim=1, keepdim=True)
+        g_c = g.flatten(1) - g.flatten(1).mean(dim=1, keepdim=True)
+        norms = o_c.norm(dim=1) * g_c.norm(dim=1)
+        r = (o_c * g_c).sum(dim=1) / torch.where(norms == 0, 1.0, norms)
+        out["PixCorr"][rows] = r.numpy()
+        for i, (a, b) in enumerate(zip(o.permute(0, 2, 3, 1).numpy(), g.permute(0, 2, 3, 1).numpy())):
+            out["SSIM"][rows.start + i] = structural_similarity(
+                rgb2gray(a), rgb2gray(b), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                data_range=1.0)
+    return out
 
 
 def paper_table() -> pd.DataFrame:

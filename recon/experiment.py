@@ -316,14 +316,33 @@ class Experiment:
         key = self._reconstruct_key(method, variant) + ["identification", p.eval_resolution, p.clip_eval_layers]
         return self.cache.get("identification", key, run)
 
-    def scores(self, method: str, variant: str = "sd", exclude_ids=None, protocol: str = "takagi") -> dict[str, float]:
-        """Two-way identification of one method for every Table 1 metric (Takagi protocol by default)."""
+    def per_image_scores(self, method: str, variant: str = "sd", exclude_ids=None,
+                         protocol: str = "takagi") -> dict[str, np.ndarray]:
+        """Each test image's two-way identification accuracy per Table 1 metric (the claims' unit).
+
+        With ``exclude_ids`` the excluded images leave both the anchors and the comparisons, and
+        the arrays hold one value per remaining image, in test order."""
         R = self.identification(method, variant)
         keep = None
         if exclude_ids is not None:
             keep = ~np.isin(self.data.test_ids, np.asarray(exclude_ids))
-        return evaluate.scores_from_correlations({m: R[f"mean {m}"] for m in evaluate.METRICS},
-                                                 {m: R[f"first {m}"] for m in evaluate.METRICS}, keep, protocol)
+        return evaluate.per_image_scores_from_correlations({m: R[f"mean {m}"] for m in evaluate.METRICS},
+                                                           {m: R[f"first {m}"] for m in evaluate.METRICS},
+                                                           keep, protocol)
+
+    def scores(self, method: str, variant: str = "sd", exclude_ids=None, protocol: str = "takagi") -> dict[str, float]:
+        """Two-way identification of one method for every Table 1 metric (Takagi protocol by default)."""
+        per_image = self.per_image_scores(method, variant, exclude_ids, protocol)
+        return {metric: float(values.mean()) for metric, values in per_image.items()}
+
+    def pixel_metrics(self, method: str, variant: str = "sd") -> dict[str, np.ndarray]:
+        """The peers' PixCorr and SSIM (MindEye's definitions) per test image, first generation."""
+        def run():
+            first = self.reconstruct(method, variant)[:, 0]  # a view: a memmap stays on disk
+            return evaluate.pixel_metrics(self.test_images, first, evaluate.PEER_RESOLUTION)
+
+        key = self._reconstruct_key(method, variant) + ["pixel metrics", evaluate.PEER_RESOLUTION]
+        return self.cache.get("pixel_metrics", key, run)
 
     def decoding_summary(self) -> pd.DataFrame:
         rows = []

@@ -190,3 +190,38 @@ def test_scores_from_batched_correlations_equal_scores_from_whole_features(proto
         expected = evaluate.identification_scores(original, generated, selection, protocol)
         got = evaluate.scores_from_correlations(mean, first, selection, protocol)
         assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_pixel_metrics_follow_mindeyes_definitions():
+    from skimage.color import rgb2gray
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    originals = rng.integers(0, 256, (3, 24, 24, 3), dtype=np.uint8)
+    noisy = np.clip(originals + rng.normal(0, 40, originals.shape), 0, 255).astype(np.uint8)
+    same = evaluate.pixel_metrics(originals, originals, size=32)
+    assert np.allclose(same["PixCorr"], 1) and np.allclose(same["SSIM"], 1)
+    scores = evaluate.pixel_metrics(originals, noisy, size=32, batch_size=2)
+    assert set(scores) == set(evaluate.PIXEL_METRICS) and scores["PixCorr"].shape == (3,)
+    assert (scores["PixCorr"] < 1).all() and (scores["SSIM"] < 1).all()
+    # the same numbers by hand for image 1: resize, flatten, r; grayscale SSIM with sigma 1.5
+    from recon.features import to_unit_tensor
+
+    o = to_unit_tensor(originals[1:2], 32)[0].permute(1, 2, 0).double().numpy()
+    g = to_unit_tensor(noisy[1:2], 32)[0].permute(1, 2, 0).double().numpy()
+    assert scores["PixCorr"][1] == pytest.approx(np.corrcoef(o.ravel(), g.ravel())[0, 1])
+    ssim = structural_similarity(rgb2gray(o), rgb2gray(g), gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=1.0)
+    assert scores["SSIM"][1] == pytest.approx(ssim)
+    with pytest.raises(ValueError, match="2 reconstructions"):
+        evaluate.pixel_metrics(originals, noisy[:2])
+
+
+def test_per_image_scores_average_to_the_scores():
+    rng = np.random.default_rng(2)
+    R = {m: rng.normal(size=(6, 6)) for m in evaluate.METRICS}
+    keep = np.array([True, False, True, True, True, False])
+    for protocol in evaluate.PROTOCOLS:
+        per_image = evaluate.per_image_scores_from_correlations(R, R, keep, protocol)
+        scores = evaluate.scores_from_correlations(R, R, keep, protocol)
+        assert all(per_image[m].shape == (4,) and per_image[m].mean() == scores[m] for m in evaluate.METRICS)

@@ -1,0 +1,142 @@
+"""The paper's claims, each judged per subject by a paired difference over test images.
+
+A claim compares two evaluations of the same test images (two methods, two models, or all test
+images against the overlap-free subset) on one Table 1 metric. The unit is the test image: its
+two-way identification accuracy (:meth:`recon.experiment.Experiment.per_image_scores`). The
+statistic is the difference of the two means, and its 95% confidence interval is a percentile
+bootstrap over test images, resampling the same images for both sides (paired), seeded from the
+profile.
+
+Verdicts, in words:
+
+- a claim that B beats A is *reproduced* when the whole interval is above 0, *reversed* when it is
+  below 0, and *not reproduced* when it contains 0;
+- a claim that two evaluations agree is *reproduced* when the interval lies within
+  ``± equivalence_margin`` (an equivalence test), and *not reproduced* otherwise: either a
+  difference is detected or the data cannot rule one out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+#: Columns of the claims table, in order (also those of ``results/<profile>/claims.csv``).
+COLUMNS = ("claim", "subject", "metric", "difference", "ci_low", "ci_high", "verdict")
+VERDICTS = ("reproduced", "not reproduced", "reversed")
+
+#: Two points of identification accuracy: about one between-subject sd of the paper's control
+#: numbers (74.3 ± 1.7 %), so "no change" means no change larger than the subjects differ.
+EQUIVALENCE_MARGIN = 0.02
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``b`` beats ``a`` (``kind="greater"``) or equals it (``kind="equal"``) on each of ``metrics``.
+
+    ``a`` and ``b`` are (method, variant) pairs; ``b_excludes_overlap`` evaluates ``b`` without the
+    test images on the overlap list (section 2.4's control)."""
+
+    name: str
+    metrics: tuple[str, ...]
+    a: tuple[str, str]
+    b: tuple[str, str]
+    kind: str = "greater"
+    b_excludes_overlap: bool = False
+
+
+CLAIMS = (
+    Claim("+T > [30]", ("CLIP(Early)", "CLIP(Middle)", "CLIP(Late)", "Inception-v3"), ("[30]", "sd"), ("+T", "sd")),
+    Claim("+G raises low-level CNN metrics", ("CNN(Early)", "CNN(Middle)"), ("+T", "sd"), ("+T+G", "sd")),
+    Claim("+D raises CLIP(Late)", ("CLIP(Late)",), ("+T+G", "sd"), ("+T+G+D", "sd")),
+    Claim("excluding overlapping images changes nothing", ("Inception-v3",), ("[30]", "sd"), ("[30]", "sd"),
+          kind="equal", b_excludes_overlap=True),
+    Claim("SD 1.4 ≈ SD 2.0", ("Inception-v3",), ("[30]", "sd"), ("[30]", "sd2"), kind="equal"),
+)
+
+
+def bootstrap_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0,
+                         level: float = 0.95, chunk: int = 1000) -> tuple[float, float, float]:
+    """mean(b) - mean(a) and its percentile bootstrap CI, resampling image indices for both.
+
+    ``a`` and ``b`` hold one value per test image, in the same order; NaN marks an image absent
+    from one side (the overlap-excluded subset), so each resample averages the images it drew
+    that are present. Resamples are drawn ``chunk`` at a time to bound memory at NSD's size."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired values must be two 1-d arrays of one length, got {a.shape} and {b.shape}")
+    if np.isnan(a).all() or np.isnan(b).all():
+        raise ValueError("no test image is present on both sides")
+    rng = np.random.default_rng(seed)
+    n = len(a)
+    stats = []
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        stats.append(_present_mean(b[idx]) - _present_mean(a[idx]))
+    stats = np.concatenate(stats)
+    stats = stats[np.isfinite(stats)]  # a resample that drew no present image on one side
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(stats, [tail, 100 - tail])
+    return float(np.nanmean(b) - np.nanmean(a)), float(low), float(high)
+
+
+def _present_mean(values: np.ndarray) -> np.ndarray:
+    """Row means over the non-NaN entries; NaN for a row with none (no warning, unlike nanmean)."""
+    present = ~np.isnan(values)
+    counts = present.sum(axis=1)
+    sums = np.where(present, values, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(len(values), np.nan), where=counts > 0)
+
+
+def verdict(kind: str, low: float, high: float, margin: float = EQUIVALENCE_MARGIN) -> str:
+    """The claim's verdict from its confidence interval (see the module's documentation)."""
+    if kind == "greater":
+        return "reproduced" if low > 0 else "reversed" if high < 0 else "not reproduced"
+    if kind == "equal":
+        return "reproduced" if -margin <= low and high <= margin else "not reproduced"
+    raise ValueError(f"unknown claim kind {kind!r}; expected 'greater' or 'equal'")
+
+
+def _paired(per_image: Callable, claim: Claim, test_ids: np.ndarray, overlap_ids) -> tuple[dict, dict]:
+    a = per_image(*claim.a)
+    if not claim.b_excludes_overlap:
+        return a, per_image(*claim.b)
+    if overlap_ids is None:
+        raise ValueError(f"claim {claim.name!r} needs the overlap list (overlap_ids)")
+    keep = ~np.isin(test_ids, np.asarray(overlap_ids))
+    subset = per_image(*claim.b, exclude_ids=overlap_ids)
+    b = {}
+    for metric, values in subset.items():  # back to one slot per test image, NaN where excluded
+        b[metric] = np.full(len(test_ids), np.nan)
+        b[metric][keep] = values
+    return a, b
+
+
+def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 10_000, seed: int = 0,
+          margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
+    """One row per (claim, subject, metric) with the columns of :data:`COLUMNS`.
+
+    ``experiments`` maps subject -> :class:`~recon.experiment.Experiment` (anything with
+    ``per_image_scores`` and ``data.test_ids``); every number comes from their cached R matrices."""
+    rows = []
+    for claim in claims:
+        for subject, exp in experiments.items():
+            a, b = _paired(exp.per_image_scores, claim, exp.data.test_ids, overlap_ids)
+            for metric in claim.metrics:
+                difference, low, high = bootstrap_difference(a[metric], b[metric], n_boot, seed)
+                rows.append(dict(claim=claim.name, subject=subject, metric=metric, difference=difference,
+                                 ci_low=low, ci_high=high, verdict=verdict(claim.kind, low, high, margin)))
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per claim and metric: how many subjects got each verdict, e.g. ``reproduced 3/4, not reproduced 1/4``."""
+    def words(verdicts: pd.Series) -> str:
+        counts = verdicts.value_counts()
+        return ", ".join(f"{v} {counts[v]}/{len(verdicts)}" for v in VERDICTS if v in counts)
+
+    grouped = table.groupby(["claim", "metric"], sort=False)
+    return pd.DataFrame({"mean difference": grouped["difference"].mean(), "verdicts": grouped["verdict"].agg(words)})

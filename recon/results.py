@@ -1,0 +1,125 @@
+"""Result tables the book writes and the repository commits, so that CI notices a changed number.
+
+The book build writes each table to ``results/<profile>/<name>.csv`` (the profile's
+``results_dir``; the ``smoke`` profile writes none). ``python -m recon.results check`` compares the
+freshly written files with the versions committed at ``HEAD``: text columns must be equal,
+numbers within ``--tolerance``. A change that is intended is committed together with its tables.
+
+The default tolerance is 1e-6. Every toy number is a mean of per-image identification accuracies
+(multiples of 1/99 on 100 test images), a bootstrap percentile or a zoo quality fraction, and a
+rebuild on the same CPU architecture reproduces them exactly; the tolerance only absorbs the
+decimal rounding of the CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import REPO_ROOT, Profile
+
+TOLERANCE = 1e-6
+FLOAT_FORMAT = "%.10g"
+
+
+def write(frame: pd.DataFrame, profile: Profile, name: str) -> Path | None:
+    """Write ``frame`` (index dropped) as ``<results_dir>/<name>.csv``; None for a profile without one.
+
+    The file is written beside its target and renamed over it, so a reader never sees half a table."""
+    if profile.results_dir is None:
+        return None
+    folder = Path(profile.results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    partial = folder / f".{name}.csv.partial"
+    frame.to_csv(partial, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    os.replace(partial, path)
+    return path
+
+
+def differences(committed: pd.DataFrame, current: pd.DataFrame, tolerance: float = TOLERANCE,
+                label: str = "table") -> list[str]:
+    """Every way ``current`` differs from ``committed``: columns, row count, text cells, numbers."""
+    if list(committed.columns) != list(current.columns):
+        return [f"{label}: columns {list(current.columns)}, committed {list(committed.columns)}"]
+    if len(committed) != len(current):
+        return [f"{label}: {len(current)} rows, committed {len(committed)}"]
+    found = []
+    for column in committed.columns:
+        old, new = committed[column], current[column]
+        if pd.api.types.is_numeric_dtype(old) and pd.api.types.is_numeric_dtype(new):
+            old_values, new_values = old.to_numpy(float), new.to_numpy(float)
+            same_nan = np.isnan(old_values) & np.isnan(new_values)
+            bad = ~same_nan & ~(np.abs(new_values - old_values) <= tolerance)
+        else:
+            bad = (old.astype(str) != new.astype(str)).to_numpy()
+        for row in np.flatnonzero(bad):
+            found.append(f"{label}: row {row} ({_row_label(committed.iloc[row])}), {column}: "
+                         f"{new.iloc[row]}, committed {old.iloc[row]}")
+    return found
+
+
+def _row_label(row: pd.Series) -> str:
+    text = [f"{k}={v}" for k, v in row.items() if not pd.api.types.is_number(v)]
+    return ", ".join(text[:3]) or "numbers only"
+
+
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def check(folder: Path, ref: str = "HEAD", tolerance: float = TOLERANCE, repo: Path = REPO_ROOT) -> list[str]:
+    """Compare every CSV under ``folder`` with its version at ``ref``; returns the differences.
+
+    A committed table that the build no longer writes, and a written table that was never
+    committed, are differences too."""
+    folder = Path(folder).resolve()
+    relative = folder.relative_to(repo.resolve()).as_posix()
+    committed = {Path(p).name for p in _git("ls-tree", "--name-only", f"{ref}:{relative}", cwd=repo).split()
+                 if p.endswith(".csv")} if _has_tree(ref, relative, repo) else set()
+    written = {p.name for p in folder.glob("*.csv")}
+    found = [f"{relative}/{name}: committed at {ref} but not written by this build" for name in committed - written]
+    found += [f"{relative}/{name}: written by this build but not committed" for name in written - committed]
+    for name in sorted(committed & written):
+        old = pd.read_csv(io.StringIO(_git("show", f"{ref}:{relative}/{name}", cwd=repo)))
+        found += differences(old, pd.read_csv(folder / name), tolerance, f"{relative}/{name}")
+    return found
+
+
+def _has_tree(ref: str, relative: str, repo: Path) -> bool:
+    probe = subprocess.run(["git", "cat-file", "-e", f"{ref}:{relative}"], cwd=repo, capture_output=True)
+    return probe.returncode == 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recon.results", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    checker = sub.add_parser("check", help="compare the written tables with the committed ones")
+    checker.add_argument("--profile", default="toy", help="results/<profile>/ is checked (default toy)")
+    checker.add_argument("--ref", default="HEAD", help="git revision holding the committed tables")
+    checker.add_argument("--tolerance", type=float, default=TOLERANCE, help="largest allowed |difference|")
+    args = parser.parse_args(argv)
+    folder = REPO_ROOT / "results" / args.profile
+    if not folder.is_dir():
+        print(f"no results in {folder}: build the book on the {args.profile} profile first", file=sys.stderr)
+        return 1
+    found = check(folder, args.ref, args.tolerance)
+    for line in found:
+        print(line, file=sys.stderr)
+    if found:
+        print(f"{len(found)} difference(s) from the tables committed at {args.ref}; if the change is intended, "
+              "commit the new tables with it", file=sys.stderr)
+        return 1
+    print(f"{folder.relative_to(REPO_ROOT)}: every table equals the committed one (tolerance {args.tolerance:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

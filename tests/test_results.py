@@ -1,0 +1,62 @@
+"""Committed result tables: written atomically, and any changed number found by `check`."""
+
+import subprocess
+
+import pandas as pd
+import pytest
+
+from recon import results
+from recon.config import get_profile
+
+
+def _table(value=0.5):
+    return pd.DataFrame({"subject": ["subj01", "subj02"], "method": ["[30]", "+T"], "CLIP(Late)": [value, 0.75]})
+
+
+def test_write_goes_to_the_profiles_results_dir_and_smoke_writes_nothing(tmp_path):
+    profile = get_profile("toy", results_dir=tmp_path / "toy")
+    path = results.write(_table(), profile, "table1")
+    assert path == tmp_path / "toy" / "table1.csv"
+    assert pd.read_csv(path).equals(_table())
+    assert not list((tmp_path / "toy").glob(".*"))  # no partial file left behind
+    assert get_profile("smoke").results_dir is None
+    assert results.write(_table(), get_profile("smoke"), "table1") is None
+
+
+def test_differences_name_the_row_column_and_values():
+    assert results.differences(_table(), _table(0.5 + 5e-7)) == []
+    found = results.differences(_table(), _table(0.52), label="t.csv")
+    assert found == ["t.csv: row 0 (subject=subj01, method=[30]), CLIP(Late): 0.52, committed 0.5"]
+    changed = _table()
+    changed.loc[1, "method"] = "+T+G"
+    assert "method" in results.differences(_table(), changed)[0]
+    assert "rows" in results.differences(_table(), _table().iloc[:1])[0]
+    assert "columns" in results.differences(_table(), _table().rename(columns={"CLIP(Late)": "x"}))[0]
+
+
+@pytest.fixture
+def repo(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    folder = tmp_path / "results" / "toy"
+    folder.mkdir(parents=True)
+    _table().to_csv(folder / "table1.csv", index=False)
+    git("add", ".")
+    git("commit", "-qm", "tables")
+    return tmp_path, folder
+
+
+def test_check_against_the_committed_tables(repo):
+    root, folder = repo
+    assert results.check(folder, repo=root) == []
+    _table(0.51).to_csv(folder / "table1.csv", index=False)
+    assert "CLIP(Late): 0.51, committed 0.5" in results.check(folder, repo=root)[0]
+    _table().to_csv(folder / "claims.csv", index=False)
+    (folder / "table1.csv").unlink()
+    found = results.check(folder, repo=root)
+    assert any("table1.csv: committed at HEAD but not written" in line for line in found)
+    assert any("claims.csv: written by this build but not committed" in line for line in found)
