@@ -41,6 +41,7 @@ class Claim:
     test images on the overlap list (section 2.4's control)."""
 
     name: str
+    key: str  # a short identifier, for glue names and file names
     metrics: tuple[str, ...]
     a: tuple[str, str]
     b: tuple[str, str]
@@ -49,12 +50,12 @@ class Claim:
 
 
 CLAIMS = (
-    Claim("+T > [30]", ("CLIP(Early)", "CLIP(Middle)", "CLIP(Late)", "Inception-v3"), ("[30]", "sd"), ("+T", "sd")),
-    Claim("+G raises low-level CNN metrics", ("CNN(Early)", "CNN(Middle)"), ("+T", "sd"), ("+T+G", "sd")),
-    Claim("+D raises CLIP(Late)", ("CLIP(Late)",), ("+T+G", "sd"), ("+T+G+D", "sd")),
-    Claim("excluding overlapping images changes nothing", ("Inception-v3",), ("[30]", "sd"), ("[30]", "sd"),
+    Claim("+T > [30]", "text", ("CLIP(Early)", "CLIP(Middle)", "CLIP(Late)", "Inception-v3"), ("[30]", "sd"), ("+T", "sd")),
+    Claim("+G raises low-level CNN metrics", "gan", ("CNN(Early)", "CNN(Middle)"), ("+T", "sd"), ("+T+G", "sd")),
+    Claim("+D raises CLIP(Late)", "depth", ("CLIP(Late)",), ("+T+G", "sd"), ("+T+G+D", "sd")),
+    Claim("excluding overlapping images changes nothing", "overlap", ("Inception-v3",), ("[30]", "sd"), ("[30]", "sd"),
           kind="equal", b_excludes_overlap=True),
-    Claim("SD 1.4 ≈ SD 2.0", ("Inception-v3",), ("[30]", "sd"), ("[30]", "sd2"), kind="equal"),
+    Claim("SD 1.4 ≈ SD 2.0", "sd2", ("Inception-v3",), ("[30]", "sd"), ("[30]", "sd2"), kind="equal"),
 )
 
 
@@ -130,6 +131,15 @@ def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 1
                 rows.append(dict(claim=claim.name, subject=subject, metric=metric, difference=difference,
                                  ci_low=low, ci_high=high, verdict=verdict(claim.kind, low, high, margin)))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def glue_verdicts(table: pd.DataFrame, claims=CLAIMS) -> None:
+    """Glue each claim's verdict counts as ``verdict_<key>_<metric>`` (e.g. ``verdict_text_CLIP(Late)``)."""
+    from myst_nb import glue
+
+    keys = {claim.name: claim.key for claim in claims}
+    for (name, metric), row in summary(table).iterrows():
+        glue(f"verdict_{keys[name]}_{metric}", row["verdicts"], display=False)
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -37,16 +37,21 @@ def _cells(notebook) -> list[tuple[str, str, tuple]]:
     return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", ()))) for c in notebook.cells]
 
 
-def sync(folder: Path = NOTEBOOKS) -> None:
-    """Rewrite every ``.ipynb`` from its ``.py``."""
+def sync(folder: Path = NOTEBOOKS) -> list[str]:
+    """Rewrite each ``.ipynb`` that differs from its ``.py``; the others are left untouched (jupytext
+    would give their cells new ids, a diff with no content)."""
+    stale = out_of_sync(folder)
     for ipynb, text in pairs(folder):
-        jupytext.write(jupytext.read(text), ipynb, fmt="ipynb")
+        if ipynb.name in stale:
+            jupytext.write(jupytext.read(text), ipynb, fmt="ipynb")
+    return stale
 
 
 def main(argv=None) -> int:
     command = (argv if argv is not None else sys.argv[1:]) or ["check"]
     if command[0] == "sync":
-        sync()
+        rewritten = sync()
+        print(f"rewrote {', '.join(rewritten)}" if rewritten else "every pair already in sync")
         return 0
     if command[0] == "check":
         stale = out_of_sync()

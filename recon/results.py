@@ -23,7 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import REPO_ROOT, Profile
+from .config import METHODS, REPO_ROOT, Profile
+from .evaluate import METRICS, PIXEL_METRICS
+
+#: How the peers' identification columns are labelled (Brain-Diffuser / MindEye: one generation,
+#: the reconstruction as anchor); Table 1's own columns use the Takagi protocol.
+RECONSTRUCTION_ANCHOR = "reconstruction anchor, 1 sample"
 
 TOLERANCE = 1e-6
 FLOAT_FORMAT = "%.10g"
@@ -42,6 +47,43 @@ def write(frame: pd.DataFrame, profile: Profile, name: str) -> Path | None:
     frame.to_csv(partial, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
     os.replace(partial, path)
     return path
+
+
+def table1_frame(experiments, methods=METHODS, protocol: str = "takagi") -> pd.DataFrame:
+    """Table 1 as the committed CSV holds it: ``subject``, ``method``, then the seven metrics."""
+    rows = [dict(subject=subject, method=method, **exp.scores(method, protocol=protocol))
+            for subject, exp in experiments.items() for method in methods]
+    return pd.DataFrame(rows, columns=["subject", "method", *METRICS])
+
+
+def peers_frame(experiments, methods=METHODS) -> pd.DataFrame:
+    """The peers' evaluation of the same reconstructions: PixCorr and SSIM (first generation, 425 px)
+    and two-way identification anchored on the reconstruction, each column naming its protocol."""
+    rows = []
+    for subject, exp in experiments.items():
+        for method in methods:
+            pixels = {name: float(values.mean()) for name, values in exp.pixel_metrics(method).items()}
+            anchored = exp.scores(method, protocol="reconstruction_anchor")
+            rows.append(dict(subject=subject, method=method, **pixels,
+                             **{f"{metric}, {RECONSTRUCTION_ANCHOR}": v for metric, v in anchored.items()}))
+    return pd.DataFrame(rows, columns=["subject", "method", *PIXEL_METRICS,
+                                       *(f"{metric}, {RECONSTRUCTION_ANCHOR}" for metric in METRICS)])
+
+
+def zoo_quality_frame(manifest: dict) -> pd.DataFrame:
+    """Every number under each zoo model's ``quality`` in the manifest, one row per (model, measure)."""
+    rows = []
+
+    def walk(model: str, prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value):
+                walk(model, f"{prefix}.{key}" if prefix else key, value[key])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.append(dict(model=model, measure=prefix, value=float(value)))
+
+    for model in sorted(manifest["models"]):
+        walk(model, "", manifest["models"][model].get("quality", {}))
+    return pd.DataFrame(rows, columns=["model", "measure", "value"])
 
 
 def differences(committed: pd.DataFrame, current: pd.DataFrame, tolerance: float = TOLERANCE,

@@ -60,3 +60,11 @@ def test_check_against_the_committed_tables(repo):
     found = results.check(folder, repo=root)
     assert any("table1.csv: committed at HEAD but not written" in line for line in found)
     assert any("claims.csv: written by this build but not committed" in line for line in found)
+
+
+def test_zoo_quality_frame_flattens_every_number():
+    manifest = {"models": {"clip": {"quality": {"judge_on_true_images": {"colour": 1.0, "shape": 0.4}, "candidates": 300}},
+                           "dpt": {"quality": {"mean_pixel_r": 0.98, "example": "text is skipped"}}, "vae": {}}}
+    frame = results.zoo_quality_frame(manifest)
+    assert frame.values.tolist() == [["clip", "candidates", 300.0], ["clip", "judge_on_true_images.colour", 1.0],
+                                     ["clip", "judge_on_true_images.shape", 0.4], ["dpt", "mean_pixel_r", 0.98]]
