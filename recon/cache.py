@@ -8,8 +8,22 @@ until a column block of it is touched, and an entry can be written batch by batc
 
 Atomicity: an entry is written into a hidden temporary folder beside its final place and renamed
 into place when complete; a reader never sees a half-written entry, and a temporary left by a
-killed process is never read. An entry that is nevertheless damaged (truncated copy, disk error)
-fails its size check and raises :class:`CacheError` naming it.
+killed process is never read (the next writer of that key removes it).
+
+Many processes (cluster jobs on a shared filesystem) can share one cache. Each key has a lock file
+beside its entry (``<stage>/.<key>.lock``, :class:`filelock.FileLock`); :meth:`Cache.get` and
+:meth:`Cache.get_streamed` check, compute and publish under it, so two processes that need the same
+entry compute it once: the second waits, then reads. The locks rely on the filesystem's
+``flock`` semantics (local disks, NFSv4, Lustre and GPFS mounted with locking).
+
+Self-healing: an entry that is damaged all the same (truncated copy, disk error) fails its size
+and header checks; ``get`` moves it aside to ``<stage>/.corrupt-<key>-<time>`` with a
+:class:`CacheWarning` naming both folders, and computes it again. :meth:`Cache.load` on its own
+raises :class:`CacheError` naming the entry.
+
+With ``RECON_CACHE_REQUIRE_WARM=1`` in the environment (or ``require_warm=True``) a missing entry
+raises :class:`ColdCacheError` naming its stage and folder instead of being computed: a book build
+after a cluster run can prove that it computes nothing heavy.
 """
 
 from __future__ import annotations
@@ -18,21 +32,41 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
+import uuid
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 MANIFEST = "entry.json"
 #: arrays smaller than this are read into memory; larger ones are memory-mapped
 MMAP_THRESHOLD = 1 << 20
 _HASH_CHUNK = 1 << 26
+#: environment variable: when set (not ``0``), a cache miss raises :class:`ColdCacheError`
+REQUIRE_WARM_ENV = "RECON_CACHE_REQUIRE_WARM"
 
 
 class CacheError(OSError):
     """A cache entry that exists but cannot be read back whole."""
+
+
+class ColdCacheError(LookupError):
+    """An entry that is not in the cache while the cache is required to be warm."""
+
+
+class CacheWarning(UserWarning):
+    """Something in the cache was repaired: a corrupt entry moved aside to be computed again."""
+
+
+def require_warm_from_env() -> bool:
+    """Whether ``RECON_CACHE_REQUIRE_WARM`` asks for a warm cache (set, and not ``0``)."""
+    return os.environ.get(REQUIRE_WARM_ENV, "").strip() not in ("", "0")
 
 
 def _array_digest(value: np.ndarray) -> dict:
@@ -120,9 +154,15 @@ def _read_header(file: Path) -> dict:
 
 
 class Cache:
-    def __init__(self, root, enabled: bool = True):
+    """``root/<stage>/<key>/`` entries; see the module's docstring for atomicity, locks and repair.
+
+    ``require_warm`` (default: the ``RECON_CACHE_REQUIRE_WARM`` environment variable) makes a
+    missing entry an error instead of a computation."""
+
+    def __init__(self, root, enabled: bool = True, require_warm: bool | None = None):
         self.root = Path(root)
         self.enabled = enabled
+        self.require_warm = require_warm_from_env() if require_warm is None else require_warm
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -182,14 +222,21 @@ class Cache:
         (as memory maps), and it is deleted at the end, whatever happens. For intermediates that
         are large and cheap to recompute, such as the training-image features a decoder reads once."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".scratch-", dir=self.root))
+        self._remove_stale_scratch()  # left by killed jobs: at NSD's size, one DPT layer is 10 GB
+        tmp = self.root / f".scratch-{uuid.uuid4().hex[:12]}"
+        lock_file = self.root / f"{tmp.name}.lock"
+        lock = FileLock(str(lock_file))
+        lock.acquire()  # held while the folder lives, so a sweeper can tell a live folder from a stale one
         try:
+            tmp.mkdir()
             writer = EntryWriter(tmp)
             fill(writer)
             writer.commit_manifest()
             yield self.load(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            lock_file.unlink(missing_ok=True)
+            lock.release()
 
     def save(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
         with self.stream(path) as writer:
@@ -198,13 +245,13 @@ class Cache:
 
     # ------------------------------------------------------------------ the API
     def get(self, stage: str, key_parts, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """Return the entry for ``(stage, key_parts)``, computing and storing it if absent."""
+        """Return the entry for ``(stage, key_parts)``, computing and storing it if absent.
+
+        Computed once however many processes ask at the same time; a corrupt entry is moved aside
+        (with a :class:`CacheWarning`) and computed again."""
         if not self.enabled:
             return compute()
-        path = self.key_path(stage, key_parts)
-        if not path.is_dir():
-            self.save(path, compute())
-        return self.load(path)
+        return self._get_or_write(stage, self.key_path(stage, key_parts), lambda path: self.save(path, compute()))
 
     def get_streamed(self, stage: str, key_parts, fill: Callable[[EntryWriter], None]) -> dict[str, np.ndarray]:
         """Like :meth:`get`, for entries too large for memory: ``fill(writer)`` writes them batch by batch.
@@ -214,12 +261,101 @@ class Cache:
             tmp = Path(tempfile.mkdtemp(prefix="recon-uncached-"))
             _remove_at_exit(tmp)
             path = tmp / "entry"
-        else:
-            path = self.key_path(stage, key_parts)
-        if not path.is_dir():
             with self.stream(path) as writer:
                 fill(writer)
+            return self.load(path)
+
+        def write(path: Path) -> None:
+            with self.stream(path) as writer:
+                fill(writer)
+
+        return self._get_or_write(stage, self.key_path(stage, key_parts), write)
+
+    def _get_or_write(self, stage: str, path: Path, write: Callable[[Path], None]) -> dict[str, np.ndarray]:
+        if path.is_dir():
+            try:
+                return self.load(path)
+            except CacheError:
+                pass  # repaired below, under the lock, so that only one process moves it aside
+        elif self.require_warm:
+            raise self._cold(stage, path)
+        with self.lock(path):
+            if path.is_dir():
+                try:
+                    return self.load(path)
+                except CacheError as err:
+                    self._move_aside(path, err)
+            if self.require_warm:
+                raise self._cold(stage, path)
+            self._remove_temporaries(path)
+            write(path)
         return self.load(path)
+
+    # ------------------------------------------------------------- sharing
+    @staticmethod
+    def lock_path(path: Path) -> Path:
+        """The lock file of the entry at ``path``: ``<stage>/.<key>.lock``."""
+        return path.parent / f".{path.name}.lock"
+
+    @contextmanager
+    def lock(self, path: Path) -> Iterator[None]:
+        """Hold the entry's lock; say so on stderr when another process holds it and this one waits."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.lock_path(path)))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"recon cache: waiting for another process computing {path.parent.name}/{path.name} "
+                  f"(lock {self.lock_path(path)})", file=sys.stderr, flush=True)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _cold(self, stage: str, path: Path) -> ColdCacheError:
+        return ColdCacheError(
+            f"cache miss: stage {stage!r} entry {path} is not in the cache and {REQUIRE_WARM_ENV} is set, so it is "
+            "not computed here; fill the cache first (`recon run`, or the Snakemake workflow; `recon status` lists "
+            "what is missing)"
+        )
+
+    def _move_aside(self, path: Path, err: Exception) -> Path:
+        """Rename a corrupt entry to ``.corrupt-<key>-<time>`` beside it (kept for inspection)."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = path.parent / f".corrupt-{path.name}-{stamp}"
+        n = 0
+        while aside.exists():
+            n += 1
+            aside = path.parent / f".corrupt-{path.name}-{stamp}-{n}"
+        os.rename(path, aside)
+        warnings.warn(f"corrupt cache entry {path} ({err.__cause__ or err}) moved aside to {aside}; computing it again",
+                      CacheWarning, stacklevel=4)
+        return aside
+
+    @staticmethod
+    def _remove_temporaries(path: Path) -> None:
+        """Temporaries of this key left by killed writers (called under the key's lock, so none is live)."""
+        for leftover in path.parent.glob(f".{path.name}-*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def _remove_stale_scratch(self) -> None:
+        """Scratch folders whose owner died: each live one's lock is held by its owner."""
+        for folder in self.root.glob(".scratch-*"):
+            lock_file = folder.parent / f"{folder.name}.lock"
+            if not folder.is_dir() or not lock_file.is_file():
+                continue  # a lock file alone, or a folder of an older version of this module: left alone
+            lock = FileLock(str(lock_file))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # alive
+            try:
+                shutil.rmtree(folder, ignore_errors=True)
+                lock_file.unlink(missing_ok=True)
+            finally:
+                lock.release()
 
 
 def _remove_at_exit(folder: Path) -> None:

@@ -36,12 +36,26 @@ TRIAL_AVERAGED = {"vgg"}
 
 
 def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
-    """The profile's NSD root; a profile with a simulation writes its tree on first use."""
-    if profile.simulation is not None and not profile.nsd_root.exists():
+    """The profile's NSD root; a profile with a simulation writes its tree on first use.
+
+    Many processes may start at once on an empty cache: the first writes the tree under a lock
+    beside it, the others wait and read it. With ``RECON_CACHE_REQUIRE_WARM`` set, a missing tree is
+    an error, like any other cache miss."""
+    root = profile.nsd_root
+    if profile.simulation is not None and not root.exists():
+        from filelock import FileLock
+
+        from .cache import REQUIRE_WARM_ENV, ColdCacheError, require_warm_from_env
         from .toy.simulate import simulate_nsd
 
-        simulate_nsd(profile.nsd_root, profile.simulation, progress=progress)
-    return profile.nsd_root
+        if require_warm_from_env():
+            raise ColdCacheError(f"cache miss: the simulated NSD {root} does not exist and {REQUIRE_WARM_ENV} is set, "
+                                 f"so it is not simulated here; `recon run dataset --profile {profile.name}` writes it")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root.parent / f".{root.name}.lock")):
+            if not root.exists():
+                simulate_nsd(root, profile.simulation, progress=progress)
+    return root
 
 
 def _model_fingerprint(profile: Profile) -> dict:
@@ -89,9 +103,19 @@ class Experiment:
         return self.reader.load_subject(self.subject, STREAMS_ROIS, self.profile.n_sessions,
                                         zscore_per_session=self.profile.zscore_betas_per_session)
 
+    @property
+    def test_ids(self) -> np.ndarray:
+        """The test images' 73k ids (``data.test_ids``), from the design alone when the betas are not loaded."""
+        if "data" in self.__dict__:
+            return self.data.test_ids
+        if "_design_test_ids" not in self.__dict__:
+            trials = self.reader.trials(self.subject, self.profile.n_sessions)
+            self._design_test_ids = np.unique(trials["nsd_id"].to_numpy()[trials["shared"].to_numpy()])
+        return self._design_test_ids
+
     @cached_property
     def test_images(self) -> np.ndarray:
-        return self.reader.images(self.data.test_ids)
+        return self.reader.images(self.test_ids)
 
     @cached_property
     def test_captions(self) -> list[list[str]]:
@@ -143,9 +167,12 @@ class Experiment:
         at NSD's size they would fill the disk (DPT alone: 42 GB in float16)."""
         if split != "test":
             raise ValueError(f"only test features are kept; got split {split!r} (decoders stream training features)")
-        ids = self.data.test_ids
-        key = self._key(target, ids, self.profile.feature_dtype)
-        return self.cache.get_streamed("features", key, lambda w: self._extract(target, ids, self._creator(w)))["x"]
+        ids = self.test_ids
+        return self.cache.get_streamed("features", self._features_key(target),
+                                       lambda w: self._extract(target, ids, self._creator(w)))["x"]
+
+    def _features_key(self, target: str) -> list:
+        return self._key(target, self.test_ids, self.profile.feature_dtype)
 
     # --------------------------------------------------------------- decoding
     def _decoder_inputs(self, target: str, columns) -> tuple[np.ndarray, np.ndarray | None]:
@@ -164,9 +191,9 @@ class Experiment:
         p = self.profile
         rois = TARGET_ROIS[target]
         alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
-        truth = self.stimulus_features(target, "test")
 
         def fit(writer):
+            truth = self.stimulus_features(target, "test")
             columns = self.data.columns(rois)
             X, index = self._decoder_inputs(target, columns)
             X_test = self.data.test_betas[:, columns]
@@ -192,8 +219,13 @@ class Experiment:
             predicted.flush()
             writer.put("test_r", decode.column_correlations(truth, predicted))
 
-        key = self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED))
-        return self.cache.get_streamed("decoded", key, fit)
+        return self.cache.get_streamed("decoded", self._decoded_key(target), fit)
+
+    def _decoded_key(self, target: str) -> list:
+        p = self.profile
+        rois = TARGET_ROIS[target]
+        alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
+        return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED))
 
     # ------------------------------------------------------- decoded products
     @cached_property
@@ -207,8 +239,11 @@ class Experiment:
                 num_beams=p.caption_beams, max_length=p.caption_max_length, min_length=p.caption_min_length,
                 progress=self.progress))}
 
-        key = self._key("captions", p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length)
-        return [str(c) for c in self.cache.get("captions", key, run)["captions"]]
+        return [str(c) for c in self.cache.get("captions", self._captions_key(), run)["captions"]]
+
+    def _captions_key(self) -> list:
+        p = self.profile
+        return self._key("captions", p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length)
 
     @cached_property
     def decoded_depth(self) -> np.ndarray:
@@ -219,7 +254,10 @@ class Experiment:
             return {"depth": methods.depth_from_hidden_states(model, self.decoded("dpt")["predicted"], p.image_size,
                                                               progress=self.progress)}
 
-        return self.cache.get("depth", self._key("depth"), run)["depth"]
+        return self.cache.get("depth", self._depth_key(), run)["depth"]
+
+    def _depth_key(self) -> list:
+        return self._key("depth")
 
     @cached_property
     def gan_images(self) -> np.ndarray:
@@ -236,8 +274,12 @@ class Experiment:
                 lr=p.generator_lr, seed=p.seed, batch_size=p.generator_batch_size, output_size=p.image_size,
                 progress=self.progress)}
 
-        key = self._key("gan", p.generator, p.generator_batch_size, p.generator_size, p.generator_steps, p.generator_lr)
-        return self.cache.get("gan", key, run)["images"]
+        return self.cache.get("gan", self._gan_key(), run)["images"]
+
+    def _gan_key(self) -> list:
+        p = self.profile
+        return self._key("gan", p.generator, p.generator_batch_size, p.generator_size, p.generator_steps,
+                         p.generator_lr)
 
     def _gan_generator(self):
         p = self.profile
@@ -287,8 +329,15 @@ class Experiment:
         """Table 1 features of images (n, H, W, 3), e.g. the originals (label ``original``), cached.
 
         The cache key holds the images' bytes, so any change upstream recomputes."""
-        key = self._key("evaluation", label, images, self.profile.eval_resolution, self.profile.clip_eval_layers)
+        key = self._evaluation_key(images, label)
         return self.cache.get("evaluation", key, lambda: self._evaluator(images, progress=self.progress))
+
+    def _evaluation_key(self, images: np.ndarray, label: str) -> list:
+        return self._key("evaluation", label, images, self.profile.eval_resolution, self.profile.clip_eval_layers)
+
+    def original_features(self) -> dict[str, np.ndarray]:
+        """Table 1 features of the presented test images, shared by every method's identification."""
+        return self.evaluation_features(self.test_images, "original")
 
     def identification(self, method: str, variant: str = "sd") -> dict[str, np.ndarray]:
         """R matrices of one method per metric: ``mean <metric>`` (over samples) and ``first <metric>``.
@@ -298,7 +347,7 @@ class Experiment:
         p = self.profile
 
         def run():
-            original = self.evaluation_features(self.test_images, "original")
+            original = self.original_features()
             images = self.reconstruct(method, variant)
             n, n_samples = images.shape[:2]
             out = {f"{kind} {m}": np.zeros((n, n), np.float32) for kind in ("mean", "first") for m in evaluate.METRICS}
@@ -313,8 +362,23 @@ class Experiment:
                                                                                    p.device)
             return out
 
-        key = self._reconstruct_key(method, variant) + ["identification", p.eval_resolution, p.clip_eval_layers]
-        return self.cache.get("identification", key, run)
+        return self.cache.get("identification", self._identification_key(method, variant), run)
+
+    def _identification_key(self, method: str, variant: str) -> list:
+        p = self.profile
+        return self._reconstruct_key(method, variant) + ["identification", p.eval_resolution, p.clip_eval_layers]
+
+    # -------------------------------------------------------- where things live
+    def entry_path(self, stage: str, *args) -> Path:
+        """The cache folder of one product, without computing it: ``entry_path("decoded", "z")``,
+        ``entry_path("reconstructions", "+T", "sd")``, ``entry_path("evaluation")`` (the originals')."""
+        keys = {"features": self._features_key, "decoded": self._decoded_key, "captions": self._captions_key,
+                "depth": self._depth_key, "gan": self._gan_key, "reconstructions": self._reconstruct_key,
+                "identification": self._identification_key, "pixel_metrics": self._pixel_metrics_key,
+                "evaluation": lambda: self._evaluation_key(self.test_images, "original")}
+        if stage not in keys:
+            raise KeyError(f"unknown cache stage {stage!r}; expected one of {sorted(keys)}")
+        return self.cache.key_path(stage, keys[stage](*args))
 
     def per_image_scores(self, method: str, variant: str = "sd", exclude_ids=None,
                          protocol: str = "takagi") -> dict[str, np.ndarray]:
@@ -341,8 +405,10 @@ class Experiment:
             first = self.reconstruct(method, variant)[:, 0]  # a view: a memmap stays on disk
             return evaluate.pixel_metrics(self.test_images, first, evaluate.PEER_RESOLUTION)
 
-        key = self._reconstruct_key(method, variant) + ["pixel metrics", evaluate.PEER_RESOLUTION]
-        return self.cache.get("pixel_metrics", key, run)
+        return self.cache.get("pixel_metrics", self._pixel_metrics_key(method, variant), run)
+
+    def _pixel_metrics_key(self, method: str, variant: str) -> list:
+        return self._reconstruct_key(method, variant) + ["pixel metrics", evaluate.PEER_RESOLUTION]
 
     def decoding_summary(self) -> pd.DataFrame:
         rows = []

@@ -3,7 +3,6 @@
 import shutil
 
 import jupytext
-import nbformat
 import papermill
 import pytest
 
@@ -50,16 +49,5 @@ def test_bad_subject_fails_at_once_listing_valid_ones(tmp_path, monkeypatch):
     assert not (tmp_path / "cache").exists()  # failed before simulating or computing anything
 
 
-def test_papermill_runs_a_section_for_an_injected_subject(tmp_path, monkeypatch):
-    """The depth section end to end on the smoke profile (a tiny simulated NSD) for subj07."""
-    monkeypatch.setenv("RECON_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "depth-subj07.ipynb"
-    papermill.execute_notebook(REPO_ROOT / "notebooks" / "depth.ipynb", out,
-                               parameters={"subject": "subj07", "profile": "smoke", "n_samples": 2},
-                               kernel_name="python3", progress_bar=False, cwd=REPO_ROOT)
-    nb = nbformat.read(out, as_version=4)
-    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and 'subject = "subj07"' in injected[0].source
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs)
-    assert (tmp_path / "cache" / "smoke-nsd").is_dir()  # the data came from the smoke profile's own tree
+# A section run for an injected subject (papermill -p subject subj07) is tested on a cache the
+# workflow filled: tests/test_workflow.py::test_the_depth_section_reads_the_warm_cache_without_computing.
