@@ -30,8 +30,10 @@
 #   accuracy, about the paper's between-subject sd in section 2.4), and *not reproduced* otherwise.
 #
 # The verdicts below are computed, not written: the same code judges the `nsd` profile.
+# {numref}`tbl-claims-summary` counts them over subjects, {numref}`fig-claims-intervals` shows every
+# interval and {numref}`tbl-claims` lists them.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 subject = "subj01"
 profile = "toy"
 n_samples = 5
@@ -40,27 +42,28 @@ device = "cpu"
 n_boot = 10000
 
 # %% tags=["hide-input"]
-import pandas as pd
-from myst_nb import glue
-
-from recon import book, claims, control, models, results
+from recon import book, claims, control, figures, models, results
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
 subjects = book.experiments(exp)
 table = claims.judge(subjects, control.overlap_ids(exp.profile), n_boot=n_boot, seed=exp.profile.seed)
-summary = claims.summary(table)
 claims.glue_verdicts(table)
-glue("equivalence_margin", claims.EQUIVALENCE_MARGIN, display=False)
-glue("n_boot", n_boot, display=False)
+book.glue_table("tbl_claims_summary", claims.summary(table), formats={"mean difference": "+.3f"})
+book.glue_figure("fig_claims_intervals", figures.claim_intervals(table))
+book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"]),
+                formats={"difference": "+.3f", "ci_low": "+.3f", "ci_high": "+.3f"})
 
 # %% [markdown]
 # ## The claims, over subjects
-
-# %% tags=["hide-input"]
-summary.style.format({"mean difference": "{:+.3f}"})
-
-# %% [markdown]
-# Each row counts the subjects per verdict; "mean difference" averages the four paired differences.
+#
+# :::{table} The paper's claims on this profile: for each claim and metric, the number of subjects per verdict and the mean over subjects of the paired difference (B − A) in two-way identification accuracy.
+# :name: tbl-claims-summary
+#
+# ```{glue:md} tbl_claims_summary
+# :format: myst
+# ```
+# :::
+#
 # The claims and their comparisons:
 #
 # - **+T > [30]** (section 3.1): decoded captions instead of the decoded text embedding c, on the
@@ -76,13 +79,32 @@ summary.style.format({"mean difference": "{:+.3f}"})
 # - **SD 1.4 ≈ SD 2.0** (section 2.4, Inception-v3 of [30]). Here:
 #   {glue:text}`verdict_sd2_Inception-v3`.
 #
+# On the toy profile these verdicts describe the toy world as much as the method: its simulated
+# brain is less noisy than NSD's, its baseline is near ceiling, object shape is poorly resolved by
+# its tiny models (see the zoo page), and the VGG19 that +G matches has random weights. They are
+# reported as they come out, not tuned.
+#
 # ## Per subject, with confidence intervals
-
-# %% tags=["hide-input"]
-table.set_index(["claim", "metric", "subject"]).style.format(
-    {"difference": "{:+.3f}", "ci_low": "{:+.3f}", "ci_high": "{:+.3f}"})
-
-# %% [markdown]
+#
+# ```{glue:figure} fig_claims_intervals
+# :name: fig-claims-intervals
+# :alt: One panel per claim and metric; for each subject a dot at the paired difference and a horizontal bar for its 95% bootstrap interval, coloured by verdict; a grey band marks the equivalence margin of the no-change claims.
+#
+# Every claim per subject: the paired difference (B − A, dot) and its 95% bootstrap interval
+# (bar), green where the claim is reproduced, grey where not, red where reversed. Grey band: the
+# ±0.02 margin within which the "no change" claims count as reproduced.
+# ```
+#
+# ::::{div} full-width
+# :::{table} Every claim, metric and subject: the paired difference (B − A) in identification accuracy over test images, its 95% bootstrap interval and the verdict.
+# :name: tbl-claims
+#
+# ```{glue:md} tbl_claims
+# :format: myst
+# ```
+# :::
+# ::::
+#
 # ## The committed result tables
 #
 # On the `toy` profile the build writes Table 1, these claims, the peers' metrics and the zoo's
@@ -97,4 +119,5 @@ written = [results.write(results.table1_frame(subjects), exp.profile, "table1"),
 if exp.profile.simulation is not None:  # the toy zoo's held-out checks
     written.append(results.write(results.zoo_quality_frame(models.zoo_manifest(exp.profile)), exp.profile,
                                  "zoo_quality"))
-print("\n".join(str(path) for path in written if path is not None) or "this profile writes no result tables")
+print("\n".join(str(path.relative_to(path.parents[2])) for path in written if path is not None)
+      or "this profile writes no result tables")

@@ -94,3 +94,33 @@ def score_bars(table: pd.DataFrame, paper: pd.DataFrame | None = None):
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return fig
+
+
+def claim_intervals(table: pd.DataFrame):
+    """Each claim's paired difference per subject with its 95% bootstrap interval (one panel per
+    claim and metric); the grey band is the equivalence margin of the "no change" claims."""
+    from .claims import CLAIMS, EQUIVALENCE_MARGIN
+
+    panels = list(table.groupby(["claim", "metric"], sort=False))
+    kinds = {claim.name: claim.kind for claim in CLAIMS}
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.6 * len(panels) + 1, 3.2), sharey=False, squeeze=False)
+    colours = {"reproduced": "tab:green", "not reproduced": "tab:grey", "reversed": "tab:red"}
+    for ax, ((claim, metric), rows) in zip(axes[0], panels):
+        y = np.arange(len(rows))
+        if kinds.get(claim) == "equal":
+            ax.axvspan(-EQUIVALENCE_MARGIN, EQUIVALENCE_MARGIN, color="0.9", zorder=0)
+        ax.axvline(0, color="k", lw=0.8)
+        for i, row in enumerate(rows.itertuples()):
+            colour = colours[row.verdict]
+            ax.plot([row.ci_low, row.ci_high], [i, i], color=colour, lw=2)
+            ax.plot(row.difference, i, "o", color=colour, ms=4)
+        ax.set_yticks(y, rows["subject"] if ax is axes[0][0] else [""] * len(rows))
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.invert_yaxis()
+        ax.set_title("\n".join(textwrap.wrap(f"{claim}: {metric}", 22)), fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("paired difference in identification accuracy (B − A), 95% CI", fontsize=8)
+    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in colours.items()]
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
