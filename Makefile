@@ -13,9 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Executes every section on the toy profile (the simulated NSD is written on first use).
+# Executes every section on the toy profile (the simulated NSD is written on first use); any Sphinx
+# warning (broken reference, unknown citation, missing glue key) fails the build.
 book: $(VENV)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" jupyter-book build book/
+	PATH="$(CURDIR)/$(BIN):$$PATH" jupyter-book build book/ -W --keep-going
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -16,88 +16,116 @@
 # %% [markdown]
 # # Baseline [30]: decoded z and c into Stable Diffusion
 #
-# The framework of Takagi & Nishimoto (2023, CVPR) [30] that this paper builds on (its Figure 1a):
-# two linear decoders read fMRI activity. One predicts **z**, the latent of Stable Diffusion's
-# VAE for the seen image, from the early visual cortex; the other predicts **c**, the text
-# encoder's embedding of the image's captions, from the ventral stream. Decoded z is the init
-# latent of an img2img diffusion (DDIM, strength 0.8, guidance 5.0) conditioned on decoded c.
+# The framework of {cite:t}`takagi2023cvpr`, reference [30] of the paper and the baseline that it
+# builds on (its Figure 1a): two linear decoders read fMRI activity. One predicts **z**, the latent
+# of Stable Diffusion's VAE {cite:p}`rombach2022ldm` for the seen image, from the early visual
+# cortex; the other predicts **c**, the CLIP text encoder's {cite:p}`radford2021clip` embedding of
+# the image's captions, from the ventral stream. Decoded z is the init latent of an img2img
+# diffusion (DDIM {cite:p}`song2021ddim`, strength 0.8, guidance 5.0) conditioned on decoded c.
 # Each test image is reconstructed five times with different noise.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 subject = "subj01"
 profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 from myst_nb import glue
 
 from recon import book, figures
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
 book.glue_paper(subject)
-print(f"profile {exp.profile.name}: NSD at {exp.profile.nsd_root}, diffusion model {exp.profile.models.sd}")
+glue("profile", exp.profile.name, display=False)
 
 # %% [markdown]
 # ## Data
 #
-# Betas (GLMdenoise, fitted HRF) are z-scored within each session. Training uses every trial of
-# the subject's own images; the test set is the shared images, each averaged over its
-# repetitions.
+# The Natural Scenes Dataset {cite:p}`allen2022nsd` shows COCO images {cite:p}`lin2014coco`. Its
+# betas (GLMsingle {cite:p}`prince2022glmsingle`: fitted HRF, GLMdenoise, ridge) are z-scored
+# within each session. Training uses every trial of the subject's own images; the test set is the
+# shared images, each averaged over its repetitions.
 
-# %%
+# %% tags=["hide-input"]
 data = exp.data
 glue("n_train", len(data.train_ids), display=False)
 glue("n_test", len(data.test_ids), display=False)
 glue("n_voxels", int(data.train_betas.shape[1]), display=False)
-print(f"{subject}: {len(data.train_ids)} training trials, {len(data.test_ids)} test images, "
-      f"{data.train_betas.shape[1]} streams voxels")
 
 # %% [markdown]
-# {glue:text}`n_train` training trials and {glue:text}`n_test` averaged test images,
-# {glue:text}`n_voxels` voxels in the streams ROIs.
+# On the {glue:text}`profile` profile, subject {glue:text}`subject` has {glue:text}`n_train` training
+# trials and {glue:text}`n_test` averaged test images, with {glue:text}`n_voxels` voxels in the
+# streams ROIs.
 #
 # ## Decoding z and c
 #
-# Ridge regression (himalaya), with the penalty chosen per target by 5-fold cross-validation on
-# the training trials; the score is the correlation between decoded and true features of the
-# test images, per feature dimension.
+# Ridge regression (himalaya {cite:p}`latour2022banded`), with the penalty chosen per target by
+# 5-fold cross-validation on the training trials; the score is the correlation between decoded and
+# true features of the test images, per feature dimension ({numref}`tbl-baseline-decoding`).
 
-# %%
+# %% tags=["hide-input"]
+glue("subject", subject, display=False)
 decoding = exp.decoding_summary().loc[["z", "c"]]
 glue("r_z", float(decoding.loc["z", "mean test r"]), display=False)
 glue("r_c", float(decoding.loc["c", "mean test r"]), display=False)
-decoding
+book.glue_table("tbl_decoding", decoding, formats={"median alpha": ".3g"})
 
 # %% [markdown]
+# :::{table} Decoding z and c: the regions each decoder reads, the number of target dimensions, the mean correlation of decoded and true values over the test images, and the median penalty.
+# :name: tbl-baseline-decoding
+#
+# ```{glue:md} tbl_decoding
+# :format: myst
+# ```
+# :::
+#
 # Decoded z correlates with the true latents at r = {glue:text}`r_z:.2f` on average per
 # dimension, decoded c at r = {glue:text}`r_c:.2f`.
 #
 # ## Reconstructions
 #
-# On the `toy` profile, read them for background, colour, position and size: the tiny models do
-# not resolve object shape (see [the toy model zoo](zoo.ipynb)).
+# {numref}`fig-baseline-recons` shows three of the five reconstructions of six test images. On the
+# `toy` profile, read them for background, colour, position and size: the tiny models do not
+# resolve object shape (see [the toy model zoo](zoo.ipynb)).
 
-# %%
+# %% tags=["hide-input"]
 recon = exp.reconstruct("[30]")
 fig = figures.reconstructions(exp.test_images, {"[30]": recon}, rows=range(6), samples=(0, 1, 2),
                               true_captions=[c[0] for c in exp.test_captions])
-glue("fig_baseline", fig, display=False)
-fig
+book.glue_figure("fig_baseline", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig_baseline
+# :name: fig-baseline-recons
+# :alt: Six test images, each in a red frame with its caption below, followed by three baseline reconstructions from decoded z and c.
+#
+# Baseline [30] reconstructions. Left, in red: the presented image and its first caption; then
+# three of the five generations from decoded z and c, each with different noise.
+# ```
+#
 # ## Two-way identification
 #
-# For each test image, its features (CLIP, AlexNet, Inception-v3) are correlated with those of
-# every reconstruction, averaging the correlation over the five samples; accuracy is the share of
-# other reconstructions that correlate less than its own (chance 0.5).
+# For each test image, its features (CLIP {cite:p}`radford2021clip`, AlexNet
+# {cite:p}`krizhevsky2012alexnet`, Inception-v3 {cite:p}`szegedy2016inception`) are correlated with
+# those of every reconstruction, averaging the correlation over the five samples; accuracy is the
+# share of other reconstructions that correlate less than its own (chance 0.5).
 
-# %%
+# %% tags=["hide-input"]
 scores = exp.scores("[30]")
 book.glue_scores("baseline", scores)
-book.scores_frame({"[30]": scores}).round(3)
+book.glue_table("tbl_scores", book.scores_frame({"[30]": scores}))
 
 # %% [markdown]
+# :::{table} Two-way identification accuracy of the baseline reconstructions of this subject (chance 0.5), one column per feature space of the paper's Table 1.
+# :name: tbl-baseline-scores
+#
+# ```{glue:md} tbl_scores
+# :format: myst
+# ```
+# :::
+#
 # With the Inception-v3 features, baseline reconstructions are identified with accuracy
-# {glue:text}`baseline_Inception-v3:.3f` (paper, same subject: {glue:text}`paper_[30]_Inception-v3:.3f`).
+# {glue:text}`baseline_Inception-v3:.3f` ({numref}`tbl-baseline-scores`; paper, same subject:
+# {glue:text}`paper_[30]_Inception-v3:.3f`).

@@ -17,26 +17,27 @@
 # # 2.2 Nonlinear optimisation for a structural image (+G)
 #
 # Instead of decoding z linearly, the paper reconstructs a structural image by the feature-matching
-# optimisation of Shen et al. (2019): VGG19 features are decoded from the same six regions, and a
-# generator's input is optimised so that the VGG19 features of its image match the decoded ones.
-# That image replaces the decoded z as img2img's init; the caption comes from +T.
+# optimisation of {cite:t}`shen2019deep`: VGG19 {cite:p}`simonyan2015vgg` features are decoded from
+# the same six regions, and a generator's input is optimised so that the VGG19 features of its
+# image match the decoded ones. That image replaces the decoded z as img2img's init; the caption
+# comes from [+T](captions.ipynb).
 #
-# The authors used the deep generator network (DGN) of Shen et al., which has no public
-# diffusers/transformers port. By default we optimise the image itself, in pixel space at the profile's
-# `generator_size` (VGG19's 224 px on NSD) with a Gaussian-blur prior: Shen et al.'s reconstruction
-# without the DGN. `generator = "vae"` optimises the diffusion model's VAE latent instead, an exact
-# image prior that costs about 30 times as much at 512 px. The objective and the VGG19 layers follow
-# Shen et al.; the VGG19 decoder is fitted on betas averaged over each image's trials, as in the
-# authors' code.
+# The authors used the deep generator network (DGN) of Shen et al., the image generator of
+# {cite:t}`dosovitskiy2016generating`, which has no public diffusers/transformers port. By default
+# we optimise the image itself, in pixel space at the profile's `generator_size` (VGG19's 224 px on
+# NSD) with a Gaussian-blur prior: Shen et al.'s reconstruction without the DGN.
+# `generator = "vae"` optimises the diffusion model's VAE latent instead, an exact image prior that
+# costs about 30 times as much at 512 px. The objective and the VGG19 layers follow Shen et al.; the
+# VGG19 decoder is fitted on betas averaged over each image's trials, as in the authors' code.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 subject = "subj01"
 profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 from myst_nb import glue
 
 from recon import book, figures
@@ -47,31 +48,62 @@ book.glue_paper(subject)
 # %% [markdown]
 # ## Decoding VGG19 features
 
-# %%
+# %% tags=["hide-input"]
 vgg = exp.decoded("vgg")
 glue("r_vgg", float(vgg["test_r"].mean()), display=False)
-print(f"VGG19 layers {exp.profile.vgg_layers}, {vgg['predicted'].shape[1]} decoded units, "
-      f"mean test r = {vgg['test_r'].mean():.3f}")
+glue("vgg_units", int(vgg["predicted"].shape[1]), display=False)
+glue("vgg_layers", ", ".join(exp.profile.vgg_layers), display=False)
 
 # %% [markdown]
+# {glue:text}`vgg_units` units of VGG19's `features` layers {glue:text}`vgg_layers` are decoded, with a mean
+# correlation of {glue:text}`r_vgg:.2f` between decoded and true values.
+#
 # ## Images from decoded features
+#
+# {numref}`fig-gan-images` shows the images optimised to match the decoded features.
 
-# %%
-figures.decoded_vs_true(exp.test_images, exp.gan_images, labels=("presented", "+G image"))
+# %% tags=["hide-input"]
+book.glue_figure("fig_gan_images", figures.decoded_vs_true(exp.test_images, exp.gan_images,
+                                                           labels=("presented", "+G image")))
 
 # %% [markdown]
+# ```{glue:figure} fig_gan_images
+# :name: fig-gan-images
+# :alt: Top row, eight presented test images; bottom row, the images optimised to match the VGG19 features decoded from the brain.
+#
+# The +G images. Top: presented test images; bottom: the image whose VGG19 features best match
+# those decoded from the brain.
+# ```
+#
 # ## Reconstructions from the +G image and the decoded caption
+#
+# {numref}`fig-gan-recons` starts img2img from the +G image instead of decoded z.
 
-# %%
+# %% tags=["hide-input"]
 recon = {"+T": exp.reconstruct("+T"), "+T+G": exp.reconstruct("+T+G")}
-figures.reconstructions(exp.test_images, recon, rows=range(6), samples=(0, 1), gan_images=exp.gan_images)
-
-# %%
+book.glue_figure("fig_gan", figures.reconstructions(exp.test_images, recon, rows=range(6), samples=(0, 1),
+                                                    gan_images=exp.gan_images))
 scores = {method: exp.scores(method) for method in recon}
 book.glue_scores("gan", scores["+T+G"])
-book.scores_frame(scores).round(3)
+book.glue_table("tbl_scores", book.scores_frame(scores))
 
 # %% [markdown]
+# ```{glue:figure} fig_gan
+# :name: fig-gan-recons
+# :alt: Six test images in red frames, each followed by two reconstructions with decoded captions, two that also start from the +G image, and the +G image itself.
+#
+# Reconstructions from the +G image. Left, in red: the presented image; then two generations of
+# +T (init from decoded z), two of +T+G (init from the +G image) and, last, the +G image.
+# ```
+#
+# :::{table} Two-way identification accuracy of this subject's reconstructions with decoded captions, from decoded z (+T) or from the +G image (+T+G).
+# :name: tbl-gan-scores
+#
+# ```{glue:md} tbl_scores
+# :format: myst
+# ```
+# :::
+#
 # The paper found +G helps most on low-level features; here CNN(Early) identification is
-# {glue:text}`gan_CNN(Early):.3f` with +T+G (paper, same subject:
+# {glue:text}`gan_CNN(Early):.3f` with +T+G ({numref}`tbl-gan-scores`; paper, same subject:
 # {glue:text}`paper_+T+G_CNN(Early):.3f` against {glue:text}`paper_+T_CNN(Early):.3f` for +T).

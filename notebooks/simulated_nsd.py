@@ -16,7 +16,8 @@
 # %% [markdown]
 # # The simulated Natural Scenes Dataset
 #
-# The `toy` profile needs data that behave like NSD without downloading it. `recon.toy.simulate`
+# The `toy` profile needs data that behave like the Natural Scenes Dataset (NSD)
+# {cite:p}`allen2022nsd` without downloading it. `recon.toy.simulate`
 # writes a small NSD tree in the official layout (`nsd_expdesign.mat`, `nsd_stim_info_merged.csv`
 # with NSD's columns, `streams` ROI volumes with their colour table, per-session betas as
 # int16 × 300 in both of NSD's formats, `betas_sessionNN.nii.gz` and `betas_sessionNN.hdf5`, each
@@ -31,12 +32,13 @@
 # **Stimuli.** Procedural scenes: one or two shapes (circle, square, triangle) in six colours, two
 # sizes, at a horizontal position and a depth (nearer objects sit lower and look larger) over one
 # of four backgrounds (grass field, beach, room, dark street), with five captions from a small
-# grammar and a ground-truth depth map.
+# grammar (in the style of COCO's {cite:p}`lin2014coco`) and a ground-truth depth map
+# ({numref}`fig-simulated-stimuli`).
 #
 # **Subjects.** subj01, subj02, subj05 and subj07 each have their own voxel grid (so their own
 # voxel count), ROI layout and noise level (subj01 least noisy, subj07 most, as the paper's
 # accuracies rank them). Like NSD, each subject sees the shared test images and their own training
-# images three times each, in sessions of trials.
+# images three times each, in sessions of trials ({numref}`tbl-simulated-subjects`).
 #
 # **Encoding model.** The simulated responses never use the decoders' features (VAE latents,
 # CLIP, BLIP, DPT, VGG19). *Early* voxels have population receptive fields (Gaussian, random
@@ -49,14 +51,14 @@
 # the subject's level, plus a per-session offset and gain, so the betas drift between sessions as
 # NSD's do (the last section measures how much per-session z-scoring matters here).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 subject = "subj01"
 profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -73,7 +75,7 @@ glue("n_stimuli", reader.n_stimuli, display=False)
 # %% [markdown]
 # ## Stimuli and captions
 
-# %%
+# %% tags=["hide-input"]
 ids = exp.data.test_ids[:8]
 images, captions = reader.images(ids), reader.captions(ids)
 fig, axes = plt.subplots(1, 8, figsize=(13, 2.3))
@@ -81,11 +83,20 @@ for ax, image, caption in zip(axes, images, captions):
     ax.imshow(image)
     ax.set_axis_off()
     ax.set_title("\n".join([caption[0][i:i + 24] for i in range(0, len(caption[0]), 24)]), fontsize=6)
+book.glue_figure("fig_stimuli", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig_stimuli
+# :name: fig-simulated-stimuli
+# :alt: Eight simulated scenes, coloured circles, squares and triangles over grass, beach, room or street backgrounds, each with its caption above.
+#
+# The first eight shared test images of the simulated NSD, read back through `recon.nsd.NSDReader`,
+# each with the first of its five captions.
+# ```
+#
 # ## Subjects
 
-# %%
+# %% tags=["hide-input"]
 labels = reader.roi_labels("streams")
 rows = {}
 for name in SUBJECTS:
@@ -94,24 +105,42 @@ for name in SUBJECTS:
     rows[name] = {roi: int((volume == labels[roi]).sum()) for roi in STREAMS_ROIS}
     rows[name] |= {"sessions": exp.profile.n_sessions, "train trials": int((~trials.shared).sum()),
                    "test images": int(trials[trials.shared].nsd_id.nunique())}
-pd.DataFrame(rows).T
+book.glue_table("tbl_subjects", pd.DataFrame(rows).T.rename_axis("subject"))
 
 # %% [markdown]
+# ::::{div} full-width
+# :::{table} The four simulated subjects: voxels in each streams ROI, sessions, training trials and shared test images.
+# :name: tbl-simulated-subjects
+#
+# ```{glue:md} tbl_subjects
+# :format: myst
+# ```
+# :::
+# ::::
+#
 # ## Does the simulated brain carry what it should?
 #
 # Ridge decoders from early or ventral voxels of this subject predict two simple descriptors of the
 # test images: their 8 × 8 colour maps (low level) and which shape and colour words their captions
-# use (semantics).
+# use (semantics), in {numref}`tbl-simulated-probe`.
 
-# %%
+# %% tags=["hide-input"]
 table = probe.roi_probe(reader, exp.data)
 glue("early_low", float(table.loc["early"].iloc[0]), display=False)
 glue("ventral_low", float(table.loc["ventral"].iloc[0]), display=False)
 glue("early_sem", float(table.loc["early"].iloc[1]), display=False)
 glue("ventral_sem", float(table.loc["ventral"].iloc[1]), display=False)
-table.round(3)
+book.glue_table("tbl_probe", table)
 
 # %% [markdown]
+# :::{table} Mean test correlation of ridge decoders from this subject's early or ventral voxels for a low-level descriptor (8 × 8 colour maps) and a semantic one (shape and colour words of the captions).
+# :name: tbl-simulated-probe
+#
+# ```{glue:md} tbl_probe
+# :format: myst
+# ```
+# :::
+#
 # Early voxels predict the low-level maps at r = {glue:text}`early_low:.2f` against
 # {glue:text}`ventral_low:.2f` from ventral voxels; ventral voxels predict the caption semantics at
 # r = {glue:text}`ventral_sem:.2f` against {glue:text}`early_sem:.2f` from early voxels. The tree
@@ -125,9 +154,10 @@ table.round(3)
 # profile's `zscore_betas_per_session = True`), or do exactly what the authors' code does (the
 # `nsd` profile's default): read the raw betas (here / 300) and let the ridge standardise each
 # voxel over all training trials. One ridge decoder from this subject's early voxels, with the
-# profile's alphas, predicts the test images' 8 × 8 colour maps both ways.
+# profile's alphas, predicts the test images' 8 × 8 colour maps both ways
+# ({numref}`tbl-simulated-zscore`).
 
-# %%
+# %% tags=["hide-input"]
 from recon.decode import RidgeDecoder
 
 p = exp.profile
@@ -142,9 +172,17 @@ for zscore, label in ((True, "z-scored per session"), (False, "raw / 300, as the
     accuracy[label] = decoder.score(betas.test_betas, y_test)
     glue("zscore_on_r" if zscore else "zscore_off_r", accuracy[label], display=False)
 glue("zscore_gain", accuracy["z-scored per session"] - accuracy["raw / 300, as the authors"], display=False)
-pd.DataFrame({"mean test r (8 × 8 colour maps, early voxels)": accuracy}).rename_axis("betas").round(4)
+book.glue_table("tbl_zscore", pd.DataFrame({"mean test r": accuracy}).rename_axis("betas"), digits=4)
 
 # %% [markdown]
+# :::{table} One ridge decoder from this subject's early voxels predicting the test images' 8 × 8 colour maps, from betas z-scored per session or prepared as the authors did.
+# :name: tbl-simulated-zscore
+#
+# ```{glue:md} tbl_zscore
+# :format: myst
+# ```
+# :::
+#
 # With per-session z-scoring the decoder reaches r = {glue:text}`zscore_on_r:.4f`, on the raw
 # betas r = {glue:text}`zscore_off_r:.4f` (a difference of {glue:text}`zscore_gain:.4f`). In the
 # simulated brain a session's offset is on average about a tenth of a voxel's variance, and on

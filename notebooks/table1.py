@@ -14,94 +14,152 @@
 # %% [markdown]
 # # Table 1 and Figures 2-3
 #
-# Two-way identification accuracy for every method and subject, with the Takagi protocol: the
-# original image is the anchor and the correlation is averaged over the five generations
-# (chance 0.5). Each reproduced value stands beside the paper's. `subject` picks the subject of
-# the figures.
+# Two-way identification accuracy for every method and subject, with the protocol of
+# {cite:t}`takagi2023cvpr`: the original image is the anchor and the correlation is averaged over
+# the five generations (chance 0.5). Each reproduced value stands beside the paper's. `subject`
+# picks the subject of the figures.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 subject = "subj01"
 profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from myst_nb import glue
 
 from recon import book, figures
 from recon.config import METHODS
-from recon.evaluate import METRICS, PROTOCOL, paper_table, side_by_side, summarise
+from recon.evaluate import METRICS, paper_table, side_by_side
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
 book.glue_paper()  # means over subjects, as in the text below
 subjects = book.experiments(exp)
 
-# %%
+# %% tags=["hide-input"]
 table = pd.DataFrame(
     {(name, method): e.scores(method) for name, e in subjects.items() for method in METHODS}
 ).T.rename_axis(["subject", "method"])[list(METRICS)]
-print(f"protocol: {PROTOCOL}; profile: {exp.profile.name}")
+glue("profile", exp.profile.name, display=False)
+book.glue_table("tbl_table1", book.beside_paper(side_by_side(table)))
 
 # %% [markdown]
-# ## Table 1: mean ± sd over subjects
+# ## Table 1 per subject
+#
+# {numref}`tbl-table1` is the paper's Table 1 as reproduced on the {glue:text}`profile` profile,
+# each value followed by the paper's.
+#
+# ::::{div} full-width
+# :::{table} The paper's Table 1, reproduced: two-way identification accuracy per subject and method (chance 0.5). Each reproduced value is followed by the paper's (column "paper", in grey). T: decoded text (captions); G: the +G image as init; D: decoded depth.
+# :name: tbl-table1
+#
+# ```{glue:md} tbl_table1
+# :format: myst
+# ```
+# :::
+# ::::
 
-# %%
-summary = pd.concat({"reproduced": summarise(table), "paper": summarise(paper_table())}, axis=1)
-summary = summary.swaplevel(0, 1, axis=1).reindex(columns=list(METRICS), level=0)
+# %% tags=["hide-input"]
+summary = pd.concat({"reproduced": book.mean_sd(table), "paper": book.mean_sd(paper_table())}, names=["source"])
+summary = summary.swaplevel(0, 1).reindex(METHODS, level="method")
 for method in METHODS:
     for metric in METRICS:
         glue(f"mean_{method}_{metric}", float(table.xs(method, level="method")[metric].mean()), display=False)
-summary
+book.glue_table("tbl_summary", summary)
+book.glue_figure("fig_bars", figures.score_bars(table, paper_table()))
 
 # %% [markdown]
-# Averaged over subjects, CLIP(Late) identification goes from
-# {glue:text}`mean_[30]_CLIP(Late):.3f` for the baseline to {glue:text}`mean_+T_CLIP(Late):.3f`
-# with decoded captions and {glue:text}`mean_+T+G+D_CLIP(Late):.3f` with captions, the +G image
-# and depth (paper: {glue:text}`paper_[30]_CLIP(Late):.3f`, {glue:text}`paper_+T_CLIP(Late):.3f`,
+# ## Mean ± sd over subjects
+#
+# ::::{div} full-width
+# :::{table} The last rows of the paper's Table 1: mean ± sd over the four subjects of each method's two-way identification accuracy, reproduced and in the paper (computed from the paper's per-subject values, which can differ from its printed row by 0.001 through rounding).
+# :name: tbl-table1-summary
+#
+# ```{glue:md} tbl_summary
+# :format: myst
+# ```
+# :::
+# ::::
+#
+# Averaged over subjects ({numref}`tbl-table1-summary`, {numref}`fig-table1-bars`), CLIP(Late)
+# identification goes from {glue:text}`mean_[30]_CLIP(Late):.3f` for the baseline to
+# {glue:text}`mean_+T_CLIP(Late):.3f` with decoded captions and
+# {glue:text}`mean_+T+G+D_CLIP(Late):.3f` with captions, the +G image and depth (paper:
+# {glue:text}`paper_[30]_CLIP(Late):.3f`, {glue:text}`paper_+T_CLIP(Late):.3f`,
 # {glue:text}`paper_+T+G+D_CLIP(Late):.3f`).
 #
-# ## Table 1 per subject
-
-# %%
-side_by_side(table).round(3)
-
-# %%
-figures.score_bars(table, paper_table())
-
-# %% [markdown]
-# Bars: reproduced means over subjects, with each subject as a dot; red ticks: the paper's means.
+# ```{glue:figure} fig_bars
+# :name: fig-table1-bars
+# :alt: Grouped bar chart of two-way identification accuracy for the seven metrics, one bar per method, subjects as dots and the paper's means as red ticks.
+#
+# {numref}`tbl-table1` as bars: reproduced means over subjects per metric and method, each subject
+# as a dot; red ticks: the paper's means; dotted line: chance.
+# ```
 #
 # ## Figure 2: one example per method
 #
-# The presented image (red frame), one reconstruction per method, and under them the decoded
-# caption, the +G image and the decoded depth map.
+# {numref}`fig-table1-examples` reproduces the paper's Figure 2: the presented image (red frame),
+# one reconstruction per method, and under them the decoded caption, the +G image and the decoded
+# depth map.
 
-# %%
+# %% tags=["hide-input"]
 recons = {method: exp.reconstruct(method) for method in METHODS}
-figures.reconstructions(exp.test_images, recons, rows=range(4), samples=(0,), captions=exp.decoded_captions,
-                        gan_images=exp.gan_images, depth_maps=exp.decoded_depth)
+book.glue_figure("fig_examples", figures.reconstructions(
+    exp.test_images, recons, rows=range(4), samples=(0,), captions=exp.decoded_captions,
+    gan_images=exp.gan_images, depth_maps=exp.decoded_depth))
 
 # %% [markdown]
+# ```{glue:figure} fig_examples
+# :name: fig-table1-examples
+# :alt: Four test images in red frames, each followed by one reconstruction per method ([30], +T, +T+G, +T+G+D), the +G image and the decoded depth map, with the decoded caption below.
+#
+# The paper's Figure 2, reproduced: presented images (red frame) and one reconstruction per
+# method. The decoded caption is printed under the first reconstruction; the +G image and the
+# decoded depth map close each row.
+# ```
+#
 # ## Figure 3: three of the five generations, chosen at random
+#
+# {numref}`fig-table1-samples` reproduces the paper's Figure 3.
 
-# %%
+# %% tags=["hide-input"]
 rng = np.random.default_rng(exp.profile.seed)
 rows = np.sort(rng.choice(len(exp.test_images), size=6, replace=False))
 samples = tuple(np.sort(rng.choice(exp.profile.n_samples, size=min(3, exp.profile.n_samples), replace=False)))
-figures.reconstructions(exp.test_images, recons, rows=rows, samples=samples)
+book.glue_figure("fig_samples", figures.reconstructions(exp.test_images, recons, rows=rows, samples=samples))
 
 # %% [markdown]
+# ```{glue:figure} fig_samples
+# :name: fig-table1-samples
+# :alt: Six randomly chosen test images in red frames, each followed by three generations of every method.
+#
+# The paper's Figure 3, reproduced: six test images chosen at random (red frame) and, for each
+# method, three of its five generations, also chosen at random.
+# ```
+#
 # ## The peers' protocol
 #
-# Brain-Diffuser and MindEye anchor on the reconstruction and use one generation; their numbers
-# are not comparable with Table 1's. For reference, the same reconstructions scored that way:
+# Brain-Diffuser {cite:p}`ozcelik2023braindiffuser` and MindEye {cite:p}`scotti2023mindeye` anchor
+# on the reconstruction and use one generation; their numbers are not comparable with Table 1's.
+# For reference, {numref}`tbl-table1-peers` scores the same reconstructions that way.
 
-# %%
+# %% tags=["hide-input"]
 peers = pd.DataFrame(
     {(name, method): e.scores(method, protocol="reconstruction_anchor")
      for name, e in subjects.items() for method in METHODS}
 ).T.rename_axis(["subject", "method"])[list(METRICS)]
-summarise(peers)
+book.glue_table("tbl_peers", book.mean_sd(peers))
+
+# %% [markdown]
+# ::::{div} full-width
+# :::{table} The reconstructions of {numref}`tbl-table1` scored with the peers' protocol (the reconstruction as anchor, one generation): mean ± sd over subjects.
+# :name: tbl-table1-peers
+#
+# ```{glue:md} tbl_peers
+# :format: myst
+# ```
+# :::
+# ::::

@@ -1,10 +1,18 @@
-"""What every notebook of the book does first, and small helpers for its tables and glued numbers."""
+"""What every notebook of the book does first, and small helpers for its figures, tables and glued numbers.
+
+Figures and tables reach the page once, numbered and captioned: a notebook glues them with
+:func:`glue_figure` and :func:`glue_table` (nothing is displayed in the cell), and the page's
+Markdown places them with ``{glue:figure}`` or a ``{table}`` wrapping ``{glue:md}``.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from .config import SUBJECTS, check_subject, get_profile
@@ -68,3 +76,76 @@ def glue_paper(subject: str | None = None) -> None:
 def scores_frame(scores: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Rows per method, columns per metric."""
     return pd.DataFrame(scores).T.rename_axis("method")
+
+
+def mean_sd(table: pd.DataFrame, *, level: str = "method", digits: int = 3) -> pd.DataFrame:
+    """Mean ± population sd over subjects for each ``level`` value (rows indexed by subject and
+    ``level``), written as Table 1's last rows are: ``0.759 ± 0.027``."""
+    grouped = table.groupby(level=level, sort=False)
+    mean, sd = grouped.mean(), grouped.std(ddof=0)
+    return pd.DataFrame({column: [f"{m:.{digits}f}\u00a0±\u00a0{s:.{digits}f}" for m, s in zip(mean[column], sd[column])]
+                         for column in mean.columns}, index=mean.index)  # no-break spaces: one value per line
+
+
+def beside_paper(frame: pd.DataFrame) -> pd.DataFrame:
+    """A (metric, source) frame as flat columns for a table: each metric's reproduced value,
+    then the paper's in a column headed "paper"."""
+    return frame.set_axis([metric if source != "paper" else "paper" for metric, source in frame.columns], axis=1)
+
+
+def glue_figure(name: str, fig, *, dpi: int = 144) -> None:
+    """Glue a matplotlib figure for a ``{glue:figure}`` directive and close it, so that the inline
+    backend does not show it a second time as a bare cell output. ``dpi`` is twice the inline
+    backend's, so that the page's figures stay sharp at the width of the text."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    fig.set_dpi(dpi)
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$])")
+
+
+def _cell(value, digits: int, spec: str | None = None) -> str:
+    if isinstance(value, (float, np.floating)) and not math.isnan(value):
+        text = format(value, spec or f".{digits}f")
+    elif isinstance(value, tuple):
+        text = " ".join(str(v) for v in value)
+    else:
+        text = str(value)  # a missing value stays visible ("nan"): the browser test looks for it
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def markdown_table(frame: pd.DataFrame | pd.Series, *, digits: int = 3, index: bool = True,
+                   formats: dict[str, str] | None = None) -> str:
+    """``frame`` as a Markdown pipe table: floats to ``digits`` places (or a column's format spec in
+    ``formats``, e.g. ``{"median alpha": ".3g"}``), numbers right-aligned, multi-level column names
+    joined by spaces, and a repeated leading row label left blank."""
+    frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
+    columns = [" ".join(str(c) for c in col) if isinstance(col, tuple) else str(col) for col in frame.columns]
+    numeric = [pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes]
+    index_names = [str(n) if n is not None else "" for n in frame.index.names] if index else []
+    specs = [(formats or {}).get(c) for c in columns]
+    # a header may wrap before "(": CLIP(Middle) takes two short lines instead of one wide column
+    header = [_cell(n, digits).replace("(", "\u200b(") for n in index_names + columns]
+    rule = ["---"] * len(index_names) + ["---:" if num else "---" for num in numeric]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
+    previous = None
+    for label, row in zip(frame.index, frame.itertuples(index=False)):
+        labels = list(label) if isinstance(label, tuple) else [label]
+        repeated = len(labels) > 1 and previous is not None and labels[0] == previous[0]
+        shown = [("" if k == 0 and repeated else _cell(v, digits)) for k, v in enumerate(labels)] if index else []
+        previous = labels
+        lines.append("| " + " | ".join(shown + [_cell(v, digits, spec) for v, spec in zip(row, specs)]) + " |")
+    return "\n".join(lines)
+
+
+def glue_table(name: str, frame: pd.DataFrame | pd.Series, *, digits: int = 3, index: bool = True,
+               formats: dict[str, str] | None = None) -> None:
+    """Glue ``frame`` as Markdown for a numbered table: ``{table}`` wrapping ``{glue:md}`` with ``:format: myst``."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(name, Markdown(markdown_table(frame, digits=digits, index=index, formats=formats)), display=False)

@@ -90,7 +90,7 @@ def score_bars(table: pd.DataFrame, paper: pd.DataFrame | None = None):
     ax.set_ylim(0.3, 1.0)
     ax.set_ylabel("two-way identification")
     ax.set_xlabel("")
-    ax.legend(fontsize=7, ncol=4, loc="upper left")
+    ax.legend(fontsize=7, ncol=4, loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)  # above the bars
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return fig
