@@ -65,7 +65,7 @@ glue("n_voxels", int(data.train_betas.shape[1]), display=False)
 # 5-fold cross-validation on the training trials; the score is the correlation between decoded and
 # true features of the test images, per feature dimension ({numref}`tbl-baseline-decoding`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 glue("subject", subject, display=False)
 decoding = exp.decoding_summary().loc[["z", "c"]]
 glue("r_z", float(decoding.loc["z", "mean test r"]), display=False)
@@ -90,7 +90,7 @@ book.glue_table("tbl_decoding", decoding, formats={"median alpha": ".3g"})
 # `toy` profile, read them for background, colour, position and size: the tiny models do not
 # resolve object shape (see [the toy model zoo](zoo.ipynb)).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 recon = exp.reconstruct("[30]")
 fig = figures.reconstructions(exp.test_images, {"[30]": recon}, rows=range(6), samples=(0, 1, 2),
                               true_captions=[c[0] for c in exp.test_captions])
@@ -112,7 +112,7 @@ book.glue_figure("fig_baseline", fig)
 # those of every reconstruction, averaging the correlation over the five samples; accuracy is the
 # share of other reconstructions that correlate less than its own (chance 0.5).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 scores = exp.scores("[30]")
 book.glue_scores("baseline", scores)
 book.glue_table("tbl_scores", book.scores_frame({"[30]": scores}))

@@ -54,7 +54,7 @@ glue("blip_shape", " × ".join(str(n) for n in blip["predicted"].shape[1:]), dis
 #
 # {numref}`tbl-captions` sets the captions decoded from the brain beside the presented images' own.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 captions = exp.decoded_captions
 book.glue_table("tbl_captions", pd.DataFrame({"presented image's caption": [c[0] for c in exp.test_captions[:10]],
                                                "caption decoded from the brain": captions[:10]}), index=False)
@@ -70,7 +70,7 @@ book.glue_table("tbl_captions", pd.DataFrame({"presented image's caption": [c[0]
 #
 # ## Reconstructions with decoded captions
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 recon = {"[30]": exp.reconstruct("[30]"), "+T": exp.reconstruct("+T")}
 book.glue_figure("fig_captions", figures.reconstructions(exp.test_images, recon, rows=range(6), samples=(0, 1),
                                                          captions=captions))

@@ -41,7 +41,7 @@ seed = 0
 device = "cpu"
 n_boot = 10000
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 from recon import book, claims, control, figures, models, results
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)

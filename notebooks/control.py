@@ -54,7 +54,7 @@ glue("n_excluded", len(excluded), display=False)
 # {glue:text}`n_excluded` test images are on the overlap list. {numref}`tbl-control-overlap` scores
 # the baseline with and without them.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 rows = {}
 for name, e in subjects.items():
     rows[(name, "all test images")] = e.scores("[30]")
@@ -83,7 +83,7 @@ book.glue_table("tbl_overlap", overlap)
 # c is decoded anew for each model's own text encoder, and the reconstruction uses that model
 # ({numref}`tbl-control-versions`, {numref}`fig-control-versions`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 rows = {}
 for name, e in subjects.items():
     rows[(name, "SD 1.4")] = e.scores("[30]", variant="sd")

@@ -52,7 +52,7 @@ glue("dpt_shape", " × ".join(str(n) for n in dpt["predicted"].shape[1:]), displ
 #
 # {numref}`fig-depth-maps` compares the depth maps decoded from the brain with DPT's own.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 dpt_model, _ = models.dpt(exp.profile)
 true_depth = methods.depth_from_hidden_states(dpt_model, exp.stimulus_features("dpt", "test"), exp.profile.image_size,
                                               progress=False)
@@ -71,7 +71,7 @@ book.glue_figure("fig_depth_maps", figures.decoded_vs_true(true_depth, exp.decod
 #
 # ## Reconstructions with depth
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 recon = {"+T+G": exp.reconstruct("+T+G"), "+T+G+D": exp.reconstruct("+T+G+D")}
 book.glue_figure("fig_depth", figures.reconstructions(exp.test_images, recon, rows=range(6), samples=(0, 1),
                                                       depth_maps=exp.decoded_depth))

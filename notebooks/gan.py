@@ -62,7 +62,7 @@ glue("vgg_layers", ", ".join(exp.profile.vgg_layers), display=False)
 #
 # {numref}`fig-gan-images` shows the images optimised to match the decoded features.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 book.glue_figure("fig_gan_images", figures.decoded_vs_true(exp.test_images, exp.gan_images,
                                                            labels=("presented", "+G image")))
 
@@ -79,7 +79,7 @@ book.glue_figure("fig_gan_images", figures.decoded_vs_true(exp.test_images, exp.
 #
 # {numref}`fig-gan-recons` starts img2img from the +G image instead of decoded z.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 recon = {"+T": exp.reconstruct("+T"), "+T+G": exp.reconstruct("+T+G")}
 book.glue_figure("fig_gan", figures.reconstructions(exp.test_images, recon, rows=range(6), samples=(0, 1),
                                                     gan_images=exp.gan_images))

@@ -75,7 +75,7 @@ glue("n_stimuli", reader.n_stimuli, display=False)
 # %% [markdown]
 # ## Stimuli and captions
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 ids = exp.data.test_ids[:8]
 images, captions = reader.images(ids), reader.captions(ids)
 fig, axes = plt.subplots(1, 8, figsize=(13, 2.3))
@@ -96,7 +96,7 @@ book.glue_figure("fig_stimuli", fig)
 #
 # ## Subjects
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 labels = reader.roi_labels("streams")
 rows = {}
 for name in SUBJECTS:
@@ -124,7 +124,7 @@ book.glue_table("tbl_subjects", pd.DataFrame(rows).T.rename_axis("subject"))
 # test images: their 8 × 8 colour maps (low level) and which shape and colour words their captions
 # use (semantics), in {numref}`tbl-simulated-probe`.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 table = probe.roi_probe(reader, exp.data)
 glue("early_low", float(table.loc["early"].iloc[0]), display=False)
 glue("ventral_low", float(table.loc["ventral"].iloc[0]), display=False)
@@ -157,7 +157,7 @@ book.glue_table("tbl_probe", table)
 # profile's alphas, predicts the test images' 8 × 8 colour maps both ways
 # ({numref}`tbl-simulated-zscore`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 from recon.decode import RidgeDecoder
 
 p = exp.profile

@@ -39,7 +39,7 @@ exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device
 book.glue_paper()  # means over subjects, as in the text below
 subjects = book.experiments(exp)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 table = pd.DataFrame(
     {(name, method): e.scores(method) for name, e in subjects.items() for method in METHODS}
 ).T.rename_axis(["subject", "method"])[list(METRICS)]
@@ -62,7 +62,7 @@ book.glue_table("tbl_table1", book.beside_paper(side_by_side(table)))
 # :::
 # ::::
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 summary = pd.concat({"reproduced": book.mean_sd(table), "paper": book.mean_sd(paper_table())}, names=["source"])
 summary = summary.swaplevel(0, 1).reindex(METHODS, level="method")
 for method in METHODS:
@@ -105,7 +105,7 @@ book.glue_figure("fig_bars", figures.score_bars(table, paper_table()))
 # one reconstruction per method, and under them the decoded caption, the +G image and the decoded
 # depth map.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 recons = {method: exp.reconstruct(method) for method in METHODS}
 book.glue_figure("fig_examples", figures.reconstructions(
     exp.test_images, recons, rows=range(4), samples=(0,), captions=exp.decoded_captions,
@@ -125,7 +125,7 @@ book.glue_figure("fig_examples", figures.reconstructions(
 #
 # {numref}`fig-table1-samples` reproduces the paper's Figure 3.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 rng = np.random.default_rng(exp.profile.seed)
 rows = np.sort(rng.choice(len(exp.test_images), size=6, replace=False))
 samples = tuple(np.sort(rng.choice(exp.profile.n_samples, size=min(3, exp.profile.n_samples), replace=False)))
@@ -146,7 +146,7 @@ book.glue_figure("fig_samples", figures.reconstructions(exp.test_images, recons,
 # on the reconstruction and use one generation; their numbers are not comparable with Table 1's.
 # For reference, {numref}`tbl-table1-peers` scores the same reconstructions that way.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 peers = pd.DataFrame(
     {(name, method): e.scores(method, protocol="reconstruction_anchor")
      for name, e in subjects.items() for method in METHODS}

@@ -52,7 +52,7 @@ manifest = models.zoo_manifest(exp.profile)
 # %% [markdown]
 # ## Recipes, sizes and training times
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 rows = []
 for name, entry in manifest["models"].items():
     rows.append({"model": name, "class": entry["class"], "MB": round(entry["bytes"] / 1e6, 2),
@@ -80,7 +80,7 @@ book.glue_table("tbl_zoo", table, formats={"MB": ".2f", "train s": ".0f"})
 #
 # {numref}`tbl-zoo-quality` measures each model on scenes it never saw in training.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 q = {name: entry["quality"] for name, entry in manifest["models"].items()}
 figures_of_merit = pd.Series({
     "VAE reconstruction PSNR (dB)": q["sd-img2img"]["vae"]["psnr_db"],
@@ -121,7 +121,7 @@ book.glue_table("tbl_quality", figures_of_merit.rename_axis("check").to_frame())
 # (text-to-image with the toy Stable Diffusion), BLIP's caption of it and DPT's depth map
 # ({numref}`fig-zoo-examples`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "remove-output"]
 images, captions = exp.test_images[:6], [c[0] for c in exp.test_captions[:6]]
 generated = quality.text_to_image(models.img2img(exp.profile), captions, exp.profile.image_size, seed=seed)
 blip, blip_processor = models.blip(exp.profile)

@@ -1,8 +1,9 @@
 """What every notebook of the book does first, and small helpers for its figures, tables and glued numbers.
 
 Figures and tables reach the page once, numbered and captioned: a notebook glues them with
-:func:`glue_figure` and :func:`glue_table` (nothing is displayed in the cell), and the page's
-Markdown places them with ``{glue:figure}`` or a ``{table}`` wrapping ``{glue:md}``.
+:func:`glue_figure` and :func:`glue_table` in a cell tagged ``remove-output``, and the page's
+Markdown places them with ``{glue:figure}`` or a ``{table}`` wrapping ``{glue:md}``. The glued
+output stays in the notebook, so a section run with papermill and opened in Jupyter shows them.
 """
 
 from __future__ import annotations
@@ -95,13 +96,14 @@ def beside_paper(frame: pd.DataFrame) -> pd.DataFrame:
 
 def glue_figure(name: str, fig, *, dpi: int = 144) -> None:
     """Glue a matplotlib figure for a ``{glue:figure}`` directive and close it, so that the inline
-    backend does not show it a second time as a bare cell output. ``dpi`` is twice the inline
-    backend's, so that the page's figures stay sharp at the width of the text."""
+    backend does not show it a second time. The cell's own output (the notebook's copy) is for
+    Jupyter: tag the cell ``remove-output`` so that the book shows only the numbered figure.
+    ``dpi`` is twice the inline backend's, so that figures stay sharp at the width of the text."""
     import matplotlib.pyplot as plt
     from myst_nb import glue
 
     fig.set_dpi(dpi)
-    glue(name, fig, display=False)
+    glue(name, fig)
     plt.close(fig)
 
 
@@ -144,8 +146,9 @@ def markdown_table(frame: pd.DataFrame | pd.Series, *, digits: int = 3, index: b
 
 def glue_table(name: str, frame: pd.DataFrame | pd.Series, *, digits: int = 3, index: bool = True,
                formats: dict[str, str] | None = None) -> None:
-    """Glue ``frame`` as Markdown for a numbered table: ``{table}`` wrapping ``{glue:md}`` with ``:format: myst``."""
+    """Glue ``frame`` as Markdown for a numbered table: ``{table}`` wrapping ``{glue:md}`` with
+    ``:format: myst``. As for figures, tag the cell ``remove-output``."""
     from IPython.display import Markdown
     from myst_nb import glue
 
-    glue(name, Markdown(markdown_table(frame, digits=digits, index=index, formats=formats)), display=False)
+    glue(name, Markdown(markdown_table(frame, digits=digits, index=index, formats=formats)))
