@@ -187,14 +187,19 @@ def _experiments(profile, subjects):
         return None
 
 
-def cmd_status(args, parser) -> int:
+def _open(args, parser):
+    """(profile, subjects, experiments or None) for the read-only commands; a bad profile is a usage error."""
     try:
         profile = _profile(args)
     except ConfigError as err:
         parser.error(str(err))
     subjects = args.subject or list(SUBJECTS)
     _quiet()
-    experiments = _experiments(profile, subjects)
+    return profile, subjects, _experiments(profile, subjects)
+
+
+def cmd_status(args, parser) -> int:
+    profile, subjects, experiments = _open(args, parser)
     print(f"profile {profile.name}; cache {profile.cache_dir}; NSD {profile.nsd_root}: "
           f"{'present' if experiments else 'missing'}")
     rows, missing, n_cached = [], [], 0
@@ -228,13 +233,7 @@ def cmd_status(args, parser) -> int:
 
 # --------------------------------------------------------------------------- table 1
 def cmd_table1(args, parser) -> int:
-    try:
-        profile = _profile(args)
-    except ConfigError as err:
-        parser.error(str(err))
-    subjects = args.subject or list(SUBJECTS)
-    _quiet()
-    experiments = _experiments(profile, subjects)
+    profile, subjects, experiments = _open(args, parser)
     needed = [Job("identification", s, method=m, variant="sd") for s in subjects for m in METHODS]
     if experiments is None:
         missing = needed
