@@ -63,6 +63,18 @@ def test_tree_is_read_by_the_nsd_reader(small_tree):
     assert all(len(c) >= 1 and all(isinstance(t, str) and t for t in c) for c in captions)
 
 
+def test_nsd_noise_ceiling_estimator_reads_nsdgeneral_through_the_reader(small_tree):
+    """recon.noise_ceiling on a tree read as NSD is: one ncsnr per nsdgeneral voxel, finite, >= 0."""
+    from recon.noise_ceiling import noise_ceiling, subject_ncsnr
+
+    reader = NSDReader(small_tree, SMALL.trials_per_session)
+    values = subject_ncsnr(reader, "subj01", SMALL.n_sessions)
+    mask, _ = reader.roi_selection("subj01", ["nsdgeneral"], "nsdgeneral")
+    assert values.shape == (int(mask.sum()),)
+    assert np.isfinite(values).all() and (values >= 0).all()
+    assert 0 < np.median(noise_ceiling(values, 3)) < 100
+
+
 def test_same_seed_same_bytes_other_seed_other_data(small_tree, tmp_path):
     again = simulate_nsd(tmp_path / "again", SMALL, progress=False)
     a, b = files_of(small_tree), files_of(again)
