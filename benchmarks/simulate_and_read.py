@@ -55,10 +55,10 @@ def main() -> None:
         print(json.dumps(load(root, int(tps), int(n_sessions), subject)))
         return
 
-    from recon.toy.simulate import SimulationConfig, SubjectSpec, simulate_nsd
+    from recon.toy.simulate import SimulationConfig, simulate_nsd
 
     base = SimulationConfig()
-    subjects = {name: SubjectSpec(tuple(int(round(g * args.grid_scale)) for g in spec.grid), spec.noise)
+    subjects = {name: replace(spec, grid=tuple(int(round(g * args.grid_scale)) for g in spec.grid))
                 for name, spec in base.subjects.items()}
     sizes = {k: v for k, v in [("n_train", args.n_train), ("n_shared", args.n_shared),
                                ("trials_per_session", args.trials_per_session)] if v is not None}

@@ -87,8 +87,8 @@ book.glue_table("tbl_decoding", decoding, formats={"median alpha": ".3g"})
 # ## Reconstructions
 #
 # {numref}`fig-baseline-recons` shows three of the five reconstructions of six test images. On the
-# `toy` profile, read them for background, colour, position and size: the tiny models do not
-# resolve object shape (see [the toy model zoo](zoo.ipynb)).
+# `toy` profile, read them with what the tiny models resolve in mind (see
+# [the toy model zoo](zoo.ipynb)).
 
 # %% tags=["hide-input", "remove-output"]
 recon = exp.reconstruct("[30]")

@@ -79,10 +79,12 @@ book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"]),
 # - **SD 1.4 ≈ SD 2.0** (section 2.4, Inception-v3 of [30]). Here:
 #   {glue:text}`verdict_sd2_Inception-v3`.
 #
-# On the toy profile these verdicts describe the toy world as much as the method: its simulated
-# brain is less noisy than NSD's, its baseline is near ceiling, object shape is poorly resolved by
-# its tiny models (see the zoo page), and the VGG19 that +G matches has random weights. They are
-# reported as they come out, not tuned.
+# On the toy profile these verdicts describe the toy world as much as the method. Its simulated
+# brain has NSD's noise (each voxel's noise-ceiling SNR drawn from NSD's published distribution,
+# see the simulated-NSD page), but its scenes are far simpler than COCO's photographs, its models
+# are tiny (what they resolve is on the zoo page), and Table 1's AlexNet and Inception-v3 keep
+# random weights. The verdicts are reported as they come out; nothing in the world or the models
+# was set by looking at them.
 #
 # ## Per subject, with confidence intervals
 #

@@ -29,27 +29,57 @@
 # Where the toy has no model (the subjects' old/new button presses, trial times, COCO crop boxes),
 # those files hold simulated plausible values.
 #
-# **Stimuli.** Procedural scenes: one or two shapes (circle, square, triangle) in six colours, two
-# sizes, at a horizontal position and a depth (nearer objects sit lower and look larger) over one
-# of four backgrounds (grass field, beach, room, dark street), with five captions from a small
-# grammar (in the style of COCO's {cite:p}`lin2014coco`) and a ground-truth depth map
+# **Stimuli.** Procedural scenes of one to three everyday objects: twelve categories that differ in
+# silhouette and parts (ball, box, tent, star, ring, house, tree, car, mushroom, moon, kite,
+# bottle; a car has wheels and windows, a house a roof, door and window, a tree a trunk), eight
+# colours, two sizes, each at a horizontal position and a depth (nearer objects sit lower, look
+# larger and occlude farther ones), over one of six patterned backgrounds (grass, a beach with
+# its sea and waves, a room's wallpaper and floorboards, a dark street's road markings and stars,
+# snow, a kitchen's floor tiles), lit from the left, the right or above, brightly or dimly. Each
+# image has a ground-truth depth map and five captions from a grammar in the manner of COCO's
+# {cite:p}`lin2014coco`: synonyms ("crate" for box, "donut" for ring), counts ("two red balls"),
+# positions, relations ("a car to the left of a tree") and the light
 # ({numref}`fig-simulated-stimuli`).
 #
 # **Subjects.** subj01, subj02, subj05 and subj07 each have their own voxel grid (so their own
-# voxel count), ROI layout and noise level (subj01 least noisy, subj07 most, as the paper's
-# accuracies rank them). Like NSD, each subject sees the shared test images and their own training
-# images three times each, in sessions of trials ({numref}`tbl-simulated-subjects`).
+# voxel count), ROI layout and noise, calibrated to NSD's (below). Like NSD, each subject sees the
+# shared test images and their own training images three times each, in sessions of trials
+# ({numref}`tbl-simulated-subjects`).
 #
 # **Encoding model.** The simulated responses never use the decoders' features (VAE latents,
 # CLIP, BLIP, DPT, VGG19). *Early* voxels have population receptive fields (Gaussian, random
 # centre and size) over local luminance, red-green and blue-yellow opponency and contrast of a
-# 16 × 16 version of the image. *Ventral* voxels are tuned (random sparse weights) to which shapes
-# and colours are present, their conjunctions and the background. *Lateral* and *parietal* voxels
+# 16 × 16 version of the image. *Ventral* voxels are tuned (random sparse weights) to which object
+# categories and colours are present, their conjunctions, the number of objects and the background. *Lateral* and *parietal* voxels
 # are tuned to a 4 × 4 object-occupancy map, object size, nearness, horizon height and a 4 × 4
 # depth map. The *mid* streams mix early-like receptive fields with their higher neighbour's
-# tuning. Each voxel's response is z-scored over images, and every trial adds Gaussian noise at
-# the subject's level, plus a per-session offset and gain, so the betas drift between sessions as
-# NSD's do (the last section measures how much per-session z-scoring matters here).
+# tuning. Each voxel's response is z-scored over images (its signal), and every trial adds
+# Gaussian noise, plus a per-session offset and gain, so the betas drift between sessions as NSD's
+# do (the last section measures how much per-session z-scoring matters here).
+#
+# **Noise, calibrated to NSD.** NSD measures each voxel's noise-ceiling SNR, `ncsnr`, the sd of its
+# signal over the sd of its single-trial noise, from the images shown three times
+# {cite:p}`allen2022nsd`: z-score each voxel's betas per session, take the noise sd as the root
+# mean of the variance of each image's three betas, `ncsnr = sqrt(max(0, 1 - noisesd²)) / noisesd`,
+# and the noise ceiling of a three-trial mean is `100 ncsnr² / (ncsnr² + 1/3)` %
+# (`recon.noise_ceiling`). In NSD most voxels are noisy: over the nsdgeneral voxels of the
+# betas we use (`betas_fithrf_GLMdenoise_RR`, 1.8 mm) the median ncsnr is 0.361 for subj01, 0.361
+# for subj02, 0.415 for subj05 and 0.281 for subj07 (noise ceilings 28%, 28%, 34%, 19%), computed
+# from NSD's released `ncsnr.nii.gz` files in the brain-score/vision repository's NSD packaging
+# notebooks; Allen et al.'s own summary, on the cortical surface, ranks the subjects the same way
+# (median ncsnr 0.490, 0.510, 0.542, 0.371; mean noise ceiling over the eight subjects 36.2%),
+# higher because the surface has no partial-volume voxels. So each simulated voxel draws its
+# ncsnr from `max(0, Normal(m, 0.952 m))`, `m` its subject's volume median: the rectification is
+# NSD's own (a voxel whose noise estimate reaches its total variance gets 0), and the spread is
+# fitted to the one subject whose mean is also given (subj01: median 0.361, mean 0.387); the other
+# subjects keep that shape at their own median, since no other spread is published. About 15% of
+# the voxels get ncsnr 0 and carry no signal at all. A trial is the voxel's signal plus noise of sd
+# `1 / ncsnr`, written scaled to unit variance, so a voxel with ncsnr 0 is pure noise and every
+# voxel's betas have the same scale. NSD's own estimator, run on the simulated betas through
+# `recon.nsd.NSDReader`, recovers the target ({numref}`fig-simulated-ncsnr`); the estimate of each
+# voxel scatters around its true value because only the shared and training images shown three
+# times enter it, so voxels with ncsnr 0 can measure slightly above it. This simulated brain does
+# not give early voxels a higher ncsnr than the ventral ones, as NSD's do.
 
 # %% tags=["parameters", "hide-input"]
 subject = "subj01"
@@ -88,7 +118,7 @@ book.glue_figure("fig_stimuli", fig)
 # %% [markdown]
 # ```{glue:figure} fig_stimuli
 # :name: fig-simulated-stimuli
-# :alt: Eight simulated scenes, coloured circles, squares and triangles over grass, beach, room or street backgrounds, each with its caption above.
+# :alt: Eight simulated scenes, one to three coloured objects (balls, boxes, houses, cars, trees and others) over patterned grass, beach, room, street, snow or kitchen backgrounds, each with its caption above.
 #
 # The first eight shared test images of the simulated NSD, read back through `recon.nsd.NSDReader`,
 # each with the first of its five captions.
@@ -117,11 +147,36 @@ book.glue_table("tbl_subjects", pd.DataFrame(rows).T.rename_axis("subject"))
 # ```
 # :::
 # ::::
+
+# %% tags=["hide-input", "remove-output"]
+from recon import figures
+from recon.noise_ceiling import subject_ncsnr
+from recon.toy.simulate import NCSNR_SD_OVER_MEDIAN, NSD_NCSNR_MEDIAN, NSD_SURFACE_NCSNR_MEDIAN
+
+measured_ncsnr = {name: subject_ncsnr(reader, name, exp.profile.n_sessions) for name in SUBJECTS}
+book.glue_figure("fig_ncsnr", figures.ncsnr_distributions(measured_ncsnr, NSD_NCSNR_MEDIAN, NCSNR_SD_OVER_MEDIAN,
+                                                          NSD_SURFACE_NCSNR_MEDIAN))
+for name, values in measured_ncsnr.items():
+    glue(f"ncsnr_median_{name}", float(np.median(values)), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_ncsnr
+# :name: fig-simulated-ncsnr
+# :alt: Four histograms, one per simulated subject, of the noise-ceiling SNR of its nsdgeneral voxels measured on the simulated betas, each with the target distribution as a curve, a bar for the voxels at zero, and dashed and dotted lines at NSD's published medians.
+#
+# The noise-ceiling SNR of every simulated nsdgeneral voxel, measured from the simulated betas
+# with NSD's estimator (`recon.noise_ceiling`), per subject (blue; median in solid blue); the
+# target it was drawn from, `max(0, Normal(m, 0.952 m))` (black curve, and the bar at 0 its 15% of
+# untuned voxels); NSD's median `m` over nsdgeneral in the 1.8 mm volume (dashed red) and Allen et
+# al.'s median on the cortical surface (dotted red) {cite:p}`allen2022nsd`. Measured medians:
+# subj01 {glue:text}`ncsnr_median_subj01:.3f`, subj02 {glue:text}`ncsnr_median_subj02:.3f`, subj05
+# {glue:text}`ncsnr_median_subj05:.3f`, subj07 {glue:text}`ncsnr_median_subj07:.3f`.
+# ```
 #
 # ## Does the simulated brain carry what it should?
 #
 # Ridge decoders from early or ventral voxels of this subject predict two simple descriptors of the
-# test images: their 8 × 8 colour maps (low level) and which shape and colour words their captions
+# test images: their 8 × 8 colour maps (low level) and which category and colour words their captions
 # use (semantics), in {numref}`tbl-simulated-probe`.
 
 # %% tags=["hide-input", "remove-output"]
@@ -133,7 +188,7 @@ glue("ventral_sem", float(table.loc["ventral"].iloc[1]), display=False)
 book.glue_table("tbl_probe", table)
 
 # %% [markdown]
-# :::{table} Mean test correlation of ridge decoders from this subject's early or ventral voxels for a low-level descriptor (8 × 8 colour maps) and a semantic one (shape and colour words of the captions).
+# :::{table} Mean test correlation of ridge decoders from this subject's early or ventral voxels for a low-level descriptor (8 × 8 colour maps) and a semantic one (category and colour words of the captions).
 # :name: tbl-simulated-probe
 #
 # ```{glue:md} tbl_probe
@@ -185,6 +240,6 @@ book.glue_table("tbl_zscore", pd.DataFrame({"mean test r": accuracy}).rename_axi
 #
 # With per-session z-scoring the decoder reaches r = {glue:text}`zscore_on_r:.4f`, on the raw
 # betas r = {glue:text}`zscore_off_r:.4f` (a difference of {glue:text}`zscore_gain:.4f`). In the
-# simulated brain a session's offset is on average about a tenth of a voxel's variance, and on
-# this strongly encoded target the two preparations decode about equally well; the `toy` profile
-# keeps per-session z-scoring, the `nsd` profile follows the authors.
+# simulated brain a session's offset (variance 1) is on average about a fifth of a voxel's trial
+# variance (amplitude² × gain², 4.6 on average); the `toy` profile keeps per-session z-scoring,
+# the `nsd` profile follows the authors.

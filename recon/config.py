@@ -142,11 +142,12 @@ def _toy(**overrides) -> Profile:
             blip=str(zoo / "blip"),
             dpt=str(zoo / "dpt"),
             clip_eval=str(zoo / "clip"),
-            # Full-size torchvision nets would not fit the repository; until the zoo trains
-            # them they are seeded random-feature networks of the real architectures.
+            # Table 1's evaluation networks: full-size torchvision nets would not fit the
+            # repository, so they are seeded random-feature networks of the real architectures.
             alexnet="seed:0",
             inception="seed:0",
-            vgg19="seed:0",
+            # +G's feature space needs an image prior: the zoo's VGG19 (narrowed), trained on the toy world
+            vgg19=str(zoo / "vgg19"),
         ),
         trials_per_session=simulation.trials_per_session,
         n_sessions=simulation.n_sessions,

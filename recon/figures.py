@@ -124,3 +124,36 @@ def claim_intervals(table: pd.DataFrame):
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.02))
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
+
+
+def ncsnr_distributions(measured: dict, nsd_median: dict, sd_over_median: float, surface_median: dict | None = None):
+    """Per subject: histogram of the ncsnr measured on the simulated betas (NSD's estimator), the
+    target distribution ``max(0, Normal(m, sd_over_median m))`` (its mass at 0 as a bar), NSD's
+    published median ``m`` over nsdgeneral (1.8 mm volume) and, if given, the surface median."""
+    from scipy import stats
+
+    subjects = list(measured)
+    fig, axes = plt.subplots(1, len(subjects), figsize=(2.6 * len(subjects), 2.6), sharey=True, squeeze=False)
+    top = max(float(np.quantile(v, 0.995)) for v in measured.values()) * 1.05
+    bins = np.linspace(0, top, 31)
+    width = bins[1] - bins[0]
+    for ax, subject in zip(axes[0], subjects):
+        values = np.asarray(measured[subject])
+        ax.hist(values, bins=bins, density=True, color="tab:blue", alpha=0.6, label="simulated (measured)")
+        m = nsd_median[subject]
+        x = np.linspace(width / 2, top, 200)
+        ax.plot(x, stats.norm.pdf(x, m, sd_over_median * m), color="k", lw=1.2, label="target distribution")
+        zero = stats.norm.cdf(0, m, sd_over_median * m)
+        ax.bar(width / 2, zero / width, width=width, fill=False, edgecolor="k", lw=1.2)
+        ax.axvline(m, color="crimson", ls="--", lw=1.2, label="NSD median, 1.8 mm volume")
+        if surface_median is not None:
+            ax.axvline(surface_median[subject], color="crimson", ls=":", lw=1.2, label="NSD median, surface")
+        ax.axvline(np.median(values), color="tab:blue", lw=1.2, label="simulated median")
+        ax.set_title(subject, fontsize=9)
+        ax.set_xlabel("ncsnr", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("density", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig

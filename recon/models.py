@@ -212,16 +212,60 @@ def _torchvision_pretrained(builder, weights, **extra):
         raise ModelNotAvailableError(f"could not load torchvision weights {name} ({file}): {error}; {how}") from error
 
 
+def vgg19_layer_config(width_divisor: int) -> list:
+    """torchvision's own VGG19 layer list ("E"), every width divided: same depth, pooling and indices."""
+    return [v if v == "M" else max(4, v // width_divisor) for v in tv_vgg.cfgs["E"]]
+
+
+def _narrowed_vgg19_weights(spec: str, width_divisor: int) -> dict:
+    """Weights of a narrowed VGG19 ``features`` stack from a zoo folder (``model.safetensors`` +
+    ``config.json``, checked against the manifest) or a bare ``.safetensors`` file (its folder's
+    ``config.json`` is checked when present); the recorded width divisor must be the profile's."""
+    import json
+
+    from .toy.zoo import vgg as zoo_vgg
+
+    if spec.endswith(".safetensors"):
+        file = Path(spec).expanduser()
+        if not file.is_file():
+            raise zoo.ZooError(f"missing model file {file}; rebuild the zoo with `{zoo.REBUILD_COMMAND}`")
+    else:
+        file = Path(resolve(spec)) / zoo_vgg.WEIGHTS  # a missing folder or file fails with ZooError here
+    config_file = file.parent / zoo_vgg.CONFIG
+    state = load_file(file)
+    if config_file.is_file():
+        recorded = json.loads(config_file.read_text()).get("width_divisor")
+        source = config_file
+    else:  # a bare weights file: the first conv's width tells its divisor
+        first = state.get("0.weight")
+        recorded = None if first is None else 64 // first.shape[0]
+        source = file
+    if recorded != width_divisor:
+        raise ValueError(f"VGG19 weights {file} were built with width divisor {recorded} (from {source}), but the "
+                         f"profile's vgg_width_divisor is {width_divisor}; rebuild them or change the profile")
+    return state
+
+
 @lru_cache(maxsize=4)
 def _vgg19_features(spec: str, width_divisor: int, device: str):
     if width_divisor == 1:
         return _torchvision("vgg19", spec, device).features
-    if not spec.startswith("seed:"):
-        raise ValueError(f"a narrowed VGG19 (width divisor {width_divisor}) needs 'seed:N' weights, got {spec!r}")
-    torch.manual_seed(int(spec.split(":", 1)[1]))
-    # torchvision's own VGG19 layer list ("E"), every width divided: same depth, pooling and indices
-    config = [v if v == "M" else max(4, v // width_divisor) for v in tv_vgg.cfgs["E"]]
-    return tv_vgg.make_layers(config).to(device).eval().requires_grad_(False)
+    features = None
+    if spec.startswith("seed:"):
+        torch.manual_seed(int(spec.split(":", 1)[1]))
+        features = tv_vgg.make_layers(vgg19_layer_config(width_divisor))
+    elif _is_local(spec) or spec.endswith(".safetensors"):
+        state = _narrowed_vgg19_weights(spec, width_divisor)
+        features = tv_vgg.make_layers(vgg19_layer_config(width_divisor))
+        try:
+            features.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"VGG19 weights from {spec} do not fit the VGG19 layer stack of width divisor "
+                             f"{width_divisor}: {err}") from err
+    if features is None:
+        raise ValueError(f"a narrowed VGG19 (width divisor {width_divisor}) needs 'seed:N' weights, a zoo folder "
+                         f"or a .safetensors file, got {spec!r}")
+    return features.to(device).eval().requires_grad_(False)
 
 
 def vgg19_features(profile: Profile) -> torch.nn.Sequential:

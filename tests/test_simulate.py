@@ -165,7 +165,7 @@ def test_responses_follow_the_design_and_nsds_conventions(small_tree):
 
 # ------------------------------------------------------------------- the science
 PROBE = SimulationConfig(n_shared=60, n_train=600, trials_per_session=330, image_size=32)
-LOW, SEMANTIC = "low-level (8x8 colour maps)", "semantic (shape and colour words)"
+LOW, SEMANTIC = "low-level (8x8 colour maps)", "semantic (category and colour words)"
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,32 @@ def test_early_carries_low_level_and_ventral_carries_semantics(probe_reader, sub
     assert table.loc["ventral", SEMANTIC] > table.loc["early", SEMANTIC] + 0.3, table
     # and each is decoded well from its own region on held-out images
     assert table.loc["early", LOW] > 0.8 and table.loc["ventral", SEMANTIC] > 0.8, table
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_voxel_ncsnr_matches_nsds(probe_reader, subject):
+    """NSD's estimator on the simulated single-trial betas (660 images x 3) recovers the target:
+    per voxel, and over nsdgeneral, the subject's NSD median and the fitted rectified normal."""
+    from scipy import stats
+
+    from recon.noise_ceiling import subject_ncsnr
+    from recon.toy.simulate import NCSNR_SD_OVER_MEDIAN, NCSNR_STREAM, NSD_NCSNR_MEDIAN, draw_ncsnr
+
+    measured = subject_ncsnr(probe_reader, subject, PROBE.n_sessions)
+    assert np.isfinite(measured).all() and (measured >= 0).all()
+    spec = PROBE.subjects[subject]
+    true = draw_ncsnr(spec.ncsnr_median, len(measured),
+                      np.random.default_rng([PROBE.seed, NCSNR_STREAM, int(subject[4:])]))
+    assert np.corrcoef(measured, true)[0, 1] > 0.9
+    target = NSD_NCSNR_MEDIAN[subject]
+    quantiles = (0.5, 0.75, 0.9)
+    model = np.maximum(0, stats.norm.ppf(quantiles, target, NCSNR_SD_OVER_MEDIAN * target))
+    np.testing.assert_allclose(np.quantile(measured, quantiles), model, atol=0.05)
+    assert 0.07 < (measured == 0).mean() < 0.25  # model: 14.7% untuned, ncsnr 0
+
+
+def test_subjects_rank_as_nsds(probe_reader):
+    from recon.noise_ceiling import subject_ncsnr
+
+    median = {s: np.median(subject_ncsnr(probe_reader, s, PROBE.n_sessions)) for s in SUBJECTS}
+    assert median["subj05"] > max(median["subj01"], median["subj02"]) > median["subj07"], median

@@ -21,6 +21,7 @@ CLASSES = {
     "sd-depth2img": "StableDiffusionDepth2ImgPipeline",
     "blip": "BlipForConditionalGeneration",
     "dpt": "DPTForDepthEstimation",
+    "vgg19": "torchvision.models.vgg.VGG.features",
 }
 REBUILD = re.escape(f"`{REBUILD_COMMAND}`")
 

@@ -62,7 +62,7 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
         assert entry["quality"], name
         assert any(f.endswith(".safetensors") for f in entry["files"])
     assert -1 <= on_disk["models"]["dpt"]["quality"]["mean_pixel_r"] <= 1
-    assert set(on_disk["models"]["blip"]["quality"]["caption_attributes"]) >= {"colour", "shape"}
+    assert set(on_disk["models"]["blip"]["quality"]["caption_attributes"]) >= {"colour", "category"}
     assert on_disk["trained"] is True and on_disk["recipes"]["unet"]["steps"] == 2
 
 

@@ -1,6 +1,6 @@
 """Checks that the (simulated or real) brain carries what it should, by decoding simple stimulus descriptors.
 
-Low-level: the images' 8 x 8 luminance and colour maps. Semantic: which shape and colour words
+Low-level: the images' 8 x 8 luminance and colour maps. Semantic: which object category and colour words
 the captions use. A region "carries" a descriptor when a ridge decoder from its voxels predicts the
 descriptor of held-out test images (mean correlation over descriptor dimensions).
 """
@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..decode import RidgeDecoder
 from ..nsd import NSDReader, SubjectData
-from .scenes import COLORS, SHAPES
+from .scenes import CATEGORIES, COLORS, NOUNS
 
 
 def low_level_descriptor(images: np.ndarray, grid: int = 8) -> np.ndarray:
@@ -21,8 +21,11 @@ def low_level_descriptor(images: np.ndarray, grid: int = 8) -> np.ndarray:
     return x.reshape(n, -1)
 
 
-def semantic_descriptor(captions: list[list[str]], words=SHAPES + tuple(COLORS)) -> np.ndarray:
-    return np.array([[float(any(w in c.split() for c in group)) for w in words] for group in captions])
+def semantic_descriptor(captions: list[list[str]]) -> np.ndarray:
+    """Per image, whether any caption names each category (by any of its nouns) and each colour."""
+    words = [set(NOUNS[c]) for c in CATEGORIES] + [{c} for c in COLORS]
+    used = [set(w for c in group for w in c.split()) for group in captions]
+    return np.array([[float(bool(alternatives & u)) for alternatives in words] for u in used])
 
 
 def roi_probe(reader: NSDReader, data: SubjectData, rois=("early", "ventral"), alphas=(1.0, 10.0, 100.0, 1e3, 1e4),
@@ -32,7 +35,7 @@ def roi_probe(reader: NSDReader, data: SubjectData, rois=("early", "ventral"), a
     targets = {
         "low-level (8x8 colour maps)": (low_level_descriptor(reader.images(train_unique))[train_inverse],
                                         low_level_descriptor(reader.images(data.test_ids))),
-        "semantic (shape and colour words)": (semantic_descriptor(reader.captions(train_unique))[train_inverse],
+        "semantic (category and colour words)": (semantic_descriptor(reader.captions(train_unique))[train_inverse],
                                               semantic_descriptor(reader.captions(data.test_ids))),
     }
     rows = []

@@ -11,9 +11,21 @@ statistics, never on the decoders' targets (VAE latents, CLIP, BLIP, DPT, VGG fe
   they are and how far away (a coarse occupancy map, size, a coarse depth map, horizon);
 * the ``mid*`` streams mix early tuning with that of their higher neighbour.
 
-Each voxel's response is a fixed random weighting of its features, z-scored over images; a trial
-adds Gaussian noise (a subject-specific level) and a per-session offset and gain, so the betas
-drift between sessions as the real data's do (what per-session z-scoring removes). Betas are
+Each voxel's response is a fixed random weighting of its features, z-scored over images (its
+signal, unit variance). Its single-trial noise is set by a noise-ceiling SNR drawn per voxel
+(:func:`draw_ncsnr`), calibrated to NSD's: ``ncsnr`` is the signal sd over the trial-noise sd, as
+NSD defines it (Allen et al. 2022; :mod:`recon.noise_ceiling` measures it), so a trial is
+``signal + noise / ncsnr``; it is written scaled by ``ncsnr / sqrt(1 + ncsnr**2)`` to unit
+variance, ``(ncsnr * signal + noise) / sqrt(1 + ncsnr**2)``, so a voxel with ncsnr 0 carries pure
+noise rather than an infinite noise sd, and every voxel's betas have the same scale whatever its
+ncsnr, as NSD's percent-signal-change betas do. Each voxel's ncsnr is
+``max(0, Normal(m, 0.952 m))`` with ``m`` its subject's median ncsnr over nsdgeneral in NSD
+(betas_fithrf_GLMdenoise_RR, 1.8 mm; subj01 0.361, subj02 0.361, subj05 0.415, subj07 0.281),
+the rectification being NSD's own (its estimator clips ``1 - noisesd**2`` at 0); the spread is
+fitted to subj01's median and mean (0.361, 0.387), and about 15% of the voxels (ncsnr 0) are
+untuned. See :data:`NSD_NCSNR_MEDIAN` for the sources. On top, every trial gets a per-session
+offset and gain, so the betas drift between sessions as the real data's do (what per-session
+z-scoring removes). Betas are
 written as int16 of 300 x value, in both of NSD's formats: ``betas_sessionNN.nii.gz`` (X, Y, Z,
 trials) and ``betas_sessionNN.hdf5`` (dataset ``betas``, (trials, Z, Y, X), the transpose), as
 NSD ships them, because readers differ in the one they open (``NSDAccess`` opens only the HDF5
@@ -71,6 +83,29 @@ NSD_REPETITIONS = 3  # NSD's stim info has subjectN_rep0..rep2 whatever the toy'
 #: Seeds of the random streams kept apart from the brain's, so adding what NSD ships left the
 #: simulated betas, images and design of a seed exactly as they were.
 BEHAVIOUR_STREAM, STIM_INFO_STREAM = 13, 14
+#: Seed of each subject's voxel ncsnr draws, kept apart so the brain's stream draws what it did.
+NCSNR_STREAM = 15
+#: Median ncsnr over the nsdgeneral voxels of NSD's betas_fithrf_GLMdenoise_RR at 1.8 mm (3
+#: repetitions), per subject, computed from NSD's released ``ncsnr.nii.gz`` and the subject's
+#: ``nsdgeneral.nii.gz`` in brain-score/vision,
+#: ``brainscore_vision/data/allen2022_fmri/data_packaging/notebooks/volumetric/
+#: 01_nsd_data_exploration.ipynb`` (commit f2ded55): "subj01: nsdgeneral voxels=15,724, median
+#: ncsnr=0.361, median NC=28.1%" ... subj02 0.361, subj05 0.415, subj07 0.281 (subj03 0.324,
+#: subj04 0.296, subj06 0.343, subj08 0.226; mean of the per-subject median noise ceilings 24.2%).
+#: Allen et al. 2022 publish the same ranking on the cortical surface (fsaverage nsdgeneral, the
+#: authors' cvnlab/nsddatapaper ``mainfigures/MAPOFSIGNAL/MAPOFSIGNALnotes.m``: median ncsnr 0.490,
+#: 0.510, 0.542, 0.371 for subj01, 02, 05, 07; mean median noise ceiling 36.2%), higher than the
+#: volume's because the surface has no partial-volume voxels; the toy writes 1.8 mm volumes, so it
+#: takes the volume's numbers.
+NSD_NCSNR_MEDIAN = {"subj01": 0.361, "subj02": 0.361, "subj05": 0.415, "subj07": 0.281}
+#: Published surface medians (Allen et al. 2022, see above), shown beside the volume's in the book.
+NSD_SURFACE_NCSNR_MEDIAN = {"subj01": 0.490, "subj02": 0.510, "subj05": 0.542, "subj07": 0.371}
+#: sd of the normal under the rectification, over its median. The one subject with a published
+#: mean is subj01 (same notebook: "ncsnr in nsdgeneral: median=0.3608, mean=0.3868"); the mean of
+#: max(0, Normal(m, s)) is m Phi(m/s) + s phi(m/s), which equals 0.3868 at m = 0.3608 for
+#: s = 0.3436, so s / m = 0.952. The other subjects keep that shape, scaled to their median (no
+#: other spread is published). P(ncsnr = 0) = Phi(-1 / 0.952) = 14.7%.
+NCSNR_SD_OVER_MEDIAN = 0.952
 #: responses.tsv's columns, in NSD's order
 BEHAVIOUR_COLUMNS = (
     "SUBJECT", "SESSION", "RUN", "TRIAL", "73KID", "10KID", "TIME", "ISOLD", "ISCORRECT", "RT", "CHANGEMIND",
@@ -81,7 +116,7 @@ BEHAVIOUR_COLUMNS = (
 @dataclass(frozen=True)
 class SubjectSpec:
     grid: tuple[int, int, int]  # (X, Y, Z) voxels of the functional volume
-    noise: float  # trial noise sd relative to a unit-variance signal
+    ncsnr_median: float  # median over voxels of the noise-ceiling SNR (signal sd / trial-noise sd)
 
 
 @dataclass(frozen=True)
@@ -94,10 +129,10 @@ class SimulationConfig:
     trials_per_session: int = 150
     subjects: dict = field(
         default_factory=lambda: {
-            "subj01": SubjectSpec((16, 20, 16), 1.0),
-            "subj02": SubjectSpec((16, 19, 15), 1.15),
-            "subj05": SubjectSpec((15, 19, 15), 1.3),
-            "subj07": SubjectSpec((15, 18, 14), 1.5),
+            "subj01": SubjectSpec((16, 20, 16), NSD_NCSNR_MEDIAN["subj01"]),
+            "subj02": SubjectSpec((16, 19, 15), NSD_NCSNR_MEDIAN["subj02"]),
+            "subj05": SubjectSpec((15, 19, 15), NSD_NCSNR_MEDIAN["subj05"]),
+            "subj07": SubjectSpec((15, 18, 14), NSD_NCSNR_MEDIAN["subj07"]),
         }
     )
     overlap_fraction: float = 0.07  # test images flagged as "seen in the generator's training data"
@@ -123,7 +158,9 @@ class SimulationConfig:
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "subjects"}
-        out["subjects"] = {s: {"grid": list(v.grid), "noise": v.noise} for s, v in self.subjects.items()}
+        out["subjects"] = {s: {"grid": list(v.grid), "ncsnr_median": v.ncsnr_median}
+                           for s, v in self.subjects.items()}
+        out["ncsnr_model"] = {"distribution": "max(0, normal)", "sd_over_median": NCSNR_SD_OVER_MEDIAN}
         return out
 
 
@@ -142,17 +179,18 @@ def _early_channels(images: np.ndarray, grid: int = 16) -> np.ndarray:
 
 
 def _semantic_features(scene_list) -> np.ndarray:
+    """Which object categories and colours are present, their conjunctions, the background and the count."""
+    colours = list(sc.COLORS)
     rows = []
     for scene in scene_list:
-        shape = np.zeros(len(sc.SHAPES))
-        color = np.zeros(len(sc.COLORS))
-        conj = np.zeros((len(sc.SHAPES), len(sc.COLORS)))
+        category = np.zeros(len(sc.CATEGORIES))
+        color = np.zeros(len(colours))
+        conj = np.zeros((len(sc.CATEGORIES), len(colours)))
         for obj in scene.objects:
-            s, c = sc.SHAPES.index(obj.shape), list(sc.COLORS).index(obj.color)
-            shape[s] = color[c] = 1
-            conj[s, c] = 1
+            k, c = sc.CATEGORIES.index(obj.category), colours.index(obj.color)
+            category[k] = color[c] = conj[k, c] = 1
         background = np.array([scene.background == b for b in sc.BACKGROUNDS], dtype=float)
-        rows.append(np.concatenate([shape, color, conj.ravel(), background]))
+        rows.append(np.concatenate([category, color, conj.ravel(), background, [len(scene.objects)]]))
     return np.array(rows)
 
 
@@ -164,13 +202,24 @@ def _spatial_features(scene_list, depths: np.ndarray, grid: int = 4) -> np.ndarr
         occupancy = np.zeros((grid, grid))
         sizes, nearness = [], []
         for obj in scene.objects:
-            cx, cy, r = sc._object_geometry(obj, scene.horizon)
+            cx, cy, r = sc.object_geometry(obj, scene.horizon)
             gx, gy = min(int(cx * grid), grid - 1), min(int(cy * grid), grid - 1)
             occupancy[gy, gx] += r * 8
             sizes.append(r)
             nearness.append(1 - obj.depth)
         rows.append(np.concatenate([occupancy.ravel(), [max(sizes), np.mean(nearness), scene.horizon]]))
     return np.concatenate([np.array(rows), coarse_depth], axis=1)
+
+
+def draw_ncsnr(median: float, n_voxels: int, rng) -> np.ndarray:
+    """Each voxel's noise-ceiling SNR: ``max(0, Normal(median, NCSNR_SD_OVER_MEDIAN * median))``.
+
+    The median is the subject's (:data:`NSD_NCSNR_MEDIAN`), the spread fitted to NSD's subj01
+    (:data:`NCSNR_SD_OVER_MEDIAN`); the voxels the rectification sets to 0 (14.7%) are untuned.
+    """
+    if not median > 0:
+        raise ValueError(f"the median ncsnr must be positive, got {median}")
+    return np.maximum(0.0, rng.normal(median, NCSNR_SD_OVER_MEDIAN * median, n_voxels))
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -371,14 +420,25 @@ def _write_subject(root, name, spec, subject_ids, masterordering, images, scene_
     betas_dir.mkdir(parents=True)
     n_vox = signal.shape[1]
     amplitude = rng.uniform(1.0, 3.0, n_vox)  # percent signal change scale per voxel
+    ncsnr = draw_ncsnr(spec.ncsnr_median, n_vox, np.random.default_rng([config.seed, NCSNR_STREAM, int(name[4:])]))
+    # signal + noise / ncsnr, scaled to unit variance: no division, so ncsnr = 0 is pure noise
+    norm = np.sqrt(1 + ncsnr**2)
+    signal_weight, noise_weight = ncsnr / norm, 1 / norm
     for session in range(config.n_sessions):
         rows = masterordering[session * config.trials_per_session : (session + 1) * config.trials_per_session]
         offset = rng.normal(0, 1.0, n_vox)
         gain = rng.uniform(0.8, 1.25, n_vox)
-        noise = rng.normal(0, spec.noise, (len(rows), n_vox))
-        values = amplitude * gain * (signal[rows] + noise) + offset
+        noise = rng.normal(0, 1.0, (len(rows), n_vox))
+        values = amplitude * gain * (signal_weight * signal[rows] + noise_weight * noise) + offset
+        scaled = np.rint(values * BETA_SCALE)
+        # A trial has unit variance before the amplitude (<= 3), gain (<= 1.25) and offset (sd 1):
+        # int16 / 300 holds +-109, over 25 sd, so this never fires on a sane configuration; if it
+        # does, it fails rather than clipping betas silently.
+        if np.abs(scaled).max() > np.iinfo(np.int16).max:
+            raise OverflowError(f"{name} session {session + 1}: a beta of {np.abs(values).max():.1f} does not fit "
+                                f"int16 x {BETA_SCALE} (|beta| <= {np.iinfo(np.int16).max / BETA_SCALE:.1f})")
         volume = np.zeros((*spec.grid, len(rows)), dtype=np.int16)
-        volume[mask] = np.clip(np.rint(values * BETA_SCALE), -32768, 32767).astype(np.int16).T
+        volume[mask] = scaled.astype(np.int16).T
         nib.save(nib.Nifti1Image(volume, _affine()), betas_dir / f"betas_session{session + 1:02d}.nii.gz")
         _write_hdf5_betas(betas_dir / f"betas_session{session + 1:02d}.hdf5", volume)
 

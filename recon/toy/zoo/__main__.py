@@ -23,15 +23,16 @@ from . import MANIFEST, build, file_table
 
 #: Step budgets and optimiser settings of each recipe (see recon.toy.zoo.train).
 RECIPES = {
-    "scenes": dict(n_train=4000, n_held_out=300),
-    "clip": dict(steps=2000, batch_size=128, lr=2e-3),
-    "clip_sd2": dict(steps=600, batch_size=128, lr=2e-3),  # the SD 2.0 stand-in's own text encoder
-    "vae": dict(steps=1200, batch_size=16, lr=1e-3, kl_weight=1e-6),
-    "unet": dict(steps=3000, batch_size=32, lr=1e-3, uncond_prob=0.1),
-    "unet_sd2": dict(steps=1500, batch_size=32, lr=1e-3, uncond_prob=0.1),
-    "unet_depth": dict(steps=2500, batch_size=32, lr=1e-3, uncond_prob=0.1),
-    "blip": dict(steps=1500, batch_size=64, lr=2e-3),
-    "dpt": dict(steps=1200, batch_size=32, lr=1e-3),
+    "scenes": dict(n_train=6000, n_held_out=400),
+    "clip": dict(steps=3000, batch_size=128, lr=2e-3),
+    "clip_sd2": dict(steps=1000, batch_size=128, lr=2e-3),  # the SD 2.0 stand-in's own text encoder
+    "vae": dict(steps=800, batch_size=16, lr=1e-3, kl_weight=1e-6),
+    "unet": dict(steps=2200, batch_size=32, lr=1e-3, uncond_prob=0.1),
+    "unet_sd2": dict(steps=1100, batch_size=32, lr=1e-3, uncond_prob=0.1),
+    "unet_depth": dict(steps=1600, batch_size=32, lr=1e-3, uncond_prob=0.1),
+    "blip": dict(steps=2500, batch_size=64, lr=2e-3),
+    "dpt": dict(steps=1000, batch_size=32, lr=1e-3),
+    "vgg19": dict(steps=800, batch_size=64, lr=1e-3),
 }
 
 
@@ -117,6 +118,11 @@ def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict
         build.blip_model(bert, seed + 30).save_pretrained(staging / "blip")
         build.blip_processor(bert).save_pretrained(staging / "blip")
         recipes["blip"] = ("BlipForConditionalGeneration", seed + 30)
+
+        from . import vgg
+
+        vgg.save_untrained(staging / "vgg19", seed + 50)
+        recipes["vgg19"] = (vgg.MODEL_CLASS, seed + 50)
         seconds = time.perf_counter() - start
 
         untrained = "tiny configuration from recon.toy.zoo.build, seeded random initialisation (untrained)"
@@ -220,6 +226,11 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
             "BlipForConditionalGeneration", seed=seed + 30, training=stats,
             recipe=f"recon.toy.zoo.train.train_blip: captioning loss {common}",
             quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
+
+        from . import vgg
+
+        entries["vgg19"] = vgg.train_and_save(staging / "vgg19", data, held, seed=seed + 50, progress=progress,
+                                              **recipes["vgg19"])
         seconds = time.perf_counter() - start
 
         manifest = _write_manifest(staging, entries, build_seconds=round(seconds, 1), recipes=recipes, trained=True)
