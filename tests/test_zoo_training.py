@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from recon.toy import scenes as world
 from recon.toy.zoo import __main__ as zoo_cli
 from recon.toy.zoo import build, train
 
 TINY = {"scenes": dict(n_train=64, n_held_out=24)} | {
-    name: dict(steps=2, batch_size=8) for name in ("clip", "clip_sd2", "vae", "unet", "unet_sd2", "unet_depth", "blip", "dpt")
+    name: dict(steps=2, batch_size=8) for name in (
+        "clip_vision", "clip", "clip_sd2", "vae", "unet", "unet_sd2", "unet_depth", "blip_vision", "blip", "dpt", "vgg19")
 }
 
 
@@ -56,7 +58,7 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     manifest = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
     on_disk = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
     assert on_disk["models"].keys() == manifest["models"].keys() == {
-        "clip", "sd-img2img", "sd2-img2img", "dpt", "sd-depth2img", "blip"}
+        "clip", "sd-img2img", "sd2-img2img", "dpt", "sd-depth2img", "blip", "vgg19"}
     for name, entry in on_disk["models"].items():
         assert entry["steps"] == 2 and entry["train_seconds"] >= 0 and entry["recipe"].startswith(("recon.toy.zoo", "as ", "train_"))
         assert entry["quality"], name
@@ -64,6 +66,29 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     assert -1 <= on_disk["models"]["dpt"]["quality"]["mean_pixel_r"] <= 1
     assert set(on_disk["models"]["blip"]["quality"]["caption_attributes"]) >= {"colour", "category"}
     assert on_disk["trained"] is True and on_disk["recipes"]["unet"]["steps"] == 2
+    for name in ("clip", "blip"):  # each vision tower first learned the scene labels
+        assert on_disk["models"][name]["training"]["vision_pretraining"]["steps"] == 2
+        assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")
+
+
+def test_vision_pretraining_trains_the_tower_in_place_and_is_deterministic(scenes, tmp_path):
+    tokenizer = build.write_clip_vocabulary(tmp_path / "clip")
+    processor = build.clip_processor(tokenizer).image_processor
+    runs = []
+    for _ in range(2):
+        clip = build.clip_model(len(tokenizer), seed=4)
+        before = {k: v.clone() for k, v in clip.vision_model.state_dict().items()}
+        stats = train.pretrain_vision(clip.vision_model, processor, scenes, steps=30, batch_size=16, lr=3e-3, seed=4,
+                                      progress=False)
+        runs.append((before, clip.vision_model.state_dict(), stats))
+    (before, after, stats), (_, again, _) = runs
+    assert not clip.vision_model.training and stats["steps"] == 30
+    assert not torch.equal(before["embeddings.patch_embedding.weight"], after["embeddings.patch_embedding.weight"])
+    for name in after:
+        assert torch.equal(after[name], again[name]), name
+    # 30 steps on 32 scenes: the labels are being fitted (BCE of a constant 0.5 guess is log 2)
+    assert stats["final_loss"] < np.log(2)
+    assert train.scene_labels(scenes).shape == (32, len(world.label_names()))
 
 
 def test_zoo_manifest_of_a_profile():

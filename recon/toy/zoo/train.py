@@ -5,6 +5,12 @@ models' resolution with their captions and depth maps. Every recipe is plain PyT
 the model's own loss: CLIP's contrastive loss, the VAE's reconstruction + KL, Stable Diffusion's
 noise-prediction loss, BLIP's captioning loss, a depth regression for DPT. Each returns what the
 manifest records (steps, seconds, last loss).
+
+The vision towers of CLIP and BLIP first learn what is in a scene (:func:`pretrain_vision`): a
+ViT of 8 x 8 patches trained only on image-caption pairs learns colour and background but not the
+object categories within a CPU budget (held-out category 0.17 after 3000 contrastive steps on
+6000 scenes), while a supervised start reaches them; real BLIP likewise starts from a pre-trained
+ViT.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import scenes
+from .vgg import labels as scene_labels
 
 CAPTIONS_PER_SCENE = 5
 
@@ -94,6 +101,32 @@ def _loop(model_parameters, steps: int, lr: float, desc: str, progress: bool, st
 def _tokens(tokenizer, texts: list[str]) -> torch.Tensor:
     return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                      return_tensors="pt").input_ids
+
+
+# ------------------------------------------------------------------ vision towers
+def pretrain_vision(vision_model, image_processor, data: SceneData, *, steps: int, batch_size: int, lr: float,
+                    seed: int, progress: bool = True) -> dict:
+    """Train a ViT tower in place on what each scene holds: multi-label BCE on :func:`scene_labels` through a
+    linear head on its pooled output (discarded afterwards), with horizontal flips (labels are mirror-free)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng([seed, 7])
+    check_pixels(data.images, image_processor)
+    targets = torch.from_numpy(scene_labels(data))
+    head = torch.nn.Linear(vision_model.config.hidden_size, targets.shape[1])
+    vision_model.train()
+    parameters = [p for p in vision_model.parameters() if p.requires_grad] + list(head.parameters())
+
+    def step(_):
+        rows = rng.choice(len(data), batch_size, replace=False)
+        x = pixels(data.images[rows], image_processor)
+        flip = torch.from_numpy(rng.random(batch_size) < 0.5).view(-1, 1, 1, 1)
+        x = torch.where(flip, x.flip(-1), x)
+        logits = head(vision_model(pixel_values=x).pooler_output)
+        return F.binary_cross_entropy_with_logits(logits, targets[rows])
+
+    stats = _loop(parameters, steps, lr, f"pre-train {type(vision_model).__name__}", progress, step)
+    vision_model.eval()
+    return stats | {"batch_size": batch_size, "loss": "multi-label BCE on scene labels, horizontal flips"}
 
 
 # ----------------------------------------------------------------------------- CLIP
