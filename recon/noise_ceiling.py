@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .nsd import zscore_in_place
+
 __all__ = ["ncsnr", "noise_ceiling", "subject_ncsnr"]
 
 
 def _zscore_within(betas: np.ndarray, sessions: np.ndarray) -> np.ndarray:
-    out = np.empty_like(betas, dtype=np.float64)
+    """A float64 copy of ``betas`` z-scored per voxel within each session (``ddof=1``, as NSD)."""
+    out = np.array(betas, dtype=np.float64)
     for session in np.unique(sessions):
-        rows = sessions == session
-        block = betas[rows]
-        sd = block.std(axis=0, ddof=1) if rows.sum() > 1 else np.zeros(betas.shape[1])
-        out[rows] = (block - block.mean(axis=0)) / np.where(sd == 0, 1.0, sd)
+        rows = np.flatnonzero(sessions == session)
+        block = out[rows]
+        zscore_in_place(block, ddof=1)
+        out[rows] = block
     return out
 
 
@@ -38,7 +41,9 @@ def ncsnr(betas, image_ids, *, repetitions: int = 3, sessions=None) -> np.ndarra
     session, as NSD's are before the estimate; pass ``sessions`` (the session of each trial) to
     have that done here. A voxel with zero noise gets ``inf``; NaN betas are ignored image-wise.
     """
-    betas = np.asarray(betas, dtype=np.float64)
+    betas = np.asarray(betas)
+    if not np.issubdtype(betas.dtype, np.floating):
+        betas = betas.astype(np.float64)
     ids = np.asarray(image_ids)
     if betas.ndim != 2:
         raise ValueError(f"betas must be (trials, voxels), got shape {betas.shape}")
@@ -51,7 +56,7 @@ def ncsnr(betas, image_ids, *, repetitions: int = 3, sessions=None) -> np.ndarra
         if sessions.shape != ids.shape:
             raise ValueError(f"sessions must have one entry per trial ({len(ids)}), got shape {sessions.shape}")
         betas = _zscore_within(betas, sessions)
-    unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     keep = np.flatnonzero(counts == repetitions)
     if len(keep) < 2:
         raise ValueError(
@@ -62,7 +67,7 @@ def ncsnr(betas, image_ids, *, repetitions: int = 3, sessions=None) -> np.ndarra
     trial_order = np.argsort(inverse, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rows = trial_order[starts[keep, None] + np.arange(repetitions)]
-    variance = betas[rows].var(axis=1, ddof=1)  # (images, voxels)
+    variance = betas[rows].var(axis=1, ddof=1, dtype=np.float64)  # (images, voxels), float32 betas summed in float64
     noise_sd = np.sqrt(np.nanmean(variance, axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.sqrt(np.clip(1 - noise_sd**2, 0, None)) / noise_sd
@@ -84,11 +89,19 @@ def subject_ncsnr(reader, subject: str, n_sessions: int, *, atlas: str = "nsdgen
                   repetitions: int = 3) -> np.ndarray:
     """ncsnr of every voxel of ``roi`` for one subject, read through an :class:`recon.nsd.NSDReader`.
 
-    Reads the first ``n_sessions`` sessions' single-trial betas, z-scores them per session and
-    applies :func:`ncsnr`; on the real NSD (all sessions, nsdgeneral) this reproduces NSD's
-    ``ncsnr.nii.gz`` within the ROI.
+    Reads the first ``n_sessions`` sessions' single-trial betas, z-scores each session's block in
+    place as it is read (``ddof=1``, as NSD; so the betas are held once, as float32: 1.7 GB for a
+    full NSD subject) and applies :func:`ncsnr`; on the real NSD (all sessions, nsdgeneral) this
+    reproduces NSD's ``ncsnr.nii.gz`` within the ROI.
     """
     mask, _ = reader.roi_selection(subject, [roi], atlas)
     trials = reader.trials(subject, n_sessions)
-    betas = np.concatenate([reader.session_betas(subject, s, mask) for s in range(1, n_sessions + 1)])
-    return ncsnr(betas, trials["nsd_id"].to_numpy(), repetitions=repetitions, sessions=trials["session"].to_numpy())
+    betas = np.empty((len(trials), int(mask.sum())), dtype=np.float32)
+    for session in range(1, n_sessions + 1):
+        rows = np.flatnonzero(trials["session"].to_numpy() == session)
+        block = reader.session_betas(subject, session, mask)
+        if len(block) != len(rows):
+            raise ValueError(f"{subject} session {session}: {len(block)} betas but {len(rows)} trials in the design")
+        zscore_in_place(block, ddof=1)
+        betas[rows] = block
+    return ncsnr(betas, trials["nsd_id"].to_numpy(), repetitions=repetitions)

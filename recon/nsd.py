@@ -320,7 +320,7 @@ class NSDReader:
         for session in range(1, n_sessions + 1):
             block = self.session_betas(subject, session, mask)
             if zscore_per_session:
-                _zscore_in_place(block)
+                zscore_in_place(block)
             rows = slice((session - 1) * self.trials_per_session, session * self.trials_per_session)
             in_test = shared[rows]
             n_block = int((~in_test).sum())
@@ -399,10 +399,11 @@ class NSDReader:
         return out
 
 
-def _zscore_in_place(block: np.ndarray) -> None:
-    """Z-score each column of one session's (trials, voxels) block; a constant voxel becomes 0."""
+def zscore_in_place(block: np.ndarray, ddof: int = 0) -> None:
+    """Z-score each column of one session's (trials, voxels) float block in place; a constant voxel
+    becomes 0. ``ddof=1`` divides by the unbiased sd, as NSD's MATLAB code does for its ncsnr."""
     mean = block.mean(axis=0, keepdims=True)
-    std = block.std(axis=0, keepdims=True)
+    std = block.std(axis=0, keepdims=True, ddof=ddof) if len(block) > ddof else np.zeros_like(mean)
     std[std == 0] = 1.0
     block -= mean
     block /= std
