@@ -27,14 +27,15 @@ RECIPES = {
     "scenes": dict(n_train=20000, n_held_out=400),
     # one supervised start of the CLIP vision tower, shared by both CLIPs; BLIP's tower has its own
     "clip_vision": dict(steps=3000, batch_size=128, lr=2e-3),
-    "clip": dict(steps=3000, batch_size=128, lr=1e-3),
-    "clip_sd2": dict(steps=1000, batch_size=128, lr=1e-3),  # the SD 2.0 stand-in's own text encoder
+    # the text towers learn to read the locked, pre-trained vision tower (LiT)
+    "clip": dict(steps=3000, batch_size=128, lr=2e-3, lock_vision=True),
+    "clip_sd2": dict(steps=1000, batch_size=128, lr=2e-3, lock_vision=True),  # the SD 2.0 stand-in's own text encoder
     "vae": dict(steps=800, batch_size=16, lr=1e-3, kl_weight=1e-6),
     "unet": dict(steps=2200, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_sd2": dict(steps=1100, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_depth": dict(steps=1600, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "blip_vision": dict(steps=2500, batch_size=128, lr=2e-3),
-    "blip": dict(steps=2500, batch_size=64, lr=1e-3),
+    "blip": dict(steps=2500, batch_size=64, lr=2e-3, lock_vision=True),
     "dpt": dict(steps=1000, batch_size=32, lr=1e-3),
     "vgg19": dict(steps=800, batch_size=64, lr=1e-3),
 }
@@ -167,7 +168,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         entries["clip"] = _trained_entry(
             "CLIPModel", seed=seed, training=stats,
             recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: multi-label scene labels), then "
-                    f"train_clip: contrastive image/caption loss {common}"),
+                    f"train_clip with that tower locked (LiT): contrastive image/caption loss {common}"),
             quality=quality.clip_retrieval(clip, tokenizer, clip_processor.image_processor, held)
             | {"judge_on_true_images": judge.accuracy(held.images[single],
                                                       [held.scenes[i].objects[0] for i in single])})
@@ -240,7 +241,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
         entries["blip"] = _trained_entry(
             "BlipForConditionalGeneration", seed=seed + 30, training=stats,
             recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: multi-label scene labels, as real BLIP "
-                    f"starts from a pre-trained ViT), then train_blip: captioning loss {common}"),
+                    f"starts from a pre-trained ViT), then train_blip with that tower locked: captioning loss {common}"),
             quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
 
         from . import vgg

@@ -130,13 +130,24 @@ def pretrain_vision(vision_model, image_processor, data: SceneData, *, steps: in
 
 
 # ----------------------------------------------------------------------------- CLIP
+def _lock(tower, lock: bool) -> None:
+    """Freeze a pre-trained tower (LiT: locked-image tuning) so the other side learns to read it."""
+    if lock:
+        tower.requires_grad_(False).eval()
+
+
 def train_clip(model, tokenizer, image_processor, data: SceneData, *, steps: int, batch_size: int, lr: float,
-               seed: int, progress: bool = True) -> dict:
-    """Symmetric InfoNCE over scene/caption pairs (CLIP's own loss via ``return_loss``)."""
+               seed: int, lock_vision: bool = False, progress: bool = True) -> dict:
+    """Symmetric InfoNCE over scene/caption pairs (CLIP's own loss via ``return_loss``).
+
+    ``lock_vision`` keeps the vision tower as it is (Zhai et al. 2022, LiT) and trains the text tower,
+    both projections and the temperature: tuned end to end, a supervised start is overwritten by what
+    separates captions most cheaply (colour, background), and category fell back to 0.26."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     check_pixels(data.images, image_processor)
     model.train()
+    _lock(model.vision_model, lock_vision)
     parameters = [p for p in model.parameters() if p.requires_grad]
 
     def step(_):
@@ -146,8 +157,8 @@ def train_clip(model, tokenizer, image_processor, data: SceneData, *, steps: int
         return out.loss
 
     stats = _loop(parameters, steps, lr, "train CLIP", progress, step)
-    model.eval()
-    return stats | {"batch_size": batch_size}
+    model.eval().requires_grad_(True)
+    return stats | {"batch_size": batch_size, "locked_vision": lock_vision}
 
 
 # ------------------------------------------------------------------------------ VAE
@@ -232,13 +243,15 @@ def train_unet(unet, scheduler, latents, embeddings, *, depth: torch.Tensor | No
 
 # ----------------------------------------------------------------------------- BLIP
 def train_blip(model, processor, data: SceneData, *, steps: int, batch_size: int, lr: float, seed: int,
-               progress: bool = True) -> dict:
-    """Captioning loss; the caption starts with BLIP's ``[DEC]`` token as ``generate`` does."""
+               lock_vision: bool = False, progress: bool = True) -> dict:
+    """Captioning loss; the caption starts with BLIP's ``[DEC]`` token as ``generate`` does.
+    ``lock_vision`` trains the text decoder alone on a pre-trained vision tower (see :func:`train_clip`)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     check_pixels(data.images, processor.image_processor)
     tokenizer, bos = processor.tokenizer, model.config.text_config.bos_token_id
     model.train()
+    _lock(model.vision_model, lock_vision)
 
     def step(_):
         rows = rng.choice(len(data), batch_size, replace=False)
@@ -250,9 +263,9 @@ def train_blip(model, processor, data: SceneData, *, steps: int, batch_size: int
                     attention_mask=tokens.attention_mask, labels=labels)
         return out.loss
 
-    stats = _loop(list(model.parameters()), steps, lr, "train BLIP", progress, step)
-    model.eval()
-    return stats | {"batch_size": batch_size}
+    stats = _loop([p for p in model.parameters() if p.requires_grad], steps, lr, "train BLIP", progress, step)
+    model.eval().requires_grad_(True)
+    return stats | {"batch_size": batch_size, "locked_vision": lock_vision}
 
 
 # ------------------------------------------------------------------------------ DPT
