@@ -99,3 +99,17 @@ def test_zoo_manifest_of_a_profile():
     assert {"clip", "sd-img2img", "blip", "dpt"} <= set(manifest["models"])
     with pytest.raises(ValueError, match="Hub models"):
         models.zoo_manifest(get_profile("nsd"))
+
+
+def test_locked_vision_tower_is_left_as_it_was(scenes, tmp_path):
+    tokenizer = build.write_clip_vocabulary(tmp_path / "clip")
+    processor = build.clip_processor(tokenizer).image_processor
+    clip = build.clip_model(len(tokenizer), seed=5)
+    vision = {k: v.clone() for k, v in clip.vision_model.state_dict().items()}
+    text = clip.text_model.embeddings.token_embedding.weight.clone()
+    stats = train.train_clip(clip, tokenizer, processor, scenes, steps=3, batch_size=8, lr=1e-3, seed=5,
+                             lock_vision=True, progress=False)
+    assert stats["locked_vision"] is True
+    for name, value in clip.vision_model.state_dict().items():
+        assert torch.equal(value, vision[name]), name
+    assert not torch.equal(clip.text_model.embeddings.token_embedding.weight, text)  # the text side learned
