@@ -10,7 +10,7 @@ from recon.toy import scenes as world
 from recon.toy.zoo import __main__ as zoo_cli
 from recon.toy.zoo import build, train
 
-TINY = {"scenes": dict(n_train=64, n_held_out=24)} | {
+TINY = {"scenes": dict(n_train=64, n_held_out=24), "vision_scenes": dict(n_train=16)} | {
     name: dict(steps=2, batch_size=8) for name in (
         "clip_vision", "clip", "clip_sd2", "vae", "unet", "unet_sd2", "unet_depth", "blip_vision", "blip", "dpt", "vgg19")
 }
@@ -71,14 +71,33 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
         assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")
 
 
-def test_vision_pretraining_trains_the_tower_in_place_and_is_deterministic(scenes, tmp_path):
+def test_single_object_scenes_are_their_own_stream(scenes):
+    objects = train.SceneData.draw(8, seed=0, size=build.IMAGE_SIZE, single_object=True)
+    assert all(len(s.objects) == 1 for s in objects.scenes)
+    again = train.SceneData.draw(8, seed=0, size=build.IMAGE_SIZE, single_object=True)
+    np.testing.assert_array_equal(objects.images, again.images)
+    assert not np.array_equal(objects.images, scenes.images[:8])
+
+
+def test_vision_pretraining_needs_single_object_scenes(scenes, tmp_path):
+    processor = build.clip_processor(build.write_clip_vocabulary(tmp_path / "clip")).image_processor
+    clip = build.clip_model(10, seed=0)
+    if all(len(s.objects) == 1 for s in scenes.scenes):
+        pytest.skip("the fixture drew only single-object scenes")
+    with pytest.raises(ValueError, match="single-object"):
+        train.pretrain_vision(clip.vision_model, processor, scenes, steps=1, batch_size=4, lr=1e-3, seed=0,
+                              progress=False)
+
+
+def test_vision_pretraining_trains_the_tower_in_place_and_is_deterministic(tmp_path):
+    objects = train.SceneData.draw(32, seed=0, size=build.IMAGE_SIZE, single_object=True)
     tokenizer = build.write_clip_vocabulary(tmp_path / "clip")
     processor = build.clip_processor(tokenizer).image_processor
     runs = []
     for _ in range(2):
         clip = build.clip_model(len(tokenizer), seed=4)
         before = {k: v.clone() for k, v in clip.vision_model.state_dict().items()}
-        stats = train.pretrain_vision(clip.vision_model, processor, scenes, steps=30, batch_size=16, lr=3e-3, seed=4,
+        stats = train.pretrain_vision(clip.vision_model, processor, objects, steps=30, batch_size=16, lr=3e-3, seed=4,
                                       progress=False)
         runs.append((before, clip.vision_model.state_dict(), stats))
     (before, after, stats), (_, again, _) = runs
@@ -86,9 +105,11 @@ def test_vision_pretraining_trains_the_tower_in_place_and_is_deterministic(scene
     assert not torch.equal(before["embeddings.patch_embedding.weight"], after["embeddings.patch_embedding.weight"])
     for name in after:
         assert torch.equal(after[name], again[name]), name
-    # 30 steps on 32 scenes: the labels are being fitted (BCE of a constant 0.5 guess is log 2)
-    assert stats["final_loss"] < np.log(2)
-    assert train.scene_labels(scenes).shape == (32, len(world.label_names()))
+    # 30 steps on 32 scenes: the classes are being fitted (a uniform guess scores log 12 + log 8 + log 6)
+    assert stats["final_loss"] < np.log(12 * 8 * 6)
+    targets = train.label_indices(objects)
+    assert set(targets) == {"category", "colour", "background"}
+    assert [world.CATEGORIES[i] for i in targets["category"][:4]] == [s.objects[0].category for s in objects.scenes[:4]]
 
 
 def test_zoo_manifest_of_a_profile():
