@@ -177,6 +177,20 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
             | {"judge_on_true_images": judge.accuracy(held.images[single],
                                                       [held.scenes[i].objects[0] for i in single])})
 
+        bert = build.write_bert_vocabulary(staging / "_vocab_bert")
+        blip, blip_processor = build.blip_model(bert, seed + 30), build.blip_processor(bert)
+        vision_stats = train.pretrain_vision(blip.vision_model, blip_processor.image_processor, objects, seed=seed + 35,
+                                             progress=progress, **recipes["blip_vision"])
+        stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress,
+                                 **recipes["blip"]) | {"vision_pretraining": vision_stats}
+        blip.save_pretrained(staging / "blip")
+        blip_processor.save_pretrained(staging / "blip")
+        entries["blip"] = _trained_entry(
+            "BlipForConditionalGeneration", seed=seed + 30, training=stats,
+            recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: single-object scene classes, as real BLIP "
+                    f"starts from a pre-trained ViT), then train_blip with that tower locked: captioning loss {common}"),
+            quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
+
         vae = build.vae(seed + 1)
         vae_stats = train.train_vae(vae, data, seed=seed + 1, progress=progress, **recipes["vae"])
         text_encoder = build.text_encoder_from(clip)
@@ -233,20 +247,6 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
                     f"does) as a fifth input channel, SD 2 stand-in's text encoder and VAE, {common}"),
             quality={"text_and_depth_to_image_judged_by_clip": quality.generation_attributes(
                 depth, judge, held, single, depth=held.depth, seed=seed)})
-
-        bert = build.write_bert_vocabulary(staging / "_vocab_bert")
-        blip, blip_processor = build.blip_model(bert, seed + 30), build.blip_processor(bert)
-        vision_stats = train.pretrain_vision(blip.vision_model, blip_processor.image_processor, objects, seed=seed + 35,
-                                             progress=progress, **recipes["blip_vision"])
-        stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress,
-                                 **recipes["blip"]) | {"vision_pretraining": vision_stats}
-        blip.save_pretrained(staging / "blip")
-        blip_processor.save_pretrained(staging / "blip")
-        entries["blip"] = _trained_entry(
-            "BlipForConditionalGeneration", seed=seed + 30, training=stats,
-            recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: single-object scene classes, as real BLIP "
-                    f"starts from a pre-trained ViT), then train_blip with that tower locked: captioning loss {common}"),
-            quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, held, single)})
 
         from . import vgg
 
