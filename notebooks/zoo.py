@@ -267,7 +267,9 @@ book.glue_figure("fig_examples", figures.reconstructions(
 # patches; 4 × 4 patches would resolve parts better but cost about five times the CPU time per step
 # (1.0 s against 0.18 s at a batch of 128). Trained on image-caption pairs alone, such a tower learns
 # colour and background but not the object categories within this budget, so both towers first
-# learn what each scene holds from its labels (`recon.toy.zoo.train.pretrain_vision`), as real BLIP
-# starts from a pre-trained ViT.
+# learn to classify single-object scenes by category, colour and background
+# (`recon.toy.zoo.train.pretrain_vision`), as real BLIP starts from an ImageNet-trained ViT; CLIP's
+# text tower and BLIP's decoder then learn to read the locked tower (locked-image tuning,
+# {cite:p}`zhai2022lit`).
 # The toy reconstructions in the following sections should be read with these numbers in mind: a
 # method can only carry into the images what these models resolve.
