@@ -149,19 +149,18 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
     with _staging(zoo_dir) as staging:
         start = time.perf_counter()
         n_train = recipes["scenes"]["n_train"]
-        scenes = train.SceneData.draw(n_train + recipes["scenes"]["n_held_out"], seed, build.IMAGE_SIZE)
-        data = train.SceneData(scenes.images[:n_train], scenes.depth[:n_train], scenes.captions[:n_train],
-                               scenes.scenes[:n_train])
-        held = train.SceneData(scenes.images[n_train:], scenes.depth[n_train:], scenes.captions[n_train:],
-                               scenes.scenes[n_train:])
+        n_held = recipes["scenes"]["n_held_out"]
+        data, held = train.SceneData.draw(n_train + n_held, seed, build.IMAGE_SIZE).split(n_train)
         single = quality.single_object_rows(held)
         common = f"on {n_train} simulated scenes drawn from the zoo seed (never the NSD simulation's stream)"
 
-        objects = train.SceneData.draw(recipes["vision_scenes"]["n_train"], seed, build.IMAGE_SIZE, single_object=True)
+        n_objects = recipes["vision_scenes"]["n_train"]
+        objects, objects_held = train.SceneData.draw(n_objects + n_held, seed, build.IMAGE_SIZE,
+                                                     single_object=True).split(n_objects)
         tokenizer = build.write_clip_vocabulary(staging / "_vocab_clip")
         clip, clip_processor = build.clip_model(len(tokenizer), seed), build.clip_processor(tokenizer)
-        vision_stats = train.pretrain_vision(clip.vision_model, clip_processor.image_processor, objects, seed=seed + 5,
-                                             progress=progress, **recipes["clip_vision"])
+        vision_stats = train.pretrain_vision(clip.vision_model, clip_processor.image_processor, objects, held=objects_held,
+                                             seed=seed + 5, progress=progress, **recipes["clip_vision"])
         pretrained_vision = {k: v.clone() for k, v in clip.vision_model.state_dict().items()}
         stats = train.train_clip(clip, tokenizer, clip_processor.image_processor, data, seed=seed,
                                  progress=progress, **recipes["clip"]) | {"vision_pretraining": vision_stats}
@@ -179,8 +178,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
 
         bert = build.write_bert_vocabulary(staging / "_vocab_bert")
         blip, blip_processor = build.blip_model(bert, seed + 30), build.blip_processor(bert)
-        vision_stats = train.pretrain_vision(blip.vision_model, blip_processor.image_processor, objects, seed=seed + 35,
-                                             progress=progress, **recipes["blip_vision"])
+        vision_stats = train.pretrain_vision(blip.vision_model, blip_processor.image_processor, objects, held=objects_held,
+                                             seed=seed + 35, progress=progress, **recipes["blip_vision"])
         stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress,
                                  **recipes["blip"]) | {"vision_pretraining": vision_stats}
         blip.save_pretrained(staging / "blip")
