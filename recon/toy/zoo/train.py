@@ -9,8 +9,9 @@ manifest records (steps, seconds, last loss).
 The vision towers of CLIP and BLIP first learn to classify single-object scenes
 (:func:`pretrain_vision`): a ViT of 8 x 8 patches trained only on image-caption pairs learns colour
 and background but not the object categories within a CPU budget (held-out category 0.17 after 3000
-contrastive steps on 6000 scenes), while a supervised start reaches them; real BLIP likewise starts
-from a pre-trained ViT. The text sides then learn to read the locked tower (LiT).
+contrastive steps on 6000 scenes); a supervised start gets further (a category-only probe: 0.86 held
+out), and real BLIP likewise starts from a pre-trained ViT. The text sides then learn to read the
+locked tower (LiT).
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def pretrain_vision(vision_model, image_processor, data: SceneData, *, steps: in
     scenes) the stats record the head's held-out accuracy per label group.
 
     Object-centric classification, as ImageNet pre-training is: multi-label BCE on cluttered 1-3 object
-    scenes reached only 0.43 held-out category in the same steps, single-object softmax 0.86."""
+    scenes reached only 0.43 held-out category in 3000 steps, a single-object softmax on the category
+    alone 0.86 (a probe)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 7])
     check_pixels(data.images, image_processor)
@@ -181,9 +183,9 @@ def train_clip(model, tokenizer, image_processor, data: SceneData, *, steps: int
     ``lock_vision`` keeps the vision tower as it is (Zhai et al. 2022, LiT) and trains the text tower,
     both projections and the temperature: tuned end to end, a supervised start is overwritten by what
     separates captions most cheaply (colour, background; category fell back to 0.26). A locked tower's
-    pooled outputs are computed once, so a batch can be large: in a batch of 128 random scenes colour,
-    background and layout alone tell the captions apart, and only with thousands do many negatives
-    share them and differ in the object."""
+    pooled outputs are computed once, so a batch can be large, giving more negatives that share colour
+    and background and differ in the object (measured: the judge's category 0.43 at a batch of 128,
+    0.45 at 1024)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     check_pixels(data.images, image_processor)
