@@ -66,7 +66,7 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     assert -1 <= on_disk["models"]["dpt"]["quality"]["mean_pixel_r"] <= 1
     assert set(on_disk["models"]["blip"]["quality"]["caption_attributes"]) >= {"colour", "category"}
     assert on_disk["trained"] is True and on_disk["recipes"]["unet"]["steps"] == 2
-    for name in ("clip", "blip"):  # each vision tower first learned the scene labels
+    for name in ("clip", "blip"):  # each vision tower first learned to classify single-object scenes
         assert on_disk["models"][name]["training"]["vision_pretraining"]["steps"] == 2
         assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")
 

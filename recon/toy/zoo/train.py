@@ -67,8 +67,12 @@ class SceneData:
         return (SceneData(self.images[:n], self.depth[:n], self.captions[:n], self.scenes[:n]),
                 SceneData(self.images[n:], self.depth[n:], self.captions[n:], self.scenes[n:]))
 
+    def caption_choice(self, rng: np.random.Generator, rows: np.ndarray) -> list[int]:
+        """Which of its captions each scene of ``rows`` shows in a training batch."""
+        return [int(rng.integers(CAPTIONS_PER_SCENE)) for _ in rows]
+
     def one_caption_each(self, rng: np.random.Generator, rows: np.ndarray) -> list[str]:
-        return [self.captions[i][rng.integers(CAPTIONS_PER_SCENE)] for i in rows]
+        return [self.captions[i][k] for i, k in zip(rows, self.caption_choice(rng, rows))]
 
 
 def pixels(images: np.ndarray, image_processor) -> torch.Tensor:
@@ -201,7 +205,7 @@ def train_clip(model, tokenizer, image_processor, data: SceneData, *, steps: int
 
     def step(_):
         rows = rng.choice(len(data), batch_size, replace=False)
-        input_ids = tokens[rows, [rng.integers(CAPTIONS_PER_SCENE) for _ in rows]]  # the draws of one_caption_each
+        input_ids = tokens[rows, data.caption_choice(rng, rows)]
         if not lock_vision:
             return model(input_ids=input_ids, pixel_values=pixels(data.images[rows], image_processor),
                          return_loss=True).loss
