@@ -71,6 +71,36 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
         assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")
 
 
+def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_files(tmp_path, monkeypatch):
+    whole = zoo_cli.build_zoo(tmp_path / "whole", seed=0, trained=True, recipes=TINY, progress=False)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a build stopped at the end of a session
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "train_dpt", killed)
+        with pytest.raises(KeyboardInterrupt):
+            zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
+    assert not (tmp_path / "zoo").exists()
+    (partial,) = tmp_path.glob(".zoo-partial-*")
+    (partial / "dpt").mkdir(exist_ok=True)  # a folder whose stage left no record is redone, not read back
+    (partial / "dpt" / "config.json").write_text("{")
+
+    retrained = []
+    for name in ("pretrain_vision", "train_clip", "train_blip", "train_vae", "train_unet", "train_dpt"):
+        patch_spy = getattr(train, name)
+        monkeypatch.setattr(train, name, lambda *a, _f=patch_spy, _n=name, **k: retrained.append(_n) or _f(*a, **k))
+    resumed = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
+
+    assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd-img2img", "sd2-img2img"]
+    assert retrained == ["train_dpt", "train_unet"]  # the depth model and its UNet only
+    assert not partial.exists() and not list((tmp_path / "zoo").glob("_*"))
+    for name, entry in whole["models"].items():
+        assert resumed["models"][name]["files"] == entry["files"], name
+        assert resumed["models"][name]["quality"] == entry["quality"], name
+    assert resumed["build_seconds"] >= sum(resumed["stage_seconds"][n] for n in resumed["resumed_stages"])
+
+
 def test_single_object_scenes_are_their_own_stream(scenes):
     objects = train.SceneData.draw(8, seed=0, size=build.IMAGE_SIZE, single_object=True)
     assert all(len(s.objects) == 1 for s in objects.scenes)

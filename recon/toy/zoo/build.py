@@ -230,6 +230,9 @@ def blip_model(tokenizer: BertTokenizer, seed: int) -> BlipForConditionalGenerat
             num_attention_heads=4,
             image_size=IMAGE_SIZE,
             patch_size=8,
+            # transformers' BLIP default (1e-10) assumes pre-trained weights are loaded over it; trained from
+            # scratch it starts the position and class embeddings at zero, and the tower learns shape slowly
+            initializer_range=0.02,
         ),
         text_config=dict(
             vocab_size=len(tokenizer),
