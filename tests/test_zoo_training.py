@@ -88,8 +88,8 @@ def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_fi
 
     retrained = []
     for name in ("pretrain_vision", "train_clip", "train_blip", "train_vae", "train_unet", "train_dpt"):
-        patch_spy = getattr(train, name)
-        monkeypatch.setattr(train, name, lambda *a, _f=patch_spy, _n=name, **k: retrained.append(_n) or _f(*a, **k))
+        original = getattr(train, name)
+        monkeypatch.setattr(train, name, lambda *a, _f=original, _n=name, **k: retrained.append(_n) or _f(*a, **k))
     resumed = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
 
     assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd-img2img", "sd2-img2img"]

@@ -59,12 +59,17 @@ def _staging(zoo_dir: Path):
     staging = Path(tempfile.mkdtemp(prefix=".zoo-", dir=zoo_dir.parent))
     try:
         yield staging
-        if zoo_dir.exists():
-            shutil.rmtree(zoo_dir)
-        os.replace(staging, zoo_dir)
+        _publish(staging, zoo_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _publish(staging: Path, zoo_dir: Path) -> None:
+    """Put a completed staging folder in place of ``zoo_dir``."""
+    if zoo_dir.exists():
+        shutil.rmtree(zoo_dir)
+    os.replace(staging, zoo_dir)
 
 
 def _write_manifest(staging: Path, entries: dict[str, dict], **header) -> dict:
@@ -170,9 +175,7 @@ def _resumable_staging(zoo_dir: Path, seed: int, recipes: dict):
     except BaseException:
         print(f"zoo build stopped; its finished stages are kept in {staging}: rerun the same build to resume", flush=True)
         raise
-    if zoo_dir.exists():
-        shutil.rmtree(zoo_dir)
-    os.replace(staging, zoo_dir)
+    _publish(staging, zoo_dir)
 
 
 class _Stages:
