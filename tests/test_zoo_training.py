@@ -66,6 +66,10 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     assert -1 <= on_disk["models"]["dpt"]["quality"]["mean_pixel_r"] <= 1
     assert set(on_disk["models"]["blip"]["quality"]["caption_attributes"]) >= {"colour", "category"}
     assert on_disk["trained"] is True and on_disk["recipes"]["unet"]["steps"] == 2
+    scaling = on_disk["models"]["sd-img2img"]["training"]["vae"]["scaling_factor"]
+    for name in ("sd-img2img", "sd2-img2img", "sd-depth2img"):  # the latent scaling the VAE's training measured
+        vae_config = json.loads((tmp_path / "zoo" / name / "vae" / "config.json").read_text())
+        assert vae_config["scaling_factor"] == pytest.approx(scaling, abs=1e-5) and scaling != 1.0, name
     for name in ("clip", "blip"):  # each vision tower first learned to classify single-object scenes
         assert on_disk["models"][name]["training"]["vision_pretraining"]["steps"] == 2
         assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")

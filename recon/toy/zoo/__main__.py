@@ -290,9 +290,11 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
 
         vae_stats = stages.run("_vae", train_vae)
         # the state dict into a fresh model, not from_pretrained: diffusers would record the scratch path in the
-        # pipelines' saved vae/config.json
+        # pipelines' saved vae/config.json. The latent scaling that training measured is config, not state: carry it.
         vae = build.vae(seed + 1)
         vae.load_state_dict(load_file(staging / "_vae" / "diffusion_pytorch_model.safetensors"))
+        trained_config = json.loads((staging / "_vae" / "config.json").read_text())
+        vae.register_to_config(scaling_factor=trained_config["scaling_factor"])
         vae.eval()
         text_encoder = build.text_encoder_from(clip)
         diffusion_inputs = {}
