@@ -146,6 +146,18 @@ def test_vision_pretraining_trains_the_tower_in_place_and_is_deterministic(tmp_p
     assert [world.CATEGORIES[i] for i in targets["category"][:4]] == [s.objects[0].category for s in objects.scenes[:4]]
 
 
+def test_vision_pretraining_reports_only_the_label_groups_it_trains(tmp_path):
+    objects = train.SceneData.draw(16, seed=1, size=build.IMAGE_SIZE, single_object=True)
+    tokenizer = build.write_clip_vocabulary(tmp_path / "clip")
+    clip = build.clip_model(len(tokenizer), seed=1)
+    stats = train.pretrain_vision(clip.vision_model, build.clip_processor(tokenizer).image_processor, objects,
+                                  held=objects, steps=2, batch_size=8, lr=1e-3, seed=1, progress=False,
+                                  weights={"background": 0.0})
+    assert stats["weights"] == {"category": 1.0, "colour": 1.0, "background": 0.0}
+    assert set(stats["held_out_accuracy"]) == {"category", "colour", "n"}  # the background head was never trained
+    assert stats["loss"].startswith("softmax CE on category and colour of")
+
+
 def test_zoo_manifest_of_a_profile():
     from recon import models
     from recon.config import get_profile

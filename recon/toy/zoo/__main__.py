@@ -253,8 +253,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool) -> d
                                            clip_processor.image_processor)
             return _trained_entry(
                 "CLIPModel", seed=seed, training=stats,
-                recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: category, colour and background of "
-                        "single-object scenes), then "
+                recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: classes of single-object scenes; "
+                        "training.vision_pretraining gives the loss and its weights), then "
                         f"train_clip with that tower locked (LiT): contrastive image/caption loss {common}"),
                 quality=quality.clip_retrieval(judge.clip, tokenizer, clip_processor.image_processor, held)
                 | {"judge_on_true_images": judge.accuracy(held.images[single],
