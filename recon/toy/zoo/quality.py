@@ -37,6 +37,16 @@ def vae_error(vae, data: SceneData) -> dict:
 
 
 @torch.no_grad()
+def reconstruction_attributes(vae, judge: "AttributeJudge", data: SceneData, rows: np.ndarray) -> dict:
+    """The CLIP judge on the VAE's reconstructions of single-object scenes: what a latent can hold of the
+    object, the ceiling of every image the pipelines decode."""
+    x = torch.from_numpy(data.images[rows]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    recon = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    images = ((recon + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    return judge.accuracy(images, [data.scenes[i].objects[0] for i in rows]) | {"n": len(rows)}
+
+
+@torch.no_grad()
 def clip_retrieval(clip, tokenizer, image_processor, data: SceneData) -> dict:
     tokens = tokenizer([c[0] for c in data.captions], padding="max_length", max_length=tokenizer.model_max_length,
                        truncation=True, return_tensors="pt").input_ids
