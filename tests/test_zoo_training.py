@@ -66,6 +66,10 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     assert -1 <= on_disk["models"]["dpt"]["quality"]["mean_pixel_r"] <= 1
     assert set(on_disk["models"]["blip"]["quality"]["caption_attributes"]) >= {"colour", "category"}
     assert on_disk["trained"] is True and on_disk["recipes"]["unet"]["steps"] == 2
+    assert on_disk["built_with"]["device"] == "cpu" and set(on_disk["stage_devices"].values()) == {"cpu"}
+    assert set(on_disk["stage_devices"]) == set(on_disk["stage_seconds"])
+    reconstructions = on_disk["models"]["sd-img2img"]["quality"]["vae"]["judge_on_reconstructions"]
+    assert set(reconstructions) == {"colour", "category", "n"} and 0 <= reconstructions["category"] <= 1
     scaling = on_disk["models"]["sd-img2img"]["training"]["vae"]["scaling_factor"]
     for name in ("sd-img2img", "sd2-img2img", "sd-depth2img"):  # the latent scaling the VAE's training measured
         vae_config = json.loads((tmp_path / "zoo" / name / "vae" / "config.json").read_text())
@@ -180,3 +184,38 @@ def test_locked_vision_tower_is_left_as_it_was(scenes, tmp_path):
     for name, value in clip.vision_model.state_dict().items():
         assert torch.equal(value, vision[name]), name
     assert not torch.equal(clip.text_model.embeddings.token_embedding.weight, text)  # the text side learned
+
+
+def test_gpu_budgets_apply_off_the_cpu_and_overrides_win():
+    assert zoo_cli.recipes_for("cpu") == zoo_cli.RECIPES
+    on_gpu = zoo_cli.recipes_for("cuda")
+    for name, recipe in zoo_cli.RECIPES.items():
+        assert on_gpu[name] == recipe | zoo_cli.GPU_BUDGETS.get(name, {}), name
+    assert on_gpu["unet"]["batch_size"] > zoo_cli.RECIPES["unet"]["batch_size"]
+    assert on_gpu["unet"]["lr"] == zoo_cli.RECIPES["unet"]["lr"]  # a budget changes only what it names
+    assert zoo_cli.recipes_for("cuda", TINY)["unet"] | {"steps": 2} == zoo_cli.recipes_for("cuda", TINY)["unet"]
+    assert zoo_cli.recipes_for("cuda", TINY)["unet"]["batch_size"] == 8
+
+
+def test_rendering_in_worker_processes_gives_the_same_scenes(monkeypatch):
+    drawn = train.SceneData.draw(6, seed=2, size=32).scenes
+    serial = train.render_all(drawn, 32)
+    monkeypatch.setattr(train, "PARALLEL_RENDER_FROM", 2)
+    parallel = train.render_all(drawn, 32)
+    for (image, depth), (image2, depth2) in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(image, image2)
+        np.testing.assert_array_equal(depth, depth2)
+
+
+def test_vision_pretraining_refuses_weights_that_train_nothing_or_name_no_group(scenes, tmp_path):
+    objects = train.SceneData.draw(8, seed=1, size=build.IMAGE_SIZE, single_object=True)
+    tokenizer = build.write_clip_vocabulary(tmp_path / "clip")
+    clip = build.clip_model(len(tokenizer), seed=1)
+    processor = build.clip_processor(tokenizer).image_processor
+    zero = {"category": 0.0, "colour": 0.0, "background": 0.0}
+    with pytest.raises(ValueError, match="leave no label group to train"):
+        train.pretrain_vision(clip.vision_model, processor, objects, steps=1, batch_size=4, lr=1e-3, seed=1,
+                              progress=False, weights=zero)
+    with pytest.raises(ValueError, match=r"unknown label groups \['backgroud'\]"):
+        train.pretrain_vision(clip.vision_model, processor, objects, steps=1, batch_size=4, lr=1e-3, seed=1,
+                              progress=False, weights={"backgroud": 0.0})

@@ -173,8 +173,13 @@ def pretrain_vision(vision_model, image_processor, data: SceneData, *, steps: in
     check_pixels(data.images, image_processor)
     targets = label_indices(data)
     groups = label_groups()
+    unknown = set(weights or {}) - set(groups)
+    if unknown:
+        raise ValueError(f"pretrain_vision: weights name unknown label groups {sorted(unknown)}; the groups are {list(groups)}")
     weights = {group: (weights or {}).get(group, 1.0) for group in groups}
     trained = [group for group in groups if weights[group] > 0]  # a group weighted 0 leaves its head untrained
+    if not trained:
+        raise ValueError(f"pretrain_vision: weights {weights} leave no label group to train; weight one above 0")
     device = _device(vision_model)
     targets = {group: t.to(device) for group, t in targets.items()}
     head = torch.nn.Linear(vision_model.config.hidden_size, sum(len(c) for c in groups.values())).to(device)
