@@ -2,7 +2,9 @@
 
 Each takes decoded features (numpy, one row per test image) and returns uint8 images of shape
 (n_images, n_samples, H, W, 3). Generation is batched; every sample has its own generator seeded
-from (seed, image index, sample index), so results do not depend on the batch size.
+from (seed, image index, sample index), so its noise does not depend on the batch size. The arithmetic
+can: batched kernels may round differently (the toy zoo's img2img moved a few uint8 pixels by 1 between
+batches of 60 and 120 on 2 CPU cores), so a result table holds for the profile's own ``batch_size``.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ RECIPES = {
 #: capped text-to-image (on 96 held-out scenes the CLIP judge named the category of its reconstructions on 0.30 and
 #: the colour on 0.40, against 0.83 and 0.99 on the true images; with these budgets 0.59 and 1.00 against 0.79 and
 #: 1.00 on the build's own held-out scenes, PSNR 22.9 -> 28.2 dB), and its UNet all but ignored the caption (loss
-#: with the true caption 1-3% below that with another scene's; 10-16% with these budgets). Text-to-image category
+#: with the true caption 1-6% below that with another scene's; 4-15% with these budgets). Text-to-image category
 #: went 0.10 -> 0.16 (colour 0.34 -> 0.76); continuing that UNet for 700 and 1400 more steps of 1024 gave 0.22
 #: and 0.26 (guidance 5): more training helps, slowly. BLIP captions' category 0.51 -> 0.68
 #: (its tower's held-out category 0.72 -> 0.80), CLIP's tower 0.87 -> 0.90 but its judge stayed at 0.79.
