@@ -29,19 +29,22 @@ def _single_object(data: SceneData, limit: int) -> np.ndarray:
 
 
 @torch.no_grad()
+def _round_trip(vae, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images in [-1, 1] (NCHW) and the VAE's reconstructions of them from the latent mean."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return x, vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+
+
 def vae_error(vae, data: SceneData) -> dict:
-    x = torch.from_numpy(data.images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    recon = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    x, recon = _round_trip(vae, data.images)
     mse = float(((recon - x) / 2).pow(2).mean())
     return {"reconstruction_mse": round(mse, 5), "psnr_db": round(10 * np.log10(1 / mse), 2)}
 
 
-@torch.no_grad()
 def reconstruction_attributes(vae, judge: "AttributeJudge", data: SceneData, rows: np.ndarray) -> dict:
     """The CLIP judge on the VAE's reconstructions of single-object scenes: what a latent can hold of the
     object, the ceiling of every image the pipelines decode."""
-    x = torch.from_numpy(data.images[rows]).permute(0, 3, 1, 2).float() / 127.5 - 1
-    recon = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    _, recon = _round_trip(vae, data.images[rows])
     images = ((recon + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
     return judge.accuracy(images, [data.scenes[i].objects[0] for i in rows]) | {"n": len(rows)}
 
