@@ -23,12 +23,23 @@
 # comes from [+T](captions.ipynb).
 #
 # The authors used the deep generator network (DGN) of Shen et al., the image generator of
-# {cite:t}`dosovitskiy2016generating`, which has no public diffusers/transformers port. By default
-# we optimise the image itself, in pixel space at the profile's `generator_size` (VGG19's 224 px on
-# NSD) with a Gaussian-blur prior: Shen et al.'s reconstruction without the DGN.
-# `generator = "vae"` optimises the diffusion model's VAE latent instead, an exact image prior that
-# costs about 30 times as much at 512 px. The objective and the VGG19 layers follow Shen et al.; the
-# VGG19 decoder is fitted on betas averaged over each image's trials, as in the authors' code.
+# {cite:t}`dosovitskiy2016generating`, which has no public diffusers/transformers port. Two
+# generators stand in for it:
+#
+# - `generator = "pixels"` (the `nsd` profile's default) optimises the image itself, in pixel space
+#   at the profile's `generator_size` (VGG19's 224 px on NSD) with a Gaussian-blur prior: Shen et
+#   al.'s reconstruction without the DGN.
+# - `generator = "vae"` optimises the diffusion model's VAE latent: a learned image prior, as the
+#   DGN is, but about 30 times as costly as pixels at 512 px. The toy profile uses it: its VAE
+#   works at 64 px, and in pixel space the optimisation fits the noise of the decoded features and
+#   returns coloured noise (subj01, 60 steps each: pixel correlation with the presented image 0.21
+#   in pixel space, 0.47 through the VAE).
+#
+# The latent starts at zero, not at the decoded z, so that the +G image comes from the decoded
+# VGG19 features alone, as the paper's does. The objective and the VGG19 layers follow Shen et al.;
+# the VGG19 decoder is fitted on betas averaged over each image's trials, as in the authors' code.
+# This page uses the {glue:text}`gan_generator` generator, {glue:text}`gan_steps` Adam steps at a
+# learning rate of {glue:text}`gan_lr`.
 
 # %% tags=["parameters", "hide-input"]
 subject = "subj01"
@@ -44,6 +55,9 @@ from recon import book, figures
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
 book.glue_paper(subject)
+glue("gan_generator", exp.profile.generator, display=False)
+glue("gan_steps", exp.profile.generator_steps, display=False)
+glue("gan_lr", exp.profile.generator_lr, display=False)
 
 # %% [markdown]
 # ## Decoding VGG19 features

@@ -189,10 +189,12 @@ book.glue_table("tbl_targets", targets, formats={"measured": ".3f", "target": ".
 # +G optimises an image until its VGG19 features match those decoded from the brain, so the
 # image can only be as good as what VGG19's features pin down. The zoo's VGG19 (narrowed to 1/8
 # of the width, torchvision's layers) is trained to name the objects, colours and background of
-# toy scenes; {numref}`tbl-zoo-vgg` measures how well +G's optimisation, with this profile's
-# settings, recovers sixteen test images through it and through the same architecture with seeded
-# random weights, from the images' exact features and from features shrunk halfway to the mean
-# over all test images with noise added (a rough stand-in for decoded ones).
+# toy scenes; {numref}`tbl-zoo-vgg` measures how well +G's optimisation recovers sixteen test
+# images through it and through the same architecture with seeded random weights, from the images'
+# exact features and from features shrunk halfway to the mean over all test images with noise
+# added (a rough stand-in for decoded ones). It optimises the pixels themselves (60 Adam steps at
+# 0.1, blur prior), not the toy VAE's latent that +G uses, so that it measures what the features
+# alone pin down.
 
 # %% tags=["hide-input", "remove-output"]
 random_vgg = exp.profile.replace(models=dataclasses.replace(exp.profile.models, vgg19="seed:0"))

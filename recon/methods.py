@@ -268,10 +268,11 @@ def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, 
         code = generator.initial(len(goal[layers[0]])).float().requires_grad_(True)
         optimiser = torch.optim.Adam([code], lr=lr)
         for _ in tqdm(range(steps), desc="  steps", leave=False, disable=not progress):
-            optimiser.zero_grad()
             acts = vgg_activations(vgg, generator(code).to(vgg_dtype), layers, pool)
             loss = sum(((acts[layer].float() - goal[layer]).pow(2).sum(dim=1) / norms[layer]).mean() for layer in layers)
-            loss.backward()
+            # the gradient of the code alone: the networks' weight gradients (a quarter of the
+            # work through the VAE decoder) are never computed, whoever loaded the networks
+            (code.grad,) = torch.autograd.grad(loss, code)
             optimiser.step()
             generator.after_step(code)
         with torch.no_grad():

@@ -142,7 +142,7 @@ def test_each_stage_reads_exactly_what_the_graph_says_it_needs(smoke):
     """The workflow's dependencies are the entries ``recon run`` really reads: the graph cannot drift."""
     exp = smoke_experiment(smoke["cache"])
     for job in CHAIN[1:]:
-        expected = {stages.entry_path(exp, j) for j in stages.needs(job) if j.stage != "dataset"}
+        expected = {stages.entry_path(exp, j) for j in stages.needs(job, exp.profile.generator) if j.stage != "dataset"}
         expected |= set(stages.entry_paths(exp, job))
         assert smoke["touched"][job] == expected, job
 

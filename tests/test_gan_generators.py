@@ -16,10 +16,9 @@ def tiny_vgg():
                                torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.ReLU()).eval().requires_grad_(False)
 
 
-def test_pixel_generator_lowers_the_feature_loss():
+def feature_loss_before_and_after(generator, truth: torch.Tensor, steps: int = 40) -> tuple[float, float]:
+    """The VGG feature loss of ``generator``'s images before and after ``steps`` of +G's optimisation."""
     vgg = tiny_vgg()
-    rng = np.random.default_rng(0)
-    truth = torch.from_numpy(rng.uniform(size=(2, 3, 16, 16)).astype(np.float32))
     targets = {k: v.numpy() for k, v in methods.vgg_activations(vgg, truth, ["1", "4"], 4).items()}
     common = dict(layers=["1", "4"], pool=4, lr=0.1, seed=0, batch_size=2, progress=False)
 
@@ -28,9 +27,31 @@ def test_pixel_generator_lowers_the_feature_loss():
         acts = methods.vgg_activations(vgg, x, ["1", "4"], 4)
         return sum(float(((acts[k] - torch.from_numpy(targets[k])) ** 2).sum()) for k in acts)
 
-    start = methods.images_from_vgg_features(methods.PixelGenerator(16), vgg, targets, steps=0, **common)
-    end = methods.images_from_vgg_features(methods.PixelGenerator(16), vgg, targets, steps=40, **common)
-    assert loss(end) < 0.5 * loss(start)
+    start = methods.images_from_vgg_features(generator, vgg, targets, steps=0, **common)
+    end = methods.images_from_vgg_features(generator, vgg, targets, steps=steps, **common)
+    return loss(start), loss(end)
+
+
+def test_pixel_generator_lowers_the_feature_loss():
+    rng = np.random.default_rng(0)
+    truth = torch.from_numpy(rng.uniform(size=(2, 3, 16, 16)).astype(np.float32))
+    start, end = feature_loss_before_and_after(methods.PixelGenerator(16), truth)
+    assert end < 0.5 * start
+
+
+def test_vae_generator_lowers_the_feature_loss_without_weight_gradients():
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        block_out_channels=(8, 8), norm_num_groups=4, layers_per_block=1, sample_size=16)
+    generator = methods.VAEGenerator(vae, (4, 8, 8))
+    with torch.no_grad():
+        truth = generator(torch.randn(2, 4, 8, 8))  # an image the generator can reach
+    start, end = feature_loss_before_and_after(generator, truth)
+    assert end < 0.5 * start
+    # the VAE's weights still ask for gradients, but only the code's are computed
+    assert all(w.requires_grad and w.grad is None for w in vae.parameters())
 
 
 def test_dgn_loads_from_a_weights_file_and_generates(tmp_path):

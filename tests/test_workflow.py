@@ -106,12 +106,15 @@ TARGETS = [Job("identification", SUBJECT, method="+T+G", variant="sd"),
 
 
 def closure(jobs) -> set[Job]:
+    from recon.config import get_profile
+
+    generator = get_profile("smoke").generator  # what the Snakefile passes
     out, todo = set(), list(jobs)
     while todo:
         job = todo.pop()
         if job not in out:
             out.add(job)
-            todo += stages.needs(job)
+            todo += stages.needs(job, generator)
     return out
 
 

@@ -238,13 +238,15 @@ def train_and_save(folder, data, held, *, seed: int, steps: int, batch_size: int
 
 
 def inversion_quality(networks: dict, images: np.ndarray, reference: np.ndarray, profile, *, shrink: float = 0.5,
-                      noise: float = 0.5, seed: int = 0) -> "pd.DataFrame":
+                      noise: float = 0.5, seed: int = 0, steps: int = 60, lr: float = 0.1) -> "pd.DataFrame":
     """How well +G's optimisation recovers held-out images through each VGG19 of ``networks``.
 
     For each network, the targets are the images' own VGG19 features (exact), and the same pulled by
     ``shrink`` towards the ``reference`` images' mean feature with Gaussian noise of ``noise`` times its
-    sd added (a stand-in for features decoded from a noisy brain). Each is inverted with the
-    profile's +G settings; the rows give PixCorr and SSIM against the true images (at their size).
+    sd added (a stand-in for features decoded from a noisy brain). Each is inverted in pixel space
+    (:class:`~recon.methods.PixelGenerator`, ``steps`` of Adam at ``lr``), whatever generator the
+    profile's +G uses, so that the table measures the feature space without a generator's image
+    prior; the rows give PixCorr and SSIM against the true images (at their size).
     """
     import pandas as pd
 
@@ -262,8 +264,8 @@ def inversion_quality(networks: dict, images: np.ndarray, reference: np.ndarray,
         for targets_name, targets in (("exact features", exact), ("shrunk, noisy features", noisy)):
             out = methods.images_from_vgg_features(
                 methods.PixelGenerator(profile.generator_size), network, targets, layers=profile.vgg_layers,
-                pool=profile.vgg_pool, steps=profile.generator_steps, lr=profile.generator_lr, seed=profile.seed,
-                batch_size=profile.generator_batch_size, output_size=images.shape[1], progress=False)
+                pool=profile.vgg_pool, steps=steps, lr=lr, seed=profile.seed, batch_size=len(images),
+                output_size=images.shape[1], progress=False)
             scores = evaluate.pixel_metrics(images, out, size=images.shape[1])
             rows.append({"VGG19": name, "targets": targets_name, "PixCorr": float(scores["PixCorr"].mean()),
                          "SSIM": float(scores["SSIM"].mean())})
