@@ -79,25 +79,37 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
         assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")
 
 
-def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_files(tmp_path, monkeypatch):
-    whole = zoo_cli.build_zoo(tmp_path / "whole", seed=0, trained=True, recipes=TINY, progress=False)
+def stop_at_dpt(zoo_dir, monkeypatch, recipes=TINY):
+    """A trained build stopped as it starts the DPT stage (as at the end of a session): its staging folder."""
 
     def killed(*args, **kwargs):
-        raise KeyboardInterrupt  # as a build stopped at the end of a session
+        raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
         patch.setattr(train, "train_dpt", killed)
         with pytest.raises(KeyboardInterrupt):
-            zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
-    assert not (tmp_path / "zoo").exists()
-    (partial,) = tmp_path.glob(".zoo-partial-*")
+            zoo_cli.build_zoo(zoo_dir, seed=0, trained=True, recipes=recipes, progress=False)
+    assert not zoo_dir.exists()
+    (partial,) = zoo_dir.parent.glob(f".{zoo_dir.name}-partial-*")
+    return partial
+
+
+def record_training(monkeypatch) -> list[str]:
+    """The training functions called from now on, in order."""
+    called = []
+    for name in ("pretrain_vision", "train_clip", "train_blip", "train_vae", "train_unet", "train_dpt"):
+        original = getattr(train, name)
+        monkeypatch.setattr(train, name, lambda *a, _f=original, _n=name, **k: called.append(_n) or _f(*a, **k))
+    return called
+
+
+def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_files(tmp_path, monkeypatch):
+    whole = zoo_cli.build_zoo(tmp_path / "whole", seed=0, trained=True, recipes=TINY, progress=False)
+    partial = stop_at_dpt(tmp_path / "zoo", monkeypatch)
     (partial / "dpt").mkdir(exist_ok=True)  # a folder whose stage left no record is redone, not read back
     (partial / "dpt" / "config.json").write_text("{")
 
-    retrained = []
-    for name in ("pretrain_vision", "train_clip", "train_blip", "train_vae", "train_unet", "train_dpt"):
-        original = getattr(train, name)
-        monkeypatch.setattr(train, name, lambda *a, _f=original, _n=name, **k: retrained.append(_n) or _f(*a, **k))
+    retrained = record_training(monkeypatch)
     resumed = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
 
     assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd-img2img", "sd2-img2img"]
@@ -107,6 +119,33 @@ def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_fi
         assert resumed["models"][name]["files"] == entry["files"], name
         assert resumed["models"][name]["quality"] == entry["quality"], name
     assert resumed["build_seconds"] >= sum(resumed["stage_seconds"][n] for n in resumed["resumed_stages"])
+
+
+def test_a_stage_is_kept_unless_its_recipes_or_those_it_builds_on_change():
+    keys = zoo_cli.stage_keys(0, zoo_cli.RECIPES)
+    assert set(keys) == set(zoo_cli.STAGES) and len(set(keys.values())) == len(keys)
+    assert {r for reads, _ in zoo_cli.STAGES.values() for r in reads} == set(zoo_cli.RECIPES)  # every recipe keyed
+
+    def changed(recipe):
+        other = zoo_cli.RECIPES | {recipe: zoo_cli.RECIPES[recipe] | {"steps": 1}}
+        return {name for name, key in zoo_cli.stage_keys(0, other).items() if key != keys[name]}
+
+    assert changed("unet") == {"sd-img2img"}
+    assert changed("unet_sd2") == {"sd2-img2img", "sd-depth2img"}
+    assert changed("vae") == {"_vae", "sd-img2img", "sd2-img2img", "sd-depth2img"}
+    assert changed("clip") == {"clip", "sd-img2img", "sd2-img2img", "sd-depth2img"}
+    assert changed("blip") == {"blip"} and changed("vgg19") == {"vgg19"}
+    assert zoo_cli.stage_keys(1, zoo_cli.RECIPES)["vgg19"] != keys["vgg19"]  # the seed too
+
+
+def test_a_build_resumed_with_a_new_unet_budget_retrains_only_what_reads_it(tmp_path, monkeypatch):
+    stop_at_dpt(tmp_path / "zoo", monkeypatch)
+    retrained = record_training(monkeypatch)
+    more = TINY | {"unet": TINY["unet"] | {"steps": 3}}
+    resumed = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=more, progress=False)
+    assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd2-img2img"]
+    assert retrained == ["train_unet", "train_dpt", "train_unet"]  # SD's UNet, then the stages never finished
+    assert resumed["models"]["sd-img2img"]["training"]["steps"] == 3
 
 
 def test_single_object_scenes_are_their_own_stream(scenes):

@@ -5,9 +5,10 @@ Training follows the recipes in :mod:`recon.toy.zoo.train` with the step budgets
 (an estimated 15 minutes on one H100, from the four stages timed there); the manifest records the recipes, the device and each stage's time;
 ``--untrained`` writes the seeded initialisations in seconds (for tests of the loading code).
 
-A trained build is resumable: its staging folder, named by the seed and the recipes, is kept when the
-build stops (a failure, a kill at the end of a session), and rerunning the same command skips the
-stages it finished (unless the recipes or the training code changed since). Delete that
+A trained build is resumable: its staging folder, named by the seed and the training code, is kept
+when the build stops (a failure, a kill at the end of a session), and rerunning it skips each stage it
+finished unless that stage's recipes, or those of a stage it builds on (:data:`STAGES`), changed
+since: a build with new UNet budgets keeps the CLIP, BLIP, VAE, DPT and VGG19 stages. Delete that
 ``.<zoo>-partial-*`` folder to start over.
 """
 
@@ -73,6 +74,29 @@ GPU_BUDGETS = {
     "unet_sd2": dict(steps=3000, batch_size=256),
     "unet_depth": dict(steps=3000, batch_size=256),
 }
+
+
+#: Each trained stage, in build order: the recipes it reads (it is handed those alone) and the earlier stages
+#: whose saved models it uses. Its resume key hashes both, transitively.
+STAGES = {
+    "clip": (("scenes", "vision_scenes", "clip_vision", "clip"), ()),
+    "blip": (("scenes", "vision_scenes", "blip_vision", "blip"), ()),
+    "_vae": (("scenes", "vae"), ()),
+    "sd-img2img": (("scenes", "unet"), ("clip", "_vae")),  # CLIP's text tower, and its judge for quality
+    "sd2-img2img": (("scenes", "clip_sd2", "unet_sd2"), ("clip", "_vae")),  # starts from CLIP's vision tower
+    "dpt": (("scenes", "dpt"), ()),
+    "sd-depth2img": (("scenes", "unet_depth"), ("clip", "_vae", "sd2-img2img", "dpt")),
+    "vgg19": (("scenes", "vgg19"), ()),
+}
+
+
+def stage_keys(seed: int, recipes: dict) -> dict[str, str]:
+    """Each stage's resume key: the seed, the recipes it reads and the keys of the stages it builds on."""
+    keys: dict[str, str] = {}
+    for name, (reads, after) in STAGES.items():
+        content = {"seed": seed, "recipes": {r: recipes[r] for r in reads}, "after": [keys[a] for a in after]}
+        keys[name] = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    return keys
 
 
 def recipes_for(device: str = "cpu", overrides: dict | None = None) -> dict:
@@ -194,16 +218,16 @@ def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict
 
 
 @contextmanager
-def _resumable_staging(zoo_dir: Path, seed: int, recipes: dict):
-    """A staging folder that survives a failed or killed build, so that rerunning the same build resumes
-    from its finished stages; it replaces ``zoo_dir`` on success. Its name keys the seed, the recipes and
-    the source of the modules that train and render, so an edited recipe or world never resumes stale stages."""
+def _resumable_staging(zoo_dir: Path, seed: int):
+    """A staging folder that survives a failed or killed build, so that rerunning the build resumes from its
+    finished stages; it replaces ``zoo_dir`` on success. Its name keys the seed and the source of the modules
+    that train and render, so an edited world or training code never resumes stale stages; each stage's
+    recipes are checked by :class:`_Stages`."""
     from .. import scenes
     from . import quality, train, vgg
 
     sources = [Path(module.__file__).read_bytes() for module in (build, train, quality, vgg, scenes)]
-    key = hashlib.sha256(json.dumps({"seed": seed, "recipes": recipes}, sort_keys=True).encode()
-                         + b"".join(sources)).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps({"seed": seed}).encode() + b"".join(sources)).hexdigest()[:12]
     zoo_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = zoo_dir.parent / f".{zoo_dir.name}-partial-{key}"
     staging.mkdir(exist_ok=True)
@@ -217,25 +241,33 @@ def _resumable_staging(zoo_dir: Path, seed: int, recipes: dict):
 
 class _Stages:
     """The finished stages of one trained build. A stage's record (its manifest entry, or its stats) is
-    written after its folder, atomically, so a folder without a record is redone, never read back."""
+    written after its folder, atomically, so a folder without a record is redone, never read back; so is a
+    stage whose record carries another key (:func:`stage_keys`: its recipes, or an earlier stage's, changed)."""
 
-    def __init__(self, staging: Path, device: str):
+    def __init__(self, staging: Path, device: str, seed: int, recipes: dict):
         self.records = staging / "_stages"
         self.records.mkdir(exist_ok=True)
         self.device = _device_name(device)
+        self.recipes = recipes
+        self.keys = stage_keys(seed, recipes)
         self.seconds: dict[str, float] = {}  # each stage's wall time, in whichever run trained it
         self.devices: dict[str, str] = {}  # and where it trained
         self.resumed: list[str] = []
 
     def run(self, name: str, train_and_save) -> dict:
+        """``train_and_save(recipes)``, handed the recipes that :data:`STAGES` says ``name`` reads, unless an
+        earlier run of this build finished it with the same key."""
         path = self.records / f"{name}.json"
-        if path.exists():
+        key = self.keys[name]
+        if path.exists() and json.loads(path.read_text()).get("key") == key:
             print(f"{name}: finished by an earlier run of this build, kept", flush=True)
             self.resumed.append(name)
         else:
+            if path.exists():
+                print(f"{name}: finished by an earlier run with other recipes, trained again", flush=True)
             start = time.perf_counter()
-            record = {"record": train_and_save(), "seconds": round(time.perf_counter() - start, 1),
-                      "device": self.device}
+            record = {"record": train_and_save({r: self.recipes[r] for r in STAGES[name][0]}),
+                      "seconds": round(time.perf_counter() - start, 1), "device": self.device, "key": key}
             partial = path.with_suffix(".partial")
             partial.write_text(json.dumps(record, sort_keys=True))
             os.replace(partial, path)
@@ -250,7 +282,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
 
     Each stage saves its models and a record; later stages load what they need from disk, whether it was
     trained in this run or an earlier one, so a resumed build writes the same files as an uninterrupted one
-    (a build may resume on another device: the key names the recipes, not the device). Models train on
+    (a build may resume on another device: a stage's key names its recipes, not the device). Models train on
     ``device`` and come back to the CPU to be saved and measured."""
     from safetensors.torch import load_file, save_file
     from transformers import CLIPModel, CLIPTextModel, DPTForDepthEstimation
@@ -258,8 +290,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
     from . import quality, train
 
     entries: dict[str, dict] = {}
-    with _resumable_staging(Path(zoo_dir), seed, recipes) as staging:
-        stages = _Stages(staging, device)
+    with _resumable_staging(Path(zoo_dir), seed) as staging:
+        stages = _Stages(staging, device, seed, recipes)
         start = time.perf_counter()
         n_train = recipes["scenes"]["n_train"]
         n_held = recipes["scenes"]["n_held_out"]
@@ -268,10 +300,10 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
         common = f"on {n_train} simulated scenes drawn from the zoo seed (never the NSD simulation's stream)"
         objects = None
 
-        def vision_scenes():
+        def vision_scenes(r):
             nonlocal objects
             if objects is None:
-                n_objects = recipes["vision_scenes"]["n_train"]
+                n_objects = r["vision_scenes"]["n_train"]
                 objects = train.SceneData.draw(n_objects + n_held, seed, build.IMAGE_SIZE,
                                                single_object=True).split(n_objects)
             return objects
@@ -282,15 +314,15 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
         clip_processor = build.clip_processor(copy.deepcopy(tokenizer))
         vision_start = staging / "_clip_vision_start.safetensors"
 
-        def train_clip():
-            objects_train, objects_held = vision_scenes()  # rendered in worker processes: before CUDA starts here
+        def train_clip(r):
+            objects_train, objects_held = vision_scenes(r)  # rendered in worker processes: before CUDA starts here
             clip = build.clip_model(len(tokenizer), seed).to(device)
             vision_stats = train.pretrain_vision(clip.vision_model, clip_processor.image_processor, objects_train,
                                                  held=objects_held, seed=seed + 5, progress=progress,
-                                                 **recipes["clip_vision"])
+                                                 **r["clip_vision"])
             save_file({k: v.contiguous().cpu() for k, v in clip.vision_model.state_dict().items()}, vision_start)
             stats = train.train_clip(clip, tokenizer, clip_processor.image_processor, data, seed=seed,
-                                     progress=progress, **recipes["clip"]) | {"vision_pretraining": vision_stats}
+                                     progress=progress, **r["clip"]) | {"vision_pretraining": vision_stats}
             clip.to("cpu").save_pretrained(staging / "clip")
             clip_processor.save_pretrained(staging / "clip")
             judge = quality.AttributeJudge(CLIPModel.from_pretrained(staging / "clip"), tokenizer,
@@ -308,15 +340,15 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
         clip = CLIPModel.from_pretrained(staging / "clip")
         judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
 
-        def train_blip():
+        def train_blip(r):
             bert = build.write_bert_vocabulary(staging / "_vocab_bert")
-            objects_train, objects_held = vision_scenes()
+            objects_train, objects_held = vision_scenes(r)
             blip, blip_processor = build.blip_model(bert, seed + 30).to(device), build.blip_processor(bert)
             vision_stats = train.pretrain_vision(blip.vision_model, blip_processor.image_processor, objects_train,
                                                  held=objects_held, seed=seed + 35, progress=progress,
-                                                 **recipes["blip_vision"])
+                                                 **r["blip_vision"])
             stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress,
-                                     **recipes["blip"]) | {"vision_pretraining": vision_stats}
+                                     **r["blip"]) | {"vision_pretraining": vision_stats}
             blip.to("cpu").save_pretrained(staging / "blip")
             blip_processor.save_pretrained(staging / "blip")
             return _trained_entry(
@@ -327,9 +359,9 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
 
         entries["blip"] = stages.run("blip", train_blip)
 
-        def train_vae():
+        def train_vae(r):
             vae = build.vae(seed + 1).to(device)
-            stats = train.train_vae(vae, data, seed=seed + 1, progress=progress, **recipes["vae"])
+            stats = train.train_vae(vae, data, seed=seed + 1, progress=progress, **r["vae"])
             vae.to("cpu").save_pretrained(staging / "_vae")
             return stats
 
@@ -352,11 +384,11 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                 encoder.to("cpu")
             return diffusion_inputs[key]
 
-        def train_sd():
+        def train_sd(r):
             latents_mean, latents_sd, embeddings = latents_and_embeddings(text_encoder, "sd")
             unet = build.unet(seed + 2).to(device)
             stats = train.train_unet(unet, build.scheduler(), (latents_mean, latents_sd), embeddings, seed=seed + 2,
-                                     progress=progress, desc="train UNet (SD)", **recipes["unet"])
+                                     progress=progress, desc="train UNet (SD)", **r["unet"])
             sd = build.img2img_pipeline(vae, text_encoder, tokenizer, unet.to("cpu"))
             sd.save_pretrained(staging / "sd-img2img")
             return _trained_entry(
@@ -369,17 +401,17 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
 
         entries["sd-img2img"] = stages.run("sd-img2img", train_sd)
 
-        def train_sd2():
+        def train_sd2(r):
             clip_sd2 = build.clip_model(len(tokenizer), seed + 10)
             clip_sd2.vision_model.load_state_dict(load_file(vision_start))
             clip_sd2_stats = train.train_clip(clip_sd2.to(device), tokenizer, clip_processor.image_processor, data,
-                                              seed=seed + 10, progress=progress, **recipes["clip_sd2"])
+                                              seed=seed + 10, progress=progress, **r["clip_sd2"])
             text_sd2 = build.text_encoder_from(clip_sd2.to("cpu"))
             latents_mean, latents_sd, embeddings_sd2 = latents_and_embeddings(text_sd2, "sd2")
             unet_sd2 = build.unet(seed + 11).to(device)
             stats = train.train_unet(unet_sd2, build.scheduler(), (latents_mean, latents_sd), embeddings_sd2,
                                      seed=seed + 11, progress=progress, desc="train UNet (SD 2 stand-in)",
-                                     **recipes["unet_sd2"])
+                                     **r["unet_sd2"])
             sd2 = build.img2img_pipeline(vae, text_sd2, tokenizer, unet_sd2.to("cpu"))
             sd2.save_pretrained(staging / "sd2-img2img")
             return _trained_entry(
@@ -394,9 +426,9 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
 
         dpt_processor = build.dpt_processor()
 
-        def train_dpt():
+        def train_dpt(r):
             dpt = build.dpt_model(seed + 40).to(device)
-            stats = train.train_dpt(dpt, dpt_processor, data, seed=seed + 40, progress=progress, **recipes["dpt"])
+            stats = train.train_dpt(dpt, dpt_processor, data, seed=seed + 40, progress=progress, **r["dpt"])
             dpt.to("cpu").save_pretrained(staging / "dpt")
             dpt_processor.save_pretrained(staging / "dpt")
             return _trained_entry(
@@ -406,13 +438,13 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
 
         entries["dpt"] = stages.run("dpt", train_dpt)
 
-        def train_depth():
+        def train_depth(r):
             text_sd2 = CLIPTextModel.from_pretrained(staging / "sd2-img2img" / "text_encoder").eval()
             latents_mean, latents_sd, embeddings_sd2 = latents_and_embeddings(text_sd2, "sd2")
             unet_depth = build.unet(seed + 20, in_channels=build.LATENT_CHANNELS + 1).to(device)
             stats = train.train_unet(unet_depth, build.scheduler(), (latents_mean, latents_sd), embeddings_sd2,
                                      depth=train.latent_depth(data.depth, latents_mean.shape[-1]), seed=seed + 20,
-                                     progress=progress, desc="train UNet (depth)", **recipes["unet_depth"])
+                                     progress=progress, desc="train UNet (depth)", **r["unet_depth"])
             dpt = DPTForDepthEstimation.from_pretrained(staging / "dpt").eval()
             depth = build.depth2img_pipeline(vae, text_sd2, tokenizer, unet_depth.to("cpu"), dpt, dpt_processor)
             depth.save_pretrained(staging / "sd-depth2img")
@@ -427,8 +459,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
 
         from . import vgg
 
-        entries["vgg19"] = stages.run("vgg19", lambda: vgg.train_and_save(
-            staging / "vgg19", data, held, seed=seed + 50, progress=progress, **recipes["vgg19"]))
+        entries["vgg19"] = stages.run("vgg19", lambda r: vgg.train_and_save(
+            staging / "vgg19", data, held, seed=seed + 50, progress=progress, **r["vgg19"]))
         # what an uninterrupted build would have taken: this run plus the stages an earlier run finished
         seconds = time.perf_counter() - start + sum(stages.seconds[name] for name in stages.resumed)
         manifest = _write_manifest(staging, entries, device, build_seconds=round(seconds, 1), recipes=recipes, trained=True,
