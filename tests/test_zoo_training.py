@@ -123,8 +123,9 @@ def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_fi
 
 def test_a_stage_is_kept_unless_its_recipes_or_those_it_builds_on_change():
     keys = zoo_cli.stage_keys(0, zoo_cli.RECIPES)
-    assert set(keys) == set(zoo_cli.STAGES) and len(set(keys.values())) == len(keys)
-    assert {r for reads, _ in zoo_cli.STAGES.values() for r in reads} == set(zoo_cli.RECIPES)  # every recipe keyed
+    assert set(keys) == set(zoo_cli.TRAINED_STAGES) and len(set(keys.values())) == len(keys)
+    # every recipe is read, so keyed, by some stage
+    assert {r for reads, _ in zoo_cli.TRAINED_STAGES.values() for r in reads} == set(zoo_cli.RECIPES)
 
     def changed(recipe):
         other = zoo_cli.RECIPES | {recipe: zoo_cli.RECIPES[recipe] | {"steps": 1}}

@@ -7,7 +7,7 @@ Training follows the recipes in :mod:`recon.toy.zoo.train` with the step budgets
 
 A trained build is resumable: its staging folder, named by the seed and the training code, is kept
 when the build stops (a failure, a kill at the end of a session), and rerunning it skips each stage it
-finished unless that stage's recipes, or those of a stage it builds on (:data:`STAGES`), changed
+finished unless that stage's recipes, or those of a stage it builds on (:data:`TRAINED_STAGES`), changed
 since: a build with new UNet budgets keeps the CLIP, BLIP, VAE, DPT and VGG19 stages. Delete that
 ``.<zoo>-partial-*`` folder to start over.
 """
@@ -78,7 +78,7 @@ GPU_BUDGETS = {
 
 #: Each trained stage, in build order: the recipes it reads (it is handed those alone) and the earlier stages
 #: whose saved models it uses. Its resume key hashes both, transitively.
-STAGES = {
+TRAINED_STAGES = {
     "clip": (("scenes", "vision_scenes", "clip_vision", "clip"), ()),
     "blip": (("scenes", "vision_scenes", "blip_vision", "blip"), ()),
     "_vae": (("scenes", "vae"), ()),
@@ -93,7 +93,7 @@ STAGES = {
 def stage_keys(seed: int, recipes: dict) -> dict[str, str]:
     """Each stage's resume key: the seed, the recipes it reads and the keys of the stages it builds on."""
     keys: dict[str, str] = {}
-    for name, (reads, after) in STAGES.items():
+    for name, (reads, after) in TRAINED_STAGES.items():
         content = {"seed": seed, "recipes": {r: recipes[r] for r in reads}, "after": [keys[a] for a in after]}
         keys[name] = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     return keys
@@ -255,7 +255,7 @@ class _Stages:
         self.resumed: list[str] = []
 
     def run(self, name: str, train_and_save) -> dict:
-        """``train_and_save(recipes)``, handed the recipes that :data:`STAGES` says ``name`` reads, unless an
+        """``train_and_save(recipes)``, handed the recipes that :data:`TRAINED_STAGES` says ``name`` reads, unless an
         earlier run of this build finished it with the same key."""
         path = self.records / f"{name}.json"
         key = self.keys[name]
@@ -266,7 +266,7 @@ class _Stages:
             if path.exists():
                 print(f"{name}: finished by an earlier run with other recipes, trained again", flush=True)
             start = time.perf_counter()
-            record = {"record": train_and_save({r: self.recipes[r] for r in STAGES[name][0]}),
+            record = {"record": train_and_save({r: self.recipes[r] for r in TRAINED_STAGES[name][0]}),
                       "seconds": round(time.perf_counter() - start, 1), "device": self.device, "key": key}
             partial = path.with_suffix(".partial")
             partial.write_text(json.dumps(record, sort_keys=True))
