@@ -79,7 +79,7 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
         assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")
 
 
-def stop_at_dpt(zoo_dir, monkeypatch, recipes=TINY):
+def stop_at_dpt(zoo_dir, monkeypatch):
     """A trained build stopped as it starts the DPT stage (as at the end of a session): its staging folder."""
 
     def killed(*args, **kwargs):
@@ -88,7 +88,7 @@ def stop_at_dpt(zoo_dir, monkeypatch, recipes=TINY):
     with monkeypatch.context() as patch:
         patch.setattr(train, "train_dpt", killed)
         with pytest.raises(KeyboardInterrupt):
-            zoo_cli.build_zoo(zoo_dir, seed=0, trained=True, recipes=recipes, progress=False)
+            zoo_cli.build_zoo(zoo_dir, seed=0, trained=True, recipes=TINY, progress=False)
     assert not zoo_dir.exists()
     (partial,) = zoo_dir.parent.glob(f".{zoo_dir.name}-partial-*")
     return partial

@@ -259,11 +259,13 @@ class _Stages:
         earlier run of this build finished it with the same key."""
         path = self.records / f"{name}.json"
         key = self.keys[name]
-        if path.exists() and json.loads(path.read_text()).get("key") == key:
+        earlier = json.loads(path.read_text()) if path.exists() else None
+        if earlier is not None and earlier.get("key") == key:
             print(f"{name}: finished by an earlier run of this build, kept", flush=True)
             self.resumed.append(name)
+            done = earlier
         else:
-            if path.exists():
+            if earlier is not None:
                 print(f"{name}: finished by an earlier run with other recipes, trained again", flush=True)
             start = time.perf_counter()
             record = {"record": train_and_save({r: self.recipes[r] for r in TRAINED_STAGES[name][0]}),
@@ -271,7 +273,7 @@ class _Stages:
             partial = path.with_suffix(".partial")
             partial.write_text(json.dumps(record, sort_keys=True))
             os.replace(partial, path)
-        done = json.loads(path.read_text())
+            done = json.loads(path.read_text())  # read back, so a fresh stage returns what a resumed one would
         self.seconds[name] = done["seconds"]
         self.devices[name] = done["device"]
         return done["record"]
