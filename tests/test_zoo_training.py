@@ -70,6 +70,9 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     assert set(on_disk["stage_devices"]) == set(on_disk["stage_seconds"])
     reconstructions = on_disk["models"]["sd-img2img"]["quality"]["vae"]["judge_on_reconstructions"]
     assert set(reconstructions) == {"colour", "category", "n"} and 0 <= reconstructions["category"] <= 1
+    for name in ("sd-img2img", "sd2-img2img", "sd-depth2img"):  # each UNet's held-out use of its caption
+        reliance = on_disk["models"][name]["quality"]["caption_reliance"]
+        assert reliance["n"] == TINY["scenes"]["n_held_out"] and reliance["mse_own_caption"] > 0, name
     scaling = on_disk["models"]["sd-img2img"]["training"]["vae"]["scaling_factor"]
     for name in ("sd-img2img", "sd2-img2img", "sd-depth2img"):  # the latent scaling the VAE's training measured
         vae_config = json.loads((tmp_path / "zoo" / name / "vae" / "config.json").read_text())
@@ -259,3 +262,32 @@ def test_vision_pretraining_refuses_weights_that_train_nothing_or_name_no_group(
     with pytest.raises(ValueError, match=r"unknown label groups \['backgroud'\]"):
         train.pretrain_vision(clip.vision_model, processor, objects, steps=1, batch_size=4, lr=1e-3, seed=1,
                               progress=False, weights={"backgroud": 0.0})
+
+
+def test_caption_reliance_pairs_each_scene_with_its_own_caption():
+    """A stand-in UNet that reads the clean latent out of the caption embedding predicts the noise exactly from
+    the scene's own caption only; with another scene's or the empty one its error is large."""
+    from types import SimpleNamespace
+
+    from recon.toy.zoo import quality
+
+    scheduler = build.scheduler()
+    alphas = scheduler.alphas_cumprod
+
+    def unet(noisy, t, encoder_hidden_states):
+        a = alphas[t].view(-1, 1, 1, 1)
+        clean = encoder_hidden_states[:, 0, :].reshape(-1, 4, 2, 2)
+        return SimpleNamespace(sample=(noisy[:, :4] - a.sqrt() * clean) / (1 - a).sqrt())
+
+    latents = torch.randn(6, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    per_scene = 2
+    embeddings = torch.zeros(6 * per_scene + 1, 3, 16)  # the empty prompt last: a zero latent
+    embeddings[: 6 * per_scene, 0] = latents.reshape(6, 1, 16).repeat(1, per_scene, 1).reshape(-1, 16)
+    for depth in (None, torch.zeros(6, 1, 2, 2)):  # a depth channel is concatenated, and ignored here
+        result = quality.caption_reliance(unet, scheduler, latents, embeddings, per_scene, depth=depth)
+        assert result["mse_own_caption"] < 1e-6 < result["mse_other_caption"]
+        assert result["mse_empty_caption"] > 1e-3 and result["gain_over_other_caption"] > 100
+        assert result["n"] == 6 and result["timesteps"] == [200, 500, 800]
+    ignored = quality.caption_reliance(lambda noisy, t, encoder_hidden_states: SimpleNamespace(sample=noisy * 0.5),
+                                       scheduler, latents, embeddings, per_scene)
+    assert ignored["gain_over_other_caption"] == 0 and ignored["mse_own_caption"] == ignored["mse_empty_caption"]

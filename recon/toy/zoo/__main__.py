@@ -386,6 +386,13 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                 encoder.to("cpu")
             return diffusion_inputs[key]
 
+        def caption_reliance(unet, encoder, depth=False):
+            """The trained UNet's held-out reliance on its caption (on the CPU, as the other quality figures)."""
+            latents, _, embeddings = train.encode_for_diffusion(vae, encoder, tokenizer, held)
+            return quality.caption_reliance(
+                unet, build.scheduler(), latents, embeddings, train.CAPTIONS_PER_SCENE, seed=seed,
+                depth=train.latent_depth(held.depth, latents.shape[-1]) if depth else None)
+
         def train_sd(r):
             latents_mean, latents_sd, embeddings = latents_and_embeddings(text_encoder, "sd")
             unet = build.unet(seed + 2).to(device)
@@ -399,7 +406,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                         f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {common}"),
                 quality={"vae": quality.vae_error(vae, held)
                          | {"judge_on_reconstructions": quality.reconstruction_attributes(vae, judge, held, single)},
-                         "text_to_image_judged_by_clip": quality.generation_attributes(sd, judge, held, single, seed=seed)})
+                         "text_to_image_judged_by_clip": quality.generation_attributes(sd, judge, held, single, seed=seed),
+                         "caption_reliance": caption_reliance(sd.unet, text_encoder)})
 
         entries["sd-img2img"] = stages.run("sd-img2img", train_sd)
 
@@ -422,7 +430,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                         "from another seed for fewer steps (its vision tower starts from the same supervised start); "
                         f"stands in for SD 2.0 in the control analysis, {common}"),
                 quality={"text_to_image_judged_by_clip": quality.generation_attributes(sd2, judge, held, single,
-                                                                                       seed=seed)})
+                                                                                       seed=seed),
+                         "caption_reliance": caption_reliance(sd2.unet, text_sd2)})
 
         entries["sd2-img2img"] = stages.run("sd2-img2img", train_sd2)
 
@@ -455,7 +464,8 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                 recipe=("train_unet with the depth map (nearness on the latent grid, scaled to [-1, 1] as the pipeline "
                         f"does) as a fifth input channel, SD 2 stand-in's text encoder and VAE, {common}"),
                 quality={"text_and_depth_to_image_judged_by_clip": quality.generation_attributes(
-                    depth, judge, held, single, depth=held.depth, seed=seed)})
+                    depth, judge, held, single, depth=held.depth, seed=seed),
+                         "caption_reliance": caption_reliance(depth.unet, text_sd2, depth=True)})
 
         entries["sd-depth2img"] = stages.run("sd-depth2img", train_depth)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import scenes
 from .train import SceneData, nearness, pixels
@@ -105,6 +106,36 @@ def generation_attributes(pipe, judge: AttributeJudge, data: SceneData, rows: np
                            depth=None if depth is None else depth[rows], steps=steps, guidance=guidance, seed=seed)
     truth = [data.scenes[i].objects[0] for i in rows]
     return judge.accuracy(images, truth) | {"n": len(rows)}
+
+
+@torch.no_grad()
+def caption_reliance(unet, scheduler, latents: torch.Tensor, embeddings: torch.Tensor, captions_per_scene: int, *,
+                     depth: torch.Tensor | None = None, timesteps=(200, 500, 800), seed: int = 0) -> dict:
+    """How much a UNet's noise prediction leans on its caption, on held-out scenes.
+
+    ``latents`` are the scenes' scaled latent means and ``embeddings`` their captions' embeddings, laid out as for
+    :func:`train.train_unet` (``captions_per_scene`` per scene, then the empty prompt). Each scene is noised at
+    each of ``timesteps`` and predicted three ways: with its first caption, with the next scene's, and with the
+    empty prompt. ``gain_over_other_caption`` is how much larger the error with another scene's caption is than with
+    its own (0: the caption is ignored).
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = len(latents)
+    own = torch.arange(n) * captions_per_scene
+    captions = {"own_caption": own, "other_caption": torch.roll(own, -1), "empty_caption": torch.full((n,), len(embeddings) - 1)}
+    errors = {name: 0.0 for name in captions}
+    for step in timesteps:
+        noise = torch.randn(latents.shape, generator=g)
+        t = torch.full((n,), step)
+        noisy = scheduler.add_noise(latents, noise, t)
+        if depth is not None:
+            noisy = torch.cat([noisy, depth], dim=1)
+        for name, rows in captions.items():
+            predicted = unet(noisy, t, encoder_hidden_states=embeddings[rows]).sample
+            errors[name] += float(F.mse_loss(predicted, noise)) / len(timesteps)
+    gain = errors["other_caption"] / errors["own_caption"] - 1
+    return {f"mse_{name}": round(e, 6) for name, e in errors.items()} | {"gain_over_other_caption": round(gain, 4),
+                                                                          "timesteps": list(timesteps), "n": n}
 
 
 @torch.no_grad()

@@ -275,12 +275,18 @@ def train_vae(vae, data: SceneData, *, steps: int, batch_size: int, lr: float, k
 
     stats = _loop(list(vae.parameters()), steps, lr, "train VAE", progress, step)
     vae.eval()
-    with torch.no_grad():
-        x = torch.from_numpy(data.images[:512]).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
-        z = vae.encode(x).latent_dist.mean
-    scaling = float(1.0 / z.std())
-    vae.register_to_config(scaling_factor=scaling)
+    scaling = set_latent_scaling(vae, data)
     return stats | {"batch_size": batch_size, "kl_weight": kl_weight, "scaling_factor": round(scaling, 5)}
+
+
+@torch.no_grad()
+def set_latent_scaling(vae, data: SceneData) -> float:
+    """Stable Diffusion's latent scaling, 1 / sd of the latent means of the first 512 scenes, written into the
+    VAE's config (where the pipelines read it) and returned."""
+    x = torch.from_numpy(data.images[:512]).to(_device(vae)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    scaling = float(1.0 / vae.encode(x).latent_dist.mean.std())
+    vae.register_to_config(scaling_factor=scaling)
+    return scaling
 
 
 # --------------------------------------------------------------------- diffusion UNets
