@@ -1,0 +1,117 @@
+"""Compare toy UNet layouts at an equal training budget: how much each uses its caption, and what it costs.
+
+    python benchmarks/unet_layouts.py                           # 1000 steps of 32 on the CPU, every layout
+    python benchmarks/unet_layouts.py --device cuda --steps 3000 --batch-size 256 --out layouts.json
+
+Each layout is :data:`recon.toy.zoo.build.UNET_LAYOUT` with a few keys overridden, trained by
+:func:`recon.toy.zoo.train.train_unet` (the zoo's SD recipe: lr, caption dropout and seed) on the zoo's own
+training scenes, encoded by the shipped zoo's VAE (its latent scaling measured again, as a build does) and text
+tower. Reported per layout: the held-out caption reliance (:func:`recon.toy.zoo.quality.caption_reliance`),
+text-to-image judged by the zoo's CLIP (category and colour on 96 single-object scenes, as in the manifest), the
+training time, and a forward pass of 120 latents on the CPU, where the book generates (one batch of 12 images
+x 5 samples with classifier-free guidance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, CLIPTextModel
+
+from recon.book import quiet_libraries
+from recon.config import default_zoo_dir
+from recon.toy.zoo import __main__ as zoo_cli
+from recon.toy.zoo import build, quality, train
+
+_POOLED_CAPTION = dict(addition_embed_type="text", addition_embed_type_num_heads=4)
+_ATTENTION_16 = dict(down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+#: name -> overrides of build.UNET_LAYOUT
+LAYOUTS = {
+    "attention 8x8": {},
+    "attention 16x16": _ATTENTION_16,
+    "attention 8x8, pooled caption": _POOLED_CAPTION,
+    "attention 16x16, pooled caption": _ATTENTION_16 | _POOLED_CAPTION,
+}
+
+
+@torch.no_grad()
+def forward_ms(unet, embeddings: torch.Tensor, batch: int = 120, repeats: int = 3) -> float:
+    unet = unet.to("cpu")
+    sample = torch.randn(batch, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+    t = torch.full((batch,), 500)
+    context = embeddings[:batch].cpu()
+    unet(sample, t, encoder_hidden_states=context)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        unet(sample, t, encoder_hidden_states=context)
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def run(zoo: Path, layouts: list[str], steps: int, batch_size: int, n_train: int, device: str) -> dict:
+    sd = zoo / "sd-img2img"
+    vae = AutoencoderKL.from_pretrained(sd / "vae").eval()
+    text_encoder = CLIPTextModel.from_pretrained(sd / "text_encoder").eval()
+    tokenizer = AutoTokenizer.from_pretrained(sd / "tokenizer")
+    clip = CLIPModel.from_pretrained(zoo / "clip").eval()
+    judge = quality.AttributeJudge(clip, tokenizer, CLIPProcessor.from_pretrained(zoo / "clip").image_processor)
+    n_held = zoo_cli.RECIPES["scenes"]["n_held_out"]
+    data, held = train.SceneData.draw(n_train + n_held, 0, build.IMAGE_SIZE).split(n_train)
+    single = quality.single_object_rows(held)
+    scaling = train.set_latent_scaling(vae, data)
+    latents_mean, latents_sd, embeddings = train.encode_for_diffusion(vae, text_encoder, tokenizer, data)
+    held_latents, _, held_embeddings = train.encode_for_diffusion(vae, text_encoder, tokenizer, held)
+    recipe = zoo_cli.RECIPES["unet"] | {"steps": steps, "batch_size": batch_size}
+    results = {}
+    for name in layouts:
+        unet = build.unet(2, **LAYOUTS[name]).to(device)
+        stats = train.train_unet(unet, build.scheduler(), (latents_mean, latents_sd), embeddings, seed=2,
+                                 progress=False, desc=name, **recipe)
+        unet.to("cpu")
+        pipe = build.img2img_pipeline(vae, text_encoder, tokenizer, unet)
+        pipe.set_progress_bar_config(disable=True)
+        results[name] = {
+            "overrides": LAYOUTS[name],
+            "parameters": sum(p.numel() for p in unet.parameters()),
+            "train_seconds": stats["train_seconds"], "final_loss": stats["final_loss"],
+            "caption_reliance": quality.caption_reliance(unet, build.scheduler(), held_latents, held_embeddings,
+                                                         train.CAPTIONS_PER_SCENE),
+            "text_to_image_judged_by_clip": quality.generation_attributes(pipe, judge, held, single),
+            "cpu_forward_ms_120": round(forward_ms(unet, embeddings), 1),
+        }
+        print(name, json.dumps(results[name]), flush=True)
+    return {"meta": {"zoo": str(zoo), "device": device, "recipe": recipe, "n_train": n_train,
+                     "latent_scaling": round(scaling, 5), "torch": torch.__version__,
+                     "threads": torch.get_num_threads(), "machine": platform.machine()},
+            "layouts": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zoo", type=Path, default=default_zoo_dir())
+    parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--n-train", type=int, default=zoo_cli.RECIPES["scenes"]["n_train"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    quiet_libraries()
+    report = run(args.zoo, args.layouts, args.steps, args.batch_size, args.n_train, args.device)
+    print(f"{'layout':<34} {'gain':>7} {'category':>9} {'colour':>7} {'train s':>8} {'fwd ms':>7}")
+    for name, r in report["layouts"].items():
+        t2i = r["text_to_image_judged_by_clip"]
+        print(f"{name:<34} {r['caption_reliance']['gain_over_other_caption']:>7.3f} {t2i['category']:>9.3f} "
+              f"{t2i['colour']:>7.3f} {r['train_seconds']:>8.1f} {r['cpu_forward_ms_120']:>7.1f}")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
