@@ -1,5 +1,6 @@
 """Committed result tables: written atomically, and any changed number found by `check`."""
 
+import json
 import subprocess
 
 import pandas as pd
@@ -68,3 +69,31 @@ def test_zoo_quality_frame_flattens_every_number():
     frame = results.zoo_quality_frame(manifest)
     assert frame.values.tolist() == [["clip", "candidates", 300.0], ["clip", "judge_on_true_images.colour", 1.0],
                                      ["clip", "judge_on_true_images.shape", 0.4], ["dpt", "mean_pixel_r", 0.98]]
+
+
+def test_environment_names_the_cpu_kernels_threads_and_libraries(tmp_path):
+    found = results.environment()
+    assert found["torch_cpu_capability"] and found["torch_threads"] >= 1 and found["cpu"]
+    assert found["libraries"]["torch"] and set(found["libraries"]) >= {"numpy", "diffusers", "himalaya"}
+    path = results.write_environment(get_profile("toy", results_dir=tmp_path / "toy"))
+    assert path == tmp_path / "toy" / results.ENVIRONMENT and json.loads(path.read_text()) == found
+    assert results.write_environment(get_profile("smoke")) is None
+
+
+def test_check_allows_the_other_environment_tolerance_only_where_the_environment_changed(repo, monkeypatch, capsys):
+    root, folder = repo
+    monkeypatch.setattr(results, "REPO_ROOT", root)
+    committed = results.environment() | {"cpu": "AuthenticAMD 25 1"}
+    (folder / results.ENVIRONMENT).write_text(json.dumps(committed))
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "environment"], cwd=root, check=True)
+    assert results.environment_changes(folder, repo=root) == []  # the committed file, unchanged
+    _table(0.5 + 0.002).to_csv(folder / "table1.csv", index=False)
+    assert results.main(["check"]) == 1  # same environment: 1e-6
+    (folder / results.ENVIRONMENT).write_text(json.dumps(committed | {"cpu": "AuthenticAMD 25 17"}))
+    assert results.environment_changes(folder, repo=root) == ["cpu: AuthenticAMD 25 17, committed AuthenticAMD 25 1"]
+    assert results.main(["check"]) == 0
+    assert "environment differs" in capsys.readouterr().out
+    _table(0.5 + 0.01).to_csv(folder / "table1.csv", index=False)
+    assert results.main(["check"]) == 1  # beyond what another environment explains
+    assert results.main(["check", "--tolerance", "0.02"]) == 0
