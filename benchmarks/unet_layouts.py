@@ -5,8 +5,8 @@
 
 Each layout is :data:`recon.toy.zoo.build.UNET_LAYOUT` with a few keys overridden, trained by
 :func:`recon.toy.zoo.train.train_unet` (the zoo's SD recipe: lr, caption dropout and seed) on the zoo's own
-training scenes, encoded by the shipped zoo's VAE (its latent scaling measured again, as a build does) and text
-tower. Reported per layout: the held-out caption reliance (:func:`recon.toy.zoo.quality.caption_reliance`),
+training scenes, encoded by the toy profile's zoo's VAE (its latent scaling measured again, as a build does) and
+text tower, loaded by :mod:`recon.models` (``RECON_ZOO`` moves the zoo). Reported per layout: the held-out caption reliance (:func:`recon.toy.zoo.quality.caption_reliance`),
 text-to-image judged by the zoo's CLIP (category and colour on 96 single-object scenes, as in the manifest), the
 training time, and a forward pass of 120 latents on the CPU, where the book generates (one batch of 12 images
 x 5 samples with classifier-free guidance).
@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL
-from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, CLIPTextModel
 
+from recon import models
 from recon.book import quiet_libraries
-from recon.config import default_zoo_dir
+from recon.config import get_profile
 from recon.toy.zoo import __main__ as zoo_cli
 from recon.toy.zoo import build, quality, train
 
@@ -54,17 +53,16 @@ def forward_ms(unet, embeddings: torch.Tensor, batch: int = 120, repeats: int = 
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def run(zoo: Path, layouts: list[str], steps: int, batch_size: int, n_train: int, device: str) -> dict:
-    sd = zoo / "sd-img2img"
-    vae = AutoencoderKL.from_pretrained(sd / "vae").eval()
-    text_encoder = CLIPTextModel.from_pretrained(sd / "text_encoder").eval()
-    tokenizer = AutoTokenizer.from_pretrained(sd / "tokenizer")
-    clip = CLIPModel.from_pretrained(zoo / "clip").eval()
-    judge = quality.AttributeJudge(clip, tokenizer, CLIPProcessor.from_pretrained(zoo / "clip").image_processor)
+def run(layouts: list[str], steps: int, batch_size: int, n_train: int, device: str) -> dict:
+    profile = get_profile("toy")  # the models load on the CPU; each UNet trains on ``device``
+    shipped = models.img2img(profile)
+    vae, text_encoder, tokenizer = shipped.vae, shipped.text_encoder, shipped.tokenizer
+    clip, clip_processor = models.clip(profile)
+    judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
     n_held = zoo_cli.RECIPES["scenes"]["n_held_out"]
     data, held = train.SceneData.draw(n_train + n_held, 0, build.IMAGE_SIZE).split(n_train)
     single = quality.single_object_rows(held)
-    scaling = train.set_latent_scaling(vae, data)
+    scaling = train.set_latent_scaling(vae, data)  # this process's copy: the zoo on disk keeps its config
     latents_mean, latents_sd, embeddings = train.encode_for_diffusion(vae, text_encoder, tokenizer, data)
     held_latents, _, held_embeddings = train.encode_for_diffusion(vae, text_encoder, tokenizer, held)
     recipe = zoo_cli.RECIPES["unet"] | {"steps": steps, "batch_size": batch_size}
@@ -86,7 +84,7 @@ def run(zoo: Path, layouts: list[str], steps: int, batch_size: int, n_train: int
             "cpu_forward_ms_120": round(forward_ms(unet, embeddings), 1),
         }
         print(name, json.dumps(results[name]), flush=True)
-    return {"meta": {"zoo": str(zoo), "device": device, "recipe": recipe, "n_train": n_train,
+    return {"meta": {"zoo": profile.models.sd, "device": device, "recipe": recipe, "n_train": n_train,
                      "latent_scaling": round(scaling, 5), "torch": torch.__version__,
                      "threads": torch.get_num_threads(), "machine": platform.machine()},
             "layouts": results}
@@ -94,7 +92,6 @@ def run(zoo: Path, layouts: list[str], steps: int, batch_size: int, n_train: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, default=default_zoo_dir())
     parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -103,7 +100,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     quiet_libraries()
-    report = run(args.zoo, args.layouts, args.steps, args.batch_size, args.n_train, args.device)
+    report = run(args.layouts, args.steps, args.batch_size, args.n_train, args.device)
     print(f"{'layout':<34} {'gain':>7} {'category':>9} {'colour':>7} {'train s':>8} {'fwd ms':>7}")
     for name, r in report["layouts"].items():
         t2i = r["text_to_image_judged_by_clip"]

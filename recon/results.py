@@ -67,34 +67,32 @@ def environment() -> dict:
             return None
 
     return {"machine": platform.machine(), "cpu": _cpu(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch_threads": torch.get_num_threads(), "libraries": {name: installed(name) for name in _LIBRARIES}}
+            "torch_threads": torch.get_num_threads()} | {f"{name} version": installed(name) for name in _LIBRARIES}
+
+
+def _write_atomically(profile: Profile, filename: str, write_to) -> Path | None:
+    """``write_to(path)`` into ``<results_dir>/<filename>``, through a partial file beside it renamed over it, so a
+    reader never sees half a file; None for a profile without a results folder."""
+    if profile.results_dir is None:
+        return None
+    folder = Path(profile.results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path, partial = folder / filename, folder / f".{filename}.partial"
+    write_to(partial)
+    os.replace(partial, path)
+    return path
 
 
 def write_environment(profile: Profile) -> Path | None:
     """Write :func:`environment` beside the profile's result tables; None for a profile without them."""
-    if profile.results_dir is None:
-        return None
-    folder = Path(profile.results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path, partial = folder / ENVIRONMENT, folder / f".{ENVIRONMENT}.partial"
-    partial.write_text(json.dumps(environment(), indent=1, sort_keys=True) + "\n")
-    os.replace(partial, path)
-    return path
+    text = json.dumps(environment(), indent=1, sort_keys=True) + "\n"
+    return _write_atomically(profile, ENVIRONMENT, lambda path: path.write_text(text))
 
 
 def write(frame: pd.DataFrame, profile: Profile, name: str) -> Path | None:
-    """Write ``frame`` (index dropped) as ``<results_dir>/<name>.csv``; None for a profile without one.
-
-    The file is written beside its target and renamed over it, so a reader never sees half a table."""
-    if profile.results_dir is None:
-        return None
-    folder = Path(profile.results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.csv"
-    partial = folder / f".{name}.csv.partial"
-    frame.to_csv(partial, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    os.replace(partial, path)
-    return path
+    """Write ``frame`` (index dropped) as ``<results_dir>/<name>.csv``, atomically; None for a profile without one."""
+    return _write_atomically(profile, f"{name}.csv", lambda path: frame.to_csv(
+        path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
 
 
 def table1_frame(experiments, methods=METHODS, protocol: str = "takagi") -> pd.DataFrame:
@@ -174,12 +172,6 @@ def environment_changes(folder: Path, ref: str = "HEAD", repo: Path = REPO_ROOT)
     if not written.exists() or not _has_tree(ref, f"{relative}/{ENVIRONMENT}", repo):
         return []
     committed, current = json.loads(_git("show", f"{ref}:{relative}/{ENVIRONMENT}", cwd=repo)), json.loads(written.read_text())
-
-    def flat(d, prefix=""):
-        return {k2: v2 for k, v in d.items()
-                for k2, v2 in (flat(v, f"{prefix}{k}.").items() if isinstance(v, dict) else [(f"{prefix}{k}", v)])}
-
-    committed, current = flat(committed), flat(current)
     return [f"{key}: {current.get(key)}, committed {committed.get(key)}"
             for key in sorted(set(committed) | set(current)) if committed.get(key) != current.get(key)]
 
