@@ -23,7 +23,7 @@
 # and shipped in the repository's `zoo/` with `save_pretrained`. They load through the same
 # `from_pretrained` calls as the real model ids, after their sha256 checksums are verified against
 # `zoo/manifest.json`. `python -m recon.toy.zoo build` retrains them all from the recipes in
-# `recon.toy.zoo.train`, deterministically from a seed, in about two hours on 2 CPU cores (the
+# `recon.toy.zoo.train`, deterministically from a seed, in about an hour on 2 CPU cores (the
 # shipped zoo); `--device cuda` trains on a GPU, with the larger step budgets the manifest then
 # records. The real counterparts are Stable Diffusion
 # {cite:p}`rombach2022ldm`, CLIP {cite:p}`radford2021clip`, BLIP {cite:p}`li2022blip` and DPT
@@ -108,6 +108,9 @@ figures_of_merit = pd.Series({
     "text-to-image colour right (CLIP judge)": q["sd-img2img"]["text_to_image_judged_by_clip"]["colour"],
     "text+depth-to-image category right": q["sd-depth2img"]["text_and_depth_to_image_judged_by_clip"]["category"],
     "SD 2 stand-in text-to-image category right": q["sd2-img2img"]["text_to_image_judged_by_clip"]["category"],
+    **{f"{label} UNet: noise error with another scene's caption over its own, minus 1":
+       q[name]["caption_reliance"]["gain_over_other_caption"]
+       for label, name in (("SD", "sd-img2img"), ("SD 2 stand-in", "sd2-img2img"), ("depth", "sd-depth2img"))},
     "BLIP caption names the category": q["blip"]["caption_attributes"]["category"],
     **{f"{name.upper()} vision tower's own start: category (single-object scenes)":
        manifest["models"][name]["training"]["vision_pretraining"]["held_out_accuracy"]["category"]
@@ -170,6 +173,10 @@ book.glue_table("tbl_targets", targets, formats={"measured": ".3f", "target": ".
 # ```{glue:md} zoo_vae_scaling_note
 # :format: myst
 # ```
+#
+# A UNet's caption gain asks whether it reads its caption at all: held-out scenes are noised at
+# t = 200, 500 and 800, and the gain is how much larger its noise-prediction error is with the next
+# scene's caption than with the scene's own (0: the caption is ignored).
 #
 # The toy world is only a test of the paper's claims if its models see what its simulated brain
 # encodes: the object's category and colour above all, since they carry the captions (+T) and the

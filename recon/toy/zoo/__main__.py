@@ -1,7 +1,7 @@
 """``python -m recon.toy.zoo build [--zoo DIR] [--seed N] [--device cuda] [--untrained]``: train every toy model, write the manifest.
 
 Training follows the recipes in :mod:`recon.toy.zoo.train` with the step budgets in :data:`RECIPES`
-(about two hours on 2 CPU cores), or on a GPU with ``--device cuda`` and the larger :data:`GPU_BUDGETS`
+(about an hour on 2 CPU cores: 59 minutes for the shipped zoo), or on a GPU with ``--device cuda`` and the larger :data:`GPU_BUDGETS`
 (an estimated 15 minutes on one H100, from the four stages timed there); the manifest records the recipes, the device and each stage's time;
 ``--untrained`` writes the seeded initialisations in seconds (for tests of the loading code).
 
@@ -30,8 +30,8 @@ import torch
 from ...config import default_zoo_dir
 from . import MANIFEST, build, file_table
 
-#: Step budgets and optimiser settings of each recipe (see recon.toy.zoo.train), sized for 2 CPU cores (about two
-#: hours): the shipped zoo's.
+#: Step budgets and optimiser settings of each recipe (see recon.toy.zoo.train), sized for 2 CPU cores (about an
+#: hour): the shipped zoo's.
 RECIPES = {
     # 20k scenes: the ViT towers overfit 4-6k (held-out category 0.22 at 4k, 0.78 at 20k, supervised)
     "scenes": dict(n_train=20000, n_held_out=400),
