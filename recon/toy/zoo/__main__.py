@@ -44,7 +44,8 @@ RECIPES = {
     # negatives that differ only in the object (judge category 0.43 at 128, 0.45 at 1024; 0.2 s a step)
     "clip": dict(steps=2000, batch_size=1024, lr=2e-3, lock_vision=True),
     "clip_sd2": dict(steps=700, batch_size=1024, lr=2e-3, lock_vision=True),  # the SD 2.0 stand-in's own text encoder
-    "vae": dict(steps=800, batch_size=16, lr=1e-3, kl_weight=1e-6),
+    # the shipped zoo: 800 steps of the wider VAE; the next build, 2400 of build.VAE_LAYOUT's (about 720 s)
+    "vae": dict(steps=2400, batch_size=16, lr=1e-3, kl_weight=1e-6),
     "unet": dict(steps=2200, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_sd2": dict(steps=1100, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_depth": dict(steps=1600, batch_size=32, lr=1e-3, uncond_prob=0.1),
