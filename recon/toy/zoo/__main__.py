@@ -31,7 +31,7 @@ from ...config import default_zoo_dir
 from . import MANIFEST, build, file_table
 
 #: Step budgets and optimiser settings of each recipe (see recon.toy.zoo.train), sized for 2 CPU cores (about an
-#: hour): the shipped zoo's.
+#: hour): the shipped zoo's, except the VAE's (its line says how).
 RECIPES = {
     # 20k scenes: the ViT towers overfit 4-6k (held-out category 0.22 at 4k, 0.78 at 20k, supervised)
     "scenes": dict(n_train=20000, n_held_out=400),
