@@ -166,8 +166,7 @@ def _git(*args: str, cwd: Path) -> str:
 def environment_changes(folder: Path, ref: str = "HEAD", repo: Path = REPO_ROOT) -> list[str]:
     """How the build's ``environment.json`` under ``folder`` differs from the one committed at ``ref`` (empty
     when they agree, or when either is missing)."""
-    folder = Path(folder).resolve()
-    relative = folder.relative_to(repo.resolve()).as_posix()
+    folder, relative = _in_repo(folder, repo)
     written = folder / ENVIRONMENT
     if not written.exists() or not _has_tree(ref, f"{relative}/{ENVIRONMENT}", repo):
         return []
@@ -181,8 +180,7 @@ def check(folder: Path, ref: str = "HEAD", tolerance: float = TOLERANCE, repo: P
 
     A committed table that the build no longer writes, and a written table that was never
     committed, are differences too."""
-    folder = Path(folder).resolve()
-    relative = folder.relative_to(repo.resolve()).as_posix()
+    folder, relative = _in_repo(folder, repo)
     committed = {Path(p).name for p in _git("ls-tree", "--name-only", f"{ref}:{relative}", cwd=repo).split()
                  if p.endswith(".csv")} if _has_tree(ref, relative, repo) else set()
     written = {p.name for p in folder.glob("*.csv")}
@@ -192,6 +190,12 @@ def check(folder: Path, ref: str = "HEAD", tolerance: float = TOLERANCE, repo: P
         old = pd.read_csv(io.StringIO(_git("show", f"{ref}:{relative}/{name}", cwd=repo)))
         found += differences(old, pd.read_csv(folder / name), tolerance, f"{relative}/{name}")
     return found
+
+
+def _in_repo(folder: Path, repo: Path) -> tuple[Path, str]:
+    """``folder`` resolved, and its path inside ``repo`` as git names it."""
+    folder = Path(folder).resolve()
+    return folder, folder.relative_to(repo.resolve()).as_posix()
 
 
 def _has_tree(ref: str, relative: str, repo: Path) -> bool:
