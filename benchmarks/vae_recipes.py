@@ -101,9 +101,8 @@ def main() -> None:
     print(f"{'variant':<42} {'PSNR':>6} {'category':>9} {'colour':>7} {'train s':>8} {'ms/60':>6}")
     for name, r in report["variants"].items():
         judged = r["judge_on_round_trips"]
-        seconds = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
         print(f"{name:<42} {r['psnr_db']:>6.2f} {judged['category']:>9.3f} {judged['colour']:>7.3f} "
-              f"{seconds:>8} {r['cpu_round_trip_ms_60']:>6.1f}")
+              f"{r['train_seconds']:>8.0f} {r['cpu_round_trip_ms_60']:>6.1f}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
 
