@@ -31,7 +31,7 @@ from recon.config import get_profile
 from recon.toy.zoo import __main__ as zoo_cli
 from recon.toy.zoo import build, quality, train
 
-_WIDE = dict(block_out_channels=(32, 64, 64), norm_num_groups=32)  # the shipped zoo's VAE
+_WIDE = dict(block_out_channels=(32, 64, 64), norm_num_groups=32)  # the zoo's VAE until 2026-11-27 (800 x 16)
 #: name -> (layout overrides of build.VAE_LAYOUT, recipe overrides of the zoo's "vae" recipe)
 VARIANTS = {
     "wide (32, 64, 64), 1600 x 16": (_WIDE, dict(steps=1600)),

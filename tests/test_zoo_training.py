@@ -10,7 +10,7 @@ from recon.toy import scenes as world
 from recon.toy.zoo import __main__ as zoo_cli
 from recon.toy.zoo import build, train
 
-TINY = {"scenes": dict(n_train=64, n_held_out=24), "vision_scenes": dict(n_train=16)} | {
+TINY = {"scenes": dict(n_train=64, n_held_out=24, n_quality=12), "vision_scenes": dict(n_train=16)} | {
     name: dict(steps=2, batch_size=8) for name in (
         "clip_vision", "clip", "clip_sd2", "vae", "unet", "unet_sd2", "unet_depth", "blip_vision", "blip", "dpt", "vgg19")
 }
@@ -70,6 +70,11 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(tmp_path):
     assert set(on_disk["stage_devices"]) == set(on_disk["stage_seconds"])
     reconstructions = on_disk["models"]["sd-img2img"]["quality"]["vae"]["judge_on_reconstructions"]
     assert set(reconstructions) == {"colour", "category", "n"} and 0 <= reconstructions["category"] <= 1
+    attribute_checks = [on_disk["models"]["clip"]["quality"]["judge_on_true_images"], reconstructions,
+                        on_disk["models"]["blip"]["quality"]["caption_attributes"],
+                        on_disk["models"]["sd-img2img"]["quality"]["text_to_image_judged_by_clip"],
+                        on_disk["models"]["sd-depth2img"]["quality"]["text_and_depth_to_image_judged_by_clip"]]
+    assert [check["n"] for check in attribute_checks] == [TINY["scenes"]["n_quality"]] * 5  # the probe's scenes
     for name in ("sd-img2img", "sd2-img2img", "sd-depth2img"):  # each UNet's held-out use of its caption
         reliance = on_disk["models"][name]["quality"]["caption_reliance"]
         assert reliance["n"] == TINY["scenes"]["n_held_out"] and reliance["mse_own_caption"] > 0, name
@@ -158,6 +163,9 @@ def test_single_object_scenes_are_their_own_stream(scenes):
     again = train.SceneData.draw(8, seed=0, size=build.IMAGE_SIZE, single_object=True)
     np.testing.assert_array_equal(objects.images, again.images)
     assert not np.array_equal(objects.images, scenes.images[:8])
+    probe = train.SceneData.draw(8, seed=0, size=build.IMAGE_SIZE, single_object=True, stream=train.QUALITY_STREAM)
+    assert all(len(s.objects) == 1 for s in probe.scenes)
+    assert not np.array_equal(probe.images, objects.images)  # the quality probe is no vision tower's training data
 
 
 def test_vision_pretraining_needs_single_object_scenes(scenes, tmp_path):

@@ -1,7 +1,8 @@
 """Held-out quality of the trained toy models, recorded in the zoo manifest and shown in the book.
 
 All figures are on scenes none of the models was trained on. The attribute checks use single-object
-scenes, where "the colour" and "the category" are unambiguous; generated images are judged by the
+scenes, where "the colour" and "the category" are unambiguous, of a stream of their own (the zoo build
+draws them with ``train.QUALITY_STREAM``); generated images are judged by the
 trained CLIP (zero-shot over "a <colour> <category>"), whose own accuracy on the true images is
 reported beside them as the judge's ceiling.
 """

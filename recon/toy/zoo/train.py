@@ -34,6 +34,8 @@ from .vgg import label_groups
 from .vgg import labels as scene_labels
 
 CAPTIONS_PER_SCENE = 5
+#: The single-object stream of the zoo's quality probe (:meth:`SceneData.draw`); the vision towers pre-train on 1.
+QUALITY_STREAM = 2
 #: below this many scenes, rendering in one process is quicker than starting a pool
 PARALLEL_RENDER_FROM = 2000
 
@@ -58,10 +60,11 @@ class SceneData:
     scenes: list
 
     @classmethod
-    def draw(cls, n: int, seed: int, size: int, *, single_object: bool = False) -> "SceneData":
-        """``n`` scenes from the zoo's stream; ``single_object`` keeps only scenes of one object (their own
-        stream), the object-centric images a vision tower is pre-trained on, as ImageNet's are."""
-        rng = np.random.default_rng([seed, 20231, 1] if single_object else [seed, 20231])  # not the simulator's
+    def draw(cls, n: int, seed: int, size: int, *, single_object: bool = False, stream: int = 1) -> "SceneData":
+        """``n`` scenes from the zoo's stream; ``single_object`` keeps only scenes of one object, from their own
+        ``stream``: 1, the object-centric images a vision tower is pre-trained on, as ImageNet's are; 2, the
+        quality probe that no model trains on (:data:`QUALITY_STREAM`)."""
+        rng = np.random.default_rng([seed, 20231, stream] if single_object else [seed, 20231])  # not the simulator's
         drawn = []
         while len(drawn) < n:
             scene = scenes.sample_scene(rng)
