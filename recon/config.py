@@ -162,8 +162,9 @@ def _toy(**overrides) -> Profile:
         vgg_pool=8,
         # +G through the toy VAE decoder: at 64 px its latent is a cheap, learned image prior. Pixels
         # with a blur prior fit the decoded features' noise (subj01, 100 test images, 60 steps: pixel
-        # r with the true image 0.21 against the VAE's 0.47). The VAE costs ~44 ms an image and step
-        # on 2 cores, so 30 steps; lr 0.3 gave the lowest feature loss at 30 steps of 0.1, 0.3 and 1.0.
+        # r with the true image 0.21 against the VAE's 0.41, 2026-11-27 zoo). A step through the VAE
+        # costs ~10 ms an image on 2 cores (44 ms with the zoo's wider VAE before 2026-11-27, when
+        # 30 steps were set); lr 0.3 gave the lowest feature loss at 30 steps of 0.1, 0.3 and 1.0.
         generator="vae",
         generator_steps=30,
         generator_lr=0.3,
