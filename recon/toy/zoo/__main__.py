@@ -307,7 +307,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
         data, held = train.SceneData.draw(n_train + n_held, seed, build.IMAGE_SIZE).split(n_train)
         probe = train.SceneData.draw(recipes["scenes"]["n_quality"], seed, build.IMAGE_SIZE, single_object=True,
                                      stream=train.QUALITY_STREAM)
-        single = np.arange(len(probe))
+        probe_rows = np.arange(len(probe))
         common = f"on {n_train} simulated scenes drawn from the zoo seed (never the NSD simulation's stream)"
         objects = None
 
@@ -366,7 +366,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                 "BlipForConditionalGeneration", seed=seed + 30, training=stats,
                 recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: single-object scene classes, as real "
                         f"BLIP starts from a pre-trained ViT), then train_blip with that tower locked: captioning loss {common}"),
-                quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, probe, single)})
+                quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, probe, probe_rows)})
 
         entries["blip"] = stages.run("blip", train_blip)
 
@@ -414,8 +414,10 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                 recipe=("recon.toy.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
                         f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {common}"),
                 quality={"vae": quality.vae_error(vae, held)
-                         | {"judge_on_reconstructions": quality.reconstruction_attributes(vae, judge, probe, single)},
-                         "text_to_image_judged_by_clip": quality.generation_attributes(sd, judge, probe, single, seed=seed),
+                         | {"judge_on_reconstructions": quality.reconstruction_attributes(vae, judge, probe,
+                                                                                         probe_rows)},
+                         "text_to_image_judged_by_clip": quality.generation_attributes(sd, judge, probe, probe_rows,
+                                                                                       seed=seed),
                          "caption_reliance": caption_reliance(sd.unet, text_encoder)})
 
         entries["sd-img2img"] = stages.run("sd-img2img", train_sd)
@@ -438,7 +440,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                 recipe=("as sd-img2img (same VAE), with its own text encoder: the text tower of a second CLIP trained "
                         "from another seed for fewer steps (its vision tower starts from the same supervised start); "
                         f"stands in for SD 2.0 in the control analysis, {common}"),
-                quality={"text_to_image_judged_by_clip": quality.generation_attributes(sd2, judge, probe, single,
+                quality={"text_to_image_judged_by_clip": quality.generation_attributes(sd2, judge, probe, probe_rows,
                                                                                        seed=seed),
                          "caption_reliance": caption_reliance(sd2.unet, text_sd2)})
 
@@ -473,7 +475,7 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
                 recipe=("train_unet with the depth map (nearness on the latent grid, scaled to [-1, 1] as the pipeline "
                         f"does) as a fifth input channel, SD 2 stand-in's text encoder and VAE, {common}"),
                 quality={"text_and_depth_to_image_judged_by_clip": quality.generation_attributes(
-                    depth, judge, probe, single, depth=probe.depth, seed=seed),
+                    depth, judge, probe, probe_rows, depth=probe.depth, seed=seed),
                          "caption_reliance": caption_reliance(depth.unet, text_sd2, depth=True)})
 
         entries["sd-depth2img"] = stages.run("sd-depth2img", train_depth)

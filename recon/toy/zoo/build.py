@@ -132,7 +132,7 @@ def clip_processor(tokenizer: CLIPTokenizer) -> CLIPProcessor:
 #: The toy VAE's layout: three levels, so 64 px images have 16 x 16 latents (Stable Diffusion's factor is 8), and
 #: narrow at full resolution. benchmarks/vae_recipes.py (2026-11-26, 2 CPU cores, one seed; the judge is the zoo's
 #: CLIP on round trips of 400 single-object scenes no model trained on, 0.81 / 0.98 on the true images):
-#: widths (32, 64, 64) for 800 steps of 16, the shipped zoo's: PSNR 22.8 dB, category 0.29, colour 0.39, 502 s;
+#: widths (32, 64, 64) for 800 steps of 16, the zoo's until 2026-11-27: PSNR 22.8 dB, category 0.29, colour 0.39, 502 s;
 #: the same for 1600 steps: 24.6 dB, 0.46, 0.56, 991 s; widths (16, 32, 64) for 2400 steps: 25.0 dB, 0.45, 0.72,
 #: 720 s, and an encode + decode of 60 images 760 -> 296 ms (+G decodes at each of its steps).
 #: The shipped zoo has this layout and the 2400 steps of RECIPES["vae"] (built 2026-11-27: 766 s; PSNR 25.0 dB; the
