@@ -33,7 +33,10 @@
 #   DGN is, but about 30 times as costly as pixels at 512 px. The toy profile uses it: its VAE
 #   works at 64 px, and in pixel space the optimisation fits the noise of the decoded features and
 #   returns coloured noise (subj01, 60 steps each at the page's learning rate: pixel correlation
-#   with the presented image 0.21 in pixel space, 0.41 through the VAE; SSIM 0.05 and 0.21).
+#   with the presented image 0.24 in pixel space, 0.50 through the VAE; SSIM 0.09 and 0.29).
+#   The steps and the learning rate are those that recovered the most of unseen scenes from
+#   noisy stand-ins for decoded features (`benchmarks/gan_budget.py`; the figures are in
+#   `recon/config.py`).
 #
 # The latent starts at zero, not at the decoded z, so that the +G image comes from the decoded
 # VGG19 features alone, as the paper's does. The objective and the VGG19 layers follow Shen et al.;

@@ -130,3 +130,29 @@ def test_zoo_hooks_write_a_loadable_folder_and_manifest_entry(data, tmp_path):
     for k, v in vgg.narrowed_vgg19(8, 7).state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[k], v)
     assert len(models._vgg19_features(str(root / "vgg19"), 8, "cpu")) == 37
+
+
+def test_inversion_targets_are_exact_features_and_a_shrunk_noisy_stand_in(data):
+    """benchmarks/gan_budget.py and the zoo page invert these: exact features, and ones pulled towards a mean."""
+    import numpy as np
+
+    from recon import features as feats
+
+    toy = get_profile("toy")
+    network = vgg.narrowed_vgg19(8, 0).eval()
+    images, reference = data.images[:4], data.images[4:]
+    exact, pulled = vgg.inversion_targets(network, images, reference, toy, shrink=1.0, noise=0.0,
+                                          rng=np.random.default_rng(0))
+    truth = feats.vgg_features(network, images, toy.vgg_layers, toy.vgg_pool, toy.generator_size, progress=False)
+    ref = feats.vgg_features(network, reference, toy.vgg_layers, toy.vgg_pool, toy.generator_size, progress=False)
+    assert set(exact) == set(pulled) == set(toy.vgg_layers)
+    for layer in toy.vgg_layers:
+        np.testing.assert_allclose(exact[layer], truth[layer])
+        np.testing.assert_allclose(pulled[layer], np.broadcast_to(ref[layer].mean(0), truth[layer].shape), rtol=1e-6)
+    _, noisy = vgg.inversion_targets(network, images, reference, toy, shrink=0.5, noise=0.5,
+                                     rng=np.random.default_rng(0))
+    _, again = vgg.inversion_targets(network, images, reference, toy, shrink=0.5, noise=0.5,
+                                     rng=np.random.default_rng(0))
+    for layer in toy.vgg_layers:
+        assert noisy[layer].shape == truth[layer].shape and not np.allclose(noisy[layer], truth[layer])
+        np.testing.assert_array_equal(noisy[layer], again[layer])  # seeded by the caller's generator

@@ -237,6 +237,23 @@ def train_and_save(folder, data, held, *, seed: int, steps: int, batch_size: int
             "quality": {"held_out_labels": quality(features, head, held)}}
 
 
+def inversion_targets(network, images: np.ndarray, reference: np.ndarray, profile, *, shrink: float, noise: float,
+                      rng: np.random.Generator) -> tuple[dict, dict]:
+    """+G targets for ``images`` without a brain: their exact VGG19 features (the profile's layers, pooling and
+    size), and a stand-in for decoded ones, pulled by ``shrink`` towards the ``reference`` images' mean feature (a
+    ridge decoder shrinks towards its training mean) with Gaussian noise of ``noise`` times its sd added."""
+    from ... import features as feats
+
+    def matched(x):
+        return feats.vgg_features(network, x, profile.vgg_layers, profile.vgg_pool, profile.generator_size,
+                                  progress=False)
+
+    exact, ref = matched(images), matched(reference)
+    noisy = {k: ref[k].mean(0) + (1 - shrink) * (v - ref[k].mean(0)) + noise * ref[k].std(0) * rng.standard_normal(v.shape)
+             for k, v in exact.items()}
+    return exact, noisy
+
+
 def inversion_quality(networks: dict, images: np.ndarray, reference: np.ndarray, profile, *, shrink: float = 0.5,
                       noise: float = 0.5, seed: int = 0, steps: int = 60, lr: float = 0.1) -> "pd.DataFrame":
     """How well +G's optimisation recovers held-out images through each VGG19 of ``networks``.
@@ -250,17 +267,12 @@ def inversion_quality(networks: dict, images: np.ndarray, reference: np.ndarray,
     """
     import pandas as pd
 
-    from ... import evaluate, features as feats, methods
+    from ... import evaluate, methods
 
     rng = np.random.default_rng(seed)
     rows = []
     for name, network in networks.items():
-        exact = feats.vgg_features(network, images, profile.vgg_layers, profile.vgg_pool, profile.generator_size,
-                                   progress=False)
-        ref = feats.vgg_features(network, reference, profile.vgg_layers, profile.vgg_pool, profile.generator_size,
-                                 progress=False)
-        noisy = {k: ref[k].mean(0) + (1 - shrink) * (v - ref[k].mean(0)) + noise * ref[k].std(0) * rng.standard_normal(v.shape)
-                 for k, v in exact.items()}
+        exact, noisy = inversion_targets(network, images, reference, profile, shrink=shrink, noise=noise, rng=rng)
         for targets_name, targets in (("exact features", exact), ("shrunk, noisy features", noisy)):
             out = methods.images_from_vgg_features(
                 methods.PixelGenerator(profile.generator_size), network, targets, layers=profile.vgg_layers,
