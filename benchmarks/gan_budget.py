@@ -8,8 +8,11 @@
 the images are the first ``--n`` scenes of the zoo's quality probe (single-object scenes no model trained on), and
 the targets are their exact VGG19 features and a stand-in for decoded ones
 (:func:`recon.toy.zoo.vgg.inversion_targets`: pulled halfway to the mean feature of other scenes, plus noise of half
-its sd). Reported per budget and target: PixCorr and SSIM against the true images, the colour and category that the
-zoo's CLIP judge names (it names them on the true images too, first row), and the wall time.
+its sd). Reported per budget and target: PixCorr and SSIM against the true images; two-way identification of the +G
+images among the probe's (Takagi protocol) on pixels and on Table 1's seven metrics, as the toy profile computes them;
+the colour and category that the zoo's CLIP judge names (it names them on the true images too, first row); the wall
+time. PixCorr alone rewards an image pulled towards the mean scene; identification asks whether it is still this
+scene's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from recon.toy.zoo import build, quality, train, vgg
 BUDGETS = [(30, 0.3), (60, 0.3), (120, 0.3), (30, 0.1), (60, 0.1), (120, 0.1), (60, 0.05)]
 
 
+def _flat(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32)
+
+
 def run(budgets: list[tuple[int, float]], n: int, n_reference: int) -> dict:
     profile = get_profile("toy")
     zoo_seed = models.zoo_manifest(profile)["models"]["clip"]["seed"]
@@ -47,6 +54,8 @@ def run(budgets: list[tuple[int, float]], n: int, n_reference: int) -> dict:
     generator = models.gan_generator(profile, latent_shape)
     exact, noisy = vgg.inversion_targets(network, probe.images, reference.images, profile, shrink=0.5, noise=0.5,
                                          rng=np.random.default_rng(profile.seed))
+    evaluation = evaluate.EvaluationFeatures(profile)
+    originals = evaluation(probe.images, progress=False)
     rows = [{"targets": "true images"} | judge.accuracy(probe.images, truth)]
     print(json.dumps(rows[0]), flush=True)
     for steps, lr in budgets:
@@ -57,10 +66,14 @@ def run(budgets: list[tuple[int, float]], n: int, n_reference: int) -> dict:
                 seed=profile.seed, batch_size=n, output_size=build.IMAGE_SIZE, progress=False)
             seconds = time.perf_counter() - start
             scores = evaluate.pixel_metrics(probe.images, images, size=build.IMAGE_SIZE)
+            generated = {metric: f[:, None] for metric, f in evaluation(images, progress=False).items()}
+            identified = evaluate.identification_scores(originals, generated) | {
+                "pixels": evaluate.two_way_identification(_flat(probe.images), _flat(images)[:, None])}
             rows.append({"steps": steps, "lr": lr, "targets": name, "seconds": round(seconds, 1),
                          "ms_per_image_step": round(1000 * seconds / (n * steps), 1),
                          "PixCorr": round(float(scores["PixCorr"].mean()), 3),
-                         "SSIM": round(float(scores["SSIM"].mean()), 3)} | judge.accuracy(images, truth))
+                         "SSIM": round(float(scores["SSIM"].mean()), 3)} | judge.accuracy(images, truth)
+                        | {f"identification {k}": round(v, 3) for k, v in identified.items()})
             print(json.dumps(rows[-1]), flush=True)
     return {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "n_images": n, "generator": profile.generator, "layers": list(profile.vgg_layers), "rows": rows}
