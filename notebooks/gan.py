@@ -100,7 +100,7 @@ book.glue_figure("fig_gan_images", figures.decoded_vs_true(exp.test_images, exp.
 recon = {"+T": exp.reconstruct("+T"), "+T+G": exp.reconstruct("+T+G")}
 book.glue_figure("fig_gan", figures.reconstructions(exp.test_images, recon, rows=range(6), samples=(0, 1),
                                                     gan_images=exp.gan_images))
-scores = {method: exp.scores(method) for method in recon}
+scores = {"+G image": exp.image_scores(exp.gan_images, "+G image")} | {method: exp.scores(method) for method in recon}
 book.glue_scores("gan", scores["+T+G"])
 book.glue_table("tbl_scores", book.scores_frame(scores))
 
@@ -113,7 +113,7 @@ book.glue_table("tbl_scores", book.scores_frame(scores))
 # +T (init from decoded z), two of +T+G (init from the +G image) and, last, the +G image.
 # ```
 #
-# :::{table} Two-way identification accuracy of this subject's reconstructions with decoded captions, from decoded z (+T) or from the +G image (+T+G).
+# :::{table} Two-way identification accuracy of this subject's +G images themselves (one per test image, before img2img), and of its reconstructions with decoded captions, from decoded z (+T) or from the +G image (+T+G).
 # :name: tbl-gan-scores
 #
 # ```{glue:md} tbl_scores
@@ -124,3 +124,5 @@ book.glue_table("tbl_scores", book.scores_frame(scores))
 # The paper found +G helps most on low-level features; here CNN(Early) identification is
 # {glue:text}`gan_CNN(Early):.3f` with +T+G ({numref}`tbl-gan-scores`; paper, same subject:
 # {glue:text}`paper_+T+G_CNN(Early):.3f` against {glue:text}`paper_+T_CNN(Early):.3f` for +T).
+# The first row says what the +G image carries into img2img on its own: the reconstructions can
+# keep, lose or add to it.

@@ -399,6 +399,15 @@ class Experiment:
         per_image = self.per_image_scores(method, variant, exclude_ids, protocol)
         return {metric: float(values.mean()) for metric, values in per_image.items()}
 
+    def image_scores(self, images: np.ndarray, label: str) -> dict[str, float]:
+        """Two-way identification (Takagi protocol) of one image per test image, in test order, for every Table 1
+        metric: what an intermediate such as the +G image carries before img2img. ``label`` names the images in
+        the evaluation cache."""
+        if len(images) != len(self.test_images):
+            raise ValueError(f"image_scores: {len(images)} images for {len(self.test_images)} test images")
+        generated = {metric: f[:, None] for metric, f in self.evaluation_features(images, label).items()}
+        return evaluate.identification_scores(self.original_features(), generated, device=self.profile.device)
+
     def pixel_metrics(self, method: str, variant: str = "sd") -> dict[str, np.ndarray]:
         """The peers' PixCorr and SSIM (MindEye's definitions) per test image, first generation."""
         def run():

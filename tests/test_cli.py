@@ -219,3 +219,17 @@ def test_test_ids_from_the_design_alone_are_those_of_the_loaded_betas(smoke):
     design = exp.test_ids.copy()
     assert "data" not in exp.__dict__
     assert np.array_equal(design, exp.data.test_ids) and design.dtype == exp.data.test_ids.dtype
+
+
+def test_image_scores_identify_intermediate_images_against_the_originals(smoke, tmp_path):
+    """Experiment.image_scores (the gan page's +G image row): the presented images identify themselves on every
+    metric; the same images in reversed order do not."""
+    cache = tmp_path / "cache"
+    shutil.copytree(smoke["cache"], cache)
+    exp = smoke_experiment(cache)
+    themselves = exp.image_scores(exp.test_images, "originals again")
+    assert set(themselves) == set(METRICS) and all(v == 1.0 for v in themselves.values()), themselves
+    shuffled = exp.image_scores(exp.test_images[::-1].copy(), "originals reversed")
+    assert all(v < 1.0 for v in shuffled.values()), shuffled
+    with pytest.raises(ValueError, match="image_scores: 1 images for"):
+        exp.image_scores(exp.test_images[:1], "too few")
