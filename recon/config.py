@@ -170,7 +170,7 @@ def _toy(**overrides) -> Profile:
         # The +G images also identify their scene better (two-way, from the stand-in features, 30 at
         # 0.3 -> 60 at 0.1): pixels 0.85 -> 0.95, CNN(Early) 0.89 -> 0.96, CNN(Middle) 0.87 -> 0.92,
         # CLIP(Late) 0.71 -> 0.77. At lr 0.3 the latent fits the targets' noise; 60 steps at 0.1 take
-        # most of what 120 give, for ~80 s more of the book's 4 subjects.
+        # most of what 120 give, for ~2 min more of the book (4 subjects x 100 test images x 30 steps).
         generator="vae",
         generator_steps=60,
         generator_lr=0.1,
