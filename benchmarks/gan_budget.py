@@ -35,10 +35,6 @@ from recon.toy.zoo import build, quality, train, vgg
 BUDGETS = [(30, 0.3), (60, 0.3), (120, 0.3), (30, 0.1), (60, 0.1), (120, 0.1), (60, 0.05)]
 
 
-def _flat(images: np.ndarray) -> np.ndarray:
-    return images.reshape(len(images), -1).astype(np.float32)
-
-
 def run(budgets: list[tuple[int, float]], n: int, n_reference: int) -> dict:
     profile = get_profile("toy")
     zoo_seed = models.zoo_manifest(profile)["models"]["clip"]["seed"]
@@ -68,7 +64,7 @@ def run(budgets: list[tuple[int, float]], n: int, n_reference: int) -> dict:
             scores = evaluate.pixel_metrics(probe.images, images, size=build.IMAGE_SIZE)
             generated = {metric: f[:, None] for metric, f in evaluation(images, progress=False).items()}
             identified = evaluate.identification_scores(originals, generated) | {
-                "pixels": evaluate.two_way_identification(_flat(probe.images), _flat(images)[:, None])}
+                "pixels": evaluate.two_way_identification(probe.images, images[:, None])}  # it flattens
             rows.append({"steps": steps, "lr": lr, "targets": name, "seconds": round(seconds, 1),
                          "ms_per_image_step": round(1000 * seconds / (n * steps), 1),
                          "PixCorr": round(float(scores["PixCorr"].mean()), 3),
