@@ -122,7 +122,7 @@ def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_fi
 
     assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd-img2img", "sd2-img2img"]
     assert retrained == ["train_dpt", "train_unet"]  # the depth model and its UNet only
-    assert not partial.exists() and not list((tmp_path / "zoo").glob("_*"))
+    assert partial.exists() and not list((tmp_path / "zoo").glob("_*"))  # published as a copy, the stages kept
     for name, entry in whole["models"].items():
         assert resumed["models"][name]["files"] == entry["files"], name
         assert resumed["models"][name]["quality"] == entry["quality"], name
@@ -155,6 +155,35 @@ def test_a_build_resumed_with_a_new_unet_budget_retrains_only_what_reads_it(tmp_
     assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd2-img2img"]
     assert retrained == ["train_unet", "train_dpt", "train_unet"]  # SD's UNet, then the stages never finished
     assert resumed["models"]["sd-img2img"]["training"]["steps"] == 3
+
+
+def test_a_finished_build_rebuilt_with_a_new_unet_budget_retrains_only_what_reads_it(tmp_path, monkeypatch):
+    first = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
+    retrained = record_training(monkeypatch)
+    more = TINY | {"unet": TINY["unet"] | {"steps": 3}}
+    rebuilt = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=more, progress=False)
+    assert retrained == ["train_unet"] and rebuilt["models"]["sd-img2img"]["training"]["steps"] == 3
+    assert rebuilt["resumed_stages"] == [n for n in zoo_cli.TRAINED_STAGES if n != "sd-img2img"]
+    for name, entry in first["models"].items():
+        assert (rebuilt["models"][name]["files"] == entry["files"]) == (name != "sd-img2img"), name
+
+
+def test_a_stage_stopped_while_retraining_is_never_read_back(tmp_path, monkeypatch):
+    """Its folder is half overwritten, so its old record goes first: going back to the old recipe retrains it."""
+    first = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
+    more = TINY | {"dpt": TINY["dpt"] | {"steps": 3}}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "train_dpt", killed)
+        with pytest.raises(KeyboardInterrupt):
+            zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=more, progress=False)
+    retrained = record_training(monkeypatch)
+    again = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
+    assert "dpt" not in again["resumed_stages"] and retrained == ["train_dpt"]
+    assert again["models"]["dpt"]["files"] == first["models"]["dpt"]["files"]
 
 
 def test_single_object_scenes_are_their_own_stream(scenes):

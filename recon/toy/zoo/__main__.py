@@ -6,10 +6,10 @@ Training follows the recipes in :mod:`recon.toy.zoo.train` with the step budgets
 ``--untrained`` writes the seeded initialisations in seconds (for tests of the loading code).
 
 A trained build is resumable: its staging folder, named by the seed and the training code, is kept
-when the build stops (a failure, a kill at the end of a session), and rerunning it skips each stage it
-finished unless that stage's recipes, or those of a stage it builds on (:data:`TRAINED_STAGES`), changed
-since: a build with new UNet budgets keeps the CLIP, BLIP, VAE, DPT and VGG19 stages. Delete that
-``.<zoo>-partial-*`` folder to start over.
+when the build stops (a failure, a kill at the end of a session) and after it publishes a copy as the
+zoo; rerunning it skips each stage it finished unless that stage's recipes, or those of a stage it
+builds on (:data:`TRAINED_STAGES`), changed since: a build with new UNet budgets keeps the CLIP, BLIP,
+VAE, DPT and VGG19 stages. Delete that ``.<zoo>-partial-*`` folder to start over.
 """
 
 from __future__ import annotations
@@ -226,10 +226,10 @@ def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict
 
 @contextmanager
 def _resumable_staging(zoo_dir: Path, seed: int):
-    """A staging folder that survives a failed or killed build, so that rerunning the build resumes from its
-    finished stages; it replaces ``zoo_dir`` on success. Its name keys the seed and the source of the modules
-    that train and render, so an edited world or training code never resumes stale stages; each stage's
-    recipes are checked by :class:`_Stages`."""
+    """A staging folder that survives the build, so that rerunning it resumes from its finished stages, after a
+    failure or after a recipe change (the build publishes a copy of it as ``zoo_dir``). Its name keys the seed
+    and the source of the modules that train and render, so an edited world or training code never resumes
+    stale stages; each stage's recipes are checked by :class:`_Stages`."""
     from .. import scenes
     from . import quality, train, vgg
 
@@ -243,13 +243,15 @@ def _resumable_staging(zoo_dir: Path, seed: int):
     except BaseException:
         print(f"zoo build stopped; its finished stages are kept in {staging}: rerun the same build to resume", flush=True)
         raise
-    _publish(staging, zoo_dir)
+    print(f"zoo build published; its stages are kept in {staging}: a build with other recipes for some stages "
+          "retrains only those and the stages that build on them", flush=True)
 
 
 class _Stages:
     """The finished stages of one trained build. A stage's record (its manifest entry, or its stats) is
-    written after its folder, atomically, so a folder without a record is redone, never read back; so is a
-    stage whose record carries another key (:func:`stage_keys`: its recipes, or an earlier stage's, changed)."""
+    written after its folder, atomically, and removed before the folder is trained again, so a folder without a
+    record is redone, never read back; so is a stage whose record carries another key (:func:`stage_keys`: its
+    recipes, or an earlier stage's, changed)."""
 
     def __init__(self, staging: Path, device: str, seed: int, recipes: dict):
         self.records = staging / "_stages"
@@ -274,6 +276,7 @@ class _Stages:
         else:
             if earlier is not None:
                 print(f"{name}: finished by an earlier run with other recipes, trained again", flush=True)
+                path.unlink()  # its folder is about to be overwritten: never read back if this run stops half-way
             start = time.perf_counter()
             record = {"record": train_and_save({r: self.recipes[r] for r in TRAINED_STAGES[name][0]}),
                       "seconds": round(time.perf_counter() - start, 1), "device": self.device, "key": key}
@@ -486,9 +489,11 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
             staging / "vgg19", data, held, seed=seed + 50, progress=progress, **r["vgg19"]))
         # what an uninterrupted build would have taken: this run plus the stages an earlier run finished
         seconds = time.perf_counter() - start + sum(stages.seconds[name] for name in stages.resumed)
-        manifest = _write_manifest(staging, entries, device, build_seconds=round(seconds, 1), recipes=recipes, trained=True,
-                                   stage_seconds=stages.seconds, stage_devices=stages.devices,
-                                   resumed_stages=stages.resumed)
+        with _staging(Path(zoo_dir)) as published:  # a copy, so that the stages and their records stay
+            shutil.copytree(staging, published, ignore=shutil.ignore_patterns("_*"), dirs_exist_ok=True)
+            manifest = _write_manifest(published, entries, device, build_seconds=round(seconds, 1), recipes=recipes,
+                                       trained=True, stage_seconds=stages.seconds, stage_devices=stages.devices,
+                                       resumed_stages=stages.resumed)
     return manifest
 
 
