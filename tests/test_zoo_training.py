@@ -197,6 +197,20 @@ def test_single_object_scenes_are_their_own_stream(scenes):
     assert not np.array_equal(probe.images, objects.images)  # the quality probe is no vision tower's training data
 
 
+def test_judge_prompts_are_the_worlds_own_captions_of_one_object():
+    """The judge's prompts for a label are the captions the grammar writes for that single object: the three of
+    its five that name no position (the third and fifth do), over every noun, size and place."""
+    objects = train.SceneData.draw(40, seed=3, size=build.IMAGE_SIZE, single_object=True)
+    for scene, written in zip(objects.scenes, objects.captions):
+        obj = scene.objects[0]
+        prompts = set(world.object_captions(obj.color, obj.category))
+        assert {written[0], written[1], written[3]} <= prompts
+        assert written[2] not in prompts and written[4] not in prompts
+    others = set(world.object_captions("red", "box"))
+    assert not others & set(world.object_captions("red", "ball")) and not others & set(world.object_captions("blue", "box"))
+    assert len(world.object_captions("red", "ball")) == 2 * 3 * (3 * len(world.BACKGROUNDS) + 2)
+
+
 def test_vision_pretraining_needs_single_object_scenes(scenes, tmp_path):
     processor = build.clip_processor(build.write_clip_vocabulary(tmp_path / "clip")).image_processor
     clip = build.clip_model(10, seed=0)

@@ -260,9 +260,13 @@ def _noun(category: str, rng: np.random.Generator, plural: bool = False) -> str:
     return (PLURALS.get(word, word + "s")) if plural else word
 
 
+def _with_article(adjectives: list[str], noun: str) -> list[str]:
+    return ["an" if adjectives[0][0] in "aeiou" else "a"] + adjectives + [noun]
+
+
 def _object_phrase(obj: SceneObject, rng: np.random.Generator, with_size: bool, with_position: bool) -> str:
     adjectives = ([obj.size] if with_size else []) + [obj.color]
-    words = ["an" if adjectives[0][0] in "aeiou" else "a"] + adjectives + [_noun(obj.category, rng)]
+    words = _with_article(adjectives, _noun(obj.category, rng))
     if with_position:
         words += ["in the middle"] if obj.position == "middle" else ["on the", obj.position]
     return " ".join(words)
@@ -309,6 +313,19 @@ def captions(scene: Scene, rng: np.random.Generator, n: int = 5) -> list[str]:
         else:
             out.append(template.format(objects=objects, place=place))
     return out
+
+
+def object_captions(color: str, category: str) -> list[str]:
+    """Every caption :func:`captions` can write for a single object of this colour and category, but its position.
+
+    Zero-shot prompts in the world's own phrasing: a text tower trained on these captions has never read a bare
+    "a red kite", which names no place (the reason CLIP's authors ensemble prompts such as "a photo of a {}").
+    """
+    phrases = [" ".join(_with_article(adjectives, noun)) for noun in NOUNS[category]
+               for adjectives in ([color], *([size, color] for size in SIZES))]
+    places = [place for _, _, place in BACKGROUNDS.values()]
+    return ([template.format(objects=p, place=place) for p in phrases for template in TEMPLATES[:3] for place in places]
+            + [TEMPLATES[3].format(objects=p, light=light) for p in phrases for light in LIGHT_PHRASES.values()])
 
 
 def attributes(scene: Scene) -> dict:
