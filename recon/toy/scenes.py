@@ -316,7 +316,8 @@ def captions(scene: Scene, rng: np.random.Generator, n: int = 5) -> list[str]:
 
 
 def object_captions(color: str, category: str) -> list[str]:
-    """Every caption :func:`captions` can write for a single object of this colour and category, but its position.
+    """Every caption :func:`captions` can write for a single object of this colour and category, leaving out
+    those that name where it stands.
 
     Zero-shot prompts in the world's own phrasing: a text tower trained on these captions has never read a bare
     "a red kite", which names no place (the reason CLIP's authors ensemble prompts such as "a photo of a {}").
