@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import scenes
-from .train import SceneData, nearness, pixels
+from .train import SceneData, caption_tokens, nearness, pixels
 
 
 def text_features(clip, input_ids) -> torch.Tensor:
@@ -53,9 +53,7 @@ def reconstruction_attributes(vae, judge: "AttributeJudge", data: SceneData, row
 
 @torch.no_grad()
 def clip_retrieval(clip, tokenizer, image_processor, data: SceneData) -> dict:
-    tokens = tokenizer([c[0] for c in data.captions], padding="max_length", max_length=tokenizer.model_max_length,
-                       truncation=True, return_tensors="pt").input_ids
-    text = text_features(clip, tokens)
+    text = text_features(clip, caption_tokens(tokenizer, [c[0] for c in data.captions]))
     image = image_features(clip, pixels(data.images, image_processor))
     similarity = image @ text.T
     target = torch.arange(len(data))
@@ -80,9 +78,7 @@ class AttributeJudge:
 
     @staticmethod
     def _ensemble(clip, tokenizer, prompts: list[str]) -> torch.Tensor:
-        tokens = tokenizer(prompts, padding="max_length", truncation=True,
-                           max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
-        return F.normalize(text_features(clip, tokens).mean(0), dim=-1)
+        return F.normalize(text_features(clip, caption_tokens(tokenizer, prompts)).mean(0), dim=-1)
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> list[tuple[str, str]]:

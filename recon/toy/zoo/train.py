@@ -141,7 +141,8 @@ def _loop(model_parameters, steps: int, lr: float, desc: str, progress: bool, st
             "final_loss": round(float(np.mean(losses[-50:])), 5), "lr": lr}
 
 
-def _tokens(tokenizer, texts: list[str]) -> torch.Tensor:
+def caption_tokens(tokenizer, texts: list[str]) -> torch.Tensor:
+    """Token ids as the text towers train on them: padded, and truncated, to the tokenizer's length."""
     return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                      return_tensors="pt").input_ids
 
@@ -243,7 +244,8 @@ def train_clip(model, tokenizer, image_processor, data: SceneData, *, steps: int
             pooled = torch.cat([model.vision_model(pixel_values=pixels(data.images[i : i + 512], image_processor).to(device)
                                                    ).pooler_output for i in range(0, len(data), 512)])
     # every caption tokenised once: (scenes, captions, tokens)
-    tokens = _tokens(tokenizer, [c for captions in data.captions for c in captions]).view(len(data), CAPTIONS_PER_SCENE, -1)
+    tokens = caption_tokens(tokenizer, [c for captions in data.captions for c in captions])
+    tokens = tokens.view(len(data), CAPTIONS_PER_SCENE, -1)
 
     def step(_):
         rows = rng.choice(len(data), batch_size, replace=False)
@@ -305,7 +307,7 @@ def encode_for_diffusion(vae, text_encoder, tokenizer, data: SceneData, batch_si
         means.append(posterior.mean * vae.config.scaling_factor)
         sds.append(posterior.std * vae.config.scaling_factor)
     flat = [c for group in data.captions for c in group] + [""]
-    embeddings = torch.cat([text_encoder(_tokens(tokenizer, flat[s : s + 512]).to(_device(text_encoder)))[0]
+    embeddings = torch.cat([text_encoder(caption_tokens(tokenizer, flat[s : s + 512]).to(_device(text_encoder)))[0]
                             for s in range(0, len(flat), 512)]).to(device)
     return torch.cat(means), torch.cat(sds), embeddings
 
