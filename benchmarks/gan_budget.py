@@ -2,6 +2,7 @@
 
     python benchmarks/gan_budget.py                                  # the grid below, 60 probe scenes
     python benchmarks/gan_budget.py --budgets 30:0.3 60:0.1 --out budgets.json
+    python benchmarks/gan_budget.py --budgets 60:0.1 --vgg19 other/model.safetensors   # another VGG19 to match
 
 +G (:func:`recon.methods.images_from_vgg_features`) runs exactly as the toy profile runs it, through its generator
 (the zoo's VAE decoder), VGG19 layers and pooling; only the steps and the learning rate vary. No brain is involved:
@@ -18,6 +19,7 @@ scene's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -35,8 +37,11 @@ from recon.toy.zoo import build, quality, train, vgg
 BUDGETS = [(30, 0.3), (60, 0.3), (120, 0.3), (30, 0.1), (60, 0.1), (120, 0.1), (60, 0.05)]
 
 
-def run(budgets: list[tuple[int, float]], n: int, n_reference: int) -> dict:
+def run(budgets: list[tuple[int, float]], n: int, n_reference: int, vgg19: str | None = None) -> dict:
+    """The rows for each budget; ``vgg19`` (a profile model spec) replaces the zoo's VGG19 that +G matches."""
     profile = get_profile("toy")
+    if vgg19 is not None:
+        profile = profile.replace(models=dataclasses.replace(profile.models, vgg19=vgg19))
     zoo_seed = models.zoo_manifest(profile)["models"]["clip"]["seed"]
     probe = train.SceneData.draw(n, zoo_seed, build.IMAGE_SIZE, single_object=True, stream=train.QUALITY_STREAM)
     reference = train.SceneData.draw(n_reference, zoo_seed + 1, build.IMAGE_SIZE)  # ordinary scenes, unseen too
@@ -72,7 +77,8 @@ def run(budgets: list[tuple[int, float]], n: int, n_reference: int) -> dict:
                         | {f"identification {k}": round(v, 3) for k, v in identified.items()})
             print(json.dumps(rows[-1]), flush=True)
     return {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "n_images": n, "generator": profile.generator, "layers": list(profile.vgg_layers), "rows": rows}
+            "n_images": n, "generator": profile.generator, "layers": list(profile.vgg_layers),
+            "vgg19": profile.models.vgg19, "rows": rows}
 
 
 def main(argv=None) -> None:
@@ -81,13 +87,15 @@ def main(argv=None) -> None:
                         help="steps:lr pairs (default: %(default)s)")
     parser.add_argument("--n", type=int, default=60, help="probe scenes (default: %(default)s)")
     parser.add_argument("--n-reference", type=int, default=300, help="scenes whose mean the stand-in shrinks to")
+    parser.add_argument("--vgg19", help="the VGG19 +G matches, as a profile model spec (a zoo folder or a "
+                        ".safetensors file); default: the zoo's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     quiet_libraries()
     budgets = [(int(s), float(lr)) for s, lr in (b.split(":") for b in args.budgets)]
-    result = run(budgets, args.n, args.n_reference)
+    result = run(budgets, args.n, args.n_reference, args.vgg19)
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
 

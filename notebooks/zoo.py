@@ -219,6 +219,13 @@ book.glue_table("tbl_vgg_inversion", inversion.set_index(["VGG19", "targets"]), 
 # ```
 # :::
 #
+# A VGG19 that names the scene better is not a better feature space for +G. Trained with a batch
+# norm after each conv, then folded into the convs (exact in eval mode, so the stack keeps this
+# layout), the same recipe names the category of 0.55 of held-out scenes against 0.23 for the zoo's,
+# yet +G through it recovers the quality probe's images worse: PixCorr 0.44 against 0.68 from exact
+# features, 0.36 against 0.53 from shrunk noisy ones (`benchmarks/vgg_batchnorm.py`, 60 scenes,
+# measured on 2 CPU cores on 2026-11-27). The zoo keeps the plain one.
+#
 # ## Random-weight evaluation networks against a trained one
 #
 # Table 1's CNN(Early/Middle/Late) columns use AlexNet with seeded random weights in this profile.

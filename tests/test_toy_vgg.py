@@ -156,3 +156,27 @@ def test_inversion_targets_are_exact_features_and_a_shrunk_noisy_stand_in(data):
     for layer in toy.vgg_layers:
         assert noisy[layer].shape == truth[layer].shape and not np.allclose(noisy[layer], truth[layer])
         np.testing.assert_array_equal(noisy[layer], again[layer])  # seeded by the caller's generator
+
+
+def test_batch_norm_folded_into_the_convs_gives_the_zoo_layout_and_the_same_outputs():
+    """benchmarks/vgg_batchnorm.py trains with batch norm, then folds it away into torchvision's plain stack."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "vgg_batchnorm.py"
+    spec = importlib.util.spec_from_file_location("vgg_batchnorm", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with_norm = bench.batch_norm_vgg19(16, 0)
+    with torch.no_grad():  # running statistics and affine parameters far from the identity
+        for module in with_norm:
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    plain = bench.fold_batch_norm(with_norm, 16)
+    assert [type(m) for m in plain] == [type(m) for m in vgg.narrowed_vgg19(16, 0)]  # indices +G reads
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), with_norm.eval()(x), rtol=1e-4, atol=1e-5)
