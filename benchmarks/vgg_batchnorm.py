@@ -1,6 +1,6 @@
 """Does a better-trained VGG19 make a better +G? The zoo's VGG19 recipe with batch norm, folded away after.
 
-    python benchmarks/vgg_batchnorm.py --out vgg_bn.json                 # the zoo's budget (3200 steps), ~15 min
+    python benchmarks/vgg_batchnorm.py --out vgg_bn.json                 # the zoo's budget (3200 steps), ~11 min
     python benchmarks/vgg_batchnorm.py --steps 20 --n-train 200 --gan-n 8   # a smoke run
 
 The zoo's VGG19 (:mod:`recon.toy.zoo.vgg`) is torchvision's plain layer stack, which +G and the loaders expect, and
