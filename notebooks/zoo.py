@@ -23,8 +23,8 @@
 # and shipped in the repository's `zoo/` with `save_pretrained`. They load through the same
 # `from_pretrained` calls as the real model ids, after their sha256 checksums are verified against
 # `zoo/manifest.json`. `python -m recon.toy.zoo build` retrains them all from the recipes in
-# `recon.toy.zoo.train`, deterministically from a seed, in about 70 minutes on 2 CPU cores (72 for
-# the shipped zoo); `--device cuda` trains on a GPU, with the larger step budgets the manifest then
+# `recon.toy.zoo.train`, deterministically from a seed, in about 76 minutes on 2 CPU cores (as the
+# shipped zoo took); `--device cuda` trains on a GPU, with the larger step budgets the manifest then
 # records. The real counterparts are Stable Diffusion
 # {cite:p}`rombach2022ldm`, CLIP {cite:p}`radford2021clip`, BLIP {cite:p}`li2022blip` and DPT
 # {cite:p}`ranftl2021dpt`.
