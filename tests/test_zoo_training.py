@@ -291,6 +291,15 @@ def test_gpu_budgets_apply_off_the_cpu_and_overrides_win():
     assert zoo_cli.recipes_for("cuda", TINY)["unet"]["batch_size"] == 8
 
 
+def test_gpu_budgets_never_train_less_than_the_cpu_recipes():
+    """A budget merged over a recipe that has since grown would shrink it on the GPU (BLIP's did, 2026-11-27)."""
+    for name, budget in zoo_cli.GPU_BUDGETS.items():
+        recipe = zoo_cli.RECIPES[name]
+        assert budget.get("steps", recipe["steps"]) >= recipe["steps"], name
+        assert budget.get("steps", recipe["steps"]) * budget.get("batch_size", recipe["batch_size"]) \
+            >= recipe["steps"] * recipe["batch_size"], name
+
+
 def test_rendering_in_worker_processes_gives_the_same_scenes(monkeypatch):
     drawn = train.SceneData.draw(6, seed=2, size=32).scenes
     serial = train.render_all(drawn, 32)

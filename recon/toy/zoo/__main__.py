@@ -56,7 +56,7 @@ RECIPES = {
     "unet_depth": dict(steps=1600, batch_size=32, lr=1e-3, uncond_prob=0.1),
     # the tower's held-out category: 0.70 at 4000 steps, 0.83 at 6000, 0.86 at 9000 (lr 1e-3 at 4000 gave 0.61).
     # Captions' category on the quality probe, decoder steps on a 6000-step tower: 0.76 at 2500, 0.79 at 5000,
-    # 0.79 at 10000 (the tower limits them); 9000 + 5000 steps gave 0.85 for +380 s (2026-11-27 scratch runs)
+    # 0.79 at 10000 (the tower limits them); 9000 + 5000 steps give 0.85, the stage 936 s (+241 s; 2026-11-27)
     "blip_vision": dict(steps=9000, batch_size=128, lr=2e-3, weights={"background": 0.0}),
     "blip": dict(steps=5000, batch_size=64, lr=2e-3, lock_vision=True),
     "dpt": dict(steps=1000, batch_size=32, lr=1e-3),
