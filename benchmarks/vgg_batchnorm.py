@@ -35,17 +35,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gan_budget  # noqa: E402  (a sibling script, not a package)
 
 
-def batch_norm_vgg19(width_divisor: int, seed: int) -> torch.nn.Sequential:
-    """:func:`recon.toy.zoo.vgg.narrowed_vgg19` with a batch norm after each conv (same conv init)."""
-    torch.manual_seed(seed)
-    features = tv_vgg.make_layers(vgg.layer_config(width_divisor), batch_norm=True)
-    for module in features:
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            torch.nn.init.zeros_(module.bias)
-    return features
-
-
 def fold_batch_norm(features: torch.nn.Sequential, width_divisor: int) -> torch.nn.Sequential:
     """The plain stack (the zoo's layout and layer indices) computing what ``features`` computes in eval mode."""
     layers = list(features.eval())
@@ -68,7 +57,7 @@ def run(steps: int, n_train: int, n_held: int, gan_n: int, out_folder: Path) -> 
     zoo_seed, vgg_seed = manifest["clip"]["seed"], manifest["vgg19"]["seed"]
     recipe = RECIPES["vgg19"] | {"steps": steps}
     data, held = train.SceneData.draw(n_train + n_held, zoo_seed, build.IMAGE_SIZE).split(n_train)
-    features = batch_norm_vgg19(profile.vgg_width_divisor, vgg_seed)
+    features = vgg.narrowed_vgg19(profile.vgg_width_divisor, vgg_seed, batch_norm=True)
     head = vgg.label_head(features)
     stats = vgg.train_vgg19(features, data, seed=vgg_seed, head=head, progress=False, **recipe)
     plain = fold_batch_norm(features, profile.vgg_width_divisor)

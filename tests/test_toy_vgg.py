@@ -167,7 +167,7 @@ def test_batch_norm_folded_into_the_convs_gives_the_zoo_layout_and_the_same_outp
     spec = importlib.util.spec_from_file_location("vgg_batchnorm", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    with_norm = bench.batch_norm_vgg19(16, 0)
+    with_norm = vgg.narrowed_vgg19(16, 0, batch_norm=True)
     with torch.no_grad():  # running statistics and affine parameters far from the identity
         for module in with_norm:
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -39,13 +39,14 @@ def layer_config(width_divisor: int) -> list:
     return vgg19_layer_config(width_divisor)
 
 
-def narrowed_vgg19(width_divisor: int, seed: int) -> torch.nn.Sequential:
+def narrowed_vgg19(width_divisor: int, seed: int, *, batch_norm: bool = False) -> torch.nn.Sequential:
     """The seeded, untrained ``features`` stack, initialised as ``torchvision.models.VGG`` does (He normal,
     fan-out, zero biases). ``make_layers`` alone keeps PyTorch's default conv init, whose activations
     shrink ~1.7x per layer: 16 layers deep the net's outputs no longer depend on the image and training
-    stalls at the label base rates. (So this is not the profile spec ``seed:<seed>``, which keeps it.)"""
+    stalls at the label base rates. (So this is not the profile spec ``seed:<seed>``, which keeps it.)
+    ``batch_norm`` puts one after each conv (``benchmarks/vgg_batchnorm.py``; the zoo's has none)."""
     torch.manual_seed(seed)
-    features = tv_vgg.make_layers(layer_config(width_divisor), batch_norm=False)
+    features = tv_vgg.make_layers(layer_config(width_divisor), batch_norm=batch_norm)
     for module in features:
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
