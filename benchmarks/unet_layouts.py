@@ -53,39 +53,57 @@ def forward_ms(unet, embeddings: torch.Tensor, batch: int = 120, repeats: int = 
     return (time.perf_counter() - start) / repeats * 1000
 
 
+class ZooInputs:
+    """What a toy SD UNet trains and is judged on, as the zoo build prepares it: the shipped zoo's VAE (its latent
+    scaling measured again on the training scenes, in this process's copy) and text tower, the zoo's training and
+    held-out scenes encoded by them, and the CLIP judge."""
+
+    def __init__(self, n_train: int):
+        self.profile = get_profile("toy")  # the models load on the CPU; the UNets train where the caller says
+        shipped = models.img2img(self.profile)
+        self.vae, self.text_encoder, self.tokenizer = shipped.vae, shipped.text_encoder, shipped.tokenizer
+        clip, clip_processor = models.clip(self.profile)
+        self.judge = quality.AttributeJudge(clip, self.tokenizer, clip_processor.image_processor)
+        n_held = zoo_cli.RECIPES["scenes"]["n_held_out"]
+        data, self.held = train.SceneData.draw(n_train + n_held, 0, build.IMAGE_SIZE).split(n_train)
+        self.scaling = train.set_latent_scaling(self.vae, data)
+        encoded = train.encode_for_diffusion(self.vae, self.text_encoder, self.tokenizer, data)
+        self.latents, self.embeddings = encoded[:2], encoded[2]
+        self.held_latents, _, self.held_embeddings = train.encode_for_diffusion(self.vae, self.text_encoder,
+                                                                                self.tokenizer, self.held)
+
+    def caption_reliance(self, unet) -> dict:
+        return quality.caption_reliance(unet, build.scheduler(), self.held_latents, self.held_embeddings,
+                                        train.CAPTIONS_PER_SCENE)
+
+    def pipeline(self, unet):
+        pipe = build.img2img_pipeline(self.vae, self.text_encoder, self.tokenizer, unet)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+
 def run(layouts: list[str], steps: int, batch_size: int, n_train: int, device: str) -> dict:
-    profile = get_profile("toy")  # the models load on the CPU; each UNet trains on ``device``
-    shipped = models.img2img(profile)
-    vae, text_encoder, tokenizer = shipped.vae, shipped.text_encoder, shipped.tokenizer
-    clip, clip_processor = models.clip(profile)
-    judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
-    n_held = zoo_cli.RECIPES["scenes"]["n_held_out"]
-    data, held = train.SceneData.draw(n_train + n_held, 0, build.IMAGE_SIZE).split(n_train)
-    single = quality.single_object_rows(held)
-    scaling = train.set_latent_scaling(vae, data)  # this process's copy: the zoo on disk keeps its config
-    latents_mean, latents_sd, embeddings = train.encode_for_diffusion(vae, text_encoder, tokenizer, data)
-    held_latents, _, held_embeddings = train.encode_for_diffusion(vae, text_encoder, tokenizer, held)
+    inputs = ZooInputs(n_train)
+    single = quality.single_object_rows(inputs.held)
     recipe = zoo_cli.RECIPES["unet"] | {"steps": steps, "batch_size": batch_size}
     results = {}
     for name in layouts:
         unet = build.unet(2, **LAYOUTS[name]).to(device)
-        stats = train.train_unet(unet, build.scheduler(), (latents_mean, latents_sd), embeddings, seed=2,
+        stats = train.train_unet(unet, build.scheduler(), inputs.latents, inputs.embeddings, seed=2,
                                  progress=False, desc=name, **recipe)
         unet.to("cpu")
-        pipe = build.img2img_pipeline(vae, text_encoder, tokenizer, unet)
-        pipe.set_progress_bar_config(disable=True)
         results[name] = {
             "overrides": LAYOUTS[name],
             "parameters": sum(p.numel() for p in unet.parameters()),
             "train_seconds": stats["train_seconds"], "final_loss": stats["final_loss"],
-            "caption_reliance": quality.caption_reliance(unet, build.scheduler(), held_latents, held_embeddings,
-                                                         train.CAPTIONS_PER_SCENE),
-            "text_to_image_judged_by_clip": quality.generation_attributes(pipe, judge, held, single),
-            "cpu_forward_ms_120": round(forward_ms(unet, embeddings), 1),
+            "caption_reliance": inputs.caption_reliance(unet),
+            "text_to_image_judged_by_clip": quality.generation_attributes(inputs.pipeline(unet), inputs.judge,
+                                                                          inputs.held, single),
+            "cpu_forward_ms_120": round(forward_ms(unet, inputs.embeddings), 1),
         }
         print(name, json.dumps(results[name]), flush=True)
-    return {"meta": {"zoo": profile.models.sd, "device": device, "recipe": recipe, "n_train": n_train,
-                     "latent_scaling": round(scaling, 5), "torch": torch.__version__,
+    return {"meta": {"zoo": inputs.profile.models.sd, "device": device, "recipe": recipe, "n_train": n_train,
+                     "latent_scaling": round(inputs.scaling, 5), "torch": torch.__version__,
                      "threads": torch.get_num_threads(), "machine": platform.machine()},
             "layouts": results}
 

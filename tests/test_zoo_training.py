@@ -351,3 +351,24 @@ def test_caption_reliance_pairs_each_scene_with_its_own_caption():
     ignored = quality.caption_reliance(lambda noisy, t, encoder_hidden_states: SimpleNamespace(sample=noisy * 0.5),
                                        scheduler, latents, embeddings, per_scene)
     assert ignored["gain_over_other_caption"] == 0 and ignored["mse_own_caption"] == ignored["mse_empty_caption"]
+
+
+def test_min_snr_weighting_is_off_by_default_and_changes_only_what_it_caps():
+    """A gamma above every SNR of the schedule weights each sample by 1: the same UNet as unweighted training.
+    A gamma of 1 caps every timestep cleaner than t ~ 400, so it trains another UNet, and the stats say so."""
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    latents = (torch.randn(8, 4, 16, 16, generator=g), torch.full((8, 4, 16, 16), 0.1))
+    embeddings = torch.randn(8 * train.CAPTIONS_PER_SCENE + 1, build.TEXT_LENGTH, build.TEXT_WIDTH, generator=g)
+    recipe = dict(steps=2, batch_size=4, lr=1e-3, uncond_prob=0.1, seed=2, progress=False)
+    scheduler = build.scheduler()
+    largest_snr = float(scheduler.alphas_cumprod[0] / (1 - scheduler.alphas_cumprod[0]))
+    trained = {}
+    for gamma in (None, 2 * largest_snr, 1.0):
+        unet = build.unet(2)
+        stats = train.train_unet(unet, scheduler, latents, embeddings, snr_gamma=gamma, **recipe)
+        assert stats.get("snr_gamma") == gamma
+        trained[gamma] = unet.state_dict()
+    unweighted, uncapped, capped = trained.values()
+    assert all(torch.equal(unweighted[k], uncapped[k]) for k in unweighted)
+    assert not all(torch.equal(unweighted[k], capped[k]) for k in unweighted)

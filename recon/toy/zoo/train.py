@@ -26,6 +26,7 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import compute_snr
 from tqdm.auto import tqdm
 from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
@@ -322,9 +323,12 @@ def latent_depth(depth: np.ndarray, latent_size: int) -> torch.Tensor:
 
 
 def train_unet(unet, scheduler, latents, embeddings, *, depth: torch.Tensor | None = None, steps: int,
-               batch_size: int, lr: float, uncond_prob: float, seed: int, desc: str = "train UNet",
-               progress: bool = True) -> dict:
+               batch_size: int, lr: float, uncond_prob: float, seed: int, snr_gamma: float | None = None,
+               desc: str = "train UNet", progress: bool = True) -> dict:
     """Noise prediction at uniformly drawn timesteps; captions dropped with ``uncond_prob`` for guidance.
+
+    ``snr_gamma`` weights each sample's error by min(SNR, gamma) / SNR (Min-SNR weighting, Hang et al. 2023, as
+    diffusers' training scripts offer it), which spends less of the budget on nearly clean latents; None: unweighted.
 
     ``latents`` is (mean, sd) of each scene's scaled posterior; ``embeddings`` holds the
     ``CAPTIONS_PER_SCENE`` captions of every scene in order, then the empty prompt. All are moved to the UNet's device.
@@ -348,11 +352,17 @@ def train_unet(unet, scheduler, latents, embeddings, *, depth: torch.Tensor | No
         noisy = scheduler.add_noise(z0, noise, t)
         if depth is not None:
             noisy = torch.cat([noisy, depth[rows]], dim=1)
-        return F.mse_loss(unet(noisy, t, encoder_hidden_states=embeddings[caption]).sample, noise)
+        predicted = unet(noisy, t, encoder_hidden_states=embeddings[caption]).sample
+        if snr_gamma is None:
+            return F.mse_loss(predicted, noise)
+        snr = compute_snr(scheduler, t)
+        per_sample = F.mse_loss(predicted, noise, reduction="none").mean(dim=(1, 2, 3))
+        return (per_sample * snr.clamp(max=snr_gamma) / snr).mean()
 
     stats = _loop(list(unet.parameters()), steps, lr, desc, progress, step)
     unet.eval()
-    return stats | {"batch_size": batch_size, "uncond_prob": uncond_prob}
+    return stats | {"batch_size": batch_size, "uncond_prob": uncond_prob} | (
+        {} if snr_gamma is None else {"snr_gamma": snr_gamma})
 
 
 # ----------------------------------------------------------------------------- BLIP
