@@ -51,6 +51,9 @@ RECIPES = {
     # 2400 steps of build.VAE_LAYOUT's narrow VAE (766 s), where 800 of a wider one kept the object's category on
     # 0.24 of the quality probe's round trips (0.49 now)
     "vae": dict(steps=2400, batch_size=16, lr=1e-3, kl_weight=1e-6),
+    # text-to-image category on the quality probe against this UNet's budget (benchmarks/unet_budget.py, 2026-11-27):
+    # 0.155 at 1100 steps, 0.17 at 2200 (446 s), 0.22 at 4400, 0.233 at 8800 (1810 s); Min-SNR weighting
+    # (snr_gamma=5) at 2200: 0.193 (binomial SE 0.02). The VAE's round trips cap every figure at 0.50 (target 0.7)
     "unet": dict(steps=2200, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_sd2": dict(steps=1100, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_depth": dict(steps=1600, batch_size=32, lr=1e-3, uncond_prob=0.1),
