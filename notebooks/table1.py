@@ -69,6 +69,12 @@ for method in METHODS:
     for metric in METRICS:
         glue(f"mean_{method}_{metric}", float(table.xs(method, level="method")[metric].mean()), display=False)
 book.glue_table("tbl_summary", summary)
+# headroom: the metrics on which the baseline already identifies above 0.9 for every subject
+baseline = table.xs("[30]", level="method")
+saturated = [metric for metric in METRICS if (baseline[metric] > 0.9).all()]
+glue("baseline_saturated", ", ".join(saturated) or "none", display=False)
+glue("baseline_saturated_count", f"{len(saturated)} of {len(METRICS)}", display=False)
+glue("baseline_headroom", ", ".join(m for m in METRICS if m not in saturated) or "none", display=False)
 book.glue_figure("fig_bars", figures.score_bars(table, paper_table()))
 
 # %% [markdown]
@@ -90,6 +96,15 @@ book.glue_figure("fig_bars", figures.score_bars(table, paper_table()))
 # {glue:text}`mean_+T+G+D_CLIP(Late):.3f` with captions, the +G image and depth (paper:
 # {glue:text}`paper_[30]_CLIP(Late):.3f`, {glue:text}`paper_+T_CLIP(Late):.3f`,
 # {glue:text}`paper_+T+G+D_CLIP(Late):.3f`).
+#
+# The baseline leaves little room on most metrics. The simulated brain has NSD's noise, and that
+# was expected to bring every [30] value under 0.9; it does not. The baseline identifies above
+# 0.9 for every subject on {glue:text}`baseline_saturated_count` metrics
+# ({glue:text}`baseline_saturated`). That is reported as it came out, and nothing was tuned to
+# move it. Those are the metrics of early and middle features, which read colour, layout and
+# texture. The baseline decodes the latent z and carries it into the image, and the CNN columns
+# use an AlexNet with random weights, whose features are largely such statistics. The claims are
+# therefore best tested on {glue:text}`baseline_headroom`, which depend on the object itself.
 #
 # ```{glue:figure} fig_bars
 # :name: fig-table1-bars
