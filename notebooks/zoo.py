@@ -201,8 +201,11 @@ book.glue_table("tbl_targets", targets, formats={"measured": ".3f", "target": ".
 # trips of the probe's true images in only {glue:text}`zoo_vae_category:.2f` of cases: no
 # generation can show more of the object than its latent keeps. And the UNet reads its caption
 # little: its noise error with another scene's caption is only {glue:text}`zoo_sd_caption_gain:.0%`
-# above that with the scene's own. More training helps, slowly. `benchmarks/unet_budget.py` trains
-# the zoo's SD recipe afresh at four budgets (2 CPU cores, 2026-11-27; the 400 probe scenes):
+# above that with the scene's own. More training helps, slowly: `benchmarks/unet_budget.py` trains
+# the zoo's SD recipe afresh at four budgets ({numref}`tbl-zoo-unet-budget`).
+#
+# :::{table} The toy SD UNet trained by the zoo's recipe for four budgets (2 CPU cores, 2026-11-27): its caption gain and its text-to-image judged by CLIP on the 400 probe scenes.
+# :name: tbl-zoo-unet-budget
 #
 # | steps of 32 | train minutes | caption gain | text-to-image category | colour |
 # |---|---|---|---|---|
@@ -210,6 +213,7 @@ book.glue_table("tbl_targets", targets, formats={"measured": ".3f", "target": ".
 # | 2200 (the zoo's) | 7.4 | 7% | 0.17 | 0.50 |
 # | 4400 | 15 | 11% | 0.22 | 0.53 |
 # | 8800 | 30 | 17% | 0.233 | 0.55 |
+# :::
 #
 # The UNet learns to read its caption, but what the judge can see of it grows far more slowly.
 # Min-SNR weighting {cite:p}`hang2023minsnr`, which spends less of the budget on nearly clean
