@@ -64,7 +64,8 @@ def run(budgets: list[tuple[int, float]], n: int, n_reference: int, vgg19: str |
             start = time.perf_counter()
             images = methods.images_from_vgg_features(
                 generator, network, targets, layers=profile.vgg_layers, pool=profile.vgg_pool, steps=steps, lr=lr,
-                seed=profile.seed, batch_size=n, output_size=build.IMAGE_SIZE, progress=False)
+                seed=profile.seed, batch_size=n, output_size=build.IMAGE_SIZE, dtype=models.generator_dtype(profile),
+                progress=False)
             seconds = time.perf_counter() - start
             scores = evaluate.pixel_metrics(probe.images, images, size=build.IMAGE_SIZE)
             generated = {metric: f[:, None] for metric, f in evaluation(images, progress=False).items()}

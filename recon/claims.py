@@ -13,7 +13,9 @@ Verdicts, in words:
   below 0, and *not reproduced* when it contains 0;
 - a claim that two evaluations agree is *reproduced* when the interval lies within
   ``± equivalence_margin`` (an equivalence test), and *not reproduced* otherwise: either a
-  difference is detected or the data cannot rule one out.
+  difference is detected or the data cannot rule one out;
+- either is *borderline* when moving an end of the interval by :data:`BORDERLINE` or less could
+  change that verdict: an end lies within rounding of its boundary, so another CPU could decide it.
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from .results import OTHER_ENVIRONMENT_TOLERANCE
+
 #: Columns of the claims table, in order (also those of ``results/<profile>/claims.csv``).
 COLUMNS = ("claim", "subject", "metric", "difference", "ci_low", "ci_high", "verdict")
-VERDICTS = ("reproduced", "not reproduced", "reversed")
+VERDICTS = ("reproduced", "not reproduced", "reversed", "borderline")
 
 #: Two points of identification accuracy: about one between-subject sd of the paper's control
 #: numbers (74.3 ± 1.7 %), so "no change" means no change larger than the subjects differ.
 EQUIVALENCE_MARGIN = 0.02
+
+#: How far an interval end may move on another CPU: an end this close to a verdict's boundary makes the verdict
+#: "borderline". It is the results check's cross-environment tolerance, five times the largest move measured
+#: (:data:`recon.results.OTHER_ENVIRONMENT_TOLERANCE`), so a verdict outside the band survives another CPU.
+BORDERLINE = OTHER_ENVIRONMENT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -94,8 +103,18 @@ def _present_mean(values: np.ndarray) -> np.ndarray:
     return np.divide(sums, counts, out=np.full(len(values), np.nan), where=counts > 0)
 
 
-def verdict(kind: str, low: float, high: float, margin: float = EQUIVALENCE_MARGIN) -> str:
-    """The claim's verdict from its confidence interval (see the module's documentation)."""
+def verdict(kind: str, low: float, high: float, margin: float = EQUIVALENCE_MARGIN,
+            borderline: float = BORDERLINE) -> str:
+    """The claim's verdict from its confidence interval (see the module's documentation): ``borderline``
+    where moving either end by ``borderline`` or less gives another verdict."""
+    # the verdict is monotone in each end, so the corners of the band decide whether one within it differs
+    corners = {_strict_verdict(kind, low + d_low, high + d_high, margin)
+               for d_low in (-borderline, 0.0, borderline) for d_high in (-borderline, 0.0, borderline)
+               if low + d_low <= high + d_high}
+    return corners.pop() if len(corners) == 1 else "borderline"
+
+
+def _strict_verdict(kind: str, low: float, high: float, margin: float) -> str:
     if kind == "greater":
         return "reproduced" if low > 0 else "reversed" if high < 0 else "not reproduced"
     if kind == "equal":
@@ -119,7 +138,7 @@ def _paired(per_image: Callable, claim: Claim, test_ids: np.ndarray, overlap_ids
 
 
 def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 10_000, seed: int = 0,
-          margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
+          margin: float = EQUIVALENCE_MARGIN, borderline: float = BORDERLINE) -> pd.DataFrame:
     """One row per (claim, subject, metric) with the columns of :data:`COLUMNS`.
 
     ``experiments`` maps subject -> :class:`~recon.experiment.Experiment` (anything with
@@ -131,7 +150,7 @@ def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 1
             for metric in claim.metrics:
                 difference, low, high = bootstrap_difference(a[metric], b[metric], n_boot, seed)
                 rows.append(dict(claim=claim.name, subject=subject, metric=metric, difference=difference,
-                                 ci_low=low, ci_high=high, verdict=verdict(claim.kind, low, high, margin)))
+                                 ci_low=low, ci_high=high, verdict=verdict(claim.kind, low, high, margin, borderline)))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -106,6 +106,9 @@ class Profile:
     generator: str = "pixels"
     generator_size: int = 224  # +G image side (VGG19's input size in Shen et al.)
     generator_batch_size: int = 32
+    # +G's arithmetic (methods.images_from_vgg_features): None, the networks' own dtype; "float64" runs float64
+    # copies, so that another CPU's kernels cannot steer the (chaotic) optimisation
+    generator_dtype: str | None = None
     # True: betas z-scored per voxel within each session (NSD's usual preparation). False: raw
     # betas / 300, standardised per voxel over the training trials by the decoder, exactly as the
     # authors' make_subjmri.py + ridge.py do.
@@ -175,7 +178,12 @@ def _toy(**overrides) -> Profile:
         generator_steps=60,
         generator_lr=0.1,
         generator_size=64,
-        generator_batch_size=100,
+        # float64 (2026-12-02): in float32, AVX2 and AVX512 kernels gave +G images differing in 77% of their pixels
+        # (benchmarks/cpu_capability.py), which moved Table 1's +G rows by up to 0.011 and flipped a claim's
+        # verdict; in float64 they are identical. A step costs ~43 ms an image in batches of 10 (~86 ms in
+        # batches of 100; float32: ~13 ms), so +G takes ~4 min a subject instead of ~1.3.
+        generator_dtype="float64",
+        generator_batch_size=10,
         num_inference_steps=20,
         batch_size=64,
         alphas_lowdim=(1e-1, 1.0, 10.0, 1e2, 1e3, 1e4),

@@ -104,7 +104,8 @@ def claim_intervals(table: pd.DataFrame):
     panels = list(table.groupby(["claim", "metric"], sort=False))
     kinds = {claim.name: claim.kind for claim in CLAIMS}
     fig, axes = plt.subplots(1, len(panels), figsize=(1.6 * len(panels) + 1, 3.2), sharey=False, squeeze=False)
-    colours = {"reproduced": "tab:green", "not reproduced": "tab:grey", "reversed": "tab:red"}
+    colours = {"reproduced": "tab:green", "not reproduced": "tab:grey", "reversed": "tab:red",
+               "borderline": "tab:orange"}
     for ax, ((claim, metric), rows) in zip(axes[0], panels):
         y = np.arange(len(rows))
         if kinds.get(claim) == "equal":
@@ -121,7 +122,7 @@ def claim_intervals(table: pd.DataFrame):
         ax.tick_params(labelsize=7)
     fig.supxlabel("paired difference in identification accuracy (B − A), 95% CI", fontsize=8)
     handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in colours.items()]
-    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.02))
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.02))
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 

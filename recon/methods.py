@@ -9,6 +9,8 @@ batches of 60 and 120 on 2 CPU cores), so a result table holds for the profile's
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
@@ -157,6 +159,9 @@ class PixelGenerator:
     def initial(self, n: int) -> torch.Tensor:
         return torch.zeros((n, 3, self.size, self.size), device=self.device)  # mid-grey
 
+    def to(self, dtype: torch.dtype) -> "PixelGenerator":
+        return self  # no network: the code's dtype is the optimisation's
+
     def __call__(self, code: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(code)
 
@@ -179,9 +184,13 @@ class VAEGenerator:
     def initial(self, n: int) -> torch.Tensor:
         return torch.zeros((n, *self.latent_shape), device=self.vae.device)
 
+    def to(self, dtype: torch.dtype) -> "VAEGenerator":
+        """A copy whose decoder computes in ``dtype`` (the loaded VAE, shared with the pipelines, is left as it is)."""
+        return self if self.vae.dtype == dtype else VAEGenerator(copy.deepcopy(self.vae).to(dtype), self.latent_shape)
+
     def __call__(self, code: torch.Tensor) -> torch.Tensor:
-        decoded = self.vae.decode(code.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float()
-        return ((decoded + 1) / 2).clamp(0, 1)
+        decoded = self.vae.decode(code.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        return ((decoded.to(torch.promote_types(code.dtype, torch.float32)) + 1) / 2).clamp(0, 1)
 
     def after_step(self, code: torch.Tensor) -> None:
         pass
@@ -232,9 +241,15 @@ class DGNGenerator:
     def initial(self, n: int) -> torch.Tensor:
         return torch.zeros((n, 4096), device=self.device)
 
+    def to(self, dtype: torch.dtype) -> "DGNGenerator":
+        """A copy whose network computes in ``dtype``."""
+        if next(self.network.parameters()).dtype == dtype:
+            return self
+        return DGNGenerator(copy.deepcopy(self.network).to(dtype), self.size)
+
     def __call__(self, code: torch.Tensor) -> torch.Tensor:
-        bgr = self.network(code.to(next(self.network.parameters()).dtype)).float()
-        mean = torch.tensor(self.CAFFE_MEAN_BGR, device=bgr.device).view(1, 3, 1, 1)
+        bgr = self.network(code.to(next(self.network.parameters()).dtype)).to(torch.promote_types(code.dtype, torch.float32))
+        mean = torch.tensor(self.CAFFE_MEAN_BGR, device=bgr.device, dtype=bgr.dtype).view(1, 3, 1, 1)
         rgb = ((bgr + mean) / 255).flip(1).clamp(0, 1)
         top = (rgb.shape[-1] - 227) // 2
         rgb = rgb[..., top : top + 227, top : top + 227]
@@ -248,28 +263,42 @@ class DGNGenerator:
 
 def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, layers, pool: int, steps: int,
                              lr: float, seed: int, batch_size: int = 32, output_size: int | None = None,
-                             progress=True) -> np.ndarray:
+                             dtype: torch.dtype | None = None, progress=True) -> np.ndarray:
     """+G: nonlinear optimisation after Shen et al. (2019).
 
     Find the generator code whose image's VGG19 features best match the decoded ones (loss: sum
     over layers of the squared error, normalised by the target's energy), with Adam, ``batch_size``
     images at a time. ``generator`` is a :class:`PixelGenerator` (the default: no generator network),
-    a :class:`VAEGenerator`, or anything with ``initial(n)``, ``__call__(code) -> image in [0, 1]``
-    and ``after_step(code)``. Images come back as uint8 at ``output_size`` (default: as generated).
+    a :class:`VAEGenerator`, or anything with ``initial(n)``, ``__call__(code) -> image in [0, 1]``,
+    ``after_step(code)`` and ``to(dtype)``. Images come back as uint8 at ``output_size`` (default: as
+    generated).
+
+    ``dtype`` is the optimisation's arithmetic: None computes in the networks' own dtype (the code
+    and loss in at least float32); ``torch.float64`` runs float64 copies of the generator and VGG19.
+    The optimisation is chaotic in float32: VGG19's ReLUs and max-pools make its gradient jump where
+    an activation crosses a kink, and Adam's first step is ``lr * sign(gradient)``, so the last bit
+    of rounding decides it. On the toy profile, AVX2 and AVX512 kernels gave +G images that differed
+    in 77% of their pixels, by 2.8 grey levels on average and up to 143 (benchmarks/cpu_capability.py); in
+    float64 they are identical in every pixel, for about three times the cost.
     """
     n = len(next(iter(targets.values())))
+    if dtype is not None:
+        generator, vgg = generator.to(dtype), copy.deepcopy(vgg).to(dtype)
     device = next(vgg.parameters()).device
     vgg_dtype = next(vgg.parameters()).dtype
+    work_dtype = torch.promote_types(vgg_dtype, torch.float32)  # the code, targets and loss
     torch.manual_seed(seed)
     out = []
     for rows in batches(n, batch_size, "+G feature matching", progress):
-        goal = {layer: torch.as_tensor(np.asarray(targets[layer][rows]), device=device).float() for layer in layers}
+        goal = {layer: torch.as_tensor(np.asarray(targets[layer][rows]), device=device).to(work_dtype)
+                for layer in layers}
         norms = {layer: goal[layer].pow(2).sum(dim=1).clamp_min(1e-8) for layer in layers}
-        code = generator.initial(len(goal[layers[0]])).float().requires_grad_(True)
+        code = generator.initial(len(goal[layers[0]])).to(work_dtype).requires_grad_(True)
         optimiser = torch.optim.Adam([code], lr=lr)
         for _ in tqdm(range(steps), desc="  steps", leave=False, disable=not progress):
             acts = vgg_activations(vgg, generator(code).to(vgg_dtype), layers, pool)
-            loss = sum(((acts[layer].float() - goal[layer]).pow(2).sum(dim=1) / norms[layer]).mean() for layer in layers)
+            loss = sum(((acts[layer].to(work_dtype) - goal[layer]).pow(2).sum(dim=1) / norms[layer]).mean()
+                       for layer in layers)
             # the gradient of the code alone: the networks' weight gradients (a quarter of the
             # work through the VAE decoder) are never computed, whoever loaded the networks
             (code.grad,) = torch.autograd.grad(loss, code)

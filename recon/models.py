@@ -24,9 +24,18 @@ from .config import Profile
 
 
 def torch_dtype(profile: Profile) -> torch.dtype:
-    dtype = getattr(torch, profile.dtype, None)
+    return _dtype_named(profile.dtype, "dtype")
+
+
+def generator_dtype(profile: Profile) -> torch.dtype | None:
+    """+G's arithmetic: None (the networks' own dtype) or the profile's ``generator_dtype``."""
+    return None if profile.generator_dtype is None else _dtype_named(profile.generator_dtype, "generator_dtype")
+
+
+def _dtype_named(name: str, field: str) -> torch.dtype:
+    dtype = getattr(torch, str(name), None)
     if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"profile dtype {profile.dtype!r} is not a torch dtype (e.g. 'float32', 'float16')")
+        raise ValueError(f"profile {field} {name!r} is not a torch dtype (e.g. 'float32', 'float16', 'float64')")
     return dtype
 
 

@@ -43,11 +43,29 @@ def test_bootstrap_rejects_unpaired_input(a, b):
     ("equal", -0.01, 0.015, "reproduced"),
     ("equal", -0.03, 0.01, "not reproduced"),  # cannot rule out a difference beyond the margin
     ("equal", 0.025, 0.04, "not reproduced"),  # a difference
+    # within claims.BORDERLINE of a boundary: another CPU's rounding could decide these
+    ("greater", -0.02, -9.8e-05, "borderline"),  # subj05's "+D raises CLIP(Late)" with +G in float32
+    ("greater", -0.015, 0.0009, "borderline"),
+    ("greater", 0.0005, 0.05, "borderline"),
+    ("equal", -0.0195, 0.01, "borderline"),
+    ("equal", -0.01, 0.0201, "borderline"),
 ])
 def test_verdicts(kind, low, high, expected):
-    assert claims.verdict(kind, low, high) == expected
+    assert claims.verdict(kind, low, high, borderline=0.001) == expected
     with pytest.raises(ValueError, match="unknown claim kind"):
         claims.verdict("less", low, high)
+
+
+def test_a_verdict_outside_the_band_survives_any_move_within_it():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        kind = rng.choice(["greater", "equal"])
+        low, high = np.sort(rng.uniform(-0.05, 0.05, 2))
+        word = claims.verdict(kind, low, high, borderline=0.001)
+        if word != "borderline":
+            d_low, d_high = rng.uniform(-0.001, 0.001, 2)
+            if low + d_low <= high + d_high:
+                assert claims.verdict(kind, low + d_low, high + d_high, borderline=0.0) == word
 
 
 class FakeExperiment:

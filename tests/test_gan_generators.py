@@ -80,3 +80,39 @@ def test_missing_or_wrong_dgn_weights_fail_naming_the_file(tmp_path):
         models.gan_generator(get_profile("toy", generator=f"dgn:{wrong}"))
     with pytest.raises(ValueError, match="unknown \\+G generator 'gan'"):
         models.gan_generator(get_profile("toy", generator="gan"))
+
+
+@pytest.mark.parametrize("make_generator", [
+    lambda: methods.PixelGenerator(16),
+    lambda: methods.VAEGenerator(_tiny_vae(), (4, 8, 8)),
+])
+def test_float64_runs_copies_and_agrees_with_float32_to_rounding(make_generator):
+    """dtype=float64 optimises through float64 copies (the loaded networks stay float32, as the pipelines
+    share them) and reaches the image float32 reaches, up to rounding over a few steps."""
+    generator, vgg = make_generator(), tiny_vgg()
+    rng = np.random.default_rng(1)
+    truth = torch.from_numpy(rng.uniform(size=(2, 3, 16, 16)).astype(np.float32))
+    targets = {k: v.numpy() for k, v in methods.vgg_activations(vgg, truth, ["1", "4"], 4).items()}
+    common = dict(layers=["1", "4"], pool=4, steps=3, lr=0.01, seed=0, batch_size=2, progress=False)
+    single = methods.images_from_vgg_features(generator, vgg, targets, **common)
+    double = methods.images_from_vgg_features(generator, vgg, targets, dtype=torch.float64, **common)
+    assert {p.dtype for p in vgg.parameters()} == {torch.float32}
+    if isinstance(generator, methods.VAEGenerator):
+        assert generator.vae.dtype == torch.float32 and generator.to(torch.float64).vae.dtype == torch.float64
+    assert double.dtype == np.uint8 and double.shape == single.shape
+    assert np.abs(double.astype(int) - single.astype(int)).max() <= 2
+
+
+def test_profile_generator_dtype_names_a_torch_dtype():
+    assert models.generator_dtype(get_profile("toy")) == torch.float64
+    assert models.generator_dtype(get_profile("nsd")) is None
+    with pytest.raises(ValueError, match="generator_dtype 'double64'"):
+        models.generator_dtype(get_profile("toy", generator_dtype="double64"))
+
+
+def _tiny_vae():
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         block_out_channels=(8, 8), norm_num_groups=4, layers_per_block=1, sample_size=16)
