@@ -181,7 +181,7 @@ def _toy(**overrides) -> Profile:
         # float64 (2026-12-02): in float32, AVX2 and AVX512 kernels gave +G images differing in 77% of their pixels
         # (benchmarks/cpu_capability.py), which moved Table 1's +G rows by up to 0.011 and flipped a claim's
         # verdict; in float64 they are identical. A step costs ~43 ms an image in batches of 10 (~86 ms in
-        # batches of 100; float32: ~13 ms), so +G takes ~4 min a subject instead of ~1.3.
+        # batches of 100; float32: ~13 ms): +G took 371 s for subj01 on 2 cores (AVX2 kernels), ~90 s in float32.
         generator_dtype="float64",
         generator_batch_size=10,
         num_inference_steps=20,
