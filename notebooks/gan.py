@@ -48,7 +48,7 @@
 # in the direction of its gradient's sign, so in float32 the last bit of rounding steers the
 # optimisation. The same build on AVX2 and on AVX512 kernels gave +G images that differed in 77% of
 # their pixels, and the difference reached Table 1 and a claim's verdict; in float64 they agree in
-# every pixel (`benchmarks/cpu_capability.py`), at about four times the cost.
+# all but one pixel of 1.2 million (`benchmarks/cpu_capability.py`), at about four times the cost.
 
 # %% tags=["parameters", "hide-input"]
 subject = "subj01"

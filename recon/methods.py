@@ -277,10 +277,10 @@ def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, 
     and loss in at least float32); ``torch.float64`` runs float64 copies of the generator and VGG19.
     The optimisation is chaotic in float32: VGG19's ReLUs and max-pools make its gradient jump where
     an activation crosses a kink, and Adam's first step is ``lr * sign(gradient)``, so the last bit
-    of rounding decides it. On the toy profile, AVX2 and AVX512 kernels gave +G images that differed
-    in 77% of their pixels, by 2.8 grey levels on average and up to 143 (benchmarks/cpu_capability.py); in
-    float64 they are identical in every pixel, for about four times the cost (+G of subj01 on 2 cores: 371 s,
-    against ~90 s).
+    of rounding decides it. From the same decoded features of the toy profile's subj01, AVX2 and
+    AVX512 kernels gave float32 +G images that differed in 77% of their pixels, by 2.8 grey levels on
+    average and up to 143; in float64, in one pixel of 1.2 million, by one (benchmarks/cpu_capability.py),
+    for about four times the cost (+G of subj01 on 2 cores: 371 s, against ~90 s).
     """
     n = len(next(iter(targets.values())))
     if dtype is not None:
