@@ -4,7 +4,7 @@ CI cannot choose its CPU, so this runs the smoke profile's baseline inputs, +G a
 they feed under two kernel sets of the machine it runs on (benchmarks/cpu_capability.py ``--quick``):
 the machine's best against AVX2 where the best is AVX512, else against no wide vectors at all. +G in
 float32 made the +G images of the two sets differ in 77% of their pixels on the toy profile and
-flipped a claim's verdict; here they must be equal in every pixel, and the generations nearly so.
+flipped a claim's verdict; here they may differ only where a value sits on uint8's rounding boundary.
 """
 
 import importlib.util
@@ -46,7 +46,10 @@ def test_another_kernel_set_moves_the_products_by_rounding_only(tmp_path, monkey
     assert ran[0] != ran[1], f"both runs used {ran[0]} kernels: the environment variables did not take"
     stages = comparison["stages"]
     assert stages["test_betas"]["share differing"] == 0  # the simulation is numpy's: the same everywhere
-    assert stages["+G images"]["share of pixels differing"] == 0, stages["+G images"]
+    # float64 +G: on the toy profile one pixel in 1.2 million moved, by one grey level (a value on a rounding
+    # boundary of uint8); float32 +G moved 0.23% of these images' pixels after only the smoke profile's 3 steps
+    assert stages["+G images"]["share of pixels differing"] < 1e-4, stages["+G images"]
+    assert stages["+G images"]["max |d| (grey levels)"] <= 1, stages["+G images"]
     assert stages["captions"]["differing"] == 0
     for name in ("generated [30] sd", "generated +T+G sd"):
         # the generations round differently in a few pixels by a grey level or two, no more
