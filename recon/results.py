@@ -10,7 +10,9 @@ The default tolerance is 1e-6. Every toy number is a mean of per-image identific
 rebuild in the same environment reproduces them exactly; the tolerance only absorbs the decimal
 rounding of the CSV. Another CPU (its kernels round differently) or other library versions do not:
 the build also writes ``environment.json`` (:func:`environment`), and where the committed one
-differs from the build's, the check allows :data:`OTHER_ENVIRONMENT_TOLERANCE` and says so.
+differs from the build's, the check allows :data:`OTHER_ENVIRONMENT_TOLERANCE` and says so; a claim's verdict may
+then change only to one its committed interval gives with its ends moved by that much (an end within it of the
+edge of the "borderline" band).
 """
 
 from __future__ import annotations
@@ -151,11 +153,31 @@ def differences(committed: pd.DataFrame, current: pd.DataFrame, tolerance: float
             same_nan = np.isnan(old_values) & np.isnan(new_values)
             bad = ~same_nan & ~(np.abs(new_values - old_values) <= tolerance)
         else:
-            bad = (old.astype(str) != new.astype(str)).to_numpy()
+            bad = (old.astype(str) != new.astype(str)).to_numpy().copy()
+            if column == "verdict" and tolerance > TOLERANCE:
+                bad &= ~_verdict_within_tolerance(committed, current, tolerance)
         for row in np.flatnonzero(bad):
             found.append(f"{label}: row {row} ({_row_label(committed.iloc[row])}), {column}: "
                          f"{new.iloc[row]}, committed {old.iloc[row]}")
     return found
+
+
+def _verdict_within_tolerance(committed: pd.DataFrame, current: pd.DataFrame, tolerance: float) -> np.ndarray:
+    """Per row of a claims table: whether the current verdict is one that the committed interval gives with its
+    ends moved by ``tolerance`` at most. The ends may move that far on another CPU, so a verdict whose end lay
+    that close to the edge of the borderline band may cross it; any other change of verdict is a difference."""
+    from .claims import CLAIMS, verdict
+
+    kinds = {claim.name: claim.kind for claim in CLAIMS}
+    steps = np.linspace(-tolerance, tolerance, 21)
+    explained = np.zeros(len(committed), dtype=bool)
+    for i, (row, now) in enumerate(zip(committed.itertuples(), current["verdict"])):
+        kind = kinds.get(getattr(row, "claim", None))
+        if kind is not None:
+            reachable = {verdict(kind, row.ci_low + a, row.ci_high + b) for a in steps for b in steps
+                         if row.ci_low + a <= row.ci_high + b}
+            explained[i] = now in reachable
+    return explained
 
 
 def _row_label(row: pd.Series) -> str:

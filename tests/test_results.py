@@ -97,3 +97,20 @@ def test_check_allows_the_other_environment_tolerance_only_where_the_environment
     _table(0.5 + 0.002).to_csv(folder / "table1.csv", index=False)  # e.g. float32 +G: up to 0.011
     assert results.main(["check"]) == 1  # beyond what another environment explains
     assert results.main(["check", "--tolerance", "0.02"]) == 0
+
+
+def test_another_environment_may_move_a_verdict_only_across_the_edge_its_interval_lies_within_tolerance_of():
+    """On another CPU the interval ends may move by the tolerance, so a verdict whose end lies that close to the
+    edge of the borderline band may change; a verdict whose interval lies far from every edge may not."""
+    committed = pd.DataFrame([
+        dict(claim="+D raises CLIP(Late)", subject="subj05", metric="CLIP(Late)", difference=-0.04,
+             ci_low=-0.09, ci_high=0.0011, verdict="not reproduced"),  # 1e-4 outside the band of 0.001
+        dict(claim="+T > [30]", subject="subj01", metric="CLIP(Late)", difference=-0.1,
+             ci_low=-0.17, ci_high=-0.04, verdict="reversed"),
+    ])
+    near_edge = committed.assign(verdict=["borderline", "reversed"])
+    far_from_edges = committed.assign(verdict=["not reproduced", "borderline"])
+    assert results.differences(committed, near_edge, results.OTHER_ENVIRONMENT_TOLERANCE) == []
+    assert len(results.differences(committed, near_edge, results.TOLERANCE)) == 1  # same environment: exact
+    (found,) = results.differences(committed, far_from_edges, results.OTHER_ENVIRONMENT_TOLERANCE)
+    assert "verdict: borderline, committed reversed" in found
