@@ -26,8 +26,6 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .results import OTHER_ENVIRONMENT_TOLERANCE
-
 #: Columns of the claims table, in order (also those of ``results/<profile>/claims.csv``).
 COLUMNS = ("claim", "subject", "metric", "difference", "ci_low", "ci_high", "verdict")
 VERDICTS = ("reproduced", "not reproduced", "reversed", "borderline")
@@ -36,10 +34,15 @@ VERDICTS = ("reproduced", "not reproduced", "reversed", "borderline")
 #: numbers (74.3 ± 1.7 %), so "no change" means no change larger than the subjects differ.
 EQUIVALENCE_MARGIN = 0.02
 
-#: How far an interval end may move on another CPU: an end this close to a verdict's boundary makes the verdict
-#: "borderline". It is the results check's cross-environment tolerance, five times the largest move measured
-#: (:data:`recon.results.OTHER_ENVIRONMENT_TOLERANCE`), so a verdict outside the band survives another CPU.
-BORDERLINE = OTHER_ENVIRONMENT_TOLERANCE
+#: How far a result may move on another CPU, whose kernels round differently: an interval end this close to a
+#: verdict's boundary makes the verdict "borderline", and ``recon.results check`` allows numbers built on
+#: another CPU to differ by this much. Measured with benchmarks/cpu_capability.py (2026-12-02, toy profile,
+#: subj01, one AMD Zen 4 running PyTorch's AVX512 and then its AVX2 kernels, +G in float64): 1 pixel in 1.2
+#: million of the +G images and about 1 in 10,000 of each method's generations differ, by one grey level;
+#: Table 1's cells moved by at most 1.0e-4 (one image pair of 9,900) and the claims' interval ends by at most
+#: 2.0e-4. This is five times the larger, ten image pairs: room for the three other subjects, not for a stage
+#: that amplifies rounding again (+G in float32 moved cells by up to 0.011).
+BORDERLINE = 0.001
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,19 @@ def verdict(kind: str, low: float, high: float, margin: float = EQUIVALENCE_MARG
                for d_low in (-borderline, 0.0, borderline) for d_high in (-borderline, 0.0, borderline)
                if low + d_low <= high + d_high}
     return corners.pop() if len(corners) == 1 else "borderline"
+
+
+def verdicts_within(kind: str, low: float, high: float, distance: float, steps: int = 21) -> set[str]:
+    """The verdicts (borderline included) of the interval with each end moved by ``distance`` at most: what
+    another CPU may report for it. The verdict is not monotone in the ends (borderline lies between two
+    others), so the ends are moved over a grid of ``steps`` x ``steps``."""
+    moves = np.linspace(-distance, distance, steps)
+    return {verdict(kind, low + a, high + b) for a in moves for b in moves if low + a <= high + b}
+
+
+def kind_of(claim_name: str) -> str | None:
+    """The kind (``greater`` or ``equal``) of the claim of :data:`CLAIMS` named ``claim_name``; None if none is."""
+    return next((claim.kind for claim in CLAIMS if claim.name == claim_name), None)
 
 
 def _strict_verdict(kind: str, low: float, high: float, margin: float) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import claims
 from .config import METHODS, REPO_ROOT, Profile
 from .evaluate import METRICS, PIXEL_METRICS
 
@@ -37,14 +38,10 @@ from .evaluate import METRICS, PIXEL_METRICS
 RECONSTRUCTION_ANCHOR = "reconstruction anchor, 1 sample"
 
 TOLERANCE = 1e-6
-#: Between environments: another CPU, whose kernels round differently. Measured with benchmarks/cpu_capability.py
-#: (2026-12-02, toy profile, subj01, one AMD Zen 4 running PyTorch's AVX512 and then its AVX2 kernels, +G in
-#: float64): 1 pixel in 1.2 million of the +G images and about 1 in 10,000 of each method's generations differ,
-#: by one grey level; Table 1's cells moved by at most 1.0e-4 (one image pair of 9,900) and the claims' interval
-#: ends by at most 2.0e-4. The tolerance is five times the larger, ten image pairs: room for the three other
-#: subjects, not for a stage that amplifies rounding again (+G in float32 moved cells by up to 0.011).
-#: Other library versions can move numbers further; that is a change to commit, and the check names it.
-OTHER_ENVIRONMENT_TOLERANCE = 0.001
+#: Between environments: another CPU, whose kernels round differently. The measured spread and its derivation
+#: are at :data:`recon.claims.BORDERLINE`, the band that makes a claim's verdict borderline. Other library
+#: versions can move numbers further; that is a change to commit, and the check names it.
+OTHER_ENVIRONMENT_TOLERANCE = claims.BORDERLINE
 FLOAT_FORMAT = "%.10g"
 ENVIRONMENT = "environment.json"
 _LIBRARIES = ("torch", "numpy", "scipy", "diffusers", "transformers", "himalaya", "scikit-image", "scikit-learn")
@@ -164,19 +161,14 @@ def differences(committed: pd.DataFrame, current: pd.DataFrame, tolerance: float
 
 def _verdict_within_tolerance(committed: pd.DataFrame, current: pd.DataFrame, tolerance: float) -> np.ndarray:
     """Per row of a claims table: whether the current verdict is one that the committed interval gives with its
-    ends moved by ``tolerance`` at most. The ends may move that far on another CPU, so a verdict whose end lay
-    that close to the edge of the borderline band may cross it; any other change of verdict is a difference."""
-    from .claims import CLAIMS, verdict
-
-    kinds = {claim.name: claim.kind for claim in CLAIMS}
-    steps = np.linspace(-tolerance, tolerance, 21)
+    ends moved by ``tolerance`` at most (:func:`recon.claims.verdicts_within`). The ends may move that far on
+    another CPU, so a verdict whose end lay that close to the edge of the borderline band may cross it; any
+    other change of verdict is a difference."""
     explained = np.zeros(len(committed), dtype=bool)
     for i, (row, now) in enumerate(zip(committed.itertuples(), current["verdict"])):
-        kind = kinds.get(getattr(row, "claim", None))
+        kind = claims.kind_of(getattr(row, "claim", None))
         if kind is not None:
-            reachable = {verdict(kind, row.ci_low + a, row.ci_high + b) for a in steps for b in steps
-                         if row.ci_low + a <= row.ci_high + b}
-            explained[i] = now in reachable
+            explained[i] = now in claims.verdicts_within(kind, row.ci_low, row.ci_high, tolerance)
     return explained
 
 
