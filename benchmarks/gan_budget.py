@@ -65,6 +65,7 @@ def run(budgets: list[tuple[int, float]], n: int, n_reference: int, vgg19: str |
             images = methods.images_from_vgg_features(
                 generator, network, targets, layers=profile.vgg_layers, pool=profile.vgg_pool, steps=steps, lr=lr,
                 seed=profile.seed, batch_size=n, output_size=build.IMAGE_SIZE, dtype=models.generator_dtype(profile),
+                code_quantum=profile.generator_code_quantum,
                 progress=False)
             seconds = time.perf_counter() - start
             scores = evaluate.pixel_metrics(probe.images, images, size=build.IMAGE_SIZE)

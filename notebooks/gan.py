@@ -47,8 +47,13 @@
 # activation crosses a kink, and Adam's first step moves every latent element by the learning rate
 # in the direction of its gradient's sign, so in float32 the last bit of rounding steers the
 # optimisation. The same build on AVX2 and on AVX512 kernels gave +G images that differed in 77% of
-# their pixels, and the difference reached Table 1 and a claim's verdict; in float64 they agree in
-# all but one pixel of 1.2 million (`benchmarks/cpu_capability.py`), at about four times the cost.
+# their pixels, and the difference reached Table 1 and a claim's verdict. float64 (at about four
+# times the cost) shrinks each step's rounding difference, but the optimisation still compounds it:
+# one of subj07's 100 images drifted by 8 grey levels. So the toy profile also rounds the latent
+# after every step (`generator_code_quantum`; here {glue:text}`gan_quantum`; the `nsd` profile, on
+# a GPU, does not): each step then starts from the same latent on every
+# CPU, and a difference survives only where a step lands within float64 rounding of a grid line
+# (`benchmarks/cpu_capability.py`).
 
 # %% tags=["parameters", "hide-input"]
 subject = "subj01"
@@ -68,6 +73,8 @@ glue("gan_generator", exp.profile.generator, display=False)
 glue("gan_steps", exp.profile.generator_steps, display=False)
 glue("gan_lr", exp.profile.generator_lr, display=False)
 glue("gan_dtype", exp.profile.generator_dtype or "the networks' own precision", display=False)
+glue("gan_quantum", "no rounding" if exp.profile.generator_code_quantum is None
+     else f"a grid of {exp.profile.generator_code_quantum:.3g}", display=False)
 
 # %% [markdown]
 # ## Decoding VGG19 features

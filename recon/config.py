@@ -109,6 +109,10 @@ class Profile:
     # +G's arithmetic (methods.images_from_vgg_features): None, the networks' own dtype; "float64" runs float64
     # copies, so that another CPU's kernels cannot steer the (chaotic) optimisation
     generator_dtype: str | None = None
+    # +G's code rounded to this grid after every step (None: never). Each step then starts from the same code
+    # on every CPU, so rounding differences cannot accumulate from step to step; they survive only where a step
+    # lands within float64 rounding of a grid boundary
+    generator_code_quantum: float | None = None
     # True: betas z-scored per voxel within each session (NSD's usual preparation). False: raw
     # betas / 300, standardised per voxel over the training trials by the decoder, exactly as the
     # authors' make_subjmri.py + ridge.py do.
@@ -183,6 +187,10 @@ def _toy(**overrides) -> Profile:
         # verdict; in float64 they are identical. A step costs ~43 ms an image in batches of 10 (~86 ms in
         # batches of 100; float32: ~13 ms): +G took 371 s for subj01 on 2 cores (AVX2 kernels), ~90 s in float32.
         generator_dtype="float64",
+        # float64 alone still let one image of subj07's 100 drift by 8 grey levels between AVX2 and AVX512 (the
+        # differences accumulate over 60 steps); on a 2^-16 grid (~1% of Adam's smallest typical step here) the
+        # two agree in every pixel of subj07's +G images (benchmarks/cpu_capability.py)
+        generator_code_quantum=2.0**-16,
         generator_batch_size=10,
         num_inference_steps=20,
         batch_size=64,

@@ -272,14 +272,14 @@ class Experiment:
             return {"images": methods.images_from_vgg_features(
                 generator, vgg, targets, layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps,
                 lr=p.generator_lr, seed=p.seed, batch_size=p.generator_batch_size, output_size=p.image_size,
-                dtype=models.generator_dtype(p), progress=self.progress)}
+                dtype=models.generator_dtype(p), code_quantum=p.generator_code_quantum, progress=self.progress)}
 
         return self.cache.get("gan", self._gan_key(), run)["images"]
 
     def _gan_key(self) -> list:
         p = self.profile
         return self._key("gan", p.generator, p.generator_batch_size, p.generator_size, p.generator_steps,
-                         p.generator_lr, p.generator_dtype)
+                         p.generator_lr, p.generator_dtype, p.generator_code_quantum)
 
     def _gan_generator(self):
         p = self.profile

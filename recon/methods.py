@@ -263,7 +263,8 @@ class DGNGenerator:
 
 def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, layers, pool: int, steps: int,
                              lr: float, seed: int, batch_size: int = 32, output_size: int | None = None,
-                             dtype: torch.dtype | None = None, progress=True) -> np.ndarray:
+                             dtype: torch.dtype | None = None, code_quantum: float | None = None,
+                             progress=True) -> np.ndarray:
     """+G: nonlinear optimisation after Shen et al. (2019).
 
     Find the generator code whose image's VGG19 features best match the decoded ones (loss: sum
@@ -281,8 +282,16 @@ def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, 
     AVX512 kernels gave float32 +G images that differed in 77% of their pixels, by 2.8 grey levels on
     average and up to 143; in float64, in one pixel of 1.2 million, by one (benchmarks/cpu_capability.py),
     for about four times the cost (+G of subj01 on 2 cores: 371 s, against ~90 s).
+
+    ``code_quantum`` rounds the code to that grid after every step. float64 shrinks each step's
+    rounding difference to ~1e-15 but the chaos still compounds it over the steps: one image of the
+    toy subj07's 100 drifted by 8 grey levels between AVX2 and AVX512. On a grid each step starts from
+    the same code on both CPUs, so differences no longer carry over; one survives only where a step
+    lands within float64 rounding of a grid boundary.
     """
     n = len(next(iter(targets.values())))
+    if code_quantum is not None and not code_quantum > 0:
+        raise ValueError(f"code_quantum must be a positive grid step or None, got {code_quantum!r}")
     if dtype is not None:
         generator, vgg = generator.to(dtype), copy.deepcopy(vgg).to(dtype)
     device = next(vgg.parameters()).device
@@ -305,6 +314,9 @@ def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, 
             (code.grad,) = torch.autograd.grad(loss, code)
             optimiser.step()
             generator.after_step(code)
+            if code_quantum is not None:
+                with torch.no_grad():
+                    code.copy_(torch.round(code / code_quantum) * code_quantum)
         with torch.no_grad():
             image = generator(code).float()
             if output_size is not None and image.shape[-1] != output_size:

@@ -116,3 +116,36 @@ def _tiny_vae():
     torch.manual_seed(0)
     return AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
                          block_out_channels=(8, 8), norm_num_groups=4, layers_per_block=1, sample_size=16)
+
+
+class RecordingPixels(methods.PixelGenerator):
+    """A pixel generator that keeps every code it is asked to render."""
+
+    def __init__(self, size):
+        super().__init__(size, blur_sigma=0)
+        self.codes = []
+
+    def __call__(self, code):
+        self.codes.append(code.detach().clone())
+        return super().__call__(code)
+
+
+def test_code_quantum_puts_every_step_on_the_grid_and_absorbs_rounding_sized_differences():
+    """With code_quantum, each step starts from a code on the grid, so a difference of the size another CPU's
+    kernels make (here 1e-12 in the targets) leaves the trajectory unchanged instead of accumulating."""
+    vgg = tiny_vgg()
+    truth = torch.from_numpy(np.random.default_rng(2).uniform(size=(2, 3, 16, 16)).astype(np.float32))
+    targets = {k: v.double().numpy() for k, v in methods.vgg_activations(vgg, truth, ["1", "4"], 4).items()}
+    nudged = {k: v * (1 + 1e-12) for k, v in targets.items()}
+    quantum = 2.0**-16
+    common = dict(layers=["1", "4"], pool=4, steps=20, lr=0.1, seed=0, batch_size=2, dtype=torch.float64,
+                  code_quantum=quantum, progress=False)
+    first, second = RecordingPixels(16), RecordingPixels(16)
+    methods.images_from_vgg_features(first, vgg, targets, **common)
+    methods.images_from_vgg_features(second, vgg, nudged, **common)
+    assert len(first.codes) == 21  # 20 steps, then the image
+    for code in first.codes[1:]:
+        assert torch.equal(code, torch.round(code / quantum) * quantum)
+    assert all(torch.equal(a, b) for a, b in zip(first.codes, second.codes))
+    with pytest.raises(ValueError, match="code_quantum"):
+        methods.images_from_vgg_features(first, vgg, targets, **common | {"code_quantum": 0.0})
