@@ -43,6 +43,7 @@ profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
+n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
 n_boot = 10000
 
 # %% tags=["hide-input", "remove-output"]
@@ -50,7 +51,7 @@ from myst_nb import glue
 
 from recon import book, claims, control, figures, models, results
 
-exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions)
 subjects = book.experiments(exp)
 table = claims.judge(subjects, control.overlap_ids(exp.profile), n_boot=n_boot, seed=exp.profile.seed)
 claims.glue_verdicts(table)

@@ -34,6 +34,7 @@ profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
+n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
 
 # %% tags=["hide-input"]
 import pandas as pd
@@ -42,7 +43,7 @@ from myst_nb import glue
 from recon import book, control, figures
 from recon.evaluate import METRICS
 
-exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions)
 subjects = book.experiments(exp)
 excluded = control.overlap_ids(exp.profile)
 control.glue_paper_control()

@@ -61,13 +61,14 @@ profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
+n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
 
 # %% tags=["hide-input"]
 from myst_nb import glue
 
 from recon import book, figures
 
-exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions)
 book.glue_paper(subject)
 glue("gan_generator", exp.profile.generator, display=False)
 glue("gan_steps", exp.profile.generator_steps, display=False)

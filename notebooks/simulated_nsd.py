@@ -87,6 +87,7 @@ profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
+n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -98,7 +99,7 @@ from recon import book
 from recon.toy import probe
 from recon.config import SUBJECTS, STREAMS_ROIS
 
-exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions)
 reader = exp.reader
 glue("n_stimuli", reader.n_stimuli, display=False)
 

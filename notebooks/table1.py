@@ -25,6 +25,7 @@ profile = "toy"
 n_samples = 5
 seed = 0
 device = "cpu"
+n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
 
 # %% tags=["hide-input"]
 import numpy as np
@@ -35,7 +36,7 @@ from recon import book, figures, results
 from recon.config import METHODS
 from recon.evaluate import METRICS, PIXEL_METRICS, paper_table, side_by_side
 
-exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device)
+exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions)
 book.glue_paper()  # means over subjects, as in the text below
 subjects = book.experiments(exp)
 

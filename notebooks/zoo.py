@@ -43,6 +43,7 @@
 profile = "toy"
 seed = 0
 device = "cpu"
+n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
 
 # %% tags=["hide-input"]
 import dataclasses
@@ -58,7 +59,7 @@ from recon import book, features, figures, methods, models
 from recon.toy.zoo import quality
 from recon.toy.zoo import vgg as zoo_vgg
 
-exp = book.start(profile, "subj01", n_samples=1, seed=seed, device=device)
+exp = book.start(profile, "subj01", n_samples=1, seed=seed, device=device, n_sessions=n_sessions)
 manifest = models.zoo_manifest(exp.profile)
 
 # %% [markdown]

@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .config import SUBJECTS, check_subject, get_profile
+from .config import SUBJECTS, check_device, check_subject, get_profile
+from .errors import ReconError
 from .experiment import Experiment
 
 
@@ -38,12 +39,33 @@ def quiet_libraries() -> None:
         pass
 
 
+def short_errors() -> None:
+    """In a notebook, show an error ``recon`` names (:class:`recon.errors.ReconError`) as its one line, not as a
+    wall of traceback; the cell still fails, so papermill and the book build stop there."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook tools
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def one_line(shell, etype, value, tb, tb_offset=None):
+        stb = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)  # the kernel's error output (IPython leaves display to the handler)
+        return stb
+
+    shell.set_custom_exc((ReconError,), one_line)
+
+
 def start(profile: str = "toy", subject: str = "subj01", *, n_samples: int = 5, seed: int = 0, device: str = "cpu",
           progress: bool = False, **overrides) -> Experiment:
-    """Validate the papermill parameters (failing at once on a bad subject) and open the experiment."""
+    """Check every papermill parameter (failing at once, naming it) and open the experiment."""
+    short_errors()
     check_subject(subject)
     quiet_libraries()
     config = get_profile(profile, n_samples=n_samples, seed=seed, device=device, **overrides)
+    check_device(config.device)
     return Experiment(config, subject, progress=progress)
 
 

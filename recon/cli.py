@@ -2,12 +2,15 @@
 
     recon run decoded --profile toy --subject subj01 --target z
     recon run reconstruct --profile nsd --subject subj07 --method +T+G --variant sd
-    recon status --profile toy
+    recon status --profile toy [--verify]
+    recon verify --profile toy
+    recon cache clean --older-than 24
     recon table1 --profile toy
 
 ``recon run`` computes one stage (:mod:`recon.stages`) and everything it needs that is not cached
 yet; the Snakemake workflow (``workflow/Snakefile``) calls it once per job. Bad arguments exit with
-status 2 before anything is written; a failure while computing exits with status 1.
+status 2 before anything is written; a failure while computing exits with status 1, and an error that
+``recon`` names (:class:`recon.errors.ReconError`) is printed in one line.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 from . import stages
-from .config import METHODS, PROFILES, SUBJECTS, ConfigError, get_profile
+from .config import METHODS, PROFILES, SUBJECTS, ConfigError, check_device, get_profile
 from .stages import RUNS, STAGES, TARGETS, VARIANTS, Job
 
 EXIT_USAGE = 2
@@ -39,6 +42,8 @@ def _profile_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--n-samples", type=int, metavar="N", help="generations per test image (default: the profile's)")
     group.add_argument("--seed", type=int, help="seed (default: the profile's)")
     group.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the profile's)")
+    group.add_argument("--n-sessions", type=int, metavar="N",
+                       help="sessions per subject read from NSD (default: the profile's; 37 on nsd)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +73,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="list what is cached and what is missing, per subject and stage")
     status.add_argument("--subject", action="append", choices=SUBJECTS, help="only this subject (repeatable)")
+    status.add_argument("--write-markers", action="store_true",
+                        help="write the Snakemake workflow's marker of every job whose entries are cached (in "
+                             "<cache>/workflow/<profile>/), so that the workflow plans only what is missing")
+    status.add_argument("--verify", action="store_true",
+                        help="check every entry against its checksums (reads every byte), not only small ones")
     _profile_options(status)
     status.set_defaults(subparser=status)
+
+    verify = commands.add_parser("verify", help="check every cache entry against its checksums; move damaged ones "
+                                                "aside so that they are computed again")
+    verify.add_argument("--cache", type=Path, metavar="DIR", help="cache folder (default: $RECON_CACHE or .cache/recon)")
+    verify.set_defaults(subparser=verify)
+
+    cache = commands.add_parser("cache", help="upkeep of the cache folder")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    clean = cache_commands.add_parser("clean", help="remove entries moved aside as corrupt (.corrupt-*) and "
+                                                    "temporaries of killed writers")
+    clean.add_argument("--cache", type=Path, metavar="DIR", help="cache folder (default: $RECON_CACHE or .cache/recon)")
+    clean.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
+                       help="only what was last modified longer ago than this (default 24)")
+    clean.add_argument("--dry-run", action="store_true", help="list, do not remove")
+    clean.set_defaults(subparser=clean)
 
     table = commands.add_parser("table1", help="print Table 1 from the cached identification entries")
     table.add_argument("--subject", action="append", choices=SUBJECTS, help="only this subject (repeatable)")
@@ -82,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _profile(args):
     overrides = {"cache_dir": args.cache, "nsd_root": args.nsd_root, "n_samples": args.n_samples, "seed": args.seed,
-                 "device": args.device}
+                 "device": args.device, "n_sessions": args.n_sessions}
     if args.profile != "nsd" and args.nsd_root is not None:
         raise ConfigError(f"--nsd-root is for the nsd profile; the {args.profile} profile simulates its own tree")
     return get_profile(args.profile, **overrides)
@@ -92,7 +117,7 @@ def _flags(args) -> str:
     """The profile options as given, to repeat in a suggested command."""
     out = ["--profile", args.profile]
     for flag, value in (("--cache", args.cache), ("--nsd-root", args.nsd_root), ("--n-samples", args.n_samples),
-                        ("--seed", args.seed), ("--device", args.device)):
+                        ("--seed", args.seed), ("--device", args.device), ("--n-sessions", args.n_sessions)):
         if value is not None:
             out += [flag, str(value)]
     return shlex.join(out)
@@ -129,23 +154,29 @@ def cmd_run(args, parser) -> int:
     job = _job(args, parser)
     try:
         profile = _profile(args)
+        check_device(profile.device)
     except ConfigError as err:
         parser.error(str(err))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     start = time.perf_counter()
-    _quiet()
     from .experiment import Experiment, ensure_dataset
 
     if job.stage == "dataset":
         from .nsd import NSDReader
 
+        _quiet()
         root = ensure_dataset(profile, progress=progress)
         reader = NSDReader(root, profile.trials_per_session)
         reader.expdesign, reader.stim_info  # noqa: B018 - fail now, naming a missing file, not in every job
         entry = root
     else:
         exp = Experiment(profile, job.subject, progress=progress)
-        entry = stages.compute(exp, job)
+        entries = stages.entry_paths(exp, job)
+        if all(_state(exp.cache, path) == "cached" for path in entries):
+            entry = entries[0]  # a hit: neither torch nor a model is loaded
+        else:
+            _quiet()
+            entry = stages.compute(exp, job)
     seconds = time.perf_counter() - start
     print(f"{job}: {entry} ({seconds:.1f} s)")
     if args.done is not None:
@@ -154,21 +185,37 @@ def cmd_run(args, parser) -> int:
     return 0
 
 
-def _write_marker(path: Path, content: dict) -> None:
+def _write_marker(path: Path, content: dict, mtime: float | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(content, indent=1) + "\n")
+    if mtime is not None:
+        os.utime(tmp, (mtime, mtime))
     os.replace(tmp, path)
 
 
+def _marker_from_cache(profile, job: Job, entries: list[Path]) -> bool:
+    """Write ``job``'s workflow marker from its cached entries, dated like its newest entry (so that Snakemake's
+    modification-time rule sees markers in the order the entries were computed). False if it exists already."""
+    marker = stages.marker_folder(profile) / job.marker()
+    if marker.is_file():
+        return False
+    from .cache import MANIFEST
+
+    dated = [e / MANIFEST if (e / MANIFEST).is_file() else e for e in entries]
+    _write_marker(marker, {"job": str(job), "profile": profile.name, "entry": str(entries[0]),
+                           "from": "recon status --write-markers"}, mtime=max(p.stat().st_mtime for p in dated))
+    return True
+
+
 # --------------------------------------------------------------------------- status
-def _state(cache, path: Path) -> str:
+def _state(cache, path: Path, verify: bool = False) -> str:
     from .cache import CacheError
 
     if not path.is_dir():
         return "missing"
     try:
-        cache.load(path)
+        cache.load(path, verify=verify or None)
     except CacheError:
         return "corrupt"
     return "cached"
@@ -193,8 +240,7 @@ def _open(args, parser):
         profile = _profile(args)
     except ConfigError as err:
         parser.error(str(err))
-    subjects = args.subject or list(SUBJECTS)
-    _quiet()
+    subjects = args.subject or list(SUBJECTS)  # nothing is computed or loaded: no library to quieten
     return profile, subjects, _experiments(profile, subjects)
 
 
@@ -202,7 +248,9 @@ def cmd_status(args, parser) -> int:
     profile, subjects, experiments = _open(args, parser)
     print(f"profile {profile.name}; cache {profile.cache_dir}; NSD {profile.nsd_root}: "
           f"{'present' if experiments else 'missing'}")
-    rows, missing, n_cached = [], [], 0
+    rows, missing, n_cached, n_markers = [], [], 0, 0
+    if args.write_markers and experiments is not None:
+        n_markers += _marker_from_cache(profile, Job("dataset"), [profile.nsd_root])
     for row, job in enumerate(stages.subject_jobs(subjects[0])):
         cells = []
         for column, subject in enumerate(subjects):
@@ -211,7 +259,11 @@ def cmd_status(args, parser) -> int:
                 state = "missing"
             else:
                 exp = experiments[subject]
-                state = _state(exp.cache, stages.entry_path(exp, this))
+                entries = stages.entry_paths(exp, this)
+                states = [_state(exp.cache, path, verify=args.verify) for path in entries]
+                state = next((s for s in states if s != "cached"), "cached")
+                if args.write_markers and state == "cached":
+                    n_markers += _marker_from_cache(profile, this, entries)
             n_cached += state == "cached"
             if state != "cached":
                 missing.append((column, row, this))
@@ -223,11 +275,52 @@ def cmd_status(args, parser) -> int:
         print(f"{stage:<16}{part:<8}" + "".join(f"{c:<{max(width, 9)}}" for c in cells))
     total = len(rows) * len(subjects)
     print(f"{n_cached} of {total} entries cached")
+    if args.write_markers:
+        print(f"{n_markers} workflow marker(s) written to {stages.marker_folder(profile)}")
     if experiments is None:
         print(f"the dataset is missing: {_command(Job('dataset'), args)}")
     if missing:
         print(f"missing, e.g.: {_command(min(missing)[2], args)}")
         print(f"all of them: snakemake --cores 2 --config profile={profile.name} (workflow/Snakefile)")
+    return 0
+
+
+# --------------------------------------------------------------------------- upkeep
+def _cache_root(args):
+    from .cache import Cache
+    from .config import default_cache_dir
+
+    return Cache(args.cache or default_cache_dir())
+
+
+def cmd_verify(args, parser) -> int:
+    import warnings
+
+    from .cache import CacheWarning
+
+    cache = _cache_root(args)
+    n, damaged = 0, []
+    for path in cache.entries():
+        n += 1
+        reason = cache.check(path)
+        if reason is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CacheWarning)  # said below, in one line
+                aside = cache.quarantine(path, reason)
+            damaged.append(path)
+            print(f"damaged: {path.parent.name}/{path.name}: {reason}; moved aside to {aside.name}, computed again "
+                  "when next needed")
+    print(f"{n} entries checked in {cache.root}: {n - len(damaged)} whole, {len(damaged)} damaged")
+    return EXIT_FAILED if damaged else 0
+
+
+def cmd_cache(args, parser) -> int:
+    cache = _cache_root(args)
+    seconds = args.older_than * 3600
+    found = cache.leftovers(seconds) if args.dry_run else cache.clean(seconds)
+    for folder in found:
+        print(f"{'would remove' if args.dry_run else 'removed'} {folder}")
+    print(f"{len(found)} folder(s) {'to remove' if args.dry_run else 'removed'} from {cache.root}")
     return 0
 
 
@@ -277,13 +370,13 @@ def cmd_table1(args, parser) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"run": cmd_run, "status": cmd_status, "table1": cmd_table1}[args.command]
-    from .cache import ColdCacheError
-    from .nsd import NSDFileError
+    command = {"run": cmd_run, "status": cmd_status, "table1": cmd_table1, "verify": cmd_verify,
+               "cache": cmd_cache}[args.command]
+    from .errors import ReconError
 
     try:
         return command(args, args.subparser)
-    except (NSDFileError, ColdCacheError, FileNotFoundError, FileExistsError) as err:
+    except (ReconError, FileNotFoundError, FileExistsError) as err:
         print(f"recon: error: {err}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ReconError
+
 SUBJECTS = ("subj01", "subj02", "subj05", "subj07")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +26,12 @@ MULTI_ROIS = ("early", "ventral", "midventral", "midlateral", "lateral", "pariet
 METHODS = ("[30]", "+T", "+T+G", "+T+G+D")
 
 
-class ConfigError(ValueError):
+class ConfigError(ReconError, ValueError):
     """A profile, subject or parameter value that cannot be used."""
+
+
+#: MindEye resizes originals and reconstructions to 425 px before the peers' PixCorr and SSIM (evaluate.pixel_metrics)
+PEER_RESOLUTION = 425
 
 
 def check_subject(subject: str) -> str:
@@ -263,8 +269,47 @@ def get_profile(name: str = "toy", **overrides) -> Profile:
         if key in overrides:
             overrides[key] = Path(overrides[key])
     profile = PROFILES[name](**overrides)
-    if profile.n_samples < 1:
-        raise ConfigError(f"n_samples must be >= 1, got {profile.n_samples}")
+    check_parameters(profile)
+    return profile
+
+
+def _is_int(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_parameters(profile: Profile) -> None:
+    """Every run-time parameter checked before anything is computed (the notebooks' papermill parameters
+    and the CLI's options arrive here): each failure names the parameter, the value and what is accepted.
+    Whether this machine has the device is :func:`check_device`'s question, asked where a run starts (a
+    profile may describe a GPU run on a machine without one)."""
+    for name, least in (("seed", 0), ("n_samples", 1), ("n_sessions", 1)):
+        value = getattr(profile, name)
+        if not _is_int(value) or value < least:
+            raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
     if not 0.0 < profile.strength <= 1.0:
         raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
-    return profile
+    if not isinstance(profile.device, str) or not profile.device:
+        raise ConfigError(f"device must be a torch device name such as 'cpu' or 'cuda', got {profile.device!r}")
+
+
+def check_device(device) -> None:
+    """``device`` must name a torch device this machine has: ``cpu``, ``cuda`` / ``cuda:N`` with a GPU, ``mps``."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu" and not index:
+        return
+    if kind not in ("cuda", "mps") or (index and not index.isdigit()):
+        raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    import torch  # only for a device other than the CPU
+
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device is 'mps', but this machine has no Apple GPU that torch can use; use device='cpu'")
+        return
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if found == 0:
+        raise ConfigError(f"device is {device!r}, but torch finds no CUDA GPU here (torch {torch.__version__}, "
+                          f"built for CUDA {torch.version.cuda}); use device='cpu'")
+    if index and int(index) >= found:
+        raise ConfigError(f"device is {device!r}, but torch finds {found} CUDA GPU(s) (cuda:0..cuda:{found - 1})")

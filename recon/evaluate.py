@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from . import models
-from .config import Profile
+from .config import PEER_RESOLUTION, Profile  # noqa: F401 - PEER_RESOLUTION is part of this module's API
 from .features import batches, check_images, imagenet_normalise, to_unit_tensor
 
 METRICS = ("CLIP(Early)", "CLIP(Middle)", "CLIP(Late)", "CNN(Early)", "CNN(Middle)", "CNN(Late)", "Inception-v3")
@@ -276,8 +276,6 @@ def scores_from_correlations(mean_over_samples: dict, first_sample: dict, keep: 
 
 #: The peers' pixel-level metrics (MindEye's definitions), computed on the first generation.
 PIXEL_METRICS = ("PixCorr", "SSIM")
-#: MindEye resizes originals and reconstructions to 425 px before PixCorr and SSIM.
-PEER_RESOLUTION = 425
 
 
 def pixel_metrics(originals: np.ndarray, reconstructions: np.ndarray, size: int = PEER_RESOLUTION,

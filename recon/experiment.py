@@ -7,6 +7,7 @@ model ids and zoo checksums, dataset location, subject), so the notebooks can sh
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -14,12 +15,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import decode, evaluate, features, methods, models
 from .toy import zoo
 from .cache import Cache
-from .config import MULTI_ROIS, STREAMS_ROIS, Profile, check_subject
+from .config import MULTI_ROIS, PEER_RESOLUTION, STREAMS_ROIS, Profile, check_subject
 from .nsd import NSDReader, SubjectData
-from .ridge_streamed import StreamedRidgeCV, image_means
+
+
+
+class _OnFirstUse:
+    """A module imported when one of its attributes is first read. torch and the model libraries then load only
+    when something is computed: a cache hit (``recon status``, ``recon run`` of a cached stage) costs its keys."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+decode, evaluate, features, methods, models, ridge_streamed = (
+    _OnFirstUse(f"recon.{name}") for name in ("decode", "evaluate", "features", "methods", "models", "ridge_streamed"))
 
 #: decoding target -> ROIs it is decoded from (baseline as in [30]; the rest as in section 2.1)
 TARGET_ROIS = {
@@ -84,7 +99,9 @@ class Experiment:
     # ------------------------------------------------------------------ keys
     @cached_property
     def _dataset_key(self) -> dict:
-        return {"root": str(self.profile.nsd_root.resolve()), "n_sessions": self.profile.n_sessions,
+        # what the files hold, not where they lie: a moved cache or NSD tree stays warm
+        files = self.reader.fingerprint(self.subject, self.profile.n_sessions, memo_dir=self.cache.root / "datasets")
+        return {"files": files, "n_sessions": self.profile.n_sessions,
                 "zscore_betas_per_session": self.profile.zscore_betas_per_session}
 
     @cached_property
@@ -179,7 +196,7 @@ class Experiment:
         """Training betas and the image of each row: per trial, or averaged per image where the authors did."""
         X = self.data.train_betas[:, columns]
         if target in TRIAL_AVERAGED:
-            return image_means(X, self.train_image_index, len(self.train_image_ids)), None
+            return ridge_streamed.image_means(X, self.train_image_index, len(self.train_image_ids)), None
         return X, self.train_image_index
 
     def decoded(self, target: str) -> dict[str, np.ndarray]:
@@ -199,8 +216,8 @@ class Experiment:
             X_test = self.data.test_betas[:, columns]
             predicted = writer.create("predicted", truth.shape, p.feature_dtype)
             chosen = writer.create("alphas", (int(np.prod(truth.shape[1:])),), np.float32)
-            decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device, block_size=p.ridge_block_size,
-                                      progress=self.progress)
+            decoder = ridge_streamed.StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device,
+                                                     block_size=p.ridge_block_size, progress=self.progress)
             parts = range(truth.shape[1]) if target == "dpt" else [None]
             for layer in parts:
                 layers = None if layer is None else [layer]
@@ -412,12 +429,12 @@ class Experiment:
         """The peers' PixCorr and SSIM (MindEye's definitions) per test image, first generation."""
         def run():
             first = self.reconstruct(method, variant)[:, 0]  # a view: a memmap stays on disk
-            return evaluate.pixel_metrics(self.test_images, first, evaluate.PEER_RESOLUTION)
+            return evaluate.pixel_metrics(self.test_images, first, PEER_RESOLUTION)
 
         return self.cache.get("pixel_metrics", self._pixel_metrics_key(method, variant), run)
 
     def _pixel_metrics_key(self, method: str, variant: str) -> list:
-        return self._reconstruct_key(method, variant) + ["pixel metrics", evaluate.PEER_RESOLUTION]
+        return self._reconstruct_key(method, variant) + ["pixel metrics", PEER_RESOLUTION]
 
     def decoding_summary(self) -> pd.DataFrame:
         rows = []

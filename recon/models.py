@@ -21,6 +21,7 @@ from torchvision.models import vgg as tv_vgg
 
 from .toy import zoo
 from .config import Profile
+from .errors import ReconError
 
 
 def torch_dtype(profile: Profile) -> torch.dtype:
@@ -58,7 +59,7 @@ def resolve(model_id: str) -> str:
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "RECON_OFFLINE")
 
 
-class ModelNotAvailableError(OSError):
+class ModelNotAvailableError(ReconError, OSError):
     """A Hub model or torchvision weights file that is not on this machine and cannot be downloaded."""
 
 

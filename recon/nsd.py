@@ -20,7 +20,9 @@ Layout (paths relative to the NSD root)::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,13 +33,26 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from .config import check_subject
+from .config import ConfigError, check_subject
+from .errors import ReconError
 
 BETA_SCALE = 300.0
 BETAS_DIR = "betas_fithrf_GLMdenoise_RR"
 
 
-class NSDFileError(OSError):
+#: where :meth:`NSDReader.fingerprint` remembers file digests, at the NSD root
+DIGEST_MEMO = ".recon-digests.json"
+
+
+def _file_sha256(file: Path) -> str:
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class NSDFileError(ReconError, OSError):
     """A missing, truncated or malformed NSD file; the message names the file and the expectation."""
 
 
@@ -159,8 +174,7 @@ class NSDReader:
     def trials(self, subject: str, n_sessions: int) -> pd.DataFrame:
         """One row per trial of the first ``n_sessions`` sessions: session, nsd_id, shared."""
         number = subject_number(subject)
-        if not 1 <= n_sessions <= self.max_sessions:
-            raise ValueError(f"n_sessions must be in 1..{self.max_sessions}, got {n_sessions}")
+        self.check_sessions(subject, n_sessions)
         design = self.expdesign
         n_trials = n_sessions * self.trials_per_session
         order = design["masterordering"][:n_trials]
@@ -175,6 +189,14 @@ class NSDReader:
                 "shared": shared,
             }
         )
+
+    def check_sessions(self, subject: str, n_sessions: int) -> None:
+        """``n_sessions`` must fit the design: fail naming the subject, the sessions there are and the option."""
+        if not 1 <= n_sessions <= self.max_sessions:
+            raise ConfigError(
+                f"n_sessions must be in 1..{self.max_sessions}, got {n_sessions}: the design of {subject} in "
+                f"{self.expdesign_path} has {self.max_sessions} sessions of {self.trials_per_session} trials; "
+                "set n_sessions (papermill -p n_sessions N, recon --n-sessions N)")
 
     def behaviour(self, subject: str) -> pd.DataFrame | None:
         """``responses.tsv`` of one subject (one row per trial, ids 1-based), or None without the file.
@@ -338,6 +360,56 @@ class NSDReader:
             test_repeats=repeats,
             roi_of_voxel=roi_of_voxel,
         )
+
+    # ------------------------------------------------------------ identity
+    def files_used(self, subject: str, n_sessions: int) -> list[Path]:
+        """Every file this reader reads for ``subject``'s first ``n_sessions`` sessions (those present of the
+        optional ones), in a fixed order."""
+        self.check_sessions(subject, n_sessions)
+        files = [self.expdesign_path, self.stim_info_path, self.stimuli_path, self.ctab_path("streams"),
+                 self.roi_path(subject, "streams")]
+        files += [self.betas_path(subject, session) for session in range(1, n_sessions + 1)]
+        files += [self.captions_path(split) for split in sorted(set(self.stim_info["cocoSplit"]))]
+        if self.behaviour_path(subject).is_file():
+            files.append(self.behaviour_path(subject))
+        for file in files:
+            self._require(file, "a file of the NSD layout")
+        return files
+
+    def fingerprint(self, subject: str, n_sessions: int, memo_dir: Path | None = None) -> str:
+        """What ``subject``'s data are, independent of where the tree lies: a hash of each used file's path
+        inside the tree, size and sha256. A cache keyed by it stays warm when the tree or the cache moves,
+        and goes cold when a file's content changes.
+
+        Hashing reads every byte once (NSD: ~75 GB a subject with the stimuli, about a minute at 1.5 GB/s);
+        the digests are remembered in ``.recon-digests.json`` at the root (or, where the tree is read-only,
+        in ``memo_dir``) by path, size and modification time, so later calls only ``stat`` the files."""
+        memo_file = self.root / DIGEST_MEMO
+        if not os.access(self.root, os.W_OK) and memo_dir is not None:
+            memo_file = Path(memo_dir) / f"{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:24]}.json"
+        try:
+            memo = json.loads(memo_file.read_text())
+        except (OSError, ValueError):
+            memo = {}
+        listing, changed = [], False
+        for file in self.files_used(subject, n_sessions):
+            name = file.relative_to(self.root).as_posix()
+            stat = file.stat()
+            known = memo.get(name)
+            if not (isinstance(known, dict) and known.get("size") == stat.st_size
+                    and known.get("mtime_ns") == stat.st_mtime_ns):
+                known = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _file_sha256(file)}
+                memo[name], changed = known, True
+            listing.append([name, known["size"], known["sha256"]])
+        if changed:
+            try:
+                memo_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}")
+                tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
+                os.replace(tmp, memo_file)
+            except OSError:
+                pass  # a read-only place: the digests are computed again next time
+        return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:24]
 
     # --------------------------------------------------------------- stimuli
     @cached_property

@@ -112,6 +112,11 @@ class Job:
         return cls(stage, subject)
 
 
+def marker_folder(profile) -> Path:
+    """Where the workflow keeps its markers for ``profile``: ``<cache>/workflow/<profile name>``."""
+    return Path(profile.cache_dir) / "workflow" / profile.name
+
+
 def check_job(job: Job) -> None:
     """Fail with a message naming the bad value unless ``job`` is a job of the graph."""
     if job.stage not in STAGES:

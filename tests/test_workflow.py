@@ -162,6 +162,25 @@ def test_a_local_run_fills_the_cache_one_job_per_stage(workflow_run):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_a_warm_cache_without_markers_plans_nothing(workflow_run, tmp_path):
+    """Markers are a record of the cache, not a second truth: lost (or never written, after a book build),
+    they are written back from the entries before Snakemake plans, dated like the entries."""
+    assert workflow_run["done"].returncode == 0
+    markers = workflow_run["markers"]
+    kept = tmp_path / "markers"
+    shutil.copytree(markers, kept)
+    shutil.rmtree(markers)
+    try:
+        again = snakemake(workflow_run["work"], *[markers / j.marker() for j in TARGETS], "-n",
+                          "--config", "profile=smoke", f"subjects={SUBJECT}", f"cache={workflow_run['cache']}")
+        assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+        for job in closure(TARGETS):
+            assert json.loads((markers / job.marker()).read_text())["from"] == "recon status --write-markers"
+    finally:
+        shutil.rmtree(markers, ignore_errors=True)
+        shutil.copytree(kept, markers)
+
+
 def test_the_depth_section_reads_the_warm_cache_without_computing(workflow_run, tmp_path, monkeypatch):
     assert workflow_run["done"].returncode == 0
     cache = workflow_run["cache"]

@@ -234,6 +234,6 @@ def test_profiles_are_validated():
         get_profile("real")
     with pytest.raises(ConfigError, match=r"unknown profile field\(s\) \['colour'\]"):
         get_profile("nsd").replace(colour="red")
-    with pytest.raises(ConfigError, match="n_samples must be >= 1"):
+    with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
         get_profile("nsd", n_samples=0)
     assert get_profile("nsd", subject=None, n_samples=None).n_samples == 5  # None = not given (papermill)

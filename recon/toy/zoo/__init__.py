@@ -11,11 +11,13 @@ import hashlib
 import json
 from pathlib import Path
 
+from ...errors import ReconError
+
 MANIFEST = "manifest.json"
 REBUILD_COMMAND = "python -m recon.toy.zoo build"
 
 
-class ZooError(OSError):
+class ZooError(ReconError, OSError):
     """A shipped model folder that is missing, incomplete or does not match its checksum."""
 
 

@@ -1,0 +1,199 @@
+"""The cache can be moved, shared and verified, and bad parameters fail before anything is computed."""
+
+import os
+import shutil
+import stat
+import warnings
+
+import numpy as np
+import pytest
+
+from recon import book, cli
+from recon.cache import Cache, CacheError, CacheWarning
+from recon.config import ConfigError, get_profile
+from recon.errors import ReconError
+from recon.experiment import Experiment
+from recon.nsd import DIGEST_MEMO, NSDReader
+
+from conftest import N_SESSIONS, TRIALS_PER_SESSION
+
+
+def nsd_experiment(root, cache):
+    profile = get_profile("nsd", nsd_root=root, cache_dir=cache, n_sessions=N_SESSIONS, device="cpu")
+    profile = profile.replace(trials_per_session=TRIALS_PER_SESSION)
+    return Experiment(profile, "subj01", progress=False)
+
+
+# ----------------------------------------------------------------------- keys from content
+def test_keys_survive_moving_the_tree_and_the_cache_and_change_with_a_files_content(mini_nsd, tmp_path):
+    before = nsd_experiment(mini_nsd.root, tmp_path / "cache")
+    key = before.entry_path("features", "z").name
+    (tmp_path / "elsewhere").mkdir()
+    moved_root = shutil.move(str(mini_nsd.root), str(tmp_path / "elsewhere" / "nsd"))  # mv: same mtimes, memo moves
+    copied_root = tmp_path / "copy"
+    shutil.copytree(moved_root, copied_root, copy_function=shutil.copy)  # plain cp: new mtimes, digests recomputed
+    (copied_root / DIGEST_MEMO).unlink()
+    for root, cache in ((moved_root, tmp_path / "cache"), (copied_root, tmp_path / "other-cache")):
+        assert nsd_experiment(root, cache).entry_path("features", "z").name == key, root
+    roi = copied_root / "nsddata/ppdata/subj01/func1pt8mm/roi/streams.nii.gz"
+    data = bytearray(roi.read_bytes())
+    data[-5] ^= 0xFF  # one byte of the (gzip) file, same size
+    roi.write_bytes(bytes(data))
+    assert nsd_experiment(copied_root, tmp_path / "cache").entry_path("features", "z").name != key
+
+
+def test_the_fingerprint_reads_every_used_file_once_then_only_stats_them(mini_nsd, monkeypatch):
+    reader = NSDReader(mini_nsd.root, TRIALS_PER_SESSION)
+    first = reader.fingerprint("subj01", N_SESSIONS)
+    assert (mini_nsd.root / DIGEST_MEMO).is_file()
+    import recon.nsd
+
+    monkeypatch.setattr(recon.nsd, "_file_sha256", lambda file: pytest.fail(f"{file} hashed again"))
+    assert NSDReader(mini_nsd.root, TRIALS_PER_SESSION).fingerprint("subj01", N_SESSIONS) == first
+    assert reader.fingerprint("subj01", 1) != first  # another set of sessions is other data
+
+
+def test_too_many_sessions_names_the_subject_the_sessions_there_and_the_option(mini_nsd):
+    reader = NSDReader(mini_nsd.root, TRIALS_PER_SESSION)
+    with pytest.raises(ConfigError, match=r"n_sessions must be in 1\.\.2, got 37: the design of subj01 .* has 2 "
+                                          r"sessions .*-p n_sessions N, recon --n-sessions N"):
+        reader.fingerprint("subj01", 37)
+
+
+# ----------------------------------------------------------------------- verified entries
+def test_a_flipped_byte_is_caught_on_read_and_recomputed(tmp_path):
+    cache = Cache(tmp_path)
+    value = np.arange(1000, dtype=np.float32)
+    first = cache.get("stage", ["k"], lambda: {"x": value})["x"]
+    path = cache.key_path("stage", ["k"])
+    file = path / "x.npy"
+    data = bytearray(file.read_bytes())
+    data[-40] ^= 0x01  # a value changes, the size and header do not
+    file.write_bytes(bytes(data))
+    with pytest.raises(CacheError, match="checksum"):
+        cache.load(path)
+    with pytest.warns(CacheWarning, match="moved aside"):
+        again = cache.get("stage", ["k"], lambda: {"x": value})["x"]
+    np.testing.assert_array_equal(again, first)
+
+
+def test_large_entries_are_verified_on_request_and_by_recon_verify(tmp_path, monkeypatch, capsys):
+    import recon.cache
+
+    monkeypatch.setattr(recon.cache, "VERIFY_ON_READ_BYTES", 0)  # every entry counts as large here
+    cache = Cache(tmp_path)
+    cache.get("stage", ["a"], lambda: {"x": np.ones(100)})
+    cache.get("stage", ["b"], lambda: {"x": np.zeros(100)})
+    file = cache.key_path("stage", ["b"]) / "x.npy"
+    data = bytearray(file.read_bytes())
+    data[-1] ^= 0x01
+    file.write_bytes(bytes(data))
+    cache.load(cache.key_path("stage", ["b"]))  # not checked: a large entry is memory-mapped unread
+    with pytest.raises(CacheError, match="checksum"):
+        Cache(tmp_path, verify=True).load(cache.key_path("stage", ["b"]))
+    assert cli.main(["verify", "--cache", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "2 entries checked" in out and "1 damaged" in out
+    assert not cache.key_path("stage", ["b"]).exists() and cache.key_path("stage", ["a"]).exists()
+    assert cli.main(["verify", "--cache", str(tmp_path)]) == 0
+
+
+# ----------------------------------------------------------------------- shared-cache hygiene
+def test_entries_follow_the_umask_so_a_group_can_share_the_cache(tmp_path):
+    old = os.umask(0o002)
+    try:
+        Cache(tmp_path).get("stage", ["k"], lambda: {"x": np.ones(3)})
+    finally:
+        os.umask(old)
+    entry = Cache(tmp_path).key_path("stage", ["k"])
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o775
+    assert stat.S_IMODE((entry / "x.npy").stat().st_mode) == 0o664
+
+
+def test_cache_clean_removes_old_leftovers_and_keeps_entries(tmp_path, capsys):
+    cache = Cache(tmp_path)
+    cache.get("stage", ["k"], lambda: {"x": np.ones(3)})
+    corrupt = tmp_path / "stage" / ".corrupt-abc-20260101T000000"
+    temporary = tmp_path / "stage" / f".{'0' * 24}-tmpxyz"
+    for folder in (corrupt, temporary):
+        folder.mkdir()
+        os.utime(folder, (0, 0))
+    fresh = tmp_path / "stage" / ".corrupt-def-20261202T000000"
+    fresh.mkdir()
+    assert cli.main(["cache", "clean", "--cache", str(tmp_path), "--dry-run"]) == 0
+    assert corrupt.exists() and "2 folder(s) to remove" in capsys.readouterr().out
+    assert cli.main(["cache", "clean", "--cache", str(tmp_path)]) == 0
+    assert not corrupt.exists() and not temporary.exists() and fresh.exists()
+    assert cache.key_path("stage", ["k"]).is_dir()
+
+
+# ----------------------------------------------------------------------- parameters up front
+@pytest.mark.parametrize("overrides, named", [
+    ({"seed": "notanumber"}, "seed must be an integer >= 0, got 'notanumber'"),
+    ({"seed": 1.5}, "seed must be an integer"),
+    ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
+    ({"device": "gpu"}, "device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
+    ({"n_sessions": "all"}, "n_sessions must be an integer"),
+])
+def test_bad_notebook_parameters_fail_naming_them_before_anything_is_written(overrides, named, tmp_path):
+    cache = tmp_path / "cache"
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        book.start("toy", "subj01", **{"cache_dir": cache} | overrides)
+    assert not cache.exists()
+
+
+def test_a_gpu_the_machine_lacks_fails_at_once_naming_the_device(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="device is 'cuda', but torch finds no CUDA GPU here"):
+        book.start("toy", "subj01", device="cuda", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_every_error_recon_names_derives_from_one_class_and_the_cli_prints_it_in_one_line(mini_nsd, tmp_path,
+                                                                                          capsys):
+    from recon.cache import ColdCacheError
+    from recon.models import ModelNotAvailableError
+    from recon.nsd import NSDFileError
+    from recon.toy.zoo import ZooError
+
+    for error in (ConfigError, NSDFileError, CacheError, ColdCacheError, ModelNotAvailableError, ZooError):
+        assert issubclass(error, ReconError), error
+    rc = cli.main(["table1", "--profile", "nsd", "--nsd-root", str(mini_nsd.root), "--cache", str(tmp_path), "--device", "cpu",
+                   "--n-sessions", "37"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("recon: error: n_sessions must be in 1..") and "subj01" in err
+
+
+def test_a_notebook_shows_an_error_recon_names_in_one_line_and_still_fails():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shown = []
+    shell._showtraceback = lambda etype, value, stb: shown.append(stb)  # what the kernel sends as the error output
+    try:
+        result = shell.run_cell("from recon import book\nbook.start('toy', 'subj99')")
+    finally:
+        shell.custom_exceptions, shell.CustomTB = (), None
+        InteractiveShell.clear_instance()
+    assert isinstance(result.error_in_exec, ConfigError)  # the cell fails: papermill and the book stop
+    assert shown == [["ConfigError: unknown subject 'subj99'; valid subjects are subj01, subj02, subj05, subj07"]]
+
+
+def test_papermill_stops_at_a_bad_parameter_with_its_one_line(tmp_path):
+    """The same through a real kernel, as papermill and the book build run the notebooks."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from recon import book\nbook.start('toy', 'subj01', seed='notanumber', cache_dir=%r)" % str(tmp_path))])
+    with pytest.raises(CellExecutionError):
+        NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    (error,) = [o for o in notebook.cells[0].outputs if o.output_type == "error"]
+    assert error.ename == "ConfigError" and error.traceback == ["ConfigError: seed must be an integer >= 0, got "
+                                                                "'notanumber'"]
+    assert list(tmp_path.iterdir()) == []
