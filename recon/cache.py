@@ -16,7 +16,7 @@ beside its entry (``<stage>/.<key>.lock``, :class:`filelock.FileLock`); :meth:`C
 entry compute it once: the second waits, then reads. The locks rely on the filesystem's
 ``flock`` semantics (local disks, NFSv4, Lustre and GPFS mounted with locking).
 
-Verified: ``entry.json`` records each file's sha256 (about 0.6 s per GB on one core). An entry of
+Verified: ``entry.json`` records each file's sha256 (about a second per GB on one core). An entry of
 at most :data:`VERIFY_ON_READ_BYTES` is checked against it on every read; a larger one (NSD's
 feature matrices, memory-mapped) is checked on request: ``Cache(verify=True)``, or
 ``recon verify`` / ``recon status --verify`` for the whole cache. Entries written before the
