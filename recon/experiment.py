@@ -260,7 +260,8 @@ class Experiment:
 
     def _captions_key(self) -> list:
         p = self.profile
-        return self._key("captions", p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length)
+        return self._key("captions", p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length,
+                         self._decoded_key("blip"))
 
     @cached_property
     def decoded_depth(self) -> np.ndarray:
@@ -274,7 +275,7 @@ class Experiment:
         return self.cache.get("depth", self._depth_key(), run)["depth"]
 
     def _depth_key(self) -> list:
-        return self._key("depth")
+        return self._key("depth", self._decoded_key("dpt"))
 
     @cached_property
     def gan_images(self) -> np.ndarray:
@@ -296,7 +297,7 @@ class Experiment:
     def _gan_key(self) -> list:
         p = self.profile
         return self._key("gan", p.generator, p.generator_batch_size, p.generator_size, p.generator_steps,
-                         p.generator_lr, p.generator_dtype, p.generator_code_quantum)
+                         p.generator_lr, p.generator_dtype, p.generator_code_quantum, self._decoded_key("vgg"))
 
     def _gan_generator(self):
         p = self.profile
@@ -335,7 +336,16 @@ class Experiment:
                     num_inference_steps=p.num_inference_steps, seed=p.seed, batch_size=p.batch_size)
 
     def _reconstruct_key(self, method: str, variant: str) -> list:
-        return self._key("reconstruct", method, variant, self._generation_settings() | {"progress": None})
+        return self._key("reconstruct", method, variant, self._generation_settings() | {"progress": None},
+                         self._inputs_key(method, variant))
+
+    def _inputs_key(self, method: str, variant: str) -> list:
+        """The keys of what a reconstruction reads, so that it is computed again when one of them changes
+        (a +G setting, the decoders' alphas...), as :meth:`reconstruct` dispatches."""
+        start = [self._gan_key()] if method in ("+T+G", "+T+G+D") else [self._decoded_key("z")]
+        text = ([self._decoded_key("c" if variant == "sd" else "c_sd2")] if method == "[30]"
+                else [self._captions_key()])
+        return start + text + ([self._depth_key()] if method == "+T+G+D" else [])
 
     # ------------------------------------------------------------- evaluation
     @cached_property

@@ -197,3 +197,19 @@ def test_papermill_stops_at_a_bad_parameter_with_its_one_line(tmp_path):
     assert error.ename == "ConfigError" and error.traceback == ["ConfigError: seed must be an integer >= 0, got "
                                                                 "'notanumber'"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_product_is_keyed_by_what_it_reads(tmp_path):
+    """Changing a setting upstream (+G's grid, the decoders' alphas) gives every product that reads it a new key,
+    and leaves the others' alone: a warm cache never serves a stale reconstruction."""
+    def paths(**overrides):
+        exp = Experiment(get_profile("smoke", cache_dir=tmp_path, **overrides), "subj01", progress=False)
+        runs = [("[30]", "sd"), ("+T", "sd"), ("+T+G", "sd"), ("+T+G+D", "sd"), ("[30]", "sd2")]
+        out = {f"reconstruct {m} {v}": exp.entry_path("reconstructions", m, v).name for m, v in runs}
+        return out | {stage: exp.entry_path(stage).name for stage in ("captions", "depth", "gan")}
+
+    base = paths()
+    finer_grid = paths(generator_code_quantum=2.0**-20)
+    assert {k for k in base if base[k] != finer_grid[k]} == {"gan", "reconstruct +T+G sd", "reconstruct +T+G+D sd"}
+    other_alphas = paths(alphas_highdim=(1.0, 10.0))  # BLIP, DPT and VGG19 decoders
+    assert {k for k in base if base[k] == other_alphas[k]} == {"reconstruct [30] sd", "reconstruct [30] sd2"}
