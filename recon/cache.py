@@ -332,11 +332,15 @@ class Cache:
         return self.load(path)
 
     # ------------------------------------------------------------- upkeep
+    def _stage_folders(self) -> list[Path]:
+        """``<root>/<stage>`` folders, in a stable order (none while the cache does not exist)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
     def entries(self) -> Iterator[Path]:
         """Every complete entry's folder, ``<root>/<stage>/<key>``, in a stable order."""
-        if not self.root.is_dir():
-            return
-        for stage in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for stage in self._stage_folders():
             for entry in sorted(p for p in stage.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 if (entry / MANIFEST).is_file():
                     yield entry
@@ -357,11 +361,9 @@ class Cache:
     def leftovers(self, older_than_s: float = 0.0) -> list[Path]:
         """Folders no reader will use: entries moved aside (``.corrupt-*``) and temporaries of killed writers
         (``.<key>-*``), last modified more than ``older_than_s`` ago (a live writer's temporary is recent)."""
-        if not self.root.is_dir():
-            return []
         now = time.time()
         found = []
-        for stage in (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for stage in self._stage_folders():
             for folder in stage.glob(".*"):
                 if folder.is_dir() and now - folder.stat().st_mtime > older_than_s:
                     found.append(folder)

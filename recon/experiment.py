@@ -21,7 +21,6 @@ from .config import MULTI_ROIS, PEER_RESOLUTION, STREAMS_ROIS, Profile, check_su
 from .nsd import NSDReader, SubjectData
 
 
-
 class _OnFirstUse:
     """A module imported when one of its attributes is first read. torch and the model libraries then load only
     when something is computed: a cache hit (``recon status``, ``recon run`` of a cached stage) costs its keys."""

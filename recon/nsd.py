@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
+from .cache import file_sha256 as _file_sha256
 from .config import ConfigError, check_subject
 from .errors import ReconError
 
@@ -42,14 +43,6 @@ BETAS_DIR = "betas_fithrf_GLMdenoise_RR"
 
 #: where :meth:`NSDReader.fingerprint` remembers file digests, at the NSD root
 DIGEST_MEMO = ".recon-digests.json"
-
-
-def _file_sha256(file: Path) -> str:
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        while chunk := f.read(1 << 24):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class NSDFileError(ReconError, OSError):
