@@ -512,7 +512,8 @@ def decoded(target: str, truth: np.ndarray, p: Profile, settings: Settings, seed
         X, shown = image_means(X, shown, n_images), None
     alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
     predicted = np.empty(truth.shape, dtype=p.feature_dtype)
-    decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device, block_size=p.ridge_block_size)
+    decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device, block_size=p.ridge_block_size,
+                              fit_intercept=p.decoder_intercept)
     for layer in range(truth.shape[1]) if target == "dpt" else [None]:
         if layer:
             decoder.fit_targets(Y[:, layer])
@@ -528,7 +529,8 @@ def feature_stages(stages: Stages, p: Profile, images, captions, batch: int | No
     out = {}
     stages.run("load SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
     out["z"] = stages.run("features z (VAE encoder)", lambda: features.vae_latents(
-        models.img2img(p, "sd"), images, p.image_size, progress=False, **kw), n)
+        models.img2img(p, "sd"), images, p.z_size, progress=False, seed=p.seed,
+        sample_ids=np.arange(n) if p.z_latent == "sample" else None, **kw), n)
     out["c"] = stages.run("features c (SD 1.4 text encoder)", lambda: features.text_embeddings(
         models.img2img(p, "sd"), captions, progress=False), n)
     release_models()
@@ -538,7 +540,7 @@ def feature_stages(stages: Stages, p: Profile, images, captions, batch: int | No
     release_models()
     stages.run("load BLIP", lambda: models.blip(p)[0])
     out["blip"] = stages.run("features BLIP ViT", lambda: features.blip_vision(
-        *models.blip(p), images, progress=False, **kw), n)
+        *models.blip(p), images, progress=False, size=p.blip_image_size, normalise=p.blip_normalise, **kw), n)
     stages.run("load DPT", lambda: models.dpt(p)[0])
     out["dpt"] = stages.run("features DPT hidden states", lambda: features.dpt_hidden_states(
         *models.dpt(p), images, progress=False, **kw), n)
@@ -561,20 +563,20 @@ def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None) -> 
     out = {}
     out["captions"] = stages.run("captions (BLIP generate)", lambda: methods.captions_from_vision_features(
         *models.blip(p), dec["blip"], repetition_penalty=p.repetition_penalty, num_beams=p.caption_beams,
-        max_length=p.caption_max_length, min_length=p.caption_min_length, progress=False, **kw), n)
+        max_length=p.caption_max_length, min_length=p.caption_min_length, prompt=p.caption_prompt, progress=False,
+        **kw), n)
     out["depth"] = stages.run("depth (DPT neck + head)", lambda: methods.depth_from_hidden_states(
         models.dpt(p)[0], dec["dpt"], p.image_size, progress=False, **kw), n)
     release_models()
-    latent_shape = dec["z"].shape[1:] if p.generator == "vae" else None
     kind = p.generator.split(":")[0]
     stages.run(f"load +G nets (VGG19, {kind} generator)",
-               lambda: (models.vgg19_features(p), models.gan_generator(p, latent_shape)))
+               lambda: (models.vgg19_features(p), models.gan_generator(p)))
 
     def gan():
         vgg = models.vgg19_features(p)
         widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
         return methods.images_from_vgg_features(
-            models.gan_generator(p, latent_shape), vgg, features.split_vgg_matrix(dec["vgg"], widths),
+            models.gan_generator(p), vgg, features.split_vgg_matrix(dec["vgg"], widths),
             layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps, lr=p.generator_lr, seed=p.seed,
             batch_size=batch or p.generator_batch_size, output_size=p.image_size, progress=False)
 
@@ -592,10 +594,16 @@ def generation_stages(stages: Stages, p: Profile, dec: dict, products: dict, bat
     prompts = products["captions"]
     out = {}
     stages.run("reload SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
+    if p.z_init == "latent":
+        start = {"init_latents": dec["z"]}
+    else:
+        start = {"init_latents": None, "init_images": stages.run("decoded z -> init images (VAE decode)", lambda:
+                 methods.init_images_from_latents(models.img2img(p, "sd").vae, dec["z"], p.image_size,
+                                                  progress=False), len(dec["z"]))}
     out["[30]"] = stages.run("generate [30] (img2img z + c)", lambda: methods.img2img(
-        models.img2img(p, "sd"), dec["z"], prompt_embeds=dec["c"], **common), n)
+        models.img2img(p, "sd"), **start, prompt_embeds=dec["c"], **common), n)
     out["+T"] = stages.run("generate +T (img2img z + captions)", lambda: methods.img2img(
-        models.img2img(p, "sd"), dec["z"], prompts=prompts, **common), n)
+        models.img2img(p, "sd"), **start, prompts=prompts, **common), n)
     out["+T+G"] = stages.run("generate +T+G (img2img +G image)", lambda: methods.img2img(
         models.img2img(p, "sd"), None, init_images=products["gan"], prompts=prompts, **common), n)
     release_models()

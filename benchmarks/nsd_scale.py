@@ -43,12 +43,20 @@ N_STREAMS = 15_700  # streams voxels read by the reader
 N_DECODE = 14_000  # the six ROIs of section 2.1; an upper bound for z (early) and c (ventral) too
 N_SAMPLES = 5
 FEATURE_BYTES = 2  # the nsd profile's feature_dtype, float16
-#: decoding targets per image (VGG19 maps of layers 3/8/17/26/35 average-pooled to 14 x 14)
+def _targets() -> dict:
+    """Decoding targets per image, from the nsd profile: z at its encode size (the VAE downsamples by 8),
+    BLIP's 1 + (side / 16)^2 tokens, VGG19 maps of layers 3/8/17/26/35 average-pooled to 14 x 14."""
+    from recon.config import get_profile
+
+    nsd = get_profile("nsd")
+    return {"z": (4, nsd.z_size // 8, nsd.z_size // 8), "blip": (1 + (nsd.blip_image_size // 16) ** 2, 768)}
+
+
 TARGETS = {
-    "z": (4, 64, 64),
+    "z": _targets()["z"],
     "c": (77, 768),
     "c_sd2": (77, 1024),
-    "blip": (577, 768),
+    "blip": _targets()["blip"],
     "dpt": (4, 577, 1024),
     "vgg": (196 * (64 + 128 + 256 + 512 + 512),),
 }
@@ -200,7 +208,7 @@ def measure_feature_stream(name: str, shape, args, tmp: Path) -> tuple[Row, floa
     note = (f"measured {n_measured:,} images: {m.used:.2f} GB beyond one batch, {m.seconds:.1f} s of writing; "
             f"test features kept {test:.2f} GB")
     # GPU arithmetic: a ViT costs ~2 x parameters FLOPs per token; DPT runs once per layer (one layer kept at a time)
-    flops = {"blip": 2 * 86e6 * 577, "dpt": 4 * 2 * 304e6 * 577}[name] * (N_IMAGES + N_TEST)
+    flops = {"blip": 2 * 86e6 * TARGETS["blip"][0], "dpt": 4 * 2 * 304e6 * 577}[name] * (N_IMAGES + N_TEST)
     row = Row(f"features {name} (to disk)", host, host, test, m.seconds * N_IMAGES / n_measured,
               flops / GPU_FP16_FLOPS, note)
     return row, train

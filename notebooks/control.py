@@ -23,6 +23,16 @@
 # ({glue:text}`paper_control_SD_14` vs {glue:text}`paper_control_SD_20`). Both are repeated here
 # for every subject. `subject` is the subject shown in the figure.
 #
+# On `nsd`, "SD 2.0 trained with OpenCLIP" is `stabilityai/stable-diffusion-2-base`. The authors'
+# repository holds no script for this control, so the checkpoint is our choice: the 512 px,
+# ε-prediction SD 2.0 base model, the one whose resolution and objective match SD 1.4's (and from which
+# the `512-depth-ema` checkpoint of +D was fine-tuned), so that the text encoder (OpenCLIP ViT-H/14) and
+# its training data are what changes; `stable-diffusion-2` (768-v) would also change the resolution and
+# the prediction target. The overlap list is the `overlap_list` parameter
+# (`papermill ... -p overlap_list PATH`): a CSV with an `nsdId` column (NSD's 0-based image index, as in
+# `nsd_stim_info_merged.csv`) or a `73KID` column (the same images 1-based); NSD does not ship one, so on
+# `nsd` it must be given, and a missing one stops the page naming the parameter.
+#
 # In the toy profile, the simulator flags about 7% of the shared test images as "seen in training"
 # (`toy_extras/overlap_nsd_ids.csv`, a list in the format of the real overlap list; the toy models
 # never saw them, so here the exclusion checks the procedure, not a memorisation effect), and the SD 2.0
@@ -35,6 +45,7 @@ n_samples = 5
 seed = 0
 device = "cpu"
 n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
+overlap_list = None  # CSV of the test images in the generator's training data (None: the profile's; see below)
 
 # %% tags=["hide-input"]
 import pandas as pd
@@ -43,7 +54,8 @@ from myst_nb import glue
 from recon import book, control, figures
 from recon.evaluate import METRICS
 
-exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions)
+exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions,
+                 overlap_list=overlap_list)
 subjects = book.experiments(exp)
 excluded = control.overlap_ids(exp.profile)
 control.glue_paper_control()

@@ -90,9 +90,29 @@ class Profile:
     strength: float = 0.8
     guidance_scale: float = 5.0
     repetition_penalty: float = 1.5
-    caption_beams: int = 3  # BLIP decoding as in the authors' decode_captions.py
-    caption_max_length: int = 20
+    caption_beams: int = 3  # BLIP beam search: the authors' decode_captions.py (tests/test_authors_pipeline.py)
+    caption_max_length: int = 20  # tokens, the prompt's included (as their generate call counts them)
     caption_min_length: int = 5
+    # text the caption decoder starts from and that is stripped from its output: the authors' BLIP starts
+    # from its model.prompt "a picture of " (nsd); None starts from the BOS token alone (toy: the zoo's BLIP
+    # was trained on bare captions, so a prompt would be text it never saw)
+    caption_prompt: str | None = None
+    # BLIP's ViT input: the authors' img2feat_blip.py resizes to 240 px (Lanczos) and feeds ToTensor()'s [0, 1]
+    # pixels, not mean/std normalised, giving 1 + 15 x 15 tokens (nsd). None / True: the model's own
+    # processor (toy: the zoo's BLIP at the 64 px and the normalisation it was trained with)
+    blip_image_size: int | None = None
+    blip_normalise: bool = True
+    # z, the init latent of [30] and +T (the authors' img2feat_sd.py and diffusion_decoding.py): the stimulus
+    # encoded at z_encode_size px (nsd: 320 -> 4 x 40 x 40), a sample of the VAE posterior ("sample"; "mean":
+    # its mean); for img2img the decoded z is decoded to an image, clamped, resized to image_size and encoded
+    # again (z_init "image"; "latent" passes the decoded latent straight in, which needs z_encode_size ==
+    # image_size). toy: 40 of its 64 px, the authors' ratio 320 / 512
+    z_encode_size: int | None = None  # None: image_size
+    z_latent: str = "sample"
+    z_init: str = "image"
+    # the decoders' intercept: False, as the authors' ridge.py (himalaya's RidgeCV, fit_intercept=False, on
+    # standardised voxels, targets not centred), so each decoded feature lacks its training mean; True fits it
+    decoder_intercept: bool = False
     n_samples: int = 5
     seed: int = 0
     device: str = "cpu"
@@ -125,6 +145,11 @@ class Profile:
     zscore_betas_per_session: bool = True
     simulation: object | None = None  # a simulate.SimulationConfig: write the tree on first use
     results_dir: Path | None = None  # where the book writes its result tables (recon.results); None: nowhere
+
+    @property
+    def z_size(self) -> int:
+        """The side, in pixels, at which the stimulus is encoded to z."""
+        return self.z_encode_size or self.image_size
 
     def replace(self, **changes) -> "Profile":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -198,6 +223,7 @@ def _toy(**overrides) -> Profile:
         # two agree in every pixel of subj07's +G images (benchmarks/cpu_capability.py)
         generator_code_quantum=2.0**-16,
         generator_batch_size=10,
+        z_encode_size=40,  # 64 x 320 / 512: the authors' ratio of encode size to generation size
         num_inference_steps=20,
         batch_size=64,
         alphas_lowdim=(1e-1, 1.0, 10.0, 1e2, 1e3, 1e4),
@@ -231,6 +257,10 @@ def _nsd(**overrides) -> Profile:
         image_size=512,
         eval_resolution=299,
         clip_eval_layers=(6, 12),
+        z_encode_size=320,
+        caption_prompt="a picture of ",
+        blip_image_size=240,
+        blip_normalise=False,
         vgg_layers=("3", "8", "17", "26", "35"),
         vgg_width_divisor=1,
         vgg_pool=14,
@@ -290,6 +320,12 @@ def check_parameters(profile: Profile) -> None:
             raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
     if not 0.0 < profile.strength <= 1.0:
         raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
+    for name, allowed in (("z_latent", ("sample", "mean")), ("z_init", ("image", "latent"))):
+        if getattr(profile, name) not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(profile, name)!r}")
+    if profile.z_init == "latent" and profile.z_encode_size not in (None, profile.image_size):
+        raise ConfigError(f"z_init 'latent' passes decoded z straight to img2img, so z_encode_size "
+                          f"({profile.z_encode_size}) must equal image_size ({profile.image_size}); use z_init 'image'")
     if not isinstance(profile.device, str) or not profile.device:
         raise ConfigError(f"device must be a torch device name such as 'cpu' or 'cuda', got {profile.device!r}")
 

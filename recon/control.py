@@ -5,25 +5,42 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import Profile
+from .config import ConfigError, Profile
+
+
+#: The accepted id columns of an overlap list, and what each id must be converted by to a 0-based 73k id.
+OVERLAP_COLUMNS = {"nsdId": 0, "73KID": 1}
 
 
 def overlap_ids(profile: Profile) -> np.ndarray:
-    """0-based 73k ids of test images listed as present in the generative model's training data.
+    """0-based 73k ids of the test images listed as present in the generative model's training data.
 
-    For ``nsd`` this is the authors' NSD/LAION-5B overlap list (a CSV with an ``nsdId`` column,
-    path given as ``overlap_list``); the toy tree ships a list of its own.
+    The list (the profile's ``overlap_list``, the notebooks' ``-p overlap_list PATH``) is a CSV with one
+    of two id columns: ``nsdId``, NSD's 0-based image index (as in ``nsd_stim_info_merged.csv``), or
+    ``73KID``, the same image 1-based (as NSD's documentation numbers the 73k images). For ``nsd`` it is
+    the list of test images found in LAION-5B (section 2.4; NSD does not ship one, so it must be given);
+    the toy tree ships a list of its own.
     """
     path = profile.overlap_list
-    if path is None or not path.is_file():
-        raise FileNotFoundError(
-            f"overlap list {path} not found: expected a CSV with an 'nsdId' column (0-based 73k ids); "
-            "set the profile's overlap_list"
-        )
+    expected = ("a CSV with an 'nsdId' column (0-based 73k image ids) or a '73KID' column (1-based), "
+                "the test images also in the generator's training data (section 2.4)")
+    if path is None:
+        raise ConfigError(f"overlap_list is not set: pass -p overlap_list PATH, {expected}")
+    if not path.is_file():
+        raise ConfigError(f"overlap_list {path} does not exist: expected {expected}")
     frame = pd.read_csv(path)
-    if "nsdId" not in frame.columns:
-        raise ValueError(f"{path} has columns {list(frame.columns)}, expected an 'nsdId' column")
-    return frame["nsdId"].to_numpy(dtype=np.int64)
+    found = [column for column in OVERLAP_COLUMNS if column in frame.columns]
+    if len(found) != 1:
+        raise ConfigError(f"overlap_list {path} has columns {list(frame.columns)}: expected {expected}, "
+                          "exactly one of them")
+    values = pd.to_numeric(frame[found[0]], errors="coerce")
+    if values.isna().any() or (values % 1 != 0).any():
+        raise ConfigError(f"overlap_list {path}: column {found[0]!r} must hold integer image ids")
+    ids = values.to_numpy(dtype=np.int64) - OVERLAP_COLUMNS[found[0]]
+    if ids.size and (ids.min() < 0 or ids.max() >= 73_000):
+        raise ConfigError(f"overlap_list {path}: {found[0]} ids must lie in NSD's 73,000 images "
+                          f"({'0-72999' if found[0] == 'nsdId' else '1-73000'}), got {values.min()}..{values.max()}")
+    return ids
 
 
 def mean_sd(values) -> str:

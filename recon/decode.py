@@ -1,8 +1,11 @@
 """Linear decoders from voxels to feature targets: himalaya ridge with alpha chosen by cross-validation.
 
-As in the authors' ``ridge.py``: voxels are standardised, then ``himalaya.ridge.RidgeCV`` picks an
-alpha per target from a grid by K-fold cross-validation on the training trials. Targets of any
-shape are flattened for the fit and reshaped on predict.
+The authors' ``codes/utils/ridge.py`` is ``make_pipeline(StandardScaler(), RidgeCV(alphas))``: voxels
+standardised, then ``himalaya.ridge.RidgeCV`` (``fit_intercept=False``, targets not centred) picks an
+alpha per target by 5-fold cross-validation on the training trials. ``fit_intercept=False`` here computes
+exactly that (``tests/test_authors_pipeline.py`` runs their pipeline beside it); ``True`` also fits each
+target's training mean, which their decoder leaves out. Targets of any shape are flattened for the fit
+and reshaped on predict.
 """
 
 from __future__ import annotations
@@ -25,13 +28,17 @@ class RidgeDecoder(RegressorMixin, BaseEstimator):
     cv : number of contiguous folds (trials are in presentation order, so no shuffling).
     backend : himalaya backend, e.g. ``"numpy"``, ``"torch"`` or ``"torch_cuda"``.
     n_targets_batch : targets solved at once, bounds memory for wide targets.
+    fit_intercept : fit each target's training mean (False: the authors' decoder, which predicts
+        ``StandardScaler(X) @ W`` with no mean, so a target constant over images decodes to zero).
     """
 
-    def __init__(self, alphas=(0.1, 1.0, 10.0), cv: int = 5, backend: str = "torch", n_targets_batch: int = 4096):
+    def __init__(self, alphas=(0.1, 1.0, 10.0), cv: int = 5, backend: str = "torch", n_targets_batch: int = 4096,
+                 fit_intercept: bool = False):
         self.alphas = alphas
         self.cv = cv
         self.backend = backend
         self.n_targets_batch = n_targets_batch
+        self.fit_intercept = fit_intercept
 
     def fit(self, X, Y):
         X = np.asarray(X, dtype=np.float32)
@@ -43,7 +50,7 @@ class RidgeDecoder(RegressorMixin, BaseEstimator):
         self.target_shape_ = Y.shape[1:]
         Y = Y.reshape(len(Y), -1)
         self.scaler_ = StandardScaler().fit(X)
-        self.y_mean_ = Y.mean(axis=0)
+        self.y_mean_ = Y.mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1], dtype=np.float32)
         previous = get_backend()
         backend = set_backend(self.backend, on_error="warn")
         try:

@@ -161,9 +161,11 @@ class Experiment:
             return
         images = features.LazyImages(self.reader.images, ids)  # read a batch at a time
         if target == "z":
-            features.vae_latents(models.img2img(p), images, p.image_size, progress=self.progress, out=out)
+            features.vae_latents(models.img2img(p), images, p.z_size, progress=self.progress, out=out,
+                                 sample_ids=ids if p.z_latent == "sample" else None, seed=p.seed)
         elif target == "blip":
-            features.blip_vision(*models.blip(p), images, progress=self.progress, out=out)
+            features.blip_vision(*models.blip(p), images, progress=self.progress, out=out, size=p.blip_image_size,
+                                 normalise=p.blip_normalise)
         elif target == "dpt":
             features.dpt_hidden_states(*models.dpt(p), images, progress=self.progress, out=out, layers=dpt_layers)
         elif target == "vgg":
@@ -188,7 +190,13 @@ class Experiment:
                                        lambda w: self._extract(target, ids, self._creator(w)))["x"]
 
     def _features_key(self, target: str) -> list:
-        return self._key(target, self.test_ids, self.profile.feature_dtype)
+        return self._key(target, self.test_ids, self.profile.feature_dtype, self._feature_settings(target))
+
+    def _feature_settings(self, target: str) -> dict:
+        """The profile fields that shape one target's features (beyond those of every key)."""
+        p = self.profile
+        return {"z": {"size": p.z_size, "latent": p.z_latent},
+                "blip": {"size": p.blip_image_size, "normalise": p.blip_normalise}}.get(target, {})
 
     # --------------------------------------------------------------- decoding
     def _decoder_inputs(self, target: str, columns) -> tuple[np.ndarray, np.ndarray | None]:
@@ -216,7 +224,8 @@ class Experiment:
             predicted = writer.create("predicted", truth.shape, p.feature_dtype)
             chosen = writer.create("alphas", (int(np.prod(truth.shape[1:])),), np.float32)
             decoder = ridge_streamed.StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device,
-                                                     block_size=p.ridge_block_size, progress=self.progress)
+                                                     block_size=p.ridge_block_size, progress=self.progress,
+                                                     fit_intercept=p.decoder_intercept)
             parts = range(truth.shape[1]) if target == "dpt" else [None]
             for layer in parts:
                 layers = None if layer is None else [layer]
@@ -241,7 +250,8 @@ class Experiment:
         p = self.profile
         rois = TARGET_ROIS[target]
         alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
-        return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED))
+        return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED),
+                         self._feature_settings(target), {"intercept": p.decoder_intercept})
 
     # ------------------------------------------------------- decoded products
     @cached_property
@@ -253,14 +263,14 @@ class Experiment:
             return {"captions": np.array(methods.captions_from_vision_features(
                 model, processor, self.decoded("blip")["predicted"], repetition_penalty=p.repetition_penalty,
                 num_beams=p.caption_beams, max_length=p.caption_max_length, min_length=p.caption_min_length,
-                progress=self.progress))}
+                prompt=p.caption_prompt, progress=self.progress))}
 
         return [str(c) for c in self.cache.get("captions", self._captions_key(), run)["captions"]]
 
     def _captions_key(self) -> list:
         p = self.profile
         return self._key("captions", p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length,
-                         self._decoded_key("blip"))
+                         p.caption_prompt, self._decoded_key("blip"))
 
     @cached_property
     def decoded_depth(self) -> np.ndarray:
@@ -299,9 +309,7 @@ class Experiment:
                          p.generator_lr, p.generator_dtype, p.generator_code_quantum, self._decoded_key("vgg"))
 
     def _gan_generator(self):
-        p = self.profile
-        latent_shape = self.stimulus_features("z", "test").shape[1:] if p.generator == "vae" else None
-        return models.gan_generator(p, latent_shape)
+        return models.gan_generator(self.profile)
 
     # --------------------------------------------------------- reconstruction
     def reconstruct(self, method: str, variant: str = "sd") -> np.ndarray:
@@ -312,10 +320,10 @@ class Experiment:
         def run():
             if method == "[30]":
                 c_target = "c" if variant == "sd" else "c_sd2"
-                images = methods.img2img(models.img2img(p, variant), self.decoded("z")["predicted"],
+                images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant),
                                          prompt_embeds=self.decoded(c_target)["predicted"], **common)
             elif method == "+T":
-                images = methods.img2img(models.img2img(p, variant), self.decoded("z")["predicted"],
+                images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant),
                                          prompts=self.decoded_captions, **common)
             elif method == "+T+G":
                 images = methods.img2img(models.img2img(p, variant), None, init_images=self.gan_images,
@@ -329,6 +337,17 @@ class Experiment:
 
         return self.cache.get("reconstructions", self._reconstruct_key(method, variant), run)["images"]
 
+    def _init_from_z(self, variant: str) -> dict:
+        """img2img's start from decoded z: an image decoded from it and encoded again by the pipeline
+        (``z_init`` "image", the authors'), or the latent itself ("latent")."""
+        p = self.profile
+        z = self.decoded("z")["predicted"]
+        if p.z_init == "latent":
+            return {"init_latents": z}
+        images = methods.init_images_from_latents(models.img2img(p, variant).vae, z, p.image_size,
+                                                  progress=self.progress)
+        return {"init_latents": None, "init_images": images}
+
     def _generation_settings(self) -> dict:
         p = self.profile
         return dict(n_samples=p.n_samples, strength=p.strength, guidance_scale=p.guidance_scale,
@@ -341,7 +360,7 @@ class Experiment:
     def _inputs_key(self, method: str, variant: str) -> list:
         """The keys of what a reconstruction reads, so that it is computed again when one of them changes
         (a +G setting, the decoders' alphas...), as :meth:`reconstruct` dispatches."""
-        start = [self._gan_key()] if method in ("+T+G", "+T+G+D") else [self._decoded_key("z")]
+        start = [self._gan_key()] if method in ("+T+G", "+T+G+D") else [self._decoded_key("z"), self.profile.z_init]
         text = ([self._decoded_key("c" if variant == "sd" else "c_sd2")] if method == "[30]"
                 else [self._captions_key()])
         return start + text + ([self._depth_key()] if method == "+T+G+D" else [])

@@ -81,15 +81,43 @@ def write_batches(blocks, n: int, out=None, dtype=np.float32):
     return target
 
 
+def pil_resize(images: np.ndarray, size: int, resample: str = "lanczos") -> np.ndarray:
+    """uint8 (n, H, W, 3) resized to (n, size, size, 3) by PIL, as the authors' scripts resize."""
+    from PIL import Image
+
+    images = check_images(images)
+    if images.shape[1:3] == (size, size):
+        return images
+    method = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}[resample]
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), resample=method)) for im in images])
+
+
+def posterior_generator(seed: int, image_id: int) -> torch.Generator:
+    """The noise of one image's VAE posterior sample, from (seed, image id) alone, so not from batching."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(image_id) + 7)
+
+
 @torch.no_grad()
-def vae_latents(pipe, images, size: int, batch_size: int = 32, progress=True, out=None) -> np.ndarray:
-    """z: the scaled mean of the VAE posterior, the latent Stable Diffusion denoises."""
+def vae_latents(pipe, images, size: int, batch_size: int = 32, progress=True, out=None, sample_ids=None,
+                seed: int = 0) -> np.ndarray:
+    """z: the VAE latent Stable Diffusion denoises, scaled, of images PIL-Lanczos-resized to ``size``.
+
+    With ``sample_ids`` (one id per image, e.g. its 73k id), a sample of the posterior drawn with
+    :func:`posterior_generator`, as the authors' img2feat_sd.py (``get_first_stage_encoding``) does;
+    without, the posterior's mean."""
     vae = pipe.vae
 
     def blocks():
         for rows in batches(len(images), batch_size, "VAE latents z", progress):
-            x = to_unit_tensor(images[rows], size, vae.device).to(vae.dtype) * 2 - 1
-            yield rows, vae.encode(x).latent_dist.mean * vae.config.scaling_factor
+            x = torch.from_numpy(pil_resize(images[rows], size)).permute(0, 3, 1, 2).float() / 255.0
+            posterior = vae.encode((x * 2 - 1).to(vae.device, vae.dtype)).latent_dist
+            if sample_ids is None:
+                latent = posterior.mean
+            else:
+                noise = torch.stack([torch.randn(posterior.mean.shape[1:], generator=posterior_generator(seed, i))
+                                     for i in np.asarray(sample_ids)[rows]])
+                latent = posterior.mean + posterior.std * noise.to(posterior.mean.device, posterior.mean.dtype)
+            yield rows, latent * vae.config.scaling_factor
 
     return write_batches(blocks(), len(images), out)
 
@@ -120,13 +148,30 @@ def text_embeddings(pipe, captions: list[list[str]], batch_size: int = 64, progr
 
 
 @torch.no_grad()
-def blip_vision(model, processor, images, batch_size: int = 32, progress=True, out=None) -> np.ndarray:
-    """BLIP's ViT output tokens, the features its text decoder attends to."""
+def blip_vision(model, processor, images, batch_size: int = 32, progress=True, out=None, size: int | None = None,
+                normalise: bool = True) -> np.ndarray:
+    """BLIP's ViT output tokens, the features its text decoder attends to.
+
+    ``size`` / ``normalise`` None / True: the processor's own input. The authors' img2feat_blip.py instead
+    resizes to 240 px with PIL's Lanczos and feeds ToTensor()'s [0, 1] pixels (``normalise=False``); at a size
+    other than the one it was trained at, the ViT interpolates its position embeddings (as BLIP's own
+    loader does once for its checkpoint)."""
+
+    def pixel_values(block):
+        if size is None:
+            return processor(images=list(block), return_tensors="pt", do_normalize=normalise).pixel_values
+        block = pil_resize(block, size)
+        if normalise:
+            return processor(images=list(block), return_tensors="pt", do_resize=False).pixel_values
+        return torch.from_numpy(block).permute(0, 3, 1, 2).float() / 255.0  # ToTensor()
+
+    trained = processor.image_processor.size["height"]
 
     def blocks():
         for rows in batches(len(images), batch_size, "BLIP ViT features", progress):
-            pixels = processor(images=list(check_images(images[rows])), return_tensors="pt").pixel_values
-            yield rows, model.vision_model(pixel_values=pixels.to(model.device, model.dtype))[0]
+            pixels = pixel_values(check_images(images[rows])).to(model.device, model.dtype)
+            kwargs = {"interpolate_pos_encoding": True} if pixels.shape[-1] != trained else {}
+            yield rows, model.vision_model(pixel_values=pixels, **kwargs)[0]
 
     return write_batches(blocks(), len(images), out)
 

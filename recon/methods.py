@@ -33,6 +33,22 @@ def _as_images(output, n: int, n_samples: int) -> np.ndarray:
     return images.reshape(n, n_samples, *images.shape[1:])
 
 
+@torch.no_grad()
+def init_images_from_latents(vae, latents: np.ndarray, size: int, batch_size: int = 32, progress=True) -> np.ndarray:
+    """Decoded z as the init image of img2img, as the authors' diffusion_decoding.py makes it: the VAE decodes
+    the (scaled) latent, the image is clamped to [0, 1], scaled to 0-255 and truncated to uint8, then resized to
+    ``size`` by PIL's default (bicubic); img2img encodes it again."""
+    from .features import pil_resize
+
+    out = []
+    for rows in batches(len(latents), batch_size, "decoded z -> init images", progress):
+        z = torch.from_numpy(np.asarray(latents[rows], dtype=np.float32)).to(vae.device, vae.dtype)
+        x = ((vae.decode(z / vae.config.scaling_factor).sample.float() + 1) / 2).clamp(0, 1)
+        pixels = (255.0 * x.permute(0, 2, 3, 1).cpu().numpy()).astype(np.uint8)
+        out.append(pil_resize(pixels, size, "bicubic"))
+    return np.concatenate(out)
+
+
 def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None = None, prompts=None,
             init_images: np.ndarray | None = None, n_samples: int, strength: float, guidance_scale: float,
             num_inference_steps: int, seed: int, batch_size: int, progress=True) -> np.ndarray:
@@ -101,14 +117,22 @@ def depth2img(pipe, init_images: np.ndarray, depth_maps: np.ndarray, prompts, *,
 
 @torch.no_grad()
 def captions_from_vision_features(model, processor, features: np.ndarray, *, repetition_penalty: float,
-                                  num_beams: int, max_length: int, min_length: int, batch_size: int = 32,
-                                  progress=True) -> list[str]:
-    """+T: BLIP's text decoder generating from decoded ViT features instead of an image's."""
+                                  num_beams: int, max_length: int, min_length: int, prompt: str | None = None,
+                                  batch_size: int = 32, progress=True) -> list[str]:
+    """+T: BLIP's text decoder generating from decoded ViT features instead of an image's.
+
+    With ``prompt`` the decoder continues that text, which counts towards ``max_length`` / ``min_length``
+    and is cut from the caption by its length in characters, as the authors' decode_captions.py does."""
     config = model.config.text_config
+    if prompt:
+        start = processor.tokenizer(prompt, return_tensors="pt").input_ids[:, :-1]  # without [SEP]
+        start[:, 0] = config.bos_token_id
+    else:
+        start = torch.tensor([[config.bos_token_id]])
     out = []
     for rows in batches(len(features), batch_size, "BLIP captions", progress):
         embeds = torch.from_numpy(np.array(features[rows], dtype=np.float32)).to(model.device, model.dtype)
-        input_ids = torch.full((len(embeds), 1), config.bos_token_id, dtype=torch.long, device=model.device)
+        input_ids = start.repeat(len(embeds), 1).to(model.device)
         tokens = model.text_decoder.generate(
             input_ids=input_ids,
             encoder_hidden_states=embeds,
@@ -121,7 +145,7 @@ def captions_from_vision_features(model, processor, features: np.ndarray, *, rep
             min_length=min_length,
             do_sample=False,
         )
-        out += [text.strip() for text in processor.batch_decode(tokens, skip_special_tokens=True)]
+        out += [text[len(prompt or ""):].strip() for text in processor.batch_decode(tokens, skip_special_tokens=True)]
     return out
 
 

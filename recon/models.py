@@ -315,17 +315,18 @@ def _dgn(path: str, device: str, dtype: torch.dtype):
     return network.to(device, dtype).eval().requires_grad_(False)
 
 
-def gan_generator(profile: Profile, latent_shape=None):
-    """The +G generator the profile names: ``pixels``, ``vae`` (needs the latent shape) or ``dgn:<file>``."""
+def gan_generator(profile: Profile):
+    """The +G generator the profile names: ``pixels``, ``vae`` (the SD VAE's latent of a ``generator_size``
+    image) or ``dgn:<file>``."""
     from . import methods
 
     spec = profile.generator
     if spec == "pixels":
         return methods.PixelGenerator(profile.generator_size, device=profile.device)
     if spec == "vae":
-        if latent_shape is None:
-            raise ValueError("the 'vae' generator needs the latent shape of the decoded z")
-        return methods.VAEGenerator(img2img(profile).vae, latent_shape)
+        vae = img2img(profile).vae
+        side = profile.generator_size // 2 ** (len(vae.config.block_out_channels) - 1)
+        return methods.VAEGenerator(vae, (vae.config.latent_channels, side, side))
     if spec.startswith("dgn:"):
         return methods.DGNGenerator(_dgn(spec[4:], profile.device, torch_dtype(profile)), profile.generator_size)
     raise ValueError(f"unknown +G generator {spec!r}; expected 'pixels', 'vae' or 'dgn:<weights file>'")

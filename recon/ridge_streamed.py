@@ -12,8 +12,10 @@ block by block. The full coefficient matrix never exists: a block's coefficients
 used and dropped.
 
 The results equal himalaya's ``RidgeCV`` fitted on the expanded per-trial targets (standardised X,
-targets centred by their per-trial mean, contiguous K folds, L2 loss, per-target alpha, ties to
-the larger alpha); ``tests/test_ridge_streamed.py`` checks this.
+contiguous K folds, L2 loss, per-target alpha, ties to the larger alpha); with ``fit_intercept=False``
+(the authors' ``ridge.py``: himalaya's default, targets not centred) and with ``True`` (targets centred
+by their per-trial mean, which is added back); ``tests/test_ridge_streamed.py`` and
+``tests/test_authors_pipeline.py`` check both.
 """
 
 from __future__ import annotations
@@ -112,15 +114,18 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
     device : torch device for the algebra (``"cuda"`` on a GPU).
     block_size : target columns held at once; bounds memory for 10⁵-10⁶ targets.
     progress : tqdm bar over column blocks.
+    fit_intercept : centre the targets by their per-trial mean and add it back on predict (False: the
+        authors' decoder, whose predictions carry no target mean).
 
     ``fit(X, Y, image_index)``: X is (n_trials, n_voxels); Y is (n_images, ...) (or a list of such
     arrays sharing rows, decoded as one column space, e.g. DPT's four layers), read block by block,
     so memory maps stay on disk; ``image_index[t]`` is the row of Y shown on trial t (``None``: one
-    trial per row). Voxels are standardised over trials and targets centred by their per-trial mean.
+    trial per row). Voxels are standardised over trials.
     """
 
     def __init__(self, alphas=(0.1, 1.0, 10.0), cv: int = 5, device: str = "cpu", block_size: int = 4096,
-                 progress: bool = False):
+                 progress: bool = False, fit_intercept: bool = False):
+        self.fit_intercept = fit_intercept
         self.alphas = alphas
         self.cv = cv
         self.device = device
@@ -197,7 +202,7 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
         for k, cols in tqdm(list(_column_blocks(parts, self.block_size)), desc="ridge CV blocks",
                             disable=not self.progress, leave=False):
             Yb = self._tensor(parts[k][:, cols])
-            mean = weights @ Yb
+            mean = weights @ Yb if self.fit_intercept else Yb.new_zeros(Yb.shape[1])
             scores = torch.zeros((len(alphas), Yb.shape[1]), dtype=torch.float64, device=self.device)
             for system, val_images, n_val in folds:
                 rhs = system.right_hand_side(Yb, mean)

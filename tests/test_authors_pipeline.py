@@ -1,0 +1,179 @@
+"""The authors' steps (github yu-takagi/StableDiffusionReconstruction) re-implemented from their scripts,
+beside recon's: each test writes their step again with the libraries they call, and checks that what the
+``nsd`` profile computes (on the toy models, where a model is needed) agrees with it."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from recon import control, features, methods, models
+from recon.config import get_profile
+from recon.decode import RidgeDecoder
+from recon.config import ConfigError
+from recon.ridge_streamed import StreamedRidgeCV
+from recon.toy import scenes
+
+ALPHAS = (1e-1, 1.0, 10.0, 1e2, 1e3)
+
+
+def _authors_ridge(X, Y, X_test, alphas):
+    """codes/utils/ridge.py: make_pipeline(StandardScaler(with_mean=True, with_std=True), RidgeCV(alphas))
+    on himalaya's numpy backend, Y flattened per trial, predictions of the averaged test betas."""
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    set_backend("numpy", on_error="warn")
+    pipeline = make_pipeline(make_pipeline(StandardScaler(with_mean=True, with_std=True)), RidgeCV(alphas=list(alphas)))
+    pipeline.fit(X.astype("float32"), Y.astype("float32").reshape(len(X), -1))
+    return pipeline.predict(X_test.astype("float32"))
+
+
+@pytest.fixture(scope="module")
+def decoding_data():
+    """Toy decoding data whose targets have a large mean (as c's first token row has), shown on repeated trials."""
+    rng = np.random.default_rng(0)
+    n_images, n_voxels = 60, 40
+    index = np.concatenate([np.arange(n_images)] * 3)
+    W = rng.standard_normal((n_voxels, 6)) * 0.3
+    latent = rng.standard_normal((n_images, n_voxels))
+    X = latent[index] + 0.5 * rng.standard_normal((len(index), n_voxels))
+    Y = latent @ W + 3.0 + 0.1 * rng.standard_normal((n_images, 6))
+    Y[:, 0] = 2.5  # a target equal for every image
+    X_test = rng.standard_normal((10, n_voxels))
+    return X, Y, index, X_test
+
+
+def test_decoders_equal_the_authors_ridge_value_for_value(decoding_data):
+    X, Y, index, X_test = decoding_data
+    theirs = _authors_ridge(X, Y[index], X_test, ALPHAS)
+    in_memory = RidgeDecoder(alphas=ALPHAS, cv=5, backend="numpy").fit(X, Y[index]).predict(X_test)
+    streamed = StreamedRidgeCV(alphas=ALPHAS, cv=5).fit(X, Y, index).predict(X_test)
+    np.testing.assert_allclose(in_memory, theirs, atol=1e-4)
+    np.testing.assert_allclose(streamed, theirs, atol=1e-4)
+    # their decoder has no intercept: a target constant over images decodes to 0, not to its value
+    np.testing.assert_allclose(theirs[:, 0], 0.0, atol=1e-4)
+
+
+def test_the_intercept_option_adds_the_training_mean(decoding_data):
+    X, Y, index, X_test = decoding_data
+    with_mean = StreamedRidgeCV(alphas=ALPHAS, cv=5, fit_intercept=True).fit(X, Y, index).predict(X_test)
+    np.testing.assert_allclose(with_mean[:, 0], 2.5, atol=1e-4)
+    reference = RidgeDecoder(alphas=ALPHAS, cv=5, backend="numpy", fit_intercept=True).fit(X, Y[index])
+    np.testing.assert_allclose(with_mean, reference.predict(X_test), atol=1e-4)
+    assert get_profile("nsd").decoder_intercept is False and get_profile("toy").decoder_intercept is False
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return get_profile("toy", cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(1)
+    return np.stack([scenes.render(scenes.sample_scene(rng), 96)[0] for _ in range(3)])
+
+
+def _authors_load_img(img_arr, resolution):
+    """img2feat_sd.py's load_img_from_arr: PIL Lanczos to resolution, [0, 1], then [-1, 1]."""
+    image = Image.fromarray(img_arr).convert("RGB").resize((resolution, resolution), resample=Image.LANCZOS)
+    image = np.array(image).astype(np.float32) / 255.0
+    return 2.0 * torch.from_numpy(image[None].transpose(0, 3, 1, 2)) - 1.0
+
+
+@torch.no_grad()
+def test_z_is_the_authors_init_latent(toy, images):
+    """img2feat_sd.py: init_latent = get_first_stage_encoding(encode_first_stage(image at 320 px)), a sample of
+    the posterior times the scale factor; here at the toy's z size, with recon's per-image noise."""
+    vae = models.img2img(toy).vae
+    ids = np.array([5, 17, 40])
+    ours = features.vae_latents(models.img2img(toy), images, toy.z_size, progress=False, sample_ids=ids, seed=3)
+    for image, image_id, z in zip(images, ids, ours):
+        posterior = vae.encode(_authors_load_img(image, toy.z_size)).latent_dist
+        theirs = posterior.sample(generator=features.posterior_generator(3, image_id)) * vae.config.scaling_factor
+        np.testing.assert_allclose(z, theirs[0].numpy(), atol=1e-5)
+    assert ours.shape[-1] == toy.z_size // 4  # the toy VAE downsamples by 4
+    assert get_profile("nsd").z_size == 320 and toy.z_size / toy.image_size == 320 / 512
+
+
+@torch.no_grad()
+def test_init_image_is_the_authors_decoded_z(toy, images):
+    """diffusion_decoding.py: decode_first_stage(z), clamp((x + 1) / 2), 255 *, astype(uint8), PIL resize to 512."""
+    vae = models.img2img(toy).vae
+    z = features.vae_latents(models.img2img(toy), images, toy.z_size, progress=False)
+    ours = methods.init_images_from_latents(vae, z, toy.image_size, progress=False)
+    decoded = vae.decode(torch.from_numpy(z) / vae.config.scaling_factor).sample  # one batch, as ours
+    for x, image in zip(torch.clamp((decoded + 1.0) / 2.0, min=0.0, max=1.0), ours):
+        x_sample = 255.0 * x.numpy().transpose(1, 2, 0)
+        theirs = np.array(Image.fromarray(x_sample.astype(np.uint8)).resize((toy.image_size, toy.image_size)))
+        np.testing.assert_array_equal(image, theirs)
+
+
+@torch.no_grad()
+def test_blip_input_is_the_authors(toy, images):
+    """img2feat_blip.py: PIL Lanczos to 240 px, torchvision ToTensor() (no mean / std), the ViT's output;
+    here at 48 px on the toy BLIP (trained at 64), whose position embeddings are interpolated."""
+    from torchvision import transforms
+
+    blip, processor = models.blip(toy)
+    ours = features.blip_vision(blip, processor, images, progress=False, size=48, normalise=False)
+    for image, tokens in zip(images, ours):
+        resized = Image.fromarray(image).convert("RGB").resize((48, 48), resample=Image.LANCZOS)
+        pixels = transforms.ToTensor()(resized).unsqueeze(0)
+        theirs = blip.vision_model(pixel_values=pixels, interpolate_pos_encoding=True)[0][0]
+        np.testing.assert_allclose(tokens, theirs.numpy(), atol=1e-5)
+    patch = blip.config.vision_config.patch_size
+    assert ours.shape[1] == 1 + (48 // patch) ** 2
+    nsd = get_profile("nsd")
+    assert (nsd.blip_image_size, nsd.blip_normalise, nsd.caption_prompt) == (240, False, "a picture of ")
+
+
+@torch.no_grad()
+def test_captions_with_the_authors_prompt(toy, images):
+    """decode_captions.py's generate_from_imageembeds: the prompt tokenised, [CLS] replaced by BOS, [SEP]
+    dropped, beam search with max / min length counting the prompt, caption[len(prompt):]."""
+    blip, processor = models.blip(toy)
+    vision = features.blip_vision(blip, processor, images, progress=False)
+    prompt = "a picture of "
+    settings = dict(repetition_penalty=1.5, num_beams=3, max_length=12, min_length=5)
+    ours = methods.captions_from_vision_features(blip, processor, vision, prompt=prompt, progress=False, **settings)
+    config = blip.config.text_config
+    input_ids = processor.tokenizer([prompt], return_tensors="pt").input_ids
+    input_ids[:, 0] = config.bos_token_id
+    input_ids = input_ids[:, :-1]
+    for embeds, caption in zip(vision, ours):
+        embeds = torch.from_numpy(embeds[None])
+        outputs = blip.text_decoder.generate(
+            input_ids=input_ids, encoder_hidden_states=embeds,
+            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long),
+            eos_token_id=config.sep_token_id, pad_token_id=config.pad_token_id, do_sample=False, **settings)
+        theirs = processor.tokenizer.decode(outputs[0], skip_special_tokens=True)[len(prompt):]
+        assert caption == theirs.strip()
+
+
+def test_overlap_list_formats(tmp_path, toy):
+    zero_based = tmp_path / "zero.csv"
+    pd.DataFrame({"nsdId": [2950, 72999]}).to_csv(zero_based, index=False)
+    one_based = tmp_path / "one.csv"
+    pd.DataFrame({"73KID": [2951, 73000]}).to_csv(one_based, index=False)
+    for path in (zero_based, one_based):
+        np.testing.assert_array_equal(control.overlap_ids(toy.replace(overlap_list=path)), [2950, 72999])
+
+
+def test_overlap_list_fails_naming_the_parameter(tmp_path, toy):
+    with pytest.raises(ConfigError, match="overlap_list is not set: pass -p overlap_list PATH"):
+        control.overlap_ids(get_profile("nsd"))
+    with pytest.raises(ConfigError, match="overlap_list .*missing.csv does not exist"):
+        control.overlap_ids(toy.replace(overlap_list=tmp_path / "missing.csv"))
+    both = tmp_path / "both.csv"
+    pd.DataFrame({"nsdId": [1], "73KID": [2]}).to_csv(both, index=False)
+    with pytest.raises(ConfigError, match="exactly one"):
+        control.overlap_ids(toy.replace(overlap_list=both))
+    outside = tmp_path / "outside.csv"
+    pd.DataFrame({"73KID": [0]}).to_csv(outside, index=False)
+    with pytest.raises(ConfigError, match="1-73000"):
+        control.overlap_ids(toy.replace(overlap_list=outside))
