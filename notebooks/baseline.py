@@ -23,6 +23,13 @@
 # the image's captions, from the ventral stream. Decoded z is the init latent of an img2img
 # diffusion (DDIM {cite:p}`song2021ddim`, strength 0.8, guidance 5.0) conditioned on decoded c.
 # Each test image is reconstructed five times with different noise.
+#
+# As in the authors' code (the [fidelity table](fidelity.ipynb) lists each step, and the tests that
+# re-run it), z is the VAE latent of the image at 320 px (4 × 40 × 40, a sample of the posterior), and
+# img2img does not start from decoded z itself: the VAE decodes it to an image, which is resized to the
+# generation size and encoded again. The decoders have no intercept, as the authors' ridge has none:
+# each decoded feature lacks its training mean (c's first token, the same for every caption, decodes
+# to zero). The toy profile encodes z at 40 of its 64 px, the same ratio.
 
 # %% tags=["parameters", "hide-input"]
 subject = "subj01"
@@ -45,9 +52,12 @@ glue("profile", exp.profile.name, display=False)
 # ## Data
 #
 # The Natural Scenes Dataset {cite:p}`allen2022nsd` shows COCO images {cite:p}`lin2014coco`. Its
-# betas (GLMsingle {cite:p}`prince2022glmsingle`: fitted HRF, GLMdenoise, ridge) are z-scored
-# within each session. Training uses every trial of the subject's own images; the test set is the
-# shared images, each averaged over its repetitions.
+# betas are GLMsingle's {cite:p}`prince2022glmsingle` (fitted HRF, GLMdenoise, ridge). On the `nsd`
+# profile they are prepared as the authors' `make_subjmri.py` does: the raw betas divided by 300, each
+# voxel then standardised over the training trials by the decoder; the `toy` profile z-scores each
+# voxel within each session instead (the [simulated NSD](simulated_nsd.ipynb) page measures both).
+# Training uses every trial of the subject's own images; the test set is the shared images, each
+# averaged over its repetitions.
 
 # %% tags=["hide-input"]
 data = exp.data

@@ -21,6 +21,12 @@
 # penalty 1.5), and conditions Stable Diffusion on that caption. z is decoded as in the
 # [baseline](baseline.ipynb). Decoded captions have improved reconstructions in other work too
 # {cite:p}`ferrante2023captioning`.
+#
+# On the `nsd` profile BLIP is fed as in the authors' code (the [fidelity table](fidelity.ipynb)): the
+# image resized to 240 px and given to the ViT as [0, 1] pixels, without BLIP's mean / std
+# normalisation (226 tokens of 768), and the decoder starts from the prompt "a picture of ", which counts
+# towards the 20-token limit and is cut from the caption. The toy profile's BLIP was trained by `recon`
+# at 64 px on normalised inputs and bare captions, so it is fed that way.
 
 # %% tags=["parameters", "hide-input"]
 subject = "subj01"
