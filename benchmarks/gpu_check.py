@@ -110,10 +110,8 @@ def measure(profile, plan: dict, device: str, release) -> list[dict]:
     targets = {layer: rng.standard_normal((plan["gan_images"], width), dtype=np.float32)
                for layer, width in widths.items()}
     seconds = timed(lambda: methods.images_from_vgg_features(
-        models.gan_generator(profile), vgg, targets, layers=profile.vgg_layers, pool=profile.vgg_pool,
-        steps=profile.generator_steps, lr=profile.generator_lr, seed=0, batch_size=profile.generator_batch_size,
-        output_size=size, dtype=models.generator_dtype(profile), code_quantum=profile.generator_code_quantum,
-        progress=False), device, warm_up=False)
+        models.gan_generator(profile), vgg, targets, **methods.feature_matching_options(profile), progress=False),
+        device, warm_up=False)
     rows.append({"what": "+G", "setting": f"{profile.generator}, {profile.generator_steps} iterations",
                  "value": seconds / plan["gan_images"], "unit": "s/image"})
     del vgg

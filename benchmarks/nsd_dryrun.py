@@ -151,7 +151,9 @@ TINY = {
                  projection_dim=16),
 }
 #: profile fields the tiny run changes (the evaluation nets need >= 75 px; VGG19 narrowed as in ``toy``)
-TINY_PROFILE = dict(image_size=64, eval_resolution=96, clip_eval_layers=(1, 2), vgg_width_divisor=8, generator_size=64)
+#: the narrowed VGG19 has no fully connected layers: the tiny run matches the authors' conv layers only
+TINY_PROFILE = dict(image_size=64, eval_resolution=96, clip_eval_layers=(1, 2), vgg_width_divisor=8, generator_size=64,
+                    vgg_layers=("2", "7", "16", "25", "34"))
 
 
 def merged(base: dict, changes: dict) -> dict:
@@ -575,10 +577,11 @@ def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None) -> 
     def gan():
         vgg = models.vgg19_features(p)
         widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
-        return methods.images_from_vgg_features(
-            models.gan_generator(p), vgg, features.split_vgg_matrix(dec["vgg"], widths),
-            layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps, lr=p.generator_lr, seed=p.seed,
-            batch_size=batch or p.generator_batch_size, output_size=p.image_size, progress=False)
+        targets = features.split_vgg_matrix(dec["vgg"], widths)
+        if p.generator_rescale_features:  # the reference SD here: the decoded features' own, over images
+            targets = methods.rescale_to_reference(targets, {k: float(v.std(0, ddof=1).mean()) for k, v in targets.items()})
+        options = methods.feature_matching_options(p) | ({"batch_size": batch} if batch else {})
+        return methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=False)
 
     out["gan"] = stages.run(f"+G feature matching ({kind}, {p.generator_steps} steps)", gan, n)
     release_models()

@@ -43,22 +43,25 @@ N_STREAMS = 15_700  # streams voxels read by the reader
 N_DECODE = 14_000  # the six ROIs of section 2.1; an upper bound for z (early) and c (ventral) too
 N_SAMPLES = 5
 FEATURE_BYTES = 2  # the nsd profile's feature_dtype, float16
-def _targets() -> dict:
-    """Decoding targets per image, from the nsd profile: z at its encode size (the VAE downsamples by 8),
-    BLIP's 1 + (side / 16)^2 tokens, VGG19 maps of layers 3/8/17/26/35 average-pooled to 14 x 14."""
+
+
+def _nsd_targets() -> dict:
+    """Decoding targets per image whose size the nsd profile sets: z at its encode size (the VAE downsamples by
+    8), BLIP's 1 + (side / 16)^2 tokens at its input size."""
     from recon.config import get_profile
 
     nsd = get_profile("nsd")
     return {"z": (4, nsd.z_size // 8, nsd.z_size // 8), "blip": (1 + (nsd.blip_image_size // 16) ** 2, 768)}
 
 
+#: decoding targets per image (VGG19: the five conv maps average-pooled to 14 x 14, then fc6, fc7, fc8)
 TARGETS = {
-    "z": _targets()["z"],
+    "z": _nsd_targets()["z"],
     "c": (77, 768),
     "c_sd2": (77, 1024),
-    "blip": _targets()["blip"],
+    "blip": _nsd_targets()["blip"],
     "dpt": (4, 577, 1024),
-    "vgg": (196 * (64 + 128 + 256 + 512 + 512),),
+    "vgg": (196 * (64 + 128 + 256 + 512 + 512) + 4096 + 4096 + 1000,),
 }
 #: Table 1 feature widths per image at 299 px / CLIP 224 px: CLIP hidden states 257 x 1024, AlexNet
 #: features.5 (192 x 17 x 17), features.12 (256 x 8 x 8), classifier.5 (4096), Inception pool (2048)
@@ -235,21 +238,25 @@ def measure_identification(args) -> Row:
 
 
 def measure_gan(args) -> Row:
-    """+G with the default pixel generator: VGG19 forward + backward at 224 px, per image and step."""
+    """+G with the nsd profile's recipe and pixel generator: VGG19 forward + backward at 224 px (to fc8),
+    per image and step."""
     from torchvision.models import vgg19
 
-    vgg = vgg19(weights=None).features.eval().requires_grad_(False)
-    layers, steps, batch = ("3", "8", "17", "26", "35"), 200, 64
-    targets = {layer: np.zeros((2, dims), np.float32) for layer, dims in
-               zip(layers, (64 * 196, 128 * 196, 256 * 196, 512 * 196, 512 * 196))}
+    from recon.config import get_profile
+
+    nsd = get_profile("nsd")
+    vgg = vgg19(weights=None).eval().requires_grad_(False)
+    steps, batch = nsd.generator_steps, 64
+    widths = features.vgg_layer_widths(vgg, nsd.vgg_layers, nsd.vgg_pool, nsd.generator_size)
+    targets = {layer: np.ones((2, dims), np.float32) for layer, dims in widths.items()}
     measured_steps = 2
+    options = methods.feature_matching_options(nsd) | dict(steps=measured_steps, batch_size=2, dtype=None)
     with PeakAnonymousMemory() as m:
-        methods.images_from_vgg_features(methods.PixelGenerator(224), vgg, targets, layers=layers, pool=14,
-                                         steps=measured_steps, lr=0.05, seed=0, batch_size=2, output_size=512,
+        methods.images_from_vgg_features(methods.PixelGenerator(224, space="caffe"), vgg, targets, **options,
                                          progress=False)
     per_image_step = m.seconds / (2 * measured_steps)
     cpu = per_image_step * N_TEST * steps
-    flops_per_image_step = 3 * 2 * 19.6e9 * (35 / 37)  # forward to conv5_4 + backward (2x), VGG19 at 224
+    flops_per_image_step = 3 * 2 * 19.6e9  # forward to fc8 + backward (2x), VGG19 at 224
     gpu = flops_per_image_step * N_TEST * steps / GPU_FP16_FLOPS
     per_image_memory = m.used / 2  # activations kept for backward, float32 here
     gpu_memory = batch * per_image_memory / 2 + 0.3  # float16 on the GPU, plus VGG19's weights

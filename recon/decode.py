@@ -99,3 +99,12 @@ def column_correlations(Y, predicted, block_size: int = 65536) -> np.ndarray:
         cols = slice(start, start + block_size)
         out[cols] = target_correlations(Y[:, cols], predicted[:, cols])
     return out
+
+
+def column_std(Y, block_size: int = 65536) -> np.ndarray:
+    """Standard deviation (ddof 1) of each column over rows, read in column blocks (a memory map stays on disk)."""
+    Y = Y.reshape(len(Y), -1)
+    out = np.empty(Y.shape[1], dtype=np.float64)
+    for start in range(0, Y.shape[1], block_size):
+        out[start : start + block_size] = np.asarray(Y[:, start : start + block_size], dtype=np.float64).std(0, ddof=1)
+    return out

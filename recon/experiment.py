@@ -295,18 +295,35 @@ class Experiment:
             vgg = models.vgg19_features(p)
             widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
             targets = features.split_vgg_matrix(self.decoded("vgg")["predicted"], widths)
-            generator = self._gan_generator()
+            if p.generator_rescale_features:
+                targets = methods.rescale_to_reference(targets, self.vgg_reference_std())
             return {"images": methods.images_from_vgg_features(
-                generator, vgg, targets, layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps,
-                lr=p.generator_lr, seed=p.seed, batch_size=p.generator_batch_size, output_size=p.image_size,
-                dtype=models.generator_dtype(p), code_quantum=p.generator_code_quantum, progress=self.progress)}
+                self._gan_generator(), vgg, targets, **methods.feature_matching_options(p), progress=self.progress)}
 
         return self.cache.get("gan", self._gan_key(), run)["images"]
 
     def _gan_key(self) -> list:
         p = self.profile
+        recipe = (p.generator_optimiser, p.generator_lr_end, p.generator_momentum, p.generator_decay,
+                  p.generator_contrast_pct, p.generator_rescale_features)
         return self._key("gan", p.generator, p.generator_batch_size, p.generator_size, p.generator_steps,
-                         p.generator_lr, p.generator_dtype, p.generator_code_quantum, self._decoded_key("vgg"))
+                         p.generator_lr, p.generator_dtype, p.generator_code_quantum, recipe, self._decoded_key("vgg"))
+
+    def vgg_reference_std(self) -> dict[str, float]:
+        """Each VGG19 layer's SD over the subject's training images (per unit, ddof 1), averaged over units: the
+        reference +G rescales decoded layers to (the authors' is ImageNet's, from 10,000 images)."""
+        p = self.profile
+
+        def run():
+            vgg = models.vgg19_features(p)
+            widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
+            with self.cache.scratch(lambda w: self._extract("vgg", self.train_image_ids, self._creator(w))) as train:
+                sd = decode.column_std(train["x"])
+            edges = np.cumsum([0, *widths.values()])
+            return {"std": np.array([sd[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])}
+
+        values = self.cache.get("reference", self._key("reference", self._features_key("vgg")), run)["std"]
+        return dict(zip(p.vgg_layers, (float(v) for v in values)))
 
     def _gan_generator(self):
         return models.gan_generator(self.profile)

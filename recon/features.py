@@ -199,22 +199,45 @@ def imagenet_normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - IMAGENET_MEAN.to(x.device, x.dtype)) / IMAGENET_STD.to(x.device, x.dtype)
 
 
-def vgg_activations(features: torch.nn.Sequential, x: torch.Tensor, layers, pool: int) -> dict[str, torch.Tensor]:
-    """Activations after the given ``features`` indices, average-pooled to at most pool x pool.
+#: VGG19's fully connected layers by name -> their index in torchvision's ``classifier`` (the Linear's output,
+#: before its ReLU, as bdpy's layer map for the authors' +G reads them)
+VGG19_FC_LAYERS = {"fc6": 0, "fc7": 3, "fc8": 6}
 
-    Differentiable: the +G reconstruction matches these against decoded ones.
+
+def vgg_activations(network: torch.nn.Module, x: torch.Tensor, layers, pool: int) -> dict[str, torch.Tensor]:
+    """Activations of ``layers``: indices into VGG19's ``features`` (the output of that module, e.g. ``"34"``
+    conv5_4 before its ReLU, ``"35"`` after it) average-pooled to at most pool x pool, and ``fc6`` / ``fc7`` /
+    ``fc8`` (before their ReLU), which need the whole torchvision VGG19 as ``network`` (otherwise its
+    ``features`` stack will do).
+
+    Differentiable: the +G reconstruction matches these against decoded ones. torchvision's ReLUs work in
+    place, so a pre-ReLU activation is pooled (or copied) before the next module runs.
     """
     wanted = {str(layer) for layer in layers}
-    last = max(int(layer) for layer in wanted)
+    fc = [name for name in VGG19_FC_LAYERS if name in wanted]
+    stack = network.features if hasattr(network, "features") else network
+    if fc and not hasattr(network, "classifier"):
+        raise ValueError(f"layers {fc} need the whole VGG19 (features, avgpool, classifier), got a features stack")
+    conv = [layer for layer in wanted if layer not in VGG19_FC_LAYERS]
+    last = max((int(layer) for layer in conv), default=-1) if not fc else len(stack) - 1
     out = {}
     h = imagenet_normalise(x)
-    for index, module in enumerate(features):
+    for index, module in enumerate(stack):
         h = module(h)
         if str(index) in wanted:
             side = min(pool, h.shape[-1])
-            out[str(index)] = F.adaptive_avg_pool2d(h, side).flatten(1)
+            # the pool's backward reads its input, which an in-place ReLU next would overwrite
+            before_inplace = index + 1 < len(stack) and getattr(stack[index + 1], "inplace", False)
+            out[str(index)] = F.adaptive_avg_pool2d(h.clone() if before_inplace else h, side).flatten(1)
         if index == last:
             break
+    if fc:
+        h = torch.flatten(network.avgpool(h), 1)
+        for index, module in enumerate(network.classifier[: max(VGG19_FC_LAYERS[name] for name in fc) + 1]):
+            h = module(h)
+            for name in fc:
+                if VGG19_FC_LAYERS[name] == index:
+                    out[name] = h.clone()
     return out
 
 

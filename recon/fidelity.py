@@ -60,8 +60,8 @@ def vgg19_layer_names() -> dict[str, str]:
 
 def _vgg_layers(p: Profile) -> str:
     known = vgg19_layer_names()
-    names = [known.get(index, f"features[{index}]") for index in p.vgg_layers]
-    return ", ".join(names) + f"; maps average-pooled to at most {p.vgg_pool} × {p.vgg_pool}"
+    names = [layer if layer.startswith("fc") else known.get(layer, f"features[{layer}]") for layer in p.vgg_layers]
+    return ", ".join(names)
 
 
 TOY_MODELS = ("toy: the zoo's tiny model of the same class, trained on the simulated world (no model hub is "
@@ -157,24 +157,45 @@ STEPS: tuple[Step, ...] = (
                     p.caption_prompt) == (3, 1.5, 5, 20, "a picture of "),
          {"toy": "toy: the zoo's BLIP was trained on bare captions, so it starts from BOS alone"}),
     # ------------------------------------------------------------------- +G
-    Step("+G", "generator", "Shen et al.'s deep generator network (relu7 GAN), code clipped to fc7's range",
+    Step("+G", "generator", "Shen et al.'s deep generator network (relu7 GAN), from a random code clipped to "
+         "[0, 3 × fc7's range]",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", lambda p: p.generator,
          lambda p: p.generator.startswith("dgn:"),
          {"nsd": "nsd: the DGN's weights are Caffe files that cannot be fetched here; generator='dgn:<file>' "
-                 "takes converted ones", "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder "
+                 "takes converted ones (random start, clipped at 0; the upper bound needs their act_range file)", "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder "
                  "is its learned image prior"}),
-    Step("+G", "VGG19 features", "conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before the ReLU, fc6, fc7, "
-         "fc8; full maps (~6.1M targets)", "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
-         _vgg_layers, lambda p: False,
-         {"nsd": "nsd: ReLU outputs of the conv layers, no fc layers (not yet ported, issue 30 item 3); maps "
-                 "pooled to 14 × 14 so that the decoded features fit the disk",
-          "toy": "toy: as nsd, on the zoo's narrowed VGG19, whose deeper layers lowered what +G recovers"}),
-    Step("+G", "optimisation", "SGD, lr 2 → 1e-10 linear, momentum 0.9, decay 0.01, normalised gradient, "
-         "200 iterations, layers weighted by 1 / ‖t‖², output clipped at 4% extremes then min-max",
+    Step("+G", "VGG19 layers", "conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before the ReLU, fc6, fc7, fc8",
+         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", _vgg_layers,
+         lambda p: tuple(p.vgg_layers) == ("2", "7", "16", "25", "34", "fc6", "fc7", "fc8"),
+         {"toy": "toy: the zoo's narrowed VGG19 has no fc layers, and its conv4_4 / conv5_4 lowered what +G "
+                 "recovers (recon/config.py)"}),
+    Step("+G", "decoded VGG19 maps", "full resolution (~6.1M targets per image)", "codes/utils/ridge.py",
+         lambda p: f"average-pooled to at most {p.vgg_pool} × {p.vgg_pool}", lambda p: False,
+         {"nsd": "nsd: full maps would not fit the 64 GB disk (nsd_scale page)",
+          "toy": "toy: as nsd, at 8 × 8 of its 64 px"}),
+    Step("+G", "targets rescaled", "each decoded layer standardised over units, rescaled to the mean feature "
+         "SD of 10,000 ImageNet images", "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
+         lambda p: "to the SD over the subject's training images" if p.generator_rescale_features else "no",
+         lambda p: p.generator_rescale_features),
+    Step("+G", "loss", "squared error per layer, weighted by 1 / ‖t‖² (weights summing to 1)",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
-         lambda p: f"Adam, lr {p.generator_lr:g}, {p.generator_steps} steps", lambda p: False,
-         {"nsd": "nsd: not yet ported (issue 30 item 3)", "toy": "toy: as nsd; float64 on a 2^-16 grid so "
-          "that every CPU gets the same images"}),
+         lambda p: "squared error per layer over ‖t‖²" + (", weights summing to 1" if p.generator_optimiser == "sgd"
+                                                          else " (Adam: the same up to a scale it ignores)")),
+    Step("+G", "optimisation", "SGD, lr 2 → 1e-10 linear, momentum 0.9, decay 0.01, gradient over its mean "
+         "absolute value, 200 iterations", "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, bdpy icnn.py",
+         lambda p: (f"SGD, lr {p.generator_lr:g} → {p.generator_lr_end:g}, momentum {p.generator_momentum:g}, "
+                    f"decay {p.generator_decay:g}, normalised gradient" if p.generator_optimiser == "sgd"
+                    else f"Adam, lr {p.generator_lr:g}") + f", {p.generator_steps} iterations",
+         lambda p: (p.generator_optimiser, p.generator_lr, p.generator_lr_end, p.generator_momentum,
+                    p.generator_decay, p.generator_steps) == ("sgd", 2.0, 1e-10, 0.9, 0.01, 200),
+         {"toy": "toy: the lr is in the units of the DGN's code and Caffe's pixels, which the VAE latent has no "
+                 "counterpart of; 200 iterations would add ~55 min to the book (2 cores); float64 on a 2^-16 grid "
+                 "so that every CPU gets the same images", "smoke": "smoke: 3 steps, as toy otherwise"}),
+    Step("+G", "output", "clipped at the 4% extremes, stretched to 0-255, resized to 512 px (bicubic)",
+         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/diffusion_sd1/diffusion_decoding.py",
+         lambda p: (f"{p.generator_contrast_pct:g}% extremes clipped, stretched, bicubic to {p.image_size} px"
+                    if p.generator_contrast_pct else "clamped to [0, 1]"),
+         lambda p: p.generator_contrast_pct == 4.0),
     # ------------------------------------------------------------ generation
     Step("generation", "Stable Diffusion", "sd-v1-4.ckpt (CompVis)", "codes/diffusion_sd1/diffusion_decoding.py",
          lambda p: _name(p.models.sd), lambda p: not _zoo_models(p), {"toy": TOY_MODELS}),

@@ -169,24 +169,35 @@ def depth_from_hidden_states(model, hidden_states: np.ndarray, size: int, batch_
 class PixelGenerator:
     """+G's default generator: the image itself, optimised in pixel space at ``size`` x ``size``.
 
-    Pixels are the sigmoid of free parameters (so they stay in [0, 1]) and the parameters are
-    Gaussian-blurred after every step, the image prior Shen et al. (2019) used when they
-    reconstructed without their deep generator network. Its cost is VGG19 alone: at 224 px about
-    60 GFLOP per image and step, where the SD VAE decoder at 512 px costs ~4 TFLOP.
+    ``space="sigmoid"``: pixels are the sigmoid of free parameters (so they stay in [0, 1]) and the
+    parameters are Gaussian-blurred after every step, the image prior Shen et al. (2019) used when they
+    reconstructed without their deep generator network. ``space="caffe"``: the code is the image in Caffe's
+    0-255 scale minus the ImageNet mean, starting at the mean image and not blurred, as bdpy's icnn
+    optimises an image (the units the authors' learning rate of 2 is set in). Its cost is VGG19 alone: at
+    224 px about 60 GFLOP per image and step, where the SD VAE decoder at 512 px costs ~4 TFLOP.
     """
 
-    def __init__(self, size: int, device="cpu", blur_sigma: float | None = None):
+    IMAGENET_MEAN_RGB = (123.0, 117.0, 104.0)  # ilsvrc_2012_mean, per channel
+
+    def __init__(self, size: int, device="cpu", blur_sigma: float | None = None, space: str = "sigmoid"):
+        if space not in ("sigmoid", "caffe"):
+            raise ValueError(f"PixelGenerator space must be 'sigmoid' or 'caffe', got {space!r}")
         self.size = size
         self.device = device
-        self.blur_sigma = size / 224 if blur_sigma is None else blur_sigma  # 1 px at VGG19's 224
+        self.space = space
+        default_sigma = size / 224 if space == "sigmoid" else 0.0  # 1 px at VGG19's 224
+        self.blur_sigma = default_sigma if blur_sigma is None else blur_sigma
 
-    def initial(self, n: int) -> torch.Tensor:
-        return torch.zeros((n, 3, self.size, self.size), device=self.device)  # mid-grey
+    def initial(self, n: int, random: torch.Generator | None = None) -> torch.Tensor:
+        return torch.zeros((n, 3, self.size, self.size), device=self.device)  # mid-grey / the mean image
 
     def to(self, dtype: torch.dtype) -> "PixelGenerator":
         return self  # no network: the code's dtype is the optimisation's
 
     def __call__(self, code: torch.Tensor) -> torch.Tensor:
+        if self.space == "caffe":
+            mean = torch.tensor(self.IMAGENET_MEAN_RGB, device=code.device, dtype=code.dtype).view(1, 3, 1, 1)
+            return (code + mean) / 255.0  # unclipped, as bdpy's image is until its final contrast stretch
         return torch.sigmoid(code)
 
     @torch.no_grad()
@@ -205,7 +216,7 @@ class VAEGenerator:
         self.vae = vae
         self.latent_shape = tuple(latent_shape)
 
-    def initial(self, n: int) -> torch.Tensor:
+    def initial(self, n: int, random: torch.Generator | None = None) -> torch.Tensor:
         return torch.zeros((n, *self.latent_shape), device=self.vae.device)
 
     def to(self, dtype: torch.dtype) -> "VAEGenerator":
@@ -250,26 +261,31 @@ class DeepGeneratorNetwork(torch.nn.Module):
 
 
 class DGNGenerator:
-    """+G through Shen et al.'s DGN: the code is a 4096-d AlexNet relu7 vector (kept non-negative).
+    """+G through Shen et al.'s DGN: the code is a 4096-d AlexNet relu7 vector, kept in relu7's range
+    (non-negative, and below ``upper_bound`` where given: the authors clip to 3x fc7's activation range).
 
     The DGN's 256 px output is converted to RGB in [0, 1], centre-cropped to 227 px as in Shen et
     al. and resized to ``size`` for VGG19."""
 
     CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
 
-    def __init__(self, network: DeepGeneratorNetwork, size: int = 224):
+    def __init__(self, network: DeepGeneratorNetwork, size: int = 224, upper_bound=None):
         self.network = network
         self.size = size
+        self.upper_bound = upper_bound
         self.device = next(network.parameters()).device
 
-    def initial(self, n: int) -> torch.Tensor:
-        return torch.zeros((n, 4096), device=self.device)
+    def initial(self, n: int, random: torch.Generator | None = None) -> torch.Tensor:
+        """Zeros, or with ``random`` the authors' random start, N(0, 1) per element."""
+        if random is None:
+            return torch.zeros((n, 4096), device=self.device)
+        return torch.randn((n, 4096), generator=random).to(self.device)
 
     def to(self, dtype: torch.dtype) -> "DGNGenerator":
         """A copy whose network computes in ``dtype``."""
         if next(self.network.parameters()).dtype == dtype:
             return self
-        return DGNGenerator(copy.deepcopy(self.network).to(dtype), self.size)
+        return DGNGenerator(copy.deepcopy(self.network).to(dtype), self.size, self.upper_bound)
 
     def __call__(self, code: torch.Tensor) -> torch.Tensor:
         bgr = self.network(code.to(next(self.network.parameters()).dtype)).to(torch.promote_types(code.dtype, torch.float32))
@@ -283,20 +299,73 @@ class DGNGenerator:
     @torch.no_grad()
     def after_step(self, code: torch.Tensor) -> None:
         code.clamp_(min=0)  # relu7 activations are non-negative
+        if self.upper_bound is not None:
+            code.copy_(torch.minimum(code, torch.as_tensor(self.upper_bound, device=code.device, dtype=code.dtype)))
+
+
+def contrast_stretch(images: torch.Tensor, pct: float) -> np.ndarray:
+    """Each image's values clipped at the pct / 2 and 100 - pct / 2 percentiles, then mapped min -> 0 and
+    max -> 255 and truncated to uint8: bdpy's ``normalize_image(clip_extreme(x, pct))``, which the authors
+    apply to every +G image. (n, 3, H, W) float -> (n, H, W, 3) uint8."""
+    out = []
+    for image in images.detach().double().cpu().numpy().transpose(0, 2, 3, 1):
+        image = np.clip(image, np.percentile(image, pct / 2.0), np.percentile(image, 100 - pct / 2.0))
+        image = image - image.min()
+        if image.max() > 0:
+            image = image * (255.0 / image.max())
+        out.append(np.uint8(image))
+    return np.stack(out)
+
+
+def rescale_to_reference(targets: dict[str, np.ndarray], reference_std: dict[str, float]) -> dict[str, np.ndarray]:
+    """Each image's decoded layer standardised over its units and rescaled to the reference feature SD, its mean
+    kept: ``(t - mean) / sd * reference + mean``, as the authors do before +G (bdpy ``normalize_feature`` with
+    ``shift='self'``, ``scale=mean(feat_std0)``, ddof 1), where the reference is each layer's SD over a set of
+    true image features, averaged over units."""
+    out = {}
+    for layer, values in targets.items():
+        values = np.asarray(values, dtype=np.float64)
+        mean = values.mean(axis=1, keepdims=True)
+        sd = values.std(axis=1, ddof=1, keepdims=True)
+        sd[sd == 0] = 1.0
+        out[layer] = ((values - mean) / sd * reference_std[layer] + mean).astype(np.float32)
+    return out
+
+
+def feature_matching_options(profile) -> dict:
+    """The keyword arguments of :func:`images_from_vgg_features` that the profile sets (every caller of +G
+    passes these, so the book, the dry run and the GPU check run one recipe)."""
+    from .models import generator_dtype
+
+    p = profile
+    return dict(layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps, lr=p.generator_lr, seed=p.seed,
+                batch_size=p.generator_batch_size, output_size=p.image_size, dtype=generator_dtype(p),
+                code_quantum=p.generator_code_quantum, optimiser=p.generator_optimiser, lr_end=p.generator_lr_end,
+                momentum=p.generator_momentum, decay=p.generator_decay, contrast_pct=p.generator_contrast_pct)
 
 
 def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, layers, pool: int, steps: int,
                              lr: float, seed: int, batch_size: int = 32, output_size: int | None = None,
                              dtype: torch.dtype | None = None, code_quantum: float | None = None,
-                             progress=True) -> np.ndarray:
+                             optimiser: str = "adam", lr_end: float | None = None, momentum: float = 0.9,
+                             decay: float = 0.0, contrast_pct: float | None = None, progress=True) -> np.ndarray:
     """+G: nonlinear optimisation after Shen et al. (2019).
 
-    Find the generator code whose image's VGG19 features best match the decoded ones (loss: sum
-    over layers of the squared error, normalised by the target's energy), with Adam, ``batch_size``
-    images at a time. ``generator`` is a :class:`PixelGenerator` (the default: no generator network),
-    a :class:`VAEGenerator`, or anything with ``initial(n)``, ``__call__(code) -> image in [0, 1]``,
-    ``after_step(code)`` and ``to(dtype)``. Images come back as uint8 at ``output_size`` (default: as
-    generated).
+    Find the generator code whose image's VGG19 features best match the decoded ones, ``batch_size``
+    images at a time, each image on its own. ``generator`` is a :class:`PixelGenerator` (the default: no
+    generator network), a :class:`VAEGenerator`, a :class:`DGNGenerator`, or anything with
+    ``initial(n, random)``, ``__call__(code) -> image``, ``after_step(code)`` and ``to(dtype)``. Images come
+    back as uint8 at ``output_size`` (default: as generated).
+
+    ``optimiser="sgd"`` is the authors' recipe (bdpy's ``icnn.reconstruct`` as their
+    recon_icnn_image_vgg19_dgn_relu7gen_gd.py calls it): the loss is the sum over layers of the squared error
+    weighted by 1 / ‖t‖² (weights summing to 1); the gradient is divided by its mean absolute value; SGD with
+    ``momentum`` at a learning rate going linearly from ``lr`` to ``lr_end`` over the steps; after each step
+    the code shrinks by ``decay`` and the generator keeps it in range (the DGN: relu7's, from the authors'
+    random start). ``"adam"``: Adam at ``lr``, the loss each layer's squared error over ‖t‖² (the toy's).
+    ``contrast_pct`` finishes each image as the authors do (:func:`contrast_stretch`) and resizes it with
+    PIL's bicubic, as their diffusion_decoding.py resizes the +G image; None clamps to [0, 1] and resizes
+    with an antialiased bicubic.
 
     ``dtype`` is the optimisation's arithmetic: None computes in the networks' own dtype (the code
     and loss in at least float32); ``torch.float64`` runs float64 copies of the generator and VGG19.
@@ -313,6 +382,8 @@ def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, 
     the same code on both CPUs, so differences no longer carry over; one survives only where a step
     lands within float64 rounding of a grid boundary.
     """
+    if optimiser not in ("adam", "sgd"):
+        raise ValueError(f"optimiser must be 'adam' or 'sgd' (the authors'), got {optimiser!r}")
     n = len(next(iter(targets.values())))
     if code_quantum is not None and not code_quantum > 0:
         raise ValueError(f"code_quantum must be a positive grid step or None, got {code_quantum!r}")
@@ -322,29 +393,56 @@ def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, 
     vgg_dtype = next(vgg.parameters()).dtype
     work_dtype = torch.promote_types(vgg_dtype, torch.float32)  # the code, targets and loss
     torch.manual_seed(seed)
+    random_start = torch.Generator().manual_seed(int(seed)) if optimiser == "sgd" else None
     out = []
     for rows in batches(n, batch_size, "+G feature matching", progress):
         goal = {layer: torch.as_tensor(np.asarray(targets[layer][rows]), device=device).to(work_dtype)
                 for layer in layers}
         norms = {layer: goal[layer].pow(2).sum(dim=1).clamp_min(1e-8) for layer in layers}
-        code = generator.initial(len(goal[layers[0]])).to(work_dtype).requires_grad_(True)
-        optimiser = torch.optim.Adam([code], lr=lr)
-        for _ in tqdm(range(steps), desc="  steps", leave=False, disable=not progress):
+        if optimiser == "sgd":  # per image, 1 / ||t||^2 normalised to sum to 1 over layers
+            total = sum(1 / norms[layer] for layer in layers)
+            weights = {layer: 1 / norms[layer] / total for layer in layers}
+        code = generator.initial(len(goal[layers[0]]), random_start).to(work_dtype).requires_grad_(True)
+        if optimiser == "sgd":
+            step_optimiser = torch.optim.SGD([code], lr=lr, momentum=momentum)
+        else:
+            step_optimiser = torch.optim.Adam([code], lr=lr)
+        for step in tqdm(range(steps), desc="  steps", leave=False, disable=not progress):
             acts = vgg_activations(vgg, generator(code).to(vgg_dtype), layers, pool)
-            loss = sum(((acts[layer].to(work_dtype) - goal[layer]).pow(2).sum(dim=1) / norms[layer]).mean()
-                       for layer in layers)
+            if optimiser == "sgd":
+                loss = sum((weights[layer] * (acts[layer].to(work_dtype) - goal[layer]).pow(2).sum(dim=1)).sum()
+                           for layer in layers)
+            else:
+                loss = sum(((acts[layer].to(work_dtype) - goal[layer]).pow(2).sum(dim=1) / norms[layer]).mean()
+                           for layer in layers)
             # the gradient of the code alone: the networks' weight gradients (a quarter of the
             # work through the VAE decoder) are never computed, whoever loaded the networks
-            (code.grad,) = torch.autograd.grad(loss, code)
-            optimiser.step()
+            (grad,) = torch.autograd.grad(loss, code)
+            if optimiser == "sgd":
+                scale = grad.abs().flatten(1).mean(1).view(-1, *[1] * (grad.dim() - 1))
+                grad = torch.where(scale > 0, grad / torch.where(scale > 0, scale, 1), grad)
+                for group in step_optimiser.param_groups:
+                    group["lr"] = lr + step * ((lr if lr_end is None else lr_end) - lr) / steps
+            code.grad = grad
+            step_optimiser.step()
+            if decay:
+                with torch.no_grad():
+                    code.mul_(1 - decay)
             generator.after_step(code)
             if code_quantum is not None:
                 with torch.no_grad():
                     code.copy_(torch.round(code / code_quantum) * code_quantum)
         with torch.no_grad():
             image = generator(code).float()
-            if output_size is not None and image.shape[-1] != output_size:
-                image = torch.nn.functional.interpolate(image, size=(output_size, output_size), mode="bicubic",
-                                                        antialias=True, align_corners=False).clamp(0, 1)
+        if contrast_pct is not None:
+            from .features import pil_resize
+
+            stretched = contrast_stretch(image, contrast_pct)
+            out.append(stretched if output_size is None else pil_resize(stretched, output_size, "bicubic"))
+            continue
+        image = image.clamp(0, 1)
+        if output_size is not None and image.shape[-1] != output_size:
+            image = torch.nn.functional.interpolate(image, size=(output_size, output_size), mode="bicubic",
+                                                    antialias=True, align_corners=False).clamp(0, 1)
         out.append(to_uint8(image))
     return np.concatenate(out)

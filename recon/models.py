@@ -20,7 +20,7 @@ from torchvision import models as tv_models
 from torchvision.models import vgg as tv_vgg
 
 from .toy import zoo
-from .config import Profile
+from .config import ConfigError, Profile
 from .errors import ReconError
 
 
@@ -278,8 +278,16 @@ def _vgg19_features(spec: str, width_divisor: int, device: str):
     return features.to(device).eval().requires_grad_(False)
 
 
-def vgg19_features(profile: Profile) -> torch.nn.Sequential:
-    """The ``features`` stack of VGG19 used by the +G feature matching (layer indices as torchvision's)."""
+def vgg19_features(profile: Profile) -> torch.nn.Module:
+    """The VGG19 of +G's feature matching: its ``features`` stack (layer indices as torchvision's), or the
+    whole network when the profile's layers include fc6 / fc7 / fc8 (the authors' +G)."""
+    from .features import VGG19_FC_LAYERS
+
+    if any(layer in VGG19_FC_LAYERS for layer in profile.vgg_layers):
+        if profile.vgg_width_divisor != 1:
+            raise ConfigError(f"vgg_layers {profile.vgg_layers} include fully connected layers, which only the "
+                              f"full-width VGG19 has (vgg_width_divisor is {profile.vgg_width_divisor})")
+        return _torchvision("vgg19", profile.models.vgg19, profile.device)
     return _vgg19_features(profile.models.vgg19, profile.vgg_width_divisor, profile.device)
 
 
@@ -322,7 +330,8 @@ def gan_generator(profile: Profile):
 
     spec = profile.generator
     if spec == "pixels":
-        return methods.PixelGenerator(profile.generator_size, device=profile.device)
+        space = "caffe" if profile.generator_optimiser == "sgd" else "sigmoid"  # the units of the authors' lr
+        return methods.PixelGenerator(profile.generator_size, device=profile.device, space=space)
     if spec == "vae":
         vae = img2img(profile).vae
         side = profile.generator_size // 2 ** (len(vae.config.block_out_channels) - 1)

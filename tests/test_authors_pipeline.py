@@ -177,3 +177,114 @@ def test_overlap_list_fails_naming_the_parameter(tmp_path, toy):
     pd.DataFrame({"73KID": [0]}).to_csv(outside, index=False)
     with pytest.raises(ConfigError, match="1-73000"):
         control.overlap_ids(toy.replace(overlap_list=outside))
+
+
+# ------------------------------------------------------------------------------------------------ +G
+def _narrow_vgg():
+    from torchvision.models import vgg as tv_vgg
+
+    torch.manual_seed(0)
+    return tv_vgg.make_layers(models.vgg19_layer_config(16)).double().eval().requires_grad_(False)
+
+
+def _bdpy_reconstruct(target: dict, vgg, layers, pool, size, n_iter, lr=(2.0, 1e-10), momentum=(0.9, 0.9),
+                      decay=(0.01, 0.01)):
+    """bdpy.recon.torch.icnn.reconstruct without a generator, one image, as the authors call it: the loss
+    sum_j w_j * MSELoss(sum) with w_j = (1 / ||t_j||^2) normalised to sum 1; the gradient divided by its mean
+    absolute value; SGD whose lr and momentum go linearly over the iterations; the image times (1 - decay)
+    after each step. The image lives in Caffe's units (0-255 minus the mean), starting at the mean image."""
+    mean = torch.tensor(methods.PixelGenerator.IMAGENET_MEAN_RGB, dtype=torch.float64).view(1, 3, 1, 1)
+    norms = np.array([np.linalg.norm(target[layer]) for layer in layers])
+    weights = dict(zip(layers, (1.0 / norms**2) / (1.0 / norms**2).sum()))
+    x = np.zeros((3, size, size))
+    xt = torch.tensor(x[np.newaxis], requires_grad=True)
+    op = torch.optim.SGD([xt], lr=lr[0])
+    for it in range(n_iter):
+        op.zero_grad()
+        for group in op.param_groups:
+            group["lr"] = lr[0] + it * (lr[1] - lr[0]) / n_iter
+            group["momentum"] = momentum[0] + it * (momentum[1] - momentum[0]) / n_iter
+        decay_it = decay[0] + it * (decay[1] - decay[0]) / n_iter
+        xt.data = torch.tensor(x[np.newaxis])
+        activations = features.vgg_activations(vgg, (xt + mean) / 255.0, layers, pool)
+        loss = 0.0
+        for layer in reversed(layers):
+            loss = loss + torch.nn.MSELoss(reduction="sum")(activations[layer], torch.tensor(target[layer][None])) \
+                * weights[layer]
+        loss.backward()
+        grad_mean = torch.abs(xt.grad).mean()
+        if grad_mean > 0:
+            xt.grad /= grad_mean
+        op.step()
+        x = xt.detach().numpy()[0]
+        x = (1 - decay_it) * x
+    image = x + mean.numpy()[0]  # postproc: back to 0-255 RGB
+    image = np.clip(image, np.percentile(image, 2.0), np.percentile(image, 98.0))  # clip_extreme(pct=4)
+    image = image - image.min()  # normalize_image
+    image = image * (255.0 / image.max())
+    return np.uint8(image).transpose(1, 2, 0)
+
+
+def test_feature_matching_is_the_authors_recipe():
+    """Two images optimised together by recon equal bdpy's loop run on each alone."""
+    vgg, layers, size = _narrow_vgg(), ("2", "7", "16"), 32
+    rng = np.random.default_rng(0)
+    truth = torch.from_numpy(rng.random((2, 3, size, size)))
+    targets = {k: v.numpy() for k, v in features.vgg_activations(vgg, truth, layers, 4).items()}
+    ours = methods.images_from_vgg_features(
+        methods.PixelGenerator(size, space="caffe"), vgg, targets, layers=layers, pool=4, steps=6, lr=2.0, seed=0,
+        optimiser="sgd", lr_end=1e-10, momentum=0.9, decay=0.01, contrast_pct=4.0, progress=False)
+    for k in range(2):
+        theirs = _bdpy_reconstruct({layer: targets[layer][k] for layer in layers}, vgg, layers, 4, size, 6)
+        difference = np.abs(ours[k].astype(int) - theirs.astype(int))
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.01  # uint8 truncation at a boundary only
+
+
+def test_pre_relu_and_fc_layers_are_the_linear_outputs():
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    network = vgg19(weights=None).eval().requires_grad_(False)
+    x = torch.rand(1, 3, 32, 32)
+    acts = features.vgg_activations(network, x, ["2", "3", "fc6", "fc7", "fc8"], pool=64)
+    h = features.imagenet_normalise(x)
+    conv1_2 = network.features[2](torch.relu(network.features[0](h)))
+    torch.testing.assert_close(acts["2"], conv1_2.flatten(1))
+    assert (acts["2"] < 0).any() and torch.equal(acts["3"], torch.relu(acts["2"]))
+    fc6 = network.classifier[0](torch.flatten(network.avgpool(network.features(h)), 1))
+    fc7 = network.classifier[3](torch.relu(fc6))
+    torch.testing.assert_close(acts["fc6"], fc6)
+    torch.testing.assert_close(acts["fc7"], fc7)
+    torch.testing.assert_close(acts["fc8"], network.classifier[6](torch.relu(fc7)))
+    nsd = get_profile("nsd")
+    from recon.fidelity import vgg19_layer_names
+
+    assert [vgg19_layer_names().get(layer, layer) for layer in nsd.vgg_layers] == [
+        "conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4", "fc6", "fc7", "fc8"]
+
+
+def test_decoded_features_rescaled_as_the_authors():
+    """bdpy normalize_feature(ft, channel_wise_mean=False, channel_wise_std=False, shift='self',
+    scale=mean(feat_std0), std_ddof=1): (ft - mean(ft)) / std(ft, ddof=1) * scale + mean(ft), per image."""
+    rng = np.random.default_rng(0)
+    decoded = {"2": rng.normal(3.0, 0.2, (4, 50)), "fc6": rng.normal(-1.0, 5.0, (4, 20))}
+    reference = {"2": 1.5, "fc6": 0.7}
+    ours = methods.rescale_to_reference(decoded, reference)
+    for layer, values in decoded.items():
+        for row, out in zip(values, ours[layer]):
+            expected = (row - row.mean()) / row.std(ddof=1) * reference[layer] + row.mean()
+            np.testing.assert_allclose(out, expected, rtol=1e-5)
+            assert out.std(ddof=1) == pytest.approx(reference[layer], rel=1e-4)
+
+
+def test_dgn_code_starts_random_and_stays_in_relu7_range():
+    generator = methods.DGNGenerator(methods.DeepGeneratorNetwork(), upper_bound=np.full(4096, 2.0, np.float32))
+    start = generator.initial(3, torch.Generator().manual_seed(0))
+    assert start.shape == (3, 4096) and 0.9 < float(start.std()) < 1.1  # N(0, 1), as the authors' start
+    code = start * 5
+    generator.after_step(code)
+    assert float(code.min()) == 0.0 and float(code.max()) == 2.0
+    nsd = get_profile("nsd")
+    assert (nsd.generator_optimiser, nsd.generator_lr, nsd.generator_lr_end, nsd.generator_momentum,
+            nsd.generator_decay, nsd.generator_steps, nsd.generator_contrast_pct) == ("sgd", 2.0, 1e-10, 0.9, 0.01,
+                                                                                     200, 4.0)
