@@ -55,11 +55,12 @@ def _nsd_targets() -> dict:
 
 
 #: decoding targets per image (VGG19: the five conv maps average-pooled to 14 x 14, then fc6, fc7, fc8)
+_NSD_TARGETS = _nsd_targets()
 TARGETS = {
-    "z": _nsd_targets()["z"],
+    "z": _NSD_TARGETS["z"],
     "c": (77, 768),
     "c_sd2": (77, 1024),
-    "blip": _nsd_targets()["blip"],
+    "blip": _NSD_TARGETS["blip"],
     "dpt": (4, 577, 1024),
     "vgg": (196 * (64 + 128 + 256 + 512 + 512) + 4096 + 4096 + 1000,),
 }

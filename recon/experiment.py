@@ -47,6 +47,9 @@ TARGET_ROIS = {
 LOW_DIMENSIONAL = {"z", "c", "c_sd2"}  # alpha grids differ, as in the authors' ridge.py
 #: targets decoded from betas averaged over each image's trials, as in the authors' code
 TRIAL_AVERAGED = {"vgg"}
+#: targets whose decoded entry also keeps each column's SD over the training images (``train_std``), read
+#: while the decoder has them: +G rescales decoded VGG19 layers to it
+TRAINING_SD = {"vgg"}
 
 
 def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
@@ -238,6 +241,8 @@ class Experiment:
                     else:
                         decoder.fit(X, Y, index)
                     decoder.predict(X_test, out=out)
+                    if target in TRAINING_SD:
+                        writer.put("train_std", decode.column_std(Y).astype(np.float32))
                 width = decoder.best_alphas_.size
                 offset = 0 if layer is None else layer * width
                 chosen[offset : offset + width] = decoder.best_alphas_
@@ -251,7 +256,8 @@ class Experiment:
         rois = TARGET_ROIS[target]
         alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
         return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED),
-                         self._feature_settings(target), {"intercept": p.decoder_intercept})
+                         self._feature_settings(target), {"intercept": p.decoder_intercept},
+                         target in TRAINING_SD)
 
     # ------------------------------------------------------- decoded products
     @cached_property
@@ -311,19 +317,12 @@ class Experiment:
 
     def vgg_reference_std(self) -> dict[str, float]:
         """Each VGG19 layer's SD over the subject's training images (per unit, ddof 1), averaged over units: the
-        reference +G rescales decoded layers to (the authors' is ImageNet's, from 10,000 images)."""
+        reference +G rescales decoded layers to (the authors' is ImageNet's, from 10,000 images). The per-unit
+        SDs are kept by the VGG19 decoder, which reads those features anyway."""
         p = self.profile
-
-        def run():
-            vgg = models.vgg19_features(p)
-            widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
-            with self.cache.scratch(lambda w: self._extract("vgg", self.train_image_ids, self._creator(w))) as train:
-                sd = decode.column_std(train["x"])
-            edges = np.cumsum([0, *widths.values()])
-            return {"std": np.array([sd[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])}
-
-        values = self.cache.get("reference", self._key("reference", self._features_key("vgg")), run)["std"]
-        return dict(zip(p.vgg_layers, (float(v) for v in values)))
+        widths = features.vgg_layer_widths(models.vgg19_features(p), p.vgg_layers, p.vgg_pool, p.generator_size)
+        per_layer = features.split_vgg_matrix(self.decoded("vgg")["train_std"][None], widths)
+        return {layer: float(sd.mean()) for layer, sd in per_layer.items()}
 
     def _gan_generator(self):
         return models.gan_generator(self.profile)

@@ -232,12 +232,12 @@ def vgg_activations(network: torch.nn.Module, x: torch.Tensor, layers, pool: int
         if index == last:
             break
     if fc:
+        at = {VGG19_FC_LAYERS[name]: name for name in fc}
         h = torch.flatten(network.avgpool(h), 1)
-        for index, module in enumerate(network.classifier[: max(VGG19_FC_LAYERS[name] for name in fc) + 1]):
+        for index, module in enumerate(network.classifier[: max(at) + 1]):
             h = module(h)
-            for name in fc:
-                if VGG19_FC_LAYERS[name] == index:
-                    out[name] = h.clone()
+            if index in at:
+                out[at[index]] = h.clone()  # the next module is an in-place ReLU
     return out
 
 

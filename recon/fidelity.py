@@ -18,9 +18,6 @@ import pandas as pd
 
 from .config import Profile, get_profile
 
-AUTHORS_REPOSITORY = "yu-takagi/StableDiffusionReconstruction"
-
-
 def _name(model_id: str) -> str:
     """A model id as the table shows it: Hub ids as they are, zoo folders as ``zoo/<name>``."""
     return f"zoo/{Path(model_id).name}" if Path(model_id).is_absolute() else model_id
@@ -46,8 +43,10 @@ def _trial_averaged(p: Profile) -> str:
 
 def vgg19_layer_names() -> dict[str, str]:
     """torchvision VGG19 ``features`` index -> Caffe-style name (``2`` conv1_2, ``3`` relu1_2, ``4`` pool1)."""
+    from torchvision.models.vgg import cfgs
+
     names, block, conv, index = {}, 1, 0, 0
-    for width in (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"):
+    for width in cfgs["E"]:  # torchvision's own VGG19 layer list
         if width == "M":
             names[str(index)] = f"pool{block}"
             block, conv, index = block + 1, 0, index + 1

@@ -333,9 +333,9 @@ def gan_generator(profile: Profile):
         space = "caffe" if profile.generator_optimiser == "sgd" else "sigmoid"  # the units of the authors' lr
         return methods.PixelGenerator(profile.generator_size, device=profile.device, space=space)
     if spec == "vae":
-        vae = img2img(profile).vae
-        side = profile.generator_size // 2 ** (len(vae.config.block_out_channels) - 1)
-        return methods.VAEGenerator(vae, (vae.config.latent_channels, side, side))
+        pipe = img2img(profile)
+        side = profile.generator_size // pipe.vae_scale_factor
+        return methods.VAEGenerator(pipe.vae, (pipe.vae.config.latent_channels, side, side))
     if spec.startswith("dgn:"):
         return methods.DGNGenerator(_dgn(spec[4:], profile.device, torch_dtype(profile)), profile.generator_size)
     raise ValueError(f"unknown +G generator {spec!r}; expected 'pixels', 'vae' or 'dgn:<weights file>'")

@@ -288,3 +288,21 @@ def test_dgn_code_starts_random_and_stays_in_relu7_range():
     assert (nsd.generator_optimiser, nsd.generator_lr, nsd.generator_lr_end, nsd.generator_momentum,
             nsd.generator_decay, nsd.generator_steps, nsd.generator_contrast_pct) == ("sgd", 2.0, 1e-10, 0.9, 0.01,
                                                                                      200, 4.0)
+
+
+def test_reference_sd_is_the_training_features_sd(tmp_path):
+    """The reference +G rescales to: each layer's SD over the subject's training images (per unit, ddof 1),
+    averaged over units, kept by the VGG19 decoder; the +G images run with it."""
+    from recon.experiment import Experiment
+
+    profile = get_profile("smoke", cache_dir=tmp_path, generator_rescale_features=True, generator_contrast_pct=4.0)
+    exp = Experiment(profile, "subj01", progress=False)
+    reference = exp.vgg_reference_std()
+    vgg = models.vgg19_features(profile)
+    truth = features.vgg_features(vgg, exp.reader.images(exp.train_image_ids), profile.vgg_layers, profile.vgg_pool,
+                                  profile.generator_size, progress=False)
+    for layer, values in truth.items():
+        assert reference[layer] == pytest.approx(values.std(0, ddof=1).mean(), rel=1e-2)  # float16 on disk
+    images = exp.gan_images
+    assert images.shape == (len(exp.test_ids), profile.image_size, profile.image_size, 3)
+    assert images.reshape(len(images), -1).max(1).min() == 255  # each stretched to the full range
