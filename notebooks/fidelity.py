@@ -35,10 +35,10 @@ table = fidelity.table(profiles)
 for name in profiles:
     glue(f"n_deviations_{name}", int((table[f"{name}: authors'?"] == "deviation").sum()), display=False)
 glue("n_steps", len(table), display=False)
-book.glue_table("tbl_fidelity", table.set_index(["stage", "step"]))
+book.glue_table("tbl_fidelity", fidelity.book_table(profiles))
 
 # %% [markdown]
-# :::{table} Every step of the pipeline: the authors' setting and file, the `nsd` and `toy` profiles' settings, whether each is the authors', and why not where it is not.
+# :::{table} Every step of the pipeline: the authors' setting — the file it is in, the `nsd` and `toy` profiles' settings, each marked (deviation) where it is not the authors', and why.
 # :name: tbl-fidelity
 #
 # ```{glue:md} tbl_fidelity

@@ -151,7 +151,8 @@ STEPS: tuple[Step, ...] = (
     Step("+T", "caption decoding", "beam search, 3 beams, repetition penalty 1.5, 5-20 tokens counting the "
          "prompt 'a picture of ', which is then cut", "codes/caption/BLIP/decode_captions.py",
          lambda p: f"{p.caption_beams} beams, penalty {p.repetition_penalty:g}, {p.caption_min_length}-"
-                   f"{p.caption_max_length} tokens, prompt {p.caption_prompt!r}",
+                   f"{p.caption_max_length} tokens, "
+                   + (f"prompt {p.caption_prompt!r}" if p.caption_prompt else "no prompt"),
          lambda p: (p.caption_beams, p.repetition_penalty, p.caption_min_length, p.caption_max_length,
                     p.caption_prompt) == (3, 1.5, 5, 20, "a picture of "),
          {"toy": "toy: the zoo's BLIP was trained on bare captions, so it starts from BOS alone"}),
@@ -248,6 +249,20 @@ def table(profiles=("nsd", "toy")) -> pd.DataFrame:
         row["why"] = "; ".join(reasons)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def book_table(profiles=("nsd", "toy")) -> pd.DataFrame:
+    """:func:`table` narrowed for a page: the authors' file after their setting, a deviation marked in the
+    profile's own cell, indexed by stage and step (nine columns of prose do not fit beside the text)."""
+    full = table(profiles)
+    names = [p if isinstance(p, str) else p.name for p in profiles]
+    shown = pd.DataFrame({"authors (file)": full["authors"] + " — " + full["authors' file"]})
+    for name in names:
+        deviates = full[f"{name}: authors'?"] == "deviation"
+        shown[name] = full[name].where(~deviates, full[name] + " (deviation)")
+    shown["why"] = full["why"]
+    shown.index = pd.MultiIndex.from_frame(full[["stage", "step"]])
+    return shown
 
 
 def unexplained(profile: Profile) -> list[str]:

@@ -29,3 +29,14 @@ def test_vgg19_layer_names_follow_torchvision_indices():
     names = fidelity.vgg19_layer_names()
     assert [names[i] for i in ("2", "3", "16", "34", "35", "36")] == [
         "conv1_2", "relu1_2", "conv3_4", "conv5_4", "relu5_4", "pool5"]
+
+
+def test_the_book_table_marks_deviations_in_the_profiles_cells():
+    full = fidelity.table(("nsd", "toy")).set_index("step")
+    shown = fidelity.book_table(("nsd", "toy")).droplevel("stage")
+    assert list(shown.columns) == ["authors (file)", "nsd", "toy", "why"]
+    for name in ("nsd", "toy"):
+        marked = shown[name].str.endswith(" (deviation)")
+        assert (marked == (full[f"{name}: authors'?"] == "deviation")).all(), name
+    assert shown.loc["z", "authors (file)"].endswith(" — " + full.loc["z", "authors' file"])
+    assert "None" not in shown.to_string()
