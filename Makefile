@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml
 book: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" jupyter-book build book/ -W --keep-going
 
+# One pytest worker per core (pytest-xdist; each test file stays on one worker, so a file's module fixtures
+# are built once); every test computes on one thread (tests/conftest.py).
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 clean-book:
 	rm -rf book/_build

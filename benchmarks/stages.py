@@ -2,6 +2,7 @@
 
     python benchmarks/stages.py                       # toy profile, subj01
     python benchmarks/stages.py --profile smoke --subject subj07 --out timings.json
+    python benchmarks/stages.py --threads 1 --subject subj02 &   # two subjects at once, one thread each
 
 Each stage is timed on its own (its inputs computed by the stages before it), in a fresh temporary
 cache unless ``--cache`` is given, so the numbers are what a first book build pays. The simulated
@@ -64,7 +65,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache", type=Path, help="cache folder (default: a fresh temporary one)")
     parser.add_argument("--out", type=Path, help="write the timings as JSON here")
+    parser.add_argument("--threads", type=int, help="torch and BLAS threads (default: torch's, one per core)")
     args = parser.parse_args()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         rows = run(args.profile, args.subject, args.cache or Path(tmp), args.device)
     total = sum(r["seconds"] for r in rows)

@@ -1,0 +1,113 @@
+"""What a cold build spends: the tests, each notebook of the book, the browser check, from one ``.ci/run`` log;
+and, when given, one subject's stages from ``benchmarks/stages.py --out``.
+
+    d=$(mktemp -d) && git clone -q . "$d" && (cd "$d" && bash .ci/run) 2>&1 | tee ci.log
+    python benchmarks/stages.py --out stages.json          # optional: one subject, stage by stage
+    python benchmarks/build.py ci.log --stages stages.json
+
+It writes ``results/build/<cpu>-<date>.json`` and ``results/build/latest.md`` (numbered tables that the
+"How this book is built" page includes). Run it on the machine that ran the log: it records this machine's
+CPU and PyTorch kernel level beside the times. Measure on a quiet machine (nothing else running), from a
+fresh clone, so the cache is cold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "build"
+#: issue 31's targets on 2 cores (fresh clone, quiet machine), in seconds
+TARGETS = {"pytest alone": 240, "book": 15 * 60, "whole .ci/run": 30 * 60}
+#: how the table names .ci/run's phases
+PHASE_NAMES = {"tests": "set-up and tests"}
+
+_NOTEBOOK = re.compile(r"(?P<path>\S+\.ipynb): Executed notebook in (?P<seconds>[\d.]+) seconds")
+_DONE = re.compile(r"== done: tests (?P<tests>\d+) s \(including set-up\), book (?P<book>\d+) s, "
+                   r"browser (?P<browser>\d+) s")
+_PYTEST = re.compile(r"=+ (?P<passed>\d+) passed.* in (?P<seconds>[\d.]+)s")
+_DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>call|setup|teardown) +(?P<test>tests/\S+)$")
+
+
+class LogError(ValueError):
+    """The log is not a complete ``.ci/run`` log."""
+
+
+def parse_ci_log(text: str) -> dict:
+    """The phases, each notebook's execution and the slowest tests of a ``.ci/run`` log."""
+    done = _DONE.search(text)
+    if done is None:
+        raise LogError("no '== done: tests ... s, book ... s, browser ... s' line: the run did not finish")
+    pytest_summary = _PYTEST.search(text)
+    notebooks = [{"notebook": Path(m["path"]).stem, "seconds": float(m["seconds"])} for m in _NOTEBOOK.finditer(text)]
+    if not notebooks:
+        raise LogError("no 'Executed notebook in ... seconds' line: the book was not executed")
+    slowest = [{"test": m["test"], "phase": m["phase"], "seconds": float(m["seconds"])}
+               for m in (_DURATION.match(line.strip()) for line in text.splitlines()) if m]
+    phases = {name: int(done[name]) for name in ("tests", "book", "browser")}
+    return {"phases": phases | {"whole .ci/run": sum(phases.values())},
+            "pytest": ({"passed": int(pytest_summary["passed"]), "seconds": float(pytest_summary["seconds"])}
+                       if pytest_summary else None),
+            "notebooks": sorted(notebooks, key=lambda row: -row["seconds"]),
+            "slowest_tests": slowest}
+
+
+def machine() -> dict:
+    from recon.results import environment
+
+    env = environment()
+    return {key: env[key] for key in ("cpu", "machine", "torch_cpu_capability", "torch version")}
+
+
+def markdown(report: dict) -> str:
+    """The numbered tables the how-built page includes."""
+    meta = report["meta"]
+    where = f"{meta['cpu']} ({meta['torch_cpu_capability']} kernels), 2 cores, {meta['date']}"
+    phases = {PHASE_NAMES.get(name, name): seconds for name, seconds in report["phases"].items()}
+    if report.get("pytest"):
+        phases = {"pytest alone": report["pytest"]["seconds"]} | phases
+    lines = [f":::{{table}} What a cold build from a fresh clone spent ({where}; `benchmarks/build.py`), "
+             "against the targets.", ":name: tbl-build-cost", "",
+             "| phase | minutes | target (minutes) |", "| --- | ---: | ---: |"]
+    lines += [f"| {name} | {seconds / 60:.1f} | {TARGETS[name] / 60:.0f} |" if name in TARGETS
+              else f"| {name} | {seconds / 60:.1f} | — |" for name, seconds in phases.items()]
+    lines += [":::", "", ":::{table} The book's notebooks, each executed once in that build (minutes).",
+              ":name: tbl-build-notebooks", "", "| notebook | minutes |", "| --- | ---: |"]
+    lines += [f"| {row['notebook']} | {row['seconds'] / 60:.1f} |" for row in report["notebooks"]]
+    lines.append(":::")
+    if report.get("stages"):
+        stages = report["stages"]
+        lines += ["", f":::{{table}} One subject ({stages['meta']['subject']}, profile {stages['meta']['profile']}) "
+                  "from an empty cache, stage by stage (`benchmarks/stages.py`; seconds).",
+                  ":name: tbl-build-stages", "", "| stage | seconds |", "| --- | ---: |"]
+        lines += [f"| {row['stage']} | {row['seconds']:.0f} |" for row in stages["stages"]]
+        lines += [f"| total | {stages['total_seconds']:.0f} |", ":::"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("log", type=Path, help="the output of a fresh-clone .ci/run")
+    parser.add_argument("--stages", type=Path, help="benchmarks/stages.py --out JSON for one subject")
+    parser.add_argument("--date", default=datetime.date.today().isoformat(), help="when the log was taken")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS, help="default results/build/")
+    args = parser.parse_args(argv)
+    report = parse_ci_log(args.log.read_text(errors="replace"))
+    report["meta"] = machine() | {"date": args.date}
+    if args.stages:
+        report["stages"] = json.loads(args.stages.read_text())
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", report["meta"]["cpu"].lower()).strip("-")
+    (args.out_dir / f"{slug}-{args.date}.json").write_text(json.dumps(report, indent=1) + "\n")
+    summary = markdown(report)
+    (args.out_dir / "latest.md").write_text(summary)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
