@@ -52,9 +52,8 @@
 # divided by its mean absolute value, the code shrunk by 1% after each step, 200 iterations. Two
 # deviations remain there: the conv maps are average-pooled to 14 × 14 (the authors decode the full maps,
 # about 6.1 million targets, which would not fit the disk), and the generator is not the DGN (above).
-# The toy matches three layers of its narrowed VGG19 (after their ReLU for now; it has no fc layers),
-# without the rescaling and the contrast stretch for now (they move the toy's numbers and land as their
-# own change), with Adam: the authors' learning rate is in the units of the DGN's code and of Caffe's pixels, which
+# The toy matches three layers of its narrowed VGG19, conv1_2, conv2_2 and conv3_4 before their ReLU (it
+# has no fc layers), rescaled and contrast-stretched as theirs, with Adam: the authors' learning rate is in the units of the DGN's code and of Caffe's pixels, which
 # the toy VAE's latent has no counterpart of, and their 200 iterations would add about 55 minutes to
 # the book on 2 cores. The [fidelity table](fidelity.ipynb) lists each step. The VGG19 decoder is fitted
 # on betas averaged over each image's trials, as in the authors' code.

@@ -168,8 +168,7 @@ STEPS: tuple[Step, ...] = (
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", _vgg_layers,
          lambda p: tuple(p.vgg_layers) == ("2", "7", "16", "25", "34", "fc6", "fc7", "fc8"),
          {"toy": "toy: the zoo's narrowed VGG19 has no fc layers, and its conv4_4 / conv5_4 lowered what +G "
-                 "recovers (recon/config.py); its conv layers are still taken after the ReLU until that change of "
-                 "numbers lands"}),
+                 "recovers (recon/config.py); its three conv layers are taken before the ReLU"}),
     Step("+G", "decoded VGG19 maps", "full resolution (~6.1M targets per image)", "codes/utils/ridge.py",
          lambda p: f"average-pooled to at most {p.vgg_pool} × {p.vgg_pool}", lambda p: False,
          {"nsd": "nsd: full maps would not fit the 64 GB disk (nsd_scale page)",
@@ -178,7 +177,7 @@ STEPS: tuple[Step, ...] = (
          "SD of 10,000 ImageNet images", "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
          lambda p: "to the SD over the subject's training images" if p.generator_rescale_features else "no",
          lambda p: p.generator_rescale_features,
-         {"toy": "toy: not yet; it moves the toy's +G numbers, which land as their own change"}),
+         {"toy": "toy: as nsd"}),
     Step("+G", "loss", "squared error per layer, weighted by 1 / ‖t‖² (weights summing to 1)",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
          lambda p: "squared error per layer over ‖t‖²" + (", weights summing to 1" if p.generator_optimiser == "sgd"
@@ -198,7 +197,7 @@ STEPS: tuple[Step, ...] = (
          lambda p: (f"{p.generator_contrast_pct:g}% extremes clipped, stretched, bicubic to {p.image_size} px"
                     if p.generator_contrast_pct else "clamped to [0, 1]"),
          lambda p: p.generator_contrast_pct == 4.0,
-         {"toy": "toy: not yet; it moves the toy's +G numbers, which land as their own change"}),
+    ),
     # ------------------------------------------------------------ generation
     Step("generation", "Stable Diffusion", "sd-v1-4.ckpt (CompVis)", "codes/diffusion_sd1/diffusion_decoding.py",
          lambda p: _name(p.models.sd), lambda p: not _zoo_models(p), {"toy": TOY_MODELS}),

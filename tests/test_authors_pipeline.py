@@ -295,7 +295,7 @@ def test_reference_sd_is_the_training_features_sd(tmp_path):
     averaged over units, kept by the VGG19 decoder; the +G images run with it."""
     from recon.experiment import Experiment
 
-    profile = get_profile("smoke", cache_dir=tmp_path, generator_rescale_features=True, generator_contrast_pct=4.0)
+    profile = get_profile("smoke", cache_dir=tmp_path)
     exp = Experiment(profile, "subj01", progress=False)
     reference = exp.vgg_reference_std()
     vgg = models.vgg19_features(profile)
@@ -305,4 +305,7 @@ def test_reference_sd_is_the_training_features_sd(tmp_path):
         assert reference[layer] == pytest.approx(values.std(0, ddof=1).mean(), rel=1e-2)  # float16 on disk
     images = exp.gan_images
     assert images.shape == (len(exp.test_ids), profile.image_size, profile.image_size, 3)
-    assert images.reshape(len(images), -1).max(1).min() == 255  # each stretched to the full range
+    # each stretched to the full range: bdpy's normalize_image multiplies by 255 / max and truncates, so its
+    # brightest pixel can land on 254
+    flat = images.reshape(len(images), -1)
+    assert (flat.min(1) == 0).all() and flat.max(1).min() >= 254

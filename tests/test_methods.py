@@ -42,7 +42,10 @@ def test_baseline_from_latents_and_embeddings(profile, stimuli):
     out = methods.img2img(pipe, z, prompt_embeds=c, **_generation(profile))
     _check(out)
     again = methods.img2img(pipe, z, prompt_embeds=c, **_generation(profile) | {"batch_size": 1})
-    np.testing.assert_array_equal(out, again)  # seeds do not depend on batching
+    # seeds do not depend on batching; the kernels may (oneDNN picks its convolution by batch size: on an Intel
+    # Xeon with AMX, 4 of 49,152 values moved by one grey level between batches of 4 and of 1), so allow rounding
+    difference = np.abs(out.astype(int) - again.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
     other = methods.img2img(pipe, z, prompt_embeds=c, **_generation(profile) | {"seed": 1})
     assert not np.array_equal(out, other)
 
