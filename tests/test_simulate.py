@@ -75,16 +75,23 @@ def test_nsd_noise_ceiling_estimator_reads_nsdgeneral_through_the_reader(small_t
     assert 0 < np.median(noise_ceiling(values, 3)) < 100
 
 
-def test_same_seed_same_bytes_other_seed_other_data(small_tree, tmp_path):
+def test_same_seed_same_bytes_other_seed_other_data(small_tree, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "asctime", lambda *a: "Mon Jan  1 00:00:00 2029")  # written in another second
     again = simulate_nsd(tmp_path / "again", SMALL, progress=False)
     a, b = files_of(small_tree), files_of(again)
     assert a.keys() == b.keys()
-    # every file is byte-identical except the MAT header's creation time and the marker's timing
+    # every file is byte-identical (the MAT header carries no creation time), except the marker's timing, so the
+    # dataset's fingerprint, and every cache key, is the same for two simulations of one seed
     differing = sorted(name for name in a if a[name] != b[name])
-    assert set(differing) <= {EXPDESIGN, COMPLETE_MARKER}, differing
+    assert differing in ([], [COMPLETE_MARKER]), differing
     mats = [scipy.io.loadmat(root / EXPDESIGN) for root in (small_tree, again)]
     for key in ("masterordering", "subjectim", "sharedix"):
         np.testing.assert_array_equal(mats[0][key], mats[1][key])
+    assert a[EXPDESIGN].startswith(b"MATLAB 5.0 MAT-file, written by recon.toy.simulate")
+    readers = [NSDReader(root, 50) for root in (small_tree, again)]
+    assert readers[0].fingerprint("subj05", 1) == readers[1].fingerprint("subj05", 1)
     assert json.loads(a[COMPLETE_MARKER])["config"] == json.loads(b[COMPLETE_MARKER])["config"]
 
     other = simulate_nsd(tmp_path / "other", SimulationConfig(**{**SMALL.__dict__, "seed": 1}), progress=False)

@@ -53,6 +53,7 @@ as NSD splits them (odd runs one trial longer where the trials do not divide eve
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -295,6 +296,21 @@ def _affine() -> np.ndarray:
     return np.diag([1.8, 1.8, 1.8, 1.0])
 
 
+#: the MAT v5 header's free-text description (116 bytes): scipy writes the creation time there, which made two
+#: simulations of one seed differ in this file, so in the dataset's fingerprint and every cache key
+MAT_DESCRIPTION = b"MATLAB 5.0 MAT-file, written by recon.toy.simulate".ljust(116)
+
+
+def write_mat(path: Path, arrays: dict) -> None:
+    """``scipy.io.savemat`` with a header that does not depend on when it was written."""
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, arrays)
+    data = buffer.getvalue()
+    if not data.startswith(b"MATLAB 5.0 MAT-file"):
+        raise RuntimeError(f"scipy wrote an unexpected MAT header: {data[:40]!r}")
+    path.write_bytes(MAT_DESCRIPTION + data[len(MAT_DESCRIPTION):])
+
+
 def simulate_nsd(root, config: SimulationConfig | None = None, progress: bool = True) -> Path:
     """Write a simulated NSD tree at ``root`` (atomically) and return its path.
 
@@ -351,14 +367,11 @@ def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, 
 
     experiments = root / "nsddata" / "experiments" / "nsd"
     experiments.mkdir(parents=True)
-    scipy.io.savemat(
-        experiments / "nsd_expdesign.mat",
-        {
-            "masterordering": (masterordering + 1)[None, :].astype(np.float64),
-            "subjectim": (subjectim + 1).astype(np.float64),
-            "sharedix": (shared_ids + 1)[None, :].astype(np.float64),
-        },
-    )
+    write_mat(experiments / "nsd_expdesign.mat", {
+        "masterordering": (masterordering + 1)[None, :].astype(np.float64),
+        "subjectim": (subjectim + 1).astype(np.float64),
+        "sharedix": (shared_ids + 1)[None, :].astype(np.float64),
+    })
     coco_ids = rng.choice(np.arange(100_000, 600_000), size=n_total, replace=False)
     splits = np.where(rng.random(n_total) < 0.85, "train2017", "val2017")
     info = stim_info_table(coco_ids, splits, shared_ids, subjectim, masterordering,
