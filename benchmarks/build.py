@@ -1,5 +1,6 @@
-"""What a cold build spends: the tests, each notebook of the book, the browser check, from one ``.ci/run`` log;
-and, when given, one subject's stages from ``benchmarks/stages.py --out``.
+"""What a cold build spends: the tests, the stages that ``recon compute`` runs ahead (by stage), each notebook
+of the book, the browser check, from one ``.ci/run`` log; and, when given, one subject's stages from
+``benchmarks/stages.py --out``.
 
     d=$(mktemp -d) && git clone -q . "$d" && (cd "$d" && bash .ci/run) 2>&1 | tee ci.log
     python benchmarks/stages.py --out stages.json          # optional: one subject, stage by stage
@@ -30,6 +31,9 @@ _NOTEBOOK = re.compile(r"(?P<path>\S+\.ipynb): Executed notebook in (?P<seconds>
 _DONE = re.compile(r"== done: tests (?P<tests>\d+) s \(including set-up\), book (?P<book>\d+) s, "
                    r"browser (?P<browser>\d+) s")
 _PYTEST = re.compile(r"=+ (?P<passed>\d+) passed.* in (?P<seconds>[\d.]+)s")
+_COMPUTED = re.compile(r"^(?P<jobs>\d+) jobs of .* cached in (?P<seconds>\d+) s \((?P<job_seconds>\d+) s of job time, "
+                       r"(?P<workers>\d+) processes\)$", re.M)
+_JOB = re.compile(r"^(?P<stage>[a-z]+)(?: (?P<part>\S+))? (?P<subject>subj\d\d): \S+ \((?P<seconds>[\d.]+) s\)$", re.M)
 _DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>call|setup|teardown) +(?P<test>tests/\S+)$")
 
 
@@ -49,7 +53,17 @@ def parse_ci_log(text: str) -> dict:
     slowest = [{"test": m["test"], "phase": m["phase"], "seconds": float(m["seconds"])}
                for m in (_DURATION.match(line.strip()) for line in text.splitlines()) if m]
     phases = {name: int(done[name]) for name in ("tests", "book", "browser")}
-    return {"phases": phases | {"whole .ci/run": sum(phases.values())},
+    computed = _COMPUTED.search(text)
+    compute = None
+    if computed is not None:  # make book's `recon compute` before the notebooks: its jobs, by stage
+        by_stage: dict[str, float] = {}
+        for m in _JOB.finditer(text):
+            name = m["stage"] if m["stage"] != "reconstruct" else f"reconstruct {m['part']}"
+            by_stage[name] = by_stage.get(name, 0.0) + float(m["seconds"])
+        compute = {"seconds": int(computed["seconds"]), "jobs": int(computed["jobs"]),
+                   "job_seconds": int(computed["job_seconds"]), "workers": int(computed["workers"]),
+                   "by_stage": dict(sorted(by_stage.items(), key=lambda kv: -kv[1]))}
+    return {"phases": phases | {"whole .ci/run": sum(phases.values())}, "compute": compute,
             "pytest": ({"passed": int(pytest_summary["passed"]), "seconds": float(pytest_summary["seconds"])}
                        if pytest_summary else None),
             "notebooks": sorted(notebooks, key=lambda row: -row["seconds"]),
@@ -79,6 +93,15 @@ def markdown(report: dict) -> str:
               ":name: tbl-build-notebooks", "", "| notebook | minutes |", "| --- | ---: |"]
     lines += [f"| {row['notebook']} | {row['seconds'] / 60:.1f} |" for row in report["notebooks"]]
     lines.append(":::")
+    compute = report.get("compute")
+    if compute:
+        lines += ["", f":::{{table}} Before the notebooks, `recon compute` ran the {compute['jobs']} jobs of the four "
+                  f"subjects in {compute['workers']} processes: {compute['seconds'] / 60:.1f} minutes of wall time for "
+                  f"{compute['job_seconds'] / 60:.1f} minutes of job time. The job time by stage, summed over subjects "
+                  "(minutes).", ":name: tbl-build-jobs", "", "| stage | minutes | share |", "| --- | ---: | ---: |"]
+        lines += [f"| {name} | {seconds / 60:.1f} | {seconds / compute['job_seconds']:.0%} |"
+                  for name, seconds in compute["by_stage"].items()]
+        lines.append(":::")
     if report.get("stages"):
         stages = report["stages"]
         lines += ["", f":::{{table}} One subject ({stages['meta']['subject']}, profile {stages['meta']['profile']}) "

@@ -51,6 +51,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from .errors import ReconError
+from .threads import fixed_threads
 
 MANIFEST = "entry.json"
 #: arrays smaller than this are read into memory; larger ones are memory-mapped
@@ -188,10 +189,13 @@ class Cache:
     """``root/<stage>/<key>/`` entries; see the module's docstring for atomicity, locks and repair.
 
     ``require_warm`` (default: the ``RECON_CACHE_REQUIRE_WARM`` environment variable) makes a
-    missing entry an error instead of a computation."""
+    missing entry an error instead of a computation. ``compute_threads`` is the thread count every
+    computation runs on (:func:`recon.threads.fixed_threads`; None: the libraries' own)."""
 
-    def __init__(self, root, enabled: bool = True, require_warm: bool | None = None, verify: bool = False):
+    def __init__(self, root, enabled: bool = True, require_warm: bool | None = None, verify: bool = False,
+                 compute_threads: int | None = None):
         self.root = Path(root)
+        self.compute_threads = compute_threads
         self.enabled = enabled
         self.require_warm = require_warm_from_env() if require_warm is None else require_warm
         self.verify = verify  # check every entry's checksums on read, not only small ones
@@ -270,7 +274,8 @@ class Cache:
         try:
             tmp.mkdir()
             writer = EntryWriter(tmp)
-            fill(writer)
+            with fixed_threads(self.compute_threads):
+                fill(writer)
             writer.commit_manifest()
             yield self.load(tmp)
         finally:
@@ -290,7 +295,8 @@ class Cache:
         Computed once however many processes ask at the same time; a corrupt entry is moved aside
         (with a :class:`CacheWarning`) and computed again."""
         if not self.enabled:
-            return compute()
+            with fixed_threads(self.compute_threads):
+                return compute()
         return self._get_or_write(stage, self.key_path(stage, key_parts), lambda path: self.save(path, compute()))
 
     def get_streamed(self, stage: str, key_parts, fill: Callable[[EntryWriter], None]) -> dict[str, np.ndarray]:
@@ -301,7 +307,7 @@ class Cache:
             tmp = Path(tempfile.mkdtemp(prefix="recon-uncached-"))
             _remove_at_exit(tmp)
             path = tmp / "entry"
-            with self.stream(path) as writer:
+            with self.stream(path) as writer, fixed_threads(self.compute_threads):
                 fill(writer)
             return self.load(path)
 
@@ -328,7 +334,8 @@ class Cache:
             if self.require_warm:
                 raise self._cold(stage, path)
             self._remove_temporaries(path)
-            write(path)
+            with fixed_threads(self.compute_threads):
+                write(path)
         return self.load(path)
 
     # ------------------------------------------------------------- upkeep

@@ -124,6 +124,9 @@ class Profile:
     alphas_highdim: tuple[float, ...] = (1e4, 2e4, 4e4)
     cv_folds: int = 5
     overlap_list: Path | None = None  # test images also in the generator's training data
+    # threads every product is computed on (recon.threads): the CPU profiles fix it, so that their numbers do not
+    # depend on the machine's core count; None leaves the libraries' own (nsd, on a GPU)
+    compute_threads: int | None = None
     ridge_backend: str = "torch"  # himalaya backend; "torch_cuda" on a GPU
     ridge_block_size: int = 4096  # target columns decoded at once (bounds memory for BLIP / DPT)
     feature_dtype: str = "float16"  # stimulus features and decoded predictions on disk
@@ -244,6 +247,10 @@ def _toy(**overrides) -> Profile:
         generator_batch_size=10,
         generator_rescale_features=True,
         generator_contrast_pct=4.0,
+        # one thread a product, on any machine (recon.threads): one against two threads moved the decoded features'
+        # last bits and the +G images; `recon compute --workers 2` (make book) puts the second core to a second
+        # process, which on 2 cores gets more done than a second thread (benchmarks/threads.py: 1.2 times)
+        compute_threads=1,
         z_encode_size=40,  # 64 x 320 / 512: the authors' ratio of encode size to generation size
         num_inference_steps=20,
         batch_size=64,

@@ -95,7 +95,7 @@ class Experiment:
         self.profile = profile
         self.subject = check_subject(subject)
         self.progress = progress
-        self.cache = Cache(profile.cache_dir)
+        self.cache = Cache(profile.cache_dir, compute_threads=profile.compute_threads)
         self.reader = NSDReader(ensure_dataset(profile, progress), profile.trials_per_session)
 
     # ------------------------------------------------------------------ keys
@@ -114,6 +114,8 @@ class Experiment:
         p = self.profile
         settings = dict(image_size=p.image_size, vgg=(p.vgg_layers, p.vgg_width_divisor, p.vgg_pool, p.generator_size),
                         seed=p.seed)
+        if p.compute_threads is not None:  # the products' arithmetic (recon.threads); nsd's keys stay as they were
+            settings["compute_threads"] = p.compute_threads
         return [self._dataset_key, self._models_key, settings, self.subject, *extra]
 
     # ------------------------------------------------------------------ data

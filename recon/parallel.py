@@ -9,7 +9,8 @@ keeps its experiments (and so its loaded models) from job to job, so it pays its
 once per job as a Snakemake job does.
 
 The products do not depend on how they were computed: the same entries, bytes and all, as one
-process computing them in turn (``tests/test_parallel.py``).
+process computing them in turn (``tests/test_parallel.py``), because the profile fixes the threads each
+product is computed on (:mod:`recon.threads`).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def plan(subjects: Iterable[str], runs=stages.RUNS) -> list[Job]:
 def compute(profile: Profile, jobs: Iterable[Job], workers: int = 2, threads: int | None = None,
             report: Callable[[str], None] | None = print) -> dict[Job, float]:
     """Compute ``jobs`` (for example :func:`plan`'s) into ``profile``'s cache with ``workers`` processes of
-    ``threads`` torch threads each (default: the cores shared out, at least one). A job starts once those of
+    ``threads`` torch threads each (default: the profile's ``compute_threads``, which its products are computed
+    on in any case, else the cores shared out). A job starts once those of
     its needs that are among ``jobs`` are done; a need that is not, its job computes itself. Returns each job's
     seconds (a cached job's is the time to read it). A failed job stops the run and raises its error once the
     running jobs end."""
@@ -69,7 +71,7 @@ def compute(profile: Profile, jobs: Iterable[Job], workers: int = 2, threads: in
 
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or profile.compute_threads or max(1, (os.cpu_count() or 1) // workers)
     ensure_dataset(profile, progress=False)  # once, before any worker opens an experiment
     waiting = [job for job in jobs if job.stage != "dataset"]  # a cached job costs its worker a read of the entry
     seconds: dict[Job, float] = {}

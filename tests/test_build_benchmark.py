@@ -15,6 +15,11 @@ LOG = """== tests (README: make test)
 12.03s setup    tests/test_methods.py::test_img2img_shapes
 ======================= 309 passed in 466.64s (0:07:46) ========================
 == book
+decoded z subj01: /tmp/x/.cache/recon/decoded/abc (30.5 s)
+gan subj01: /tmp/x/.cache/recon/gan/def (300.0 s)
+gan subj02: /tmp/x/.cache/recon/gan/ghi (290.0 s)
+reconstruct TG-sd subj01: /tmp/x/.cache/recon/reconstructions/jkl (59.5 s)
+4 jobs of subj01, subj02 cached in 400 s (680 s of job time, 2 processes)
 /tmp/x/book/notebooks/claims.ipynb: Executed notebook in 2934.14 seconds [mystnb]
 /tmp/x/book/notebooks/baseline.ipynb: Executed notebook in 301.50 seconds [mystnb]
 == done: tests 520 s (including set-up), book 3500 s, browser 40 s
@@ -36,6 +41,9 @@ def test_the_log_gives_phases_notebooks_and_slowest_tests(build):
     assert report["phases"] == {"tests": 520, "book": 3500, "browser": 40, "whole .ci/run": 4060}
     assert report["pytest"] == {"passed": 309, "seconds": 466.64}
     assert [row["notebook"] for row in report["notebooks"]] == ["claims", "baseline"]
+    assert report["compute"] == {"seconds": 400, "jobs": 4, "job_seconds": 680, "workers": 2,
+                                 "by_stage": {"gan": 590.0, "reconstruct TG-sd": 59.5, "decoded": 30.5}}
+    assert build.parse_ci_log(LOG.replace("4 jobs of", "(no compute) of"))["compute"] is None
     assert report["slowest_tests"][0] == {"test": "tests/test_notebooks.py::test_sections_run[claims]",
                                           "phase": "call", "seconds": 95.51}
 
@@ -56,4 +64,5 @@ def test_main_writes_the_report_and_the_tables(build, tmp_path):
     summary = (tmp_path / "b" / "latest.md").read_text()
     assert ":name: tbl-build-cost" in summary and "| book | 58.3 | 15 |" in summary
     assert "| pytest alone | 7.8 | 4 |" in summary and "| set-up and tests | 8.7 | — |" in summary
+    assert ":name: tbl-build-jobs" in summary and "| gan | 9.8 | 87% |" in summary
     assert "| claims | 48.9 |" in summary and "| +G feature matching | 12 |" in summary

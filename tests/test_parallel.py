@@ -1,8 +1,8 @@
-"""recon.parallel: jobs computed by several processes give the entries that one process gives, byte for byte.
-
-The thread count is another matter: one thread against two moved the smoke profile's decoded features in the
-last bit of float16 (up to 0.3% of values), and so its +G images (1.5% of pixels, by up to 2 grey levels) and
-its generations (0.03%, by 1): multithreaded reductions sum in another order."""
+"""recon.parallel: jobs computed by several processes give the entries that one process gives, byte for byte,
+however many threads the processes were started with: the profile fixes the threads of every product
+(recon.threads). Without that, one thread against two moved the smoke profile's decoded features in the last
+bit of float16 (up to 0.3% of values), and so its +G images (1.5% of pixels, by up to 2 grey levels) and its
+generations (0.03%, by 1): multithreaded reductions sum in another order."""
 
 from pathlib import Path
 
@@ -29,16 +29,30 @@ def entries(cache: Path) -> dict[str, bytes]:
     return out
 
 
-def test_two_workers_write_what_one_worker_writes(tmp_path):
+def test_two_one_thread_workers_write_what_one_two_thread_worker_writes(tmp_path):
     reports = []
     two = get_profile("smoke", cache_dir=tmp_path / "two")
     seconds = parallel.compute(two, JOBS, workers=2, threads=1, report=reports.append)
     assert set(seconds) == set(JOBS) and len(reports) == len(JOBS)
     one = get_profile("smoke", cache_dir=tmp_path / "one")
-    parallel.compute(one, JOBS, workers=1, threads=1, report=None)
+    parallel.compute(one, JOBS, workers=1, threads=2, report=None)
     first, second = entries(tmp_path / "two"), entries(tmp_path / "one")
     assert first.keys() == second.keys() and len(first) >= len(JOBS)
     assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_a_product_is_computed_on_the_profiles_threads(tmp_path):
+    import torch
+
+    from recon.cache import Cache
+
+    seen = []
+    cache = Cache(tmp_path, compute_threads=2)
+    before = torch.get_num_threads()
+    cache.get("probe", ["a"], lambda: seen.append(torch.get_num_threads()) or {"x": torch.zeros(1).numpy()})
+    assert seen == [2] and torch.get_num_threads() == before
+    assert get_profile("toy").compute_threads == get_profile("smoke").compute_threads == 1
+    assert get_profile("nsd").compute_threads is None
 
 
 def test_the_plan_respects_every_need_and_alternates_subjects():
