@@ -13,12 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Computes every subject's stages into the cache, two processes at once (recon compute: each product is
+# Computes every subject's stages and the oracle's runs into the cache, two processes at once (recon compute: each product is
 # computed on one thread on the toy profile, and on 2 cores two processes get more done than one), then
 # executes every section on the toy profile, reading that cache (the simulated NSD is written on first use);
 # any Sphinx warning (broken reference, unknown citation, missing glue key) fails the build.
 book: $(VENV)/.installed
-	$(BIN)/recon compute --profile toy --workers 2
+	$(BIN)/recon compute --profile toy --workers 2 --oracle
 	PATH="$(CURDIR)/$(BIN):$$PATH" jupyter-book build book/ -W --keep-going
 
 # One pytest worker per core (pytest-xdist; each test file stays on one worker, so a file's module fixtures

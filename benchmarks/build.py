@@ -33,7 +33,9 @@ _DONE = re.compile(r"== done: tests (?P<tests>\d+) s \(including set-up\), book 
 _PYTEST = re.compile(r"=+ (?P<passed>\d+) passed.* in (?P<seconds>[\d.]+)s")
 _COMPUTED = re.compile(r"^(?P<jobs>\d+) jobs of .* cached in (?P<seconds>\d+) s \((?P<job_seconds>\d+) s of job time, "
                        r"(?P<workers>\d+) processes\)$", re.M)
-_JOB = re.compile(r"^(?P<stage>[a-z]+)(?: (?P<part>\S+))? (?P<subject>subj\d\d): \S+ \((?P<seconds>[\d.]+) s\)$", re.M)
+#: one job's line; the oracle's jobs for all subjects name no subject
+_JOB = re.compile(r"^(?P<stage>[a-z_]+)(?: (?P<part>(?!subj\d\d:)\S+))?(?: (?P<subject>subj\d\d))?: \S+ "
+                  r"\((?P<seconds>[\d.]+) s\)$", re.M)
 _DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>call|setup|teardown) +(?P<test>tests/\S+)$")
 
 
@@ -58,7 +60,7 @@ def parse_ci_log(text: str) -> dict:
     if computed is not None:  # make book's `recon compute` before the notebooks: its jobs, by stage
         by_stage: dict[str, float] = {}
         for m in _JOB.finditer(text):
-            name = m["stage"] if m["stage"] != "reconstruct" else f"reconstruct {m['part']}"
+            name = f"{m['stage']} {m['part']}" if m["stage"] == "reconstruct" else m["stage"]
             by_stage[name] = by_stage.get(name, 0.0) + float(m["seconds"])
         compute = {"seconds": int(computed["seconds"]), "jobs": int(computed["jobs"]),
                    "job_seconds": int(computed["job_seconds"]), "workers": int(computed["workers"]),

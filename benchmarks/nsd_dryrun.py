@@ -559,59 +559,63 @@ def decode_stages(stages: Stages, p: Profile, truth: dict, settings: Settings) -
             for k, target in enumerate(("z", "c", "c_sd2", "blip", "dpt", "vgg"))}
 
 
-def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None) -> dict:
-    """What the methods are made of: +T captions, +D depth maps, +G images."""
+def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None, label: str = "",
+                   rescale: bool = True) -> dict:
+    """What the methods are made of: +T captions, +D depth maps, +G images; from decoded features, or (the
+    oracle's, ``label`` "true ") from the test images' own, which +G does not rescale (Experiment.true_gan_images)."""
     n, kw = len(dec["z"]), batching(batch)
     out = {}
-    out["captions"] = stages.run("captions (BLIP generate)", lambda: methods.captions_from_vision_features(
+    out["captions"] = stages.run(f"{label}captions (BLIP generate)", lambda: methods.captions_from_vision_features(
         *models.blip(p), dec["blip"], repetition_penalty=p.repetition_penalty, num_beams=p.caption_beams,
         max_length=p.caption_max_length, min_length=p.caption_min_length, prompt=p.caption_prompt, progress=False,
         **kw), n)
-    out["depth"] = stages.run("depth (DPT neck + head)", lambda: methods.depth_from_hidden_states(
+    out["depth"] = stages.run(f"{label}depth (DPT neck + head)", lambda: methods.depth_from_hidden_states(
         models.dpt(p)[0], dec["dpt"], p.image_size, progress=False, **kw), n)
     release_models()
     kind = p.generator.split(":")[0]
-    stages.run(f"load +G nets (VGG19, {kind} generator)",
+    stages.run(f"{label}load +G nets (VGG19, {kind} generator)",
                lambda: (models.vgg19_features(p), models.gan_generator(p)))
 
     def gan():
         vgg = models.vgg19_features(p)
         widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
         targets = features.split_vgg_matrix(dec["vgg"], widths)
-        if p.generator_rescale_features:  # the reference SD here: the decoded features' own, over images
+        if rescale and p.generator_rescale_features:  # the reference SD here: the decoded features' own, over images
             targets = methods.rescale_to_reference(targets, {k: float(v.std(0, ddof=1).mean()) for k, v in targets.items()})
         options = methods.feature_matching_options(p) | ({"batch_size": batch} if batch else {})
         return methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=False)
 
-    out["gan"] = stages.run(f"+G feature matching ({kind}, {p.generator_steps} steps)", gan, n)
+    out["gan"] = stages.run(f"{label}+G feature matching ({kind}, {p.generator_steps} steps)", gan, n)
     release_models()
     return out
 
 
-def generation_stages(stages: Stages, p: Profile, dec: dict, products: dict, batch: int | None) -> dict:
-    """The four methods, with the profile's sampling settings, as ``Experiment.reconstruct`` runs them."""
+def generation_stages(stages: Stages, p: Profile, dec: dict, products: dict, batch: int | None,
+                      label: str = "") -> dict:
+    """The four methods, with the profile's sampling settings, as ``Experiment.reconstruct`` runs them (the oracle's,
+    ``label`` "oracle ", on true inputs)."""
     common = dict(n_samples=p.n_samples, strength=p.strength, guidance_scale=p.guidance_scale,
                   num_inference_steps=p.num_inference_steps, seed=p.seed, batch_size=batch or p.batch_size,
                   progress=False)
     n = len(dec["z"]) * p.n_samples
     prompts = products["captions"]
     out = {}
-    stages.run("reload SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
+    stages.run(f"{label}reload SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
     if p.z_init == "latent":
         start = {"init_latents": dec["z"]}
     else:
-        start = {"init_latents": None, "init_images": stages.run("decoded z -> init images (VAE decode)", lambda:
+        start = {"init_latents": None, "init_images": stages.run(f"{label}z -> init images (VAE decode)", lambda:
                  methods.init_images_from_latents(models.img2img(p, "sd").vae, dec["z"], p.image_size,
                                                   progress=False), len(dec["z"]))}
-    out["[30]"] = stages.run("generate [30] (img2img z + c)", lambda: methods.img2img(
+    out["[30]"] = stages.run(f"{label}generate [30] (img2img z + c)", lambda: methods.img2img(
         models.img2img(p, "sd"), **start, prompt_embeds=dec["c"], **common), n)
-    out["+T"] = stages.run("generate +T (img2img z + captions)", lambda: methods.img2img(
+    out["+T"] = stages.run(f"{label}generate +T (img2img z + captions)", lambda: methods.img2img(
         models.img2img(p, "sd"), **start, prompts=prompts, **common), n)
-    out["+T+G"] = stages.run("generate +T+G (img2img +G image)", lambda: methods.img2img(
+    out["+T+G"] = stages.run(f"{label}generate +T+G (img2img +G image)", lambda: methods.img2img(
         models.img2img(p, "sd"), None, init_images=products["gan"], prompts=prompts, **common), n)
     release_models()
-    stages.run("load SD 2 depth2img", lambda: models.depth2img(p).unet)
-    out["+T+G+D"] = stages.run("generate +T+G+D (depth2img)", lambda: methods.depth2img(
+    stages.run(f"{label}load SD 2 depth2img", lambda: models.depth2img(p).unet)
+    out["+T+G+D"] = stages.run(f"{label}generate +T+G+D (depth2img)", lambda: methods.depth2img(
         models.depth2img(p), products["gan"], products["depth"], prompts, **common), n)
     release_models()
     return out
@@ -624,20 +628,23 @@ def identification(original: dict, generated: dict, device: str) -> dict:
     return evaluate.scores_from_correlations(mean, first)
 
 
-def evaluation_stages(stages: Stages, p: Profile, images: np.ndarray, generated: dict, batch: int | None) -> dict:
+def evaluation_stages(stages: Stages, p: Profile, images: np.ndarray, generated: dict, batch: int | None,
+                      label: str = "") -> dict:
     """Table 1's feature spaces of the originals and of every method's samples, then the scores."""
     kw = batching(batch)
-    evaluator = stages.run("load evaluation nets (CLIP, AlexNet, Inception)", lambda: evaluate.EvaluationFeatures(p))
-    original = stages.run("evaluation features originals", lambda: evaluator(images, progress=False, **kw),
+    evaluator = stages.run(f"{label}load evaluation nets (CLIP, AlexNet, Inception)",
+                           lambda: evaluate.EvaluationFeatures(p))
+    original = stages.run(f"{label}evaluation features originals", lambda: evaluator(images, progress=False, **kw),
                           len(images))
     scores = {}
     for method in METHODS:
         samples = generated[method]
         flat = samples.reshape(-1, *samples.shape[-3:])
-        feats = stages.run(f"evaluation features {method}", lambda f=flat: evaluator(f, progress=False, **kw),
+        feats = stages.run(f"evaluation features {label}{method}", lambda f=flat: evaluator(f, progress=False, **kw),
                            len(flat))
         feats = {m: v.reshape(samples.shape[0], samples.shape[1], -1) for m, v in feats.items()}
-        scores[method] = stages.run(f"identification {method}", lambda g=feats: identification(original, g, p.device))
+        scores[method] = stages.run(f"identification {label}{method}",
+                                    lambda g=feats: identification(original, g, p.device))
     del evaluator
     release_models()
     return scores
@@ -652,7 +659,12 @@ def run_stages(profile: Profile, settings: Settings, stages: Stages) -> dict:
     dec = decode_stages(stages, profile, truth, settings)
     products = product_stages(stages, profile, dec, batch)
     generated = generation_stages(stages, profile, dec, products, batch)
-    return {"captions": products["captions"], "scores": evaluation_stages(stages, profile, images, generated, batch)}
+    scores = evaluation_stages(stages, profile, images, generated, batch)
+    # the oracle (Experiment.true_run): the same stages on the test images' own features
+    true_products = product_stages(stages, profile, truth, batch, label="true ", rescale=False)
+    oracle = generation_stages(stages, profile, truth, true_products, batch, label="oracle ")
+    oracle_scores = evaluation_stages(stages, profile, images, oracle, batch, label="oracle ")
+    return {"captions": products["captions"], "scores": scores, "oracle scores": oracle_scores}
 
 
 def built(root: Path, arch_name: str) -> bool:

@@ -278,6 +278,24 @@ def generation_row() -> Row:
                f"{images:.2f} GB of uint8 images per run; GPU: two UNets (fp16) + activations of a batch of 8")
 
 
+def oracle_row(gan: Row) -> Row:
+    """The oracle's runs (once for all subjects) and one subject's swaps: each a generation run scored as it is
+    made, its five generations held in memory, only the first kept on disk (Experiment.true_run); plus one +G on
+    true features. Counted against the one subject that computes them."""
+    from recon.stages import ORACLE_RUNS, SWAP_RUNS
+
+    runs = len(ORACLE_RUNS) + len(SWAP_RUNS)
+    generation = generation_row()
+    images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
+    first = N_TEST * 512 * 512 * 3 / GB
+    scores = N_TEST * N_TEST * 2 * len(EVAL_DIMS) * 4 / GB  # mean and first R matrices per metric, float32
+    gpu = (generation.gpu_seconds / METHODS_RUN) * runs + gan.gpu_seconds
+    return Row(f"oracle and swaps ({runs} runs)", images + 2 + 2, generation.gpu_gb, runs * (first + scores),
+               float("nan"), gpu, f"{runs} runs: {len(ORACLE_RUNS)} oracle runs for all subjects, {len(SWAP_RUNS)} "
+               f"swaps of one subject; per run {first:.2f} GB of first generations and {scores:.2f} GB of R matrices "
+               f"kept, its {images:.2f} GB of generations held in memory; plus one +G on true features")
+
+
 def reader_row() -> Row:
     """The reader keeps the output arrays plus one 125-trial chunk of a session volume (see nsd.py)."""
     train = 30_000 * N_STREAMS * 4 / GB  # every trial of 37 sessions before the shared images are split off
@@ -317,9 +335,11 @@ def main() -> None:
                 leftover.unlink()
         rows.append(measure_gan(args))
         print(rows[-1], flush=True)
+        gan = rows[-1]
         rows.append(measure_identification(args))
         print(rows[-1], flush=True)
         rows.append(generation_row())
+        rows.append(oracle_row(gan))
     rows.append(Row("scratch (largest at once)", 0.0, 0.0, scratch_peak, float("nan"), 0.0,
                     "training features of one target (one DPT layer), deleted once decoded"))
     print()

@@ -53,18 +53,22 @@ from recon import book, claims, control, figures, models, results
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions)
 subjects = book.experiments(exp)
-table = claims.judge(subjects, control.overlap_ids(exp.profile), n_boot=n_boot, seed=exp.profile.seed)
+table = claims.judge(subjects, control.overlap_ids(exp.profile), n_boot=n_boot, seed=exp.profile.seed, oracle=True)
 claims.glue_verdicts(table)
 glue("claims_borderline", claims.BORDERLINE, display=False)
-book.glue_table("tbl_claims_summary", claims.summary(table), formats={"mean difference": "+.3f"})
+summary = claims.summary(table)
+summary["oracle difference"] = [f"{d:+.3f} [{low:+.3f}, {high:+.3f}]"
+                                for d, (low, high) in zip(summary["oracle difference"], summary.pop("oracle interval"))]
+book.glue_table("tbl_claims_summary", summary.rename(columns={"oracle difference": "oracle difference [95% CI]"}),
+                formats={"mean difference": "+.3f"})
 book.glue_figure("fig_claims_intervals", figures.claim_intervals(table))
-book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"]),
+book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"])[list(claims.COLUMNS[3:])],
                 formats={"difference": "+.3f", "ci_low": "+.3f", "ci_high": "+.3f"})
 
 # %% [markdown]
 # ## The claims, over subjects
 #
-# :::{table} The paper's claims on this profile: for each claim and metric, the number of subjects per verdict and the mean over subjects of the paired difference (B − A) in two-way identification accuracy.
+# :::{table} The paper's claims on this profile: for each claim and metric, the number of subjects per verdict, the mean over subjects of the paired difference (B − A) in two-way identification accuracy, and the same difference on the seen images' own inputs (the oracle runs of the [oracle page](oracle), shared by all subjects) with its 95% bootstrap interval.
 # :name: tbl-claims-summary
 #
 # ```{glue:md} tbl_claims_summary
@@ -76,16 +80,24 @@ book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"]),
 #
 # - **+T > [30]** (section 3.1): decoded captions instead of the decoded text embedding c, on the
 #   CLIP metrics and Inception-v3. Here: {glue:text}`verdict_text_CLIP(Late)` on CLIP(Late),
-#   {glue:text}`verdict_text_Inception-v3` on Inception-v3.
+#   {glue:text}`verdict_text_Inception-v3` on Inception-v3. With true inputs (the image's own z
+#   and c against BLIP's caption of it), {glue:text}`oracle_text_CLIP(Late)` on CLIP(Late).
 # - **+G raises the low-level CNN metrics**: +T+G against +T on CNN(Early) and CNN(Middle). Here:
-#   {glue:text}`verdict_gan_CNN(Early)` on CNN(Early).
+#   {glue:text}`verdict_gan_CNN(Early)` on CNN(Early); with true inputs (+G on the image's own VGG19
+#   features against its own z), {glue:text}`oracle_gan_CNN(Early)`.
 # - **+D raises CLIP(Late)**: +T+G+D against +T+G. Here:
-#   {glue:text}`verdict_depth_CLIP(Late)`.
+#   {glue:text}`verdict_depth_CLIP(Late)`; with true inputs (the image's own depth),
+#   {glue:text}`oracle_depth_CLIP(Late)`.
 # - **Excluding the test images that overlap the generator's training data changes nothing**
 #   (section 2.4, Inception-v3 of [30]): all test images against the overlap-free subset. Here:
-#   {glue:text}`verdict_overlap_Inception-v3`.
+#   {glue:text}`verdict_overlap_Inception-v3`; {glue:text}`oracle_overlap_Inception-v3`.
 # - **SD 1.4 ≈ SD 2.0** (section 2.4, Inception-v3 of [30]). Here:
-#   {glue:text}`verdict_sd2_Inception-v3`.
+#   {glue:text}`verdict_sd2_Inception-v3`; {glue:text}`oracle_sd2_Inception-v3`.
+#
+# The oracle's difference is the claim judged on a generator that receives exactly what the
+# decoders aim at: where it is reproduced and the decoded one is not, decoding lost what the claim
+# needs; where both fail, the toy generator cannot use that input, and the decoded verdict says
+# nothing about the method. The verdict words above are the decoded runs' only.
 #
 # On the toy profile these verdicts describe the toy world as much as the method. Its simulated
 # brain has NSD's noise (each voxel's noise-ceiling SNR drawn from NSD's published distribution,
@@ -118,8 +130,8 @@ book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"]),
 #
 # ## The committed result tables
 #
-# On the `toy` profile the build writes Table 1, these claims, the peers' metrics and the zoo's
-# quality figures to `results/toy/`, where they are committed. CI rebuilds the book and
+# On the `toy` profile the build writes Table 1, these claims (with their oracle differences), the
+# peers' metrics, the oracle's Table 1 and swaps and the zoo's quality figures to `results/toy/`, where they are committed. CI rebuilds the book and
 # `python -m recon.results check` fails on any number that differs from the committed one, so a
 # change in a result is always a visible, deliberate change of these files. The build also writes
 # `environment.json` (the CPU, PyTorch's kernel level, threads and library versions): in the same
@@ -137,6 +149,7 @@ book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"]),
 written = [results.write(results.table1_frame(subjects), exp.profile, "table1"),
            results.write(table, exp.profile, "claims"),
            results.write(results.peers_frame(subjects), exp.profile, "peers"),
+           results.write(results.oracle_frame(subjects), exp.profile, "oracle"),
            results.write_environment(exp.profile)]  # what the last digits depend on (recon.results check)
 if exp.profile.simulation is not None:  # the toy zoo's held-out checks
     written.append(results.write(results.zoo_quality_frame(models.zoo_manifest(exp.profile)), exp.profile,

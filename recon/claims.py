@@ -28,6 +28,9 @@ import pandas as pd
 
 #: Columns of the claims table, in order (also those of ``results/<profile>/claims.csv``).
 COLUMNS = ("claim", "subject", "metric", "difference", "ci_low", "ci_high", "verdict")
+#: with ``judge(oracle=True)``: the same comparison on the oracle runs (every decoded input replaced by the seen
+#: image's own; the same for every subject, who saw the same test images)
+ORACLE_COLUMNS = ("oracle_difference", "oracle_ci_low", "oracle_ci_high")
 VERDICTS = ("reproduced", "not reproduced", "reversed", "borderline")
 
 #: Two points of identification accuracy: about one between-subject sd of the paper's control
@@ -154,11 +157,13 @@ def _paired(per_image: Callable, claim: Claim, test_ids: np.ndarray, overlap_ids
 
 
 def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 10_000, seed: int = 0,
-          margin: float = EQUIVALENCE_MARGIN, borderline: float = BORDERLINE) -> pd.DataFrame:
-    """One row per (claim, subject, metric) with the columns of :data:`COLUMNS`.
+          margin: float = EQUIVALENCE_MARGIN, borderline: float = BORDERLINE, oracle: bool = False) -> pd.DataFrame:
+    """One row per (claim, subject, metric) with the columns of :data:`COLUMNS` (and, with ``oracle``, those of
+    :data:`ORACLE_COLUMNS`).
 
     ``experiments`` maps subject -> :class:`~recon.experiment.Experiment` (anything with
-    ``per_image_scores`` and ``data.test_ids``); every number comes from their cached R matrices."""
+    ``per_image_scores`` and ``data.test_ids``); every number comes from their cached R matrices. The oracle's
+    runs are shared by the subjects; they are read through the first experiment."""
     rows = []
     for claim in claims:
         for subject, exp in experiments.items():
@@ -167,23 +172,55 @@ def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 1
                 difference, low, high = bootstrap_difference(a[metric], b[metric], n_boot, seed)
                 rows.append(dict(claim=claim.name, subject=subject, metric=metric, difference=difference,
                                  ci_low=low, ci_high=high, verdict=verdict(claim.kind, low, high, margin, borderline)))
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    if not oracle:
+        return table
+    exp = next(iter(experiments.values()))
+
+    def on_true_inputs(method, variant, exclude_ids=None):
+        return exp.per_image_scores(method, variant, exclude_ids, true="all")
+
+    differences = {}
+    for claim in claims:
+        a, b = _paired(on_true_inputs, claim, exp.data.test_ids, overlap_ids)
+        for metric in claim.metrics:
+            differences[claim.name, metric] = bootstrap_difference(a[metric], b[metric], n_boot, seed)
+    oracle_values = pd.DataFrame([differences[name, metric] for name, metric in zip(table["claim"], table["metric"])],
+                                 columns=list(ORACLE_COLUMNS), index=table.index)
+    return pd.concat([table, oracle_values], axis=1)
 
 
 def glue_verdicts(table: pd.DataFrame, claims=CLAIMS) -> None:
-    """Glue each claim's verdict counts as ``verdict_<key>_<metric>`` (e.g. ``verdict_text_CLIP(Late)``)."""
+    """Glue each claim's verdict counts as ``verdict_<key>_<metric>`` (e.g. ``verdict_text_CLIP(Late)``) and, for a
+    table with the oracle's columns, what the pair of differences says as ``oracle_<key>_<metric>``."""
     from myst_nb import glue
 
     keys = {claim.name: claim.key for claim in claims}
     for (name, metric), row in summary(table).iterrows():
         glue(f"verdict_{keys[name]}_{metric}", row["verdicts"], display=False)
+        if "oracle difference" in row:
+            glue(f"oracle_{keys[name]}_{metric}", oracle_sentence(row), display=False)
+
+
+def oracle_sentence(row: pd.Series) -> str:
+    """One row of :func:`summary` in words: the difference on the seen images' own inputs, with its interval,
+    beside the decoded one."""
+    low, high = row["oracle interval"]
+    return (f"on the seen images' own inputs the difference is {row['oracle difference']:+.3f} "
+            f"[{low:+.3f}, {high:+.3f}]; on decoded inputs {row['mean difference']:+.3f} on average over subjects")
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per claim and metric: how many subjects got each verdict, e.g. ``reproduced 3/4, not reproduced 1/4``."""
+    """Per claim and metric: how many subjects got each verdict, e.g. ``reproduced 3/4, not reproduced 1/4``, the
+    mean difference over subjects and, where the table has them, the oracle's difference and interval."""
     def words(verdicts: pd.Series) -> str:
         counts = verdicts.value_counts()
         return ", ".join(f"{v} {counts[v]}/{len(verdicts)}" for v in VERDICTS if v in counts)
 
     grouped = table.groupby(["claim", "metric"], sort=False)
-    return pd.DataFrame({"mean difference": grouped["difference"].mean(), "verdicts": grouped["verdict"].agg(words)})
+    out = pd.DataFrame({"mean difference": grouped["difference"].mean(), "verdicts": grouped["verdict"].agg(words)})
+    if ORACLE_COLUMNS[0] in table:  # one value per claim and metric, repeated in every subject's row
+        first = grouped[list(ORACLE_COLUMNS)].first()
+        out["oracle difference"] = first["oracle_difference"]
+        out["oracle interval"] = list(zip(first["oracle_ci_low"], first["oracle_ci_high"]))
+    return out

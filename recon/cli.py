@@ -62,10 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
                     + ", ".join(f"{m} {v}" for m, v in RUNS) + "; methods may be written " + ", ".join(
                         f"{slug} for {m}" for m, slug in stages.METHOD_SLUGS.items()))
     run.add_argument("stage", choices=list(STAGES), metavar="STAGE", help="one of " + ", ".join(STAGES))
-    run.add_argument("--subject", choices=SUBJECTS, help="subject (every stage but dataset)")
+    run.add_argument("--subject", choices=SUBJECTS,
+                     help="subject (every stage but dataset); for a stage computed once for all subjects (true_*, "
+                          "oracle), whose test images to read (default: the first subject)")
     run.add_argument("--target", choices=TARGETS, help="decoding target (features, decoded)")
     run.add_argument("--method", help="reconstruction method (reconstruct, identification): " + ", ".join(METHODS))
     run.add_argument("--variant", choices=VARIANTS, help="model variant of the run (default sd)")
+    run.add_argument("--true", metavar="INPUTS",
+                     help="oracle, swap: the decoded inputs replaced by the seen image's own, joined by '+' from "
+                          + ", ".join(stages.INPUT_SLUGS.values()) + " (oracle: all of the method's, e.g. z+c for "
+                          "[30]; swap: one)")
     run.add_argument("--done", type=Path, metavar="FILE", help="write this marker file (JSON) when the stage is cached")
     run.add_argument("--progress", action="store_true", default=None,
                      help="show progress bars (default: on a terminal)")
@@ -78,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "once, each job once all it needs is cached (recon.parallel); a book built afterwards reads "
                     "the warm cache. On 2 cores, two one-thread processes beat one two-thread process.")
     compute.add_argument("--subject", action="append", choices=SUBJECTS, help="only this subject (repeatable)")
+    compute.add_argument("--oracle", action="store_true",
+                         help="also the oracle runs (once for all subjects) and the first subject's swaps")
     compute.add_argument("--workers", type=int, default=2, metavar="N", help="processes at once (default 2)")
     compute.add_argument("--threads", type=int, metavar="N",
                          help="torch threads per process (default: the CPU's cores shared out)")
@@ -151,7 +159,10 @@ def _job(args, parser) -> Job:
     if method is not None and variant is None:
         variant = "sd"
     try:
-        return Job(args.stage, args.subject, target=args.target, method=method, variant=variant)
+        true = stages.inputs_from_slug(args.true) if args.true else ()
+        # a stage for all subjects reads the test images of --subject's experiment
+        subject = None if args.stage in STAGES and STAGES[args.stage].shared else args.subject
+        return Job(args.stage, subject, target=args.target, method=method, variant=variant, true=true)
     except ConfigError as err:
         parser.error(str(err))
 
@@ -183,7 +194,7 @@ def cmd_run(args, parser) -> int:
         reader.expdesign, reader.stim_info  # noqa: B018 - fail now, naming a missing file, not in every job
         entry = root
     else:
-        exp = Experiment(profile, job.subject, progress=progress)
+        exp = Experiment(profile, job.subject or args.subject or SUBJECTS[0], progress=progress)
         entries = stages.entry_paths(exp, job)
         if all(_state(exp.cache, path) == "cached" for path in entries):
             entry = entries[0]  # a hit: neither torch nor a model is loaded
@@ -211,7 +222,8 @@ def cmd_compute(args, parser) -> int:
     _quiet()
     start = time.perf_counter()
     subjects = args.subject or list(SUBJECTS)
-    seconds = parallel.compute(profile, parallel.plan(subjects), workers=args.workers, threads=args.threads)
+    seconds = parallel.compute(profile, parallel.plan(subjects, oracle=args.oracle), workers=args.workers,
+                               threads=args.threads)
     print(f"{len(seconds)} jobs of {', '.join(subjects)} cached in {time.perf_counter() - start:.0f} s "
           f"({sum(seconds.values()):.0f} s of job time, {args.workers} processes)")
     return 0
@@ -280,39 +292,48 @@ def cmd_status(args, parser) -> int:
     profile, subjects, experiments = _open(args, parser)
     print(f"profile {profile.name}; cache {profile.cache_dir}; NSD {profile.nsd_root}: "
           f"{'present' if experiments else 'missing'}")
-    rows, missing, n_cached, n_markers = [], [], 0, 0
+    missing, n_markers = [], 0
     if args.write_markers and experiments is not None:
         n_markers += _marker_from_cache(profile, Job("dataset"), [profile.nsd_root])
-    for row, job in enumerate(stages.subject_jobs(subjects[0])):
-        cells = []
-        for column, subject in enumerate(subjects):
-            this = Job(job.stage, subject, job.target, job.method, job.variant)
-            if experiments is None:
-                state = "missing"
-            else:
-                exp = experiments[subject]
-                entries = stages.entry_paths(exp, this)
-                states = [_state(exp.cache, path, verify=args.verify) for path in entries]
-                state = next((s for s in states if s != "cached"), "cached")
-                if args.write_markers and state == "cached":
-                    n_markers += _marker_from_cache(profile, this, entries)
-            n_cached += state == "cached"
-            if state != "cached":
-                missing.append((column, row, this))
-            cells.append(state)
-        rows.append((job.stage, job.part or "", cells))
-    width = max(len(s) for s in subjects) + 2
-    print(f"{'stage':<16}{'part':<8}" + "".join(f"{s:<{max(width, 9)}}" for s in subjects))
+
+    def state_of(job: Job, subject: str, place: tuple[int, int]) -> str:
+        """``job``'s state; ``place`` (column, row) orders the missing ones: the first subject's first."""
+        nonlocal n_markers
+        if experiments is None:
+            state = "missing"
+        else:
+            exp = experiments[subject]
+            entries = stages.entry_paths(exp, job)
+            states = [_state(exp.cache, path, verify=args.verify) for path in entries]
+            state = next((s for s in states if s != "cached"), "cached")
+            if args.write_markers and state == "cached":
+                n_markers += _marker_from_cache(profile, job, entries)
+        if state != "cached":
+            missing.append((place, job))
+        return state
+
+    rows = [(job.stage, job.part or "", [state_of(Job(job.stage, subject, job.target, job.method, job.variant), subject,
+                                                  (column, row)) for column, subject in enumerate(subjects)])
+            for row, job in enumerate(stages.subject_jobs(subjects[0]))]
+    width = max(max(len(s) for s in subjects) + 2, 9)
+    print(f"{'stage':<16}{'part':<8}" + "".join(f"{s:<{width}}" for s in subjects))
     for stage, part, cells in rows:
-        print(f"{stage:<16}{part:<8}" + "".join(f"{c:<{max(width, 9)}}" for c in cells))
-    total = len(rows) * len(subjects)
-    print(f"{n_cached} of {total} entries cached")
+        print(f"{stage:<16}{part:<8}" + "".join(f"{c:<{width}}" for c in cells))
+    # the oracle: its runs once for all subjects (read through the first subject's test images), the swaps of the
+    # first subject
+    oracle = [(job, state_of(job, subjects[0], (0, len(rows) + k)))
+              for k, job in enumerate(stages.oracle_jobs() + stages.swap_jobs(subjects[0]))]
+    print(f"\n{'oracle':<16}{'part':<26}state (the oracle's runs for all subjects, the swaps for {subjects[0]})")
+    for job, state in oracle:
+        print(f"{job.stage:<16}{job.part or '':<26}{state}")
+    total = len(rows) * len(subjects) + len(oracle)
+    print(f"{total - len(missing)} of {total} entries cached")
     if args.write_markers:
         print(f"{n_markers} workflow marker(s) written to {stages.marker_folder(profile)}")
     if experiments is None:
         print(f"the dataset is missing: {_command(Job('dataset'), args)}")
     if missing:
-        print(f"missing, e.g.: {_command(min(missing)[2], args)}")
+        print(f"missing, e.g.: {_command(min(missing)[1], args)}")
         print(f"all of them: snakemake --cores 2 --config profile={profile.name} (workflow/Snakefile)")
     return 0
 

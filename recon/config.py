@@ -24,6 +24,13 @@ STREAMS_ROIS = ("early", "midventral", "midlateral", "midparietal", "ventral", "
 MULTI_ROIS = ("early", "ventral", "midventral", "midlateral", "lateral", "parietal")
 
 METHODS = ("[30]", "+T", "+T+G", "+T+G+D")
+#: what each method reads that was decoded from the brain (as ``Experiment.reconstruct`` passes it)
+METHOD_INPUTS = {"[30]": ("z", "c"), "+T": ("z", "caption"), "+T+G": ("gan", "caption"),
+                 "+T+G+D": ("gan", "caption", "depth")}
+#: what can stand for a decoded input in an oracle run, computed from the seen image itself by the same code: its
+#: features z and c, BLIP's caption of it, +G on its VGG19 features, DPT's depth of it; or, for the caption, the
+#: image's first COCO caption (``coco caption``)
+TRUE_INPUTS = ("z", "c", "caption", "coco caption", "gan", "depth")
 
 
 class ConfigError(ReconError, ValueError):

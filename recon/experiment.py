@@ -17,7 +17,7 @@ import pandas as pd
 
 from .toy import zoo
 from .cache import Cache
-from .config import MULTI_ROIS, PEER_RESOLUTION, STREAMS_ROIS, Profile, check_subject
+from .config import METHOD_INPUTS, MULTI_ROIS, PEER_RESOLUTION, STREAMS_ROIS, TRUE_INPUTS, Profile, check_subject
 from .nsd import NSDReader, SubjectData
 
 
@@ -50,6 +50,36 @@ TRIAL_AVERAGED = {"vgg"}
 #: targets whose decoded entry also keeps each column's SD over the training images (``train_std``), read
 #: while the decoder has them: +G rescales decoded VGG19 layers to it
 TRAINING_SD = {"vgg"}
+
+
+def check_true_inputs(method: str, true) -> tuple[str, ...]:
+    """``true`` (names of :data:`TRUE_INPUTS`, or ``"all"`` for :func:`all_true`) checked against ``method``'s
+    inputs, in a canonical order."""
+    if method not in METHOD_INPUTS:
+        raise KeyError(f"unknown method {method!r}; expected one of {', '.join(METHOD_INPUTS)}")
+    if isinstance(true, str):
+        if true != "all":
+            raise ValueError(f"true inputs are a list of names or 'all', got {true!r}")
+        return all_true(method)
+    true = tuple(true)
+    for name in true:
+        if name not in TRUE_INPUTS:
+            raise ValueError(f"unknown true input {name!r}; expected some of {', '.join(TRUE_INPUTS)}")
+        if name.removeprefix("coco ") not in METHOD_INPUTS[method]:
+            raise ValueError(f"{method} reads {', '.join(METHOD_INPUTS[method])}; it has no input {name!r} to replace")
+    if "caption" in true and "coco caption" in true:
+        raise ValueError("one caption replaces the decoded one: 'caption' (BLIP's) or 'coco caption', not both")
+    return tuple(name for name in TRUE_INPUTS if name in true)
+
+
+def all_true(method: str, caption: str = "caption") -> tuple[str, ...]:
+    """The oracle run of ``method``: every decoded input replaced (the caption by ``caption``)."""
+    return check_true_inputs(method, [caption if name == "caption" else name for name in METHOD_INPUTS[method]])
+
+
+def is_oracle(method: str, true) -> bool:
+    """Whether ``true`` replaces every input of ``method``: its products then do not depend on the subject."""
+    return {name.removeprefix("coco ") for name in check_true_inputs(method, true)} == set(METHOD_INPUTS[method])
 
 
 def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
@@ -110,13 +140,29 @@ class Experiment:
     def _models_key(self) -> dict:
         return _model_fingerprint(self.profile)
 
-    def _key(self, *extra) -> list:
+    def _settings(self) -> dict:
         p = self.profile
         settings = dict(image_size=p.image_size, vgg=(p.vgg_layers, p.vgg_width_divisor, p.vgg_pool, p.generator_size),
                         seed=p.seed)
         if p.compute_threads is not None:  # the products' arithmetic (recon.threads); nsd's keys stay as they were
             settings["compute_threads"] = p.compute_threads
-        return [self._dataset_key, self._models_key, settings, self.subject, *extra]
+        return settings
+
+    def _key(self, *extra) -> list:
+        return [self._dataset_key, self._models_key, self._settings(), self.subject, *extra]
+
+    @cached_property
+    def _stimuli_key(self) -> str:
+        """What the test images are, their pixels and captions, hashed once: the key of what is computed from
+        them alone, so that every subject who saw the same test images shares it."""
+        from .cache import digest
+
+        ids = self.test_ids
+        return digest("stimuli", ids, self.test_images, [list(c) for c in self.reader.captions(ids)])
+
+    def _shared_key(self, *extra) -> list:
+        """Like :meth:`_key`, for the products of the test images alone (the oracle's): no subject, no betas."""
+        return [self._stimuli_key, self._models_key, self._settings(), *extra]
 
     # ------------------------------------------------------------------ data
     @cached_property
@@ -264,58 +310,109 @@ class Experiment:
     # ------------------------------------------------------- decoded products
     @cached_property
     def decoded_captions(self) -> list[str]:
+        return self._captions("captions", self._captions_key(), lambda: self.decoded("blip")["predicted"])
+
+    def _captions_key(self) -> list:
+        return self._key("captions", *self._caption_settings(), self._decoded_key("blip"))
+
+    def _caption_settings(self) -> tuple:
+        p = self.profile
+        return p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length, p.caption_prompt
+
+    def _captions(self, stage: str, key: list, vision_features) -> list[str]:
+        """Captions BLIP's text decoder writes from ``vision_features()`` (decoded or true ViT tokens), cached."""
         p = self.profile
 
         def run():
             model, processor = models.blip(p)
             return {"captions": np.array(methods.captions_from_vision_features(
-                model, processor, self.decoded("blip")["predicted"], repetition_penalty=p.repetition_penalty,
+                model, processor, vision_features(), repetition_penalty=p.repetition_penalty,
                 num_beams=p.caption_beams, max_length=p.caption_max_length, min_length=p.caption_min_length,
                 prompt=p.caption_prompt, progress=self.progress))}
 
-        return [str(c) for c in self.cache.get("captions", self._captions_key(), run)["captions"]]
-
-    def _captions_key(self) -> list:
-        p = self.profile
-        return self._key("captions", p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length,
-                         p.caption_prompt, self._decoded_key("blip"))
+        return [str(c) for c in self.cache.get(stage, key, run)["captions"]]
 
     @cached_property
     def decoded_depth(self) -> np.ndarray:
-        p = self.profile
-
-        def run():
-            model, _ = models.dpt(p)
-            return {"depth": methods.depth_from_hidden_states(model, self.decoded("dpt")["predicted"], p.image_size,
-                                                              progress=self.progress)}
-
-        return self.cache.get("depth", self._depth_key(), run)["depth"]
+        return self._depth(self._depth_key(), lambda: self.decoded("dpt")["predicted"])
 
     def _depth_key(self) -> list:
         return self._key("depth", self._decoded_key("dpt"))
 
+    def _depth(self, key: list, hidden_states) -> np.ndarray:
+        """Depth maps DPT's neck and head make of ``hidden_states()`` (decoded or true), cached."""
+        def run():
+            model, _ = models.dpt(self.profile)
+            return {"depth": methods.depth_from_hidden_states(model, hidden_states(), self.profile.image_size,
+                                                              progress=self.progress)}
+
+        return self.cache.get("depth", key, run)["depth"]
+
     @cached_property
     def gan_images(self) -> np.ndarray:
         """+G images at the generation size, from decoded VGG19 features."""
+        return self._gan(self._gan_key(), lambda: self.decoded("vgg")["predicted"],
+                         rescale=self.profile.generator_rescale_features)
+
+    def _gan_key(self) -> list:
+        return self._key("gan", *self._gan_settings(), self._decoded_key("vgg"))
+
+    def _gan_settings(self) -> tuple:
+        p = self.profile
+        recipe = (p.generator_optimiser, p.generator_lr_end, p.generator_momentum, p.generator_decay,
+                  p.generator_contrast_pct, p.generator_rescale_features)
+        return (p.generator, p.generator_batch_size, p.generator_size, p.generator_steps, p.generator_lr,
+                p.generator_dtype, p.generator_code_quantum, recipe)
+
+    def _gan(self, key: list, vgg_matrix, rescale: bool) -> np.ndarray:
+        """+G images matching the VGG19 features ``vgg_matrix()`` (decoded or true, one row per image), cached."""
         p = self.profile
 
         def run():
             vgg = models.vgg19_features(p)
             widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
-            targets = features.split_vgg_matrix(self.decoded("vgg")["predicted"], widths)
-            if p.generator_rescale_features:
+            targets = features.split_vgg_matrix(vgg_matrix(), widths)
+            if rescale:
                 targets = methods.rescale_to_reference(targets, self.vgg_reference_std())
             return {"images": methods.images_from_vgg_features(
                 self._gan_generator(), vgg, targets, **methods.feature_matching_options(p), progress=self.progress)}
 
-        return self.cache.get("gan", self._gan_key(), run)["images"]
+        return self.cache.get("gan", key, run)["images"]
 
-    def _gan_key(self) -> list:
-        p = self.profile
-        recipe = (p.generator_optimiser, p.generator_lr_end, p.generator_momentum, p.generator_decay,
-                  p.generator_contrast_pct, p.generator_rescale_features)
-        return self._key("gan", p.generator, p.generator_batch_size, p.generator_size, p.generator_steps,
-                         p.generator_lr, p.generator_dtype, p.generator_code_quantum, recipe, self._decoded_key("vgg"))
+    # ----------------------------------------------------- true inputs (oracle)
+    def _true_features_key(self, target: str) -> list:
+        return self._shared_key("features", target, self.profile.feature_dtype, self._feature_settings(target))
+
+    @cached_property
+    def true_captions(self) -> list[str]:
+        """The captions BLIP writes for the seen images themselves, from their true ViT tokens: what a perfect
+        decoder of BLIP's features would give +T. Shared by every subject who saw these test images."""
+        return self._captions("captions", self._true_captions_key(), lambda: self.stimulus_features("blip"))
+
+    def _true_captions_key(self) -> list:
+        return self._shared_key("true captions", *self._caption_settings(), self._true_features_key("blip"))
+
+    @cached_property
+    def coco_captions(self) -> list[str]:
+        """Each test image's first COCO caption: a caption of the image written by a person, beside BLIP's."""
+        return [captions[0] for captions in self.reader.captions(self.test_ids)]
+
+    @cached_property
+    def true_depth(self) -> np.ndarray:
+        """DPT's depth maps of the seen images (from their true hidden states), for the oracle's +D."""
+        return self._depth(self._true_depth_key(), lambda: self.stimulus_features("dpt"))
+
+    def _true_depth_key(self) -> list:
+        return self._shared_key("true depth", self._true_features_key("dpt"))
+
+    @cached_property
+    def true_gan_images(self) -> np.ndarray:
+        """+G images optimised on the seen images' true VGG19 features. They are not rescaled: the rescaling
+        undoes a decoder's shrinkage, and true features have none."""
+        return self._gan(self._true_gan_key(), lambda: self.stimulus_features("vgg"), rescale=False)
+
+    def _true_gan_key(self) -> list:
+        return self._shared_key("true gan", *self._gan_settings(), self._true_features_key("vgg"))
 
     def vgg_reference_std(self) -> dict[str, float]:
         """Each VGG19 layer's SD over the subject's training images (per unit, ddof 1), averaged over units: the
@@ -332,34 +429,44 @@ class Experiment:
     # --------------------------------------------------------- reconstruction
     def reconstruct(self, method: str, variant: str = "sd") -> np.ndarray:
         """(n_test, n_samples, H, W, 3) uint8 reconstructions for one of the paper's methods."""
+        check_true_inputs(method, ())
+        return self.cache.get("reconstructions", self._reconstruct_key(method, variant),
+                              lambda: {"images": self._generate(method, variant, ())})["images"]
+
+    def _generate(self, method: str, variant: str, true: tuple[str, ...]) -> np.ndarray:
+        """One run's generations (n_test, n_samples, H, W, 3), on decoded inputs but those named in ``true``."""
         p = self.profile
         common = self._generation_settings() | {"progress": self.progress}
+        c_target = "c" if variant == "sd" else "c_sd2"
+        if method == "[30]":
+            c = self.stimulus_features(c_target) if "c" in true else self.decoded(c_target)["predicted"]
+            images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant, "z" in true),
+                                     prompt_embeds=c, **common)
+        elif method == "+T":
+            images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant, "z" in true),
+                                     prompts=self._prompts(true), **common)
+        elif method == "+T+G":
+            images = methods.img2img(models.img2img(p, variant), None, init_images=self._gan_input(true),
+                                     prompts=self._prompts(true), **common)
+        else:  # +T+G+D
+            depth = self.true_depth if "depth" in true else self.decoded_depth
+            images = methods.depth2img(models.depth2img(p), self._gan_input(true), depth, self._prompts(true),
+                                       **common)
+        return images
 
-        def run():
-            if method == "[30]":
-                c_target = "c" if variant == "sd" else "c_sd2"
-                images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant),
-                                         prompt_embeds=self.decoded(c_target)["predicted"], **common)
-            elif method == "+T":
-                images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant),
-                                         prompts=self.decoded_captions, **common)
-            elif method == "+T+G":
-                images = methods.img2img(models.img2img(p, variant), None, init_images=self.gan_images,
-                                         prompts=self.decoded_captions, **common)
-            elif method == "+T+G+D":
-                images = methods.depth2img(models.depth2img(p), self.gan_images, self.decoded_depth,
-                                           self.decoded_captions, **common)
-            else:
-                raise KeyError(f"unknown method {method!r}; expected one of [30], +T, +T+G, +T+G+D")
-            return {"images": images}
+    def _prompts(self, true: tuple[str, ...]) -> list[str]:
+        if "coco caption" in true:
+            return self.coco_captions
+        return self.true_captions if "caption" in true else self.decoded_captions
 
-        return self.cache.get("reconstructions", self._reconstruct_key(method, variant), run)["images"]
+    def _gan_input(self, true: tuple[str, ...]) -> np.ndarray:
+        return self.true_gan_images if "gan" in true else self.gan_images
 
-    def _init_from_z(self, variant: str) -> dict:
-        """img2img's start from decoded z: an image decoded from it and encoded again by the pipeline
-        (``z_init`` "image", the authors'), or the latent itself ("latent")."""
+    def _init_from_z(self, variant: str, true_z: bool = False) -> dict:
+        """img2img's start from decoded z (or the seen image's true z): an image decoded from it and encoded again
+        by the pipeline (``z_init`` "image", the authors'), or the latent itself ("latent")."""
         p = self.profile
-        z = self.decoded("z")["predicted"]
+        z = self.stimulus_features("z") if true_z else self.decoded("z")["predicted"]
         if p.z_init == "latent":
             return {"init_latents": z}
         images = methods.init_images_from_latents(models.img2img(p, variant).vae, z, p.image_size,
@@ -375,13 +482,60 @@ class Experiment:
         return self._key("reconstruct", method, variant, self._generation_settings() | {"progress": None},
                          self._inputs_key(method, variant))
 
-    def _inputs_key(self, method: str, variant: str) -> list:
+    # ------------------------------------------------------------ runs on true inputs
+    def true_run(self, method: str, variant: str = "sd", true="all") -> dict[str, np.ndarray]:
+        """One run with the decoded inputs named in ``true`` replaced by the seen images' own (:data:`TRUE_INPUTS`;
+        ``"all"``: the oracle run, :func:`all_true`; one name: a swap), with the decoded run's seeds and samples.
+
+        Its generations are scored as they are made and not kept but for the first of each image (``first
+        generation``): on NSD a run's five generations take 3.9 GB, and the oracle and swaps are 17 runs. The entry
+        holds the identification's R matrices (as :meth:`identification`), the peers' pixel metrics (as
+        :meth:`pixel_metrics`) and those first generations. An oracle run's entry is keyed by the test images
+        alone, so every subject who saw them reads the same one."""
+        true = check_true_inputs(method, true)
+        if not true:
+            raise ValueError(f"a run on true inputs needs at least one of {', '.join(METHOD_INPUTS[method])}")
+
+        def run():
+            images = self._generate(method, variant, true)
+            # the pixel metrics of the first generations read as the decoded runs' do (a view: numpy's sums follow
+            # the memory layout, so a contiguous copy would move their last bit)
+            pixels = evaluate.pixel_metrics(self.test_images, images[:, 0], PEER_RESOLUTION)
+            return self._identify(images, method) | {"first generation": np.ascontiguousarray(images[:, 0])} | pixels
+
+        return self.cache.get("oracle", self._true_run_key(method, variant, true), run)
+
+    def _true_run_key(self, method: str, variant: str, true) -> list:
+        """A swap's key holds the subject; an oracle run's only the test images (:meth:`_shared_key`)."""
+        p = self.profile
+        true = check_true_inputs(method, true)
+        key = self._shared_key if is_oracle(method, true) else self._key
+        return key("true run", method, variant, self._generation_settings() | {"progress": None},
+                   self._inputs_key(method, variant, true), ["identification", p.eval_resolution, p.clip_eval_layers],
+                   ["pixel metrics", PEER_RESOLUTION])
+
+    def first_generations(self, method: str, variant: str = "sd", true=()) -> np.ndarray:
+        """(n_test, H, W, 3): each test image's first generation, of the decoded run or of a run on true inputs."""
+        if check_true_inputs(method, true):
+            return self.true_run(method, variant, true)["first generation"]
+        return self.reconstruct(method, variant)[:, 0]
+
+    def _inputs_key(self, method: str, variant: str, true: tuple[str, ...] = ()) -> list:
         """The keys of what a reconstruction reads, so that it is computed again when one of them changes
         (a +G setting, the decoders' alphas...), as :meth:`reconstruct` dispatches."""
-        start = [self._gan_key()] if method in ("+T+G", "+T+G+D") else [self._decoded_key("z"), self.profile.z_init]
-        text = ([self._decoded_key("c" if variant == "sd" else "c_sd2")] if method == "[30]"
-                else [self._captions_key()])
-        return start + text + ([self._depth_key()] if method == "+T+G+D" else [])
+        c_target = "c" if variant == "sd" else "c_sd2"
+        if method in ("+T+G", "+T+G+D"):
+            start = [self._true_gan_key() if "gan" in true else self._gan_key()]
+        else:
+            start = [self._true_features_key("z") if "z" in true else self._decoded_key("z"), self.profile.z_init]
+        if method == "[30]":
+            text = [self._true_features_key(c_target) if "c" in true else self._decoded_key(c_target)]
+        elif "coco caption" in true:
+            text = [self._shared_key("coco captions", self.coco_captions)]
+        else:
+            text = [self._true_captions_key() if "caption" in true else self._captions_key()]
+        depth = [self._true_depth_key() if "depth" in true else self._depth_key()] if method == "+T+G+D" else []
+        return start + text + depth
 
     # ------------------------------------------------------------- evaluation
     @cached_property
@@ -402,30 +556,32 @@ class Experiment:
         """Table 1 features of the presented test images, shared by every method's identification."""
         return self.evaluation_features(self.test_images, "original")
 
-    def identification(self, method: str, variant: str = "sd") -> dict[str, np.ndarray]:
-        """R matrices of one method per metric: ``mean <metric>`` (over samples) and ``first <metric>``.
+    def identification(self, method: str, variant: str = "sd", true=()) -> dict[str, np.ndarray]:
+        """R matrices of one method per metric: ``mean <metric>`` (over samples) and ``first <metric>``; with
+        ``true``, those of a run on true inputs (:meth:`true_run`)."""
+        if check_true_inputs(method, true):
+            return self.true_run(method, variant, true)
+        return self.cache.get("identification", self._identification_key(method, variant),
+                              lambda: self._identify(self.reconstruct(method, variant), method))
 
-        Reconstructions are scored a batch at a time and their features dropped: at NSD's size they
-        would take 11 GB per method (CLIP Early / Middle: 263,168 values per image)."""
+    def _identify(self, images: np.ndarray, method: str) -> dict[str, np.ndarray]:
+        """R matrices of generations (n, n_samples, H, W, 3) against the originals. They are scored a batch at a
+        time and their features dropped: at NSD's size they would take 11 GB per method (CLIP Early / Middle:
+        263,168 values per image)."""
         p = self.profile
-
-        def run():
-            original = self.original_features()
-            images = self.reconstruct(method, variant)
-            n, n_samples = images.shape[:2]
-            out = {f"{kind} {m}": np.zeros((n, n), np.float32) for kind in ("mean", "first") for m in evaluate.METRICS}
-            per_batch = max(1, p.batch_size * 4 // n_samples)
-            for rows in features.batches(n, per_batch, f"identification {method}", self.progress):
-                block = np.asarray(images[rows])
-                generated = self._evaluator(block.reshape(-1, *block.shape[2:]), progress=False)
-                for metric, values in generated.items():
-                    values = values.reshape(len(block), n_samples, -1)
-                    out[f"mean {metric}"][:, rows] = evaluate.cross_correlations(original[metric], values, p.device)
-                    out[f"first {metric}"][:, rows] = evaluate.cross_correlations(original[metric], values[:, :1],
-                                                                                   p.device)
-            return out
-
-        return self.cache.get("identification", self._identification_key(method, variant), run)
+        original = self.original_features()
+        n, n_samples = images.shape[:2]
+        out = {f"{kind} {m}": np.zeros((n, n), np.float32) for kind in ("mean", "first") for m in evaluate.METRICS}
+        per_batch = max(1, p.batch_size * 4 // n_samples)
+        for rows in features.batches(n, per_batch, f"identification {method}", self.progress):
+            block = np.asarray(images[rows])
+            generated = self._evaluator(block.reshape(-1, *block.shape[2:]), progress=False)
+            for metric, values in generated.items():
+                values = values.reshape(len(block), n_samples, -1)
+                out[f"mean {metric}"][:, rows] = evaluate.cross_correlations(original[metric], values, p.device)
+                out[f"first {metric}"][:, rows] = evaluate.cross_correlations(original[metric], values[:, :1],
+                                                                               p.device)
+        return out
 
     def _identification_key(self, method: str, variant: str) -> list:
         p = self.profile
@@ -438,18 +594,21 @@ class Experiment:
         keys = {"features": self._features_key, "decoded": self._decoded_key, "captions": self._captions_key,
                 "depth": self._depth_key, "gan": self._gan_key, "reconstructions": self._reconstruct_key,
                 "identification": self._identification_key, "pixel_metrics": self._pixel_metrics_key,
-                "evaluation": lambda: self._evaluation_key(self.test_images, "original")}
+                "evaluation": lambda: self._evaluation_key(self.test_images, "original"),
+                "true_captions": self._true_captions_key, "true_depth": self._true_depth_key,
+                "true_gan": self._true_gan_key, "oracle": self._true_run_key}
         if stage not in keys:
             raise KeyError(f"unknown cache stage {stage!r}; expected one of {sorted(keys)}")
-        return self.cache.key_path(stage, keys[stage](*args))
+        folder = stage.removeprefix("true_")  # the true inputs' entries lie beside the decoded ones
+        return self.cache.key_path(folder, keys[stage](*args))
 
     def per_image_scores(self, method: str, variant: str = "sd", exclude_ids=None,
-                         protocol: str = "takagi") -> dict[str, np.ndarray]:
+                         protocol: str = "takagi", true=()) -> dict[str, np.ndarray]:
         """Each test image's two-way identification accuracy per Table 1 metric (the claims' unit).
 
         With ``exclude_ids`` the excluded images leave both the anchors and the comparisons, and
         the arrays hold one value per remaining image, in test order."""
-        R = self.identification(method, variant)
+        R = self.identification(method, variant, true)
         keep = None
         if exclude_ids is not None:
             keep = ~np.isin(self.data.test_ids, np.asarray(exclude_ids))
@@ -457,9 +616,11 @@ class Experiment:
                                                            {m: R[f"first {m}"] for m in evaluate.METRICS},
                                                            keep, protocol)
 
-    def scores(self, method: str, variant: str = "sd", exclude_ids=None, protocol: str = "takagi") -> dict[str, float]:
-        """Two-way identification of one method for every Table 1 metric (Takagi protocol by default)."""
-        per_image = self.per_image_scores(method, variant, exclude_ids, protocol)
+    def scores(self, method: str, variant: str = "sd", exclude_ids=None, protocol: str = "takagi",
+               true=()) -> dict[str, float]:
+        """Two-way identification of one method for every Table 1 metric (Takagi protocol by default); ``true``:
+        the decoded inputs replaced by true ones, as in :meth:`reconstruct`."""
+        per_image = self.per_image_scores(method, variant, exclude_ids, protocol, true)
         return {metric: float(values.mean()) for metric, values in per_image.items()}
 
     def image_scores(self, images: np.ndarray, label: str) -> dict[str, float]:
@@ -471,8 +632,12 @@ class Experiment:
         generated = {metric: f[:, None] for metric, f in self.evaluation_features(images, label).items()}
         return evaluate.identification_scores(self.original_features(), generated, device=self.profile.device)
 
-    def pixel_metrics(self, method: str, variant: str = "sd") -> dict[str, np.ndarray]:
+    def pixel_metrics(self, method: str, variant: str = "sd", true=()) -> dict[str, np.ndarray]:
         """The peers' PixCorr and SSIM (MindEye's definitions) per test image, first generation."""
+        if check_true_inputs(method, true):
+            entry = self.true_run(method, variant, true)
+            return {name: entry[name] for name in evaluate.PIXEL_METRICS}
+
         def run():
             first = self.reconstruct(method, variant)[:, 0]  # a view: a memmap stays on disk
             return evaluate.pixel_metrics(self.test_images, first, PEER_RESOLUTION)

@@ -22,16 +22,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from . import stages
-from .config import Profile
+from .config import SUBJECTS, Profile
 from .stages import Job
 
 #: the worker's experiments by subject, kept from job to job (models load once per process)
 _experiments: dict = {}
 _profile: Profile | None = None
+#: the subject whose test images a job for all subjects (the oracle's) reads
+_reader_subject: str | None = None
 
 
-def _start_worker(profile: Profile, threads: int) -> None:
-    global _profile
+def _start_worker(profile: Profile, threads: int, reader_subject: str) -> None:
+    global _profile, _reader_subject
     import torch
 
     from .book import quiet_libraries
@@ -39,24 +41,28 @@ def _start_worker(profile: Profile, threads: int) -> None:
     torch.set_num_threads(threads)
     quiet_libraries()
     _profile = profile
+    _reader_subject = reader_subject
 
 
 def _run(job: Job) -> tuple[str, float]:
     from .experiment import Experiment
 
     start = time.perf_counter()
-    if job.subject not in _experiments:
-        _experiments[job.subject] = Experiment(_profile, job.subject, progress=False)
-    entry = stages.compute(_experiments[job.subject], job)
+    subject = job.subject or _reader_subject
+    if subject not in _experiments:
+        _experiments[subject] = Experiment(_profile, subject, progress=False)
+    entry = stages.compute(_experiments[subject], job)
     return str(entry), time.perf_counter() - start
 
 
-def plan(subjects: Iterable[str], runs=stages.RUNS) -> list[Job]:
+def plan(subjects: Iterable[str], runs=stages.RUNS, oracle: bool = False) -> list[Job]:
     """The jobs of ``subjects`` (not the dataset, which the parent writes first), ordered stage by stage
     across subjects, so that the workers start on different subjects' long jobs rather than on one
-    subject's chain."""
+    subject's chain; with ``oracle``, then the oracle's jobs and the first subject's swaps."""
+    subjects = list(subjects)
     per_subject = [stages.subject_jobs(s, runs) for s in subjects]
-    return [job for step in zip(*per_subject) for job in step]
+    out = [job for step in zip(*per_subject) for job in step]
+    return out + (stages.oracle_jobs() + stages.swap_jobs(subjects[0]) if oracle and subjects else [])
 
 
 def compute(profile: Profile, jobs: Iterable[Job], workers: int = 2, threads: int | None = None,
@@ -74,16 +80,17 @@ def compute(profile: Profile, jobs: Iterable[Job], workers: int = 2, threads: in
     threads = threads or profile.compute_threads or max(1, (os.cpu_count() or 1) // workers)
     ensure_dataset(profile, progress=False)  # once, before any worker opens an experiment
     waiting = [job for job in jobs if job.stage != "dataset"]  # a cached job costs its worker a read of the entry
+    reader_subject = next((job.subject for job in waiting if job.subject), SUBJECTS[0])
     seconds: dict[Job, float] = {}
     done = {Job("dataset")}
 
     def ready(job: Job) -> bool:
         return all(need in done or need not in waiting and need not in running.values()
-                   for need in stages.needs(job, profile.generator))
+                   for need in stages.needs(job, profile.generator, reader_subject))
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(profile, threads)) as pool:
+                             initargs=(profile, threads, reader_subject)) as pool:
         running: dict = {}
         while waiting or running:
             for job in [j for j in waiting if ready(j)]:
@@ -92,7 +99,8 @@ def compute(profile: Profile, jobs: Iterable[Job], workers: int = 2, threads: in
                 waiting.remove(job)
                 running[pool.submit(_run, job)] = job
             if not running:
-                raise RuntimeError(f"no job can start: {waiting[0]} needs {stages.needs(waiting[0], profile.generator)}")
+                raise RuntimeError(f"no job can start: {waiting[0]} needs "
+                                   f"{stages.needs(waiting[0], profile.generator, reader_subject)}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 job = running.pop(future)

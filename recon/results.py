@@ -119,6 +119,24 @@ def peers_frame(experiments, methods=METHODS) -> pd.DataFrame:
                                        *(f"{metric}, {RECONSTRUCTION_ANCHOR}" for metric in METRICS)])
 
 
+def oracle_frame(experiments) -> pd.DataFrame:
+    """The oracle's Table 1 as ``results/<profile>/oracle.csv`` holds it: ``subject`` (``all`` for the oracle runs,
+    which every subject shares; the first subject for its swaps), ``method``, ``variant``, ``inputs`` (those taken
+    from the seen image; the rest decoded), then the seven metrics (Takagi protocol)."""
+    from .stages import ORACLE_RUNS, SWAP_RUNS
+
+    subject, exp = next(iter(experiments.items()))
+    runs = [("all", run) for run in ORACLE_RUNS] + [(subject, run) for run in SWAP_RUNS]
+    rows = [dict(subject=who, method=method, variant=variant, inputs=inputs_label(true),
+                 **exp.scores(method, variant, true=true)) for who, (method, variant, true) in runs]
+    return pd.DataFrame(rows, columns=["subject", "method", "variant", "inputs", *METRICS])
+
+
+def inputs_label(true) -> str:
+    """``("z", "c")`` -> ``true z, c``; no true input -> ``decoded``."""
+    return "true " + ", ".join(true) if true else "decoded"
+
+
 def zoo_quality_frame(manifest: dict) -> pd.DataFrame:
     """Every number under each zoo model's ``quality`` in the manifest, one row per (model, measure)."""
     rows = []

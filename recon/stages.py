@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import METHODS, SUBJECTS, ConfigError, check_subject
+from .config import METHOD_INPUTS, METHODS, SUBJECTS, TRUE_INPUTS, ConfigError, check_subject
 
 #: decoding targets (``recon.experiment.TARGET_ROIS``; a test keeps the two equal)
 TARGETS = ("z", "c", "c_sd2", "blip", "dpt", "vgg")
@@ -21,6 +21,38 @@ RUNS = (("[30]", "sd"), ("+T", "sd"), ("+T+G", "sd"), ("+T+G+D", "sd"), ("[30]",
 VARIANTS = ("sd", "sd2")
 #: file-name-safe names of the methods, for markers and Snakemake wildcards
 METHOD_SLUGS = {"[30]": "30", "+T": "T", "+T+G": "TG", "+T+G+D": "TGD"}
+#: the true inputs (:data:`recon.config.TRUE_INPUTS`, in its order) by file-name-safe names; several join with "+"
+INPUT_SLUGS = {name: name.replace(" caption", "") for name in TRUE_INPUTS}  # "coco caption" -> "coco"
+
+
+def canonical_inputs(names) -> tuple[str, ...]:
+    """Input names in :data:`recon.config.TRUE_INPUTS`' order, so that one set of true inputs has one name."""
+    names = set(names)
+    return tuple(name for name in TRUE_INPUTS if name in names)
+
+
+#: the oracle runs, computed once for all subjects: each run of Table 1 and the control with every decoded input
+#: replaced by the seen image's own, the caption by BLIP's caption of the image and, for the methods with a
+#: caption, once more by its first COCO caption
+ORACLE_RUNS = tuple((m, v, canonical_inputs(METHOD_INPUTS[m])) for m, v in RUNS) + tuple(
+    (m, v, canonical_inputs({"coco caption" if i == "caption" else i for i in METHOD_INPUTS[m]}))
+    for m, v in RUNS if "caption" in METHOD_INPUTS[m])
+#: the swaps, per subject: each method of Table 1 with one decoded input replaced by its true value, the others
+#: decoded (the control's SD 2.0 run has its oracle run, not its swaps)
+SWAP_RUNS = tuple((m, v, (i,)) for m, v in RUNS if v == "sd" for i in METHOD_INPUTS[m])
+
+
+def inputs_from_slug(value: str) -> tuple[str, ...]:
+    """``gan+caption`` -> ``("caption", "gan")``; an unknown name fails naming the valid ones."""
+    by_slug = {slug: name for name, slug in INPUT_SLUGS.items()}
+    names = [by_slug.get(part, part if part in INPUT_SLUGS else None) for part in value.split("+")]
+    if not value or None in names:
+        raise ConfigError(f"unknown true inputs {value!r}; give names joined by '+' from {', '.join(by_slug)}")
+    return canonical_inputs(names)
+
+
+def inputs_slug(names) -> str:
+    return "+".join(INPUT_SLUGS[name] for name in canonical_inputs(names))
 
 
 @dataclass(frozen=True)
@@ -31,6 +63,8 @@ class Stage:
     help: str
     per_subject: bool = True
     also_writes: tuple[str, ...] = ()  # further cache folders its job fills, keyed like its own
+    #: once for all subjects, computed in any subject's experiment from the test images it shares with the others
+    shared: bool = False
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -46,7 +80,21 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("evaluation", None, "evaluation", "Table 1 features of the presented test images"),
     Stage("identification", "run", "identification", "two-way identification correlations of one run "
                                                      "(and the peers' PixCorr and SSIM)", also_writes=("pixel_metrics",)),
+    # the oracle: the same runs on true inputs, computed from the test images alone, so once for all subjects
+    Stage("true_captions", None, "true_captions", "captions BLIP writes from the seen images' own features "
+                                                  "(oracle +T)", per_subject=False,
+          shared=True),
+    Stage("true_depth", None, "true_depth", "depth maps from the seen images' own DPT features (oracle +D)",
+          per_subject=False, shared=True),
+    Stage("true_gan", None, "true_gan", "+G images optimised on the seen images' own VGG19 features (oracle +G)",
+          per_subject=False, shared=True),
+    Stage("oracle", "run", "oracle", "one run with every decoded input replaced by the seen image's own, scored "
+                                     "(identification, pixel metrics; first generations kept)", per_subject=False,
+          shared=True),
+    Stage("swap", "run", "oracle", "one run with one decoded input replaced by the seen image's own, scored"),
 )}
+#: the stages of runs on true inputs, with the true inputs of each of their jobs
+TRUE_RUN_STAGES = {"oracle": ORACLE_RUNS, "swap": SWAP_RUNS}
 
 
 def method_from_slug(value: str) -> str:
@@ -69,17 +117,20 @@ class Job:
     target: str | None = None
     method: str | None = None
     variant: str | None = None
+    true: tuple[str, ...] = ()  # the inputs an oracle or swap run takes from the seen image
 
     def __post_init__(self):
+        object.__setattr__(self, "true", canonical_inputs(self.true))
         check_job(self)
 
     @property
     def part(self) -> str | None:
-        """``z`` for a target, ``TG-sd`` for a run, None otherwise."""
+        """``z`` for a target, ``TG-sd`` for a run, ``TG-sd-caption+gan`` for a run on true inputs, None otherwise."""
         if self.target is not None:
             return self.target
         if self.method is not None:
-            return f"{METHOD_SLUGS[self.method]}-{self.variant}"
+            run = f"{METHOD_SLUGS[self.method]}-{self.variant}"
+            return f"{run}-{inputs_slug(self.true)}" if self.true else run
         return None
 
     def __str__(self) -> str:
@@ -99,16 +150,21 @@ class Job:
             args += ["--target", self.target]
         if self.method:
             args += ["--method", METHOD_SLUGS[self.method], "--variant", self.variant]
+        if self.true:
+            args += ["--true", inputs_slug(self.true)]
         return args
 
     @classmethod
     def from_marker_wildcards(cls, stage: str, subject: str | None = None, part: str | None = None) -> "Job":
-        """The job of a Snakemake rule instance: ``decoded`` + ``subj01`` + ``z``, or ``+T+G`` as ``TG-sd``."""
+        """The job of a Snakemake rule instance: ``decoded`` + ``subj01`` + ``z``, or ``+T+G`` as ``TG-sd``
+        (``TG-sd-caption+gan`` on true inputs)."""
         if STAGES[stage].part == "target":
             return cls(stage, subject, target=part)
         if STAGES[stage].part == "run":
-            slug, _, variant = (part or "").partition("-")
-            return cls(stage, subject, method=method_from_slug(slug), variant=variant)
+            slug, _, rest = (part or "").partition("-")
+            variant, _, true = rest.partition("-")
+            return cls(stage, subject, method=method_from_slug(slug), variant=variant,
+                       true=inputs_from_slug(true) if true else ())
         return cls(stage, subject)
 
 
@@ -141,6 +197,16 @@ def check_job(job: Job) -> None:
                               f"got {job.method!r} {job.variant!r}")
     elif job.method is not None or job.variant is not None:
         raise ConfigError(f"stage {job.stage!r} takes no method or variant")
+    if job.stage in TRUE_RUN_STAGES:
+        valid = [true for m, v, true in TRUE_RUN_STAGES[job.stage] if (m, v) == (job.method, job.variant)]
+        if not valid:
+            raise ConfigError(f"stage {job.stage!r} has no run of {job.method} {job.variant}; its runs are "
+                              + ", ".join(sorted({f"{m} {v}" for m, v, _ in TRUE_RUN_STAGES[job.stage]})))
+        if job.true not in valid:
+            raise ConfigError(f"stage {job.stage!r} of {job.method} {job.variant} takes the true inputs "
+                              f"{' or '.join(inputs_slug(t) for t in valid)}; got {inputs_slug(job.true) or 'none'!r}")
+    elif job.true:
+        raise ConfigError(f"stage {job.stage!r} takes no true inputs (got {inputs_slug(job.true)!r})")
 
 
 # ----------------------------------------------------------------------------- the graph
@@ -154,8 +220,24 @@ _RUN_INPUTS = {
 }
 
 
-def needs(job: Job, generator: str = "pixels") -> list[Job]:
-    """The jobs whose entries ``job`` reads directly (``generator`` is the profile's +G generator)."""
+def needs(job: Job, generator: str = "pixels", reader: str | None = None) -> list[Job]:
+    """The jobs whose entries ``job`` reads directly (``generator`` is the profile's +G generator). A job for all
+    subjects runs in one subject's experiment, ``reader``'s, and also reads that subject's test features (and
+    evaluation features of the originals); given ``reader``, those jobs are listed too."""
+    out = _needs(job, generator)
+    if reader is not None and STAGES[job.stage].shared:
+        out += _reader_needs(job, reader)
+    return out
+
+
+def _reader_needs(job: Job, subject: str) -> list[Job]:
+    features = {"true_captions": ["blip"], "true_depth": ["dpt"], "true_gan": ["vgg"]}.get(job.stage, [])
+    features += [_c_target(job.variant) if name == "c" else name for name in job.true if name in ("z", "c")]
+    runs = [Job("evaluation", subject)] if job.stage == "oracle" else []
+    return [Job("features", subject, target=target) for target in features] + runs
+
+
+def _needs(job: Job, generator: str) -> list[Job]:
     s = job.subject
     if job.stage == "dataset":
         return []
@@ -174,7 +256,40 @@ def needs(job: Job, generator: str = "pixels") -> list[Job]:
         return [Job(stage, s, target=target) for stage, target in _RUN_INPUTS[job.method, job.variant]]
     if job.stage == "identification":
         return [Job("reconstruct", s, method=job.method, variant=job.variant), Job("evaluation", s)]
+    if job.stage in ("true_captions", "true_depth", "true_gan"):
+        return [Job("dataset")]  # the test images' features are read or computed by the job itself
+    if job.stage == "oracle":
+        return [Job("dataset")] + [Job(_TRUE_PRODUCTS[name]) for name in job.true if name in _TRUE_PRODUCTS]
+    if job.stage == "swap":
+        (name,) = job.true
+        replaced = name.removeprefix("coco ")
+        decoded = [_decoded_job(i, s, job.variant) for i in METHOD_INPUTS[job.method] if i != replaced]
+        true = _true_job(name, s, job.variant)
+        return decoded + ([true] if true else []) + [Job("evaluation", s)]
     raise AssertionError(job)
+
+
+#: the job that computes a true input once for all subjects
+_TRUE_PRODUCTS = {"caption": "true_captions", "depth": "true_depth", "gan": "true_gan"}
+
+
+def _decoded_job(name: str, subject: str, variant: str) -> Job:
+    """The job of the decoded product that the input ``name`` of a run is."""
+    if name in ("z", "c"):
+        return Job("decoded", subject, target="z" if name == "z" else _c_target(variant))
+    return Job({"caption": "captions"}.get(name, name), subject)
+
+
+def _true_job(name: str, subject: str, variant: str) -> Job | None:
+    """The job that a true input comes from: the test images' features (z, c), a true product, or none (the COCO
+    captions are read)."""
+    if name in ("z", "c"):
+        return Job("features", subject, target="z" if name == "z" else _c_target(variant))
+    return Job(_TRUE_PRODUCTS[name]) if name in _TRUE_PRODUCTS else None
+
+
+def _c_target(variant: str) -> str:
+    return "c" if variant == "sd" else "c_sd2"
 
 
 def subject_jobs(subject: str, runs=RUNS) -> list[Job]:
@@ -187,9 +302,23 @@ def subject_jobs(subject: str, runs=RUNS) -> list[Job]:
     return out
 
 
-def jobs(subjects=SUBJECTS, runs=RUNS) -> list[Job]:
-    """The whole graph for ``subjects``: the dataset, then every subject's jobs."""
-    return [Job("dataset")] + [job for s in subjects for job in subject_jobs(check_subject(s), runs)]
+def oracle_jobs() -> list[Job]:
+    """The oracle's jobs, once for all subjects: the true inputs that take computing, then each oracle run."""
+    return [Job(stage) for stage in ("true_captions", "true_depth", "true_gan")] + \
+        [Job("oracle", method=m, variant=v, true=true) for m, v, true in ORACLE_RUNS]
+
+
+def swap_jobs(subject: str) -> list[Job]:
+    """One subject's swaps: each run with one decoded input replaced by its true value."""
+    return [Job("swap", subject, method=m, variant=v, true=true) for m, v, true in SWAP_RUNS]
+
+
+def jobs(subjects=SUBJECTS, runs=RUNS, oracle: bool = True) -> list[Job]:
+    """The whole graph for ``subjects``: the dataset, every subject's jobs, and (``oracle``) the oracle runs and the
+    first subject's swaps."""
+    subjects = [check_subject(s) for s in subjects]
+    out = [Job("dataset")] + [job for s in subjects for job in subject_jobs(s, runs)]
+    return out + (oracle_jobs() + swap_jobs(subjects[0]) if oracle and subjects else [])
 
 
 # ------------------------------------------------------------------------- resources
@@ -208,6 +337,12 @@ NSD_RESOURCES = {
     "reconstruct": dict(gpu=1, mem_mb=32_000, runtime=240, cpus=4, gpu_gb=12),  # 5.9 / 11.0 GB; ~26 GPU-min a run
     "evaluation": dict(gpu=1, mem_mb=16_000, runtime=30, cpus=4, gpu_gb=8),
     "identification": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),  # 6.2 / 6.2 GB
+    # the oracle's: the same work on true inputs (true features are the test images', read or extracted)
+    "true_captions": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),
+    "true_depth": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),
+    "true_gan": dict(gpu=1, mem_mb=32_000, runtime=90, cpus=4, gpu_gb=8),
+    "oracle": dict(gpu=1, mem_mb=32_000, runtime=300, cpus=4, gpu_gb=12),  # a run and its identification
+    "swap": dict(gpu=1, mem_mb=32_000, runtime=300, cpus=4, gpu_gb=12),
 }
 #: the simulated profiles run on a laptop or CI runner: no GPU, one thread per job
 LOCAL_RESOURCES = dict(gpu=0, mem_mb=4_000, runtime=30, cpus=1, gpu_gb=0)
@@ -226,15 +361,20 @@ def entry_path(exp, job: Job) -> Path:
     stage = STAGES[job.stage]
     if stage.cache_stage is None:
         return exp.profile.nsd_root
-    args = (job.target,) if stage.part == "target" else (job.method, job.variant) if stage.part == "run" else ()
-    return exp.entry_path(stage.cache_stage, *args)
+    return exp.entry_path(stage.cache_stage, *_entry_args(job))
+
+
+def _entry_args(job: Job) -> tuple:
+    part = STAGES[job.stage].part
+    if part == "run":
+        return (job.method, job.variant, job.true) if job.true else (job.method, job.variant)
+    return (job.target,) if part == "target" else ()
 
 
 def entry_paths(exp, job: Job) -> list[Path]:
     """Every cache folder ``job`` fills: :func:`entry_path` first, then its stage's ``also_writes``."""
     stage = STAGES[job.stage]
-    extra = [exp.entry_path(name, job.method, job.variant) if stage.part == "run" else exp.entry_path(name)
-             for name in stage.also_writes]
+    extra = [exp.entry_path(name, *_entry_args(job)) for name in stage.also_writes]
     return [entry_path(exp, job), *extra]
 
 
@@ -242,7 +382,7 @@ def compute(exp, job: Job) -> Path:
     """Compute ``job`` into the cache of ``exp`` (reading what is there already) and return its folder."""
     if job.stage == "dataset":
         raise ValueError("the dataset stage is computed by recon.experiment.ensure_dataset, without a subject")
-    if job.subject != exp.subject:
+    if job.subject is not None and job.subject != exp.subject:  # a job for all subjects runs in any one's
         raise ValueError(f"job {job} is not for the experiment's subject {exp.subject}")
     run = {
         "features": lambda: exp.stimulus_features(job.target, "test"),
@@ -255,6 +395,11 @@ def compute(exp, job: Job) -> Path:
         # the peers' PixCorr and SSIM ride along: cheap, and read from the same reconstructions
         "identification": lambda: (exp.identification(job.method, job.variant),
                                    exp.pixel_metrics(job.method, job.variant)),
+        "true_captions": lambda: exp.true_captions,
+        "true_depth": lambda: exp.true_depth,
+        "true_gan": lambda: exp.true_gan_images,
+        "oracle": lambda: exp.true_run(job.method, job.variant, job.true),
+        "swap": lambda: exp.true_run(job.method, job.variant, job.true),
     }[job.stage]
     run()
     return entry_path(exp, job)

@@ -17,6 +17,8 @@ from recon.evaluate import METRICS
 from recon.stages import Job
 
 SMOKE = ["--profile", "smoke"]
+#: the status rows of the oracle: three true inputs, the oracle runs, the first subject's swaps
+ORACLE_ROWS = 3 + len(stages.ORACLE_RUNS) + len(stages.SWAP_RUNS)
 
 
 def run_cli(*argv) -> tuple[int, str, str]:
@@ -45,6 +47,11 @@ BAD = {
                   "got '+T' 'sd2'"),
     "method where none": (["run", "gan", "--subject", "subj01", "--method", "+T"], "takes no method"),
     "subject for dataset": (["run", "dataset", "--subject", "subj01"], "once per profile; it takes no subject"),
+    "partial oracle": (["run", "oracle", "--method", "T", "--true", "z"], "takes the true inputs z+caption or z+coco"),
+    "unknown true input": (["run", "swap", "--subject", "subj01", "--method", "T", "--true", "clip"],
+                           "unknown true inputs 'clip'"),
+    "true inputs of a decoded run": (["run", "reconstruct", "--subject", "subj01", "--method", "T", "--true", "z"],
+                                     "takes no true inputs"),
     "unknown profile": (["run", "gan", "--subject", "subj01", "--profile", "huge"], "invalid choice: 'huge'"),
     "bad n_samples": (["run", "gan", "--subject", "subj01", "--n-samples", "0"],
                       "n_samples must be an integer >= 1, got 0"),
@@ -84,7 +91,7 @@ def test_the_stage_list_matches_the_experiment():
 
     assert set(stages.TARGETS) == set(TARGET_ROIS)
     assert {m for m, _ in stages.RUNS} == set(METHODS) and ("[30]", "sd2") in stages.RUNS
-    graph = stages.jobs()
+    graph = stages.jobs(oracle=False)  # the oracle's jobs: tests/test_oracle.py
     assert len(graph) == 1 + 4 * 26 and len(set(graph)) == len(graph)
     order = {job: i for i, job in enumerate(graph)}
     assert all(order[need] < order[job] for job in graph for need in stages.needs(job))  # a valid order
@@ -98,7 +105,9 @@ def test_the_stage_list_matches_the_experiment():
 CHAIN = [Job("dataset"), Job("features", "subj01", target="z"), Job("features", "subj01", target="c"),
          Job("decoded", "subj01", target="z"), Job("decoded", "subj01", target="c"), Job("evaluation", "subj01"),
          Job("reconstruct", "subj01", method="[30]", variant="sd"),
-         Job("identification", "subj01", method="[30]", variant="sd")]
+         Job("identification", "subj01", method="[30]", variant="sd"),
+         Job("swap", "subj01", method="[30]", variant="sd", true=("c",)),
+         Job("oracle", method="[30]", variant="sd", true=("z", "c"))]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +155,8 @@ def test_each_stage_reads_exactly_what_the_graph_says_it_needs(smoke):
     """The workflow's dependencies are the entries ``recon run`` really reads: the graph cannot drift."""
     exp = smoke_experiment(smoke["cache"])
     for job in CHAIN[1:]:
-        expected = {stages.entry_path(exp, j) for j in stages.needs(job, exp.profile.generator) if j.stage != "dataset"}
+        expected = {stages.entry_path(exp, j) for j in stages.needs(job, exp.profile.generator, reader="subj01")
+                    if j.stage != "dataset"}
         expected |= set(stages.entry_paths(exp, job))
         assert smoke["touched"][job] == expected, job
 
@@ -170,19 +180,25 @@ def test_a_cache_required_warm_does_not_even_simulate_the_dataset(tmp_path, monk
 def test_status_lists_what_is_cached_and_missing_per_subject_and_stage(smoke):
     code, out, _ = run_cli("status", *SMOKE, "--cache", smoke["cache"])
     assert code == 0
-    rows = {(line[:16].strip(), line[16:24].strip()): line[24:].split() for line in out.splitlines()
+    per_subject, _, oracle = out.partition("\noracle ")
+    rows = {(line[:16].strip(), line[16:24].strip()): line[24:].split() for line in per_subject.splitlines()
             if line.startswith(tuple(stages.STAGES))}
     assert len(rows) == 26
     assert rows[("decoded", "z")] == ["cached", "missing", "missing", "missing"]
     assert rows[("identification", "30-sd")][0] == "cached" and rows[("identification", "T-sd")][0] == "missing"
     assert rows[("captions", "")] == ["missing"] * 4
-    assert f"{len(CHAIN) - 1} of {4 * 26} entries cached" in out
+    oracle_rows = [line.split() for line in oracle.splitlines()[1:] if line.startswith(tuple(stages.STAGES))]
+    assert len(oracle_rows) == ORACLE_ROWS
+    assert {tuple(row[:2]) for row in oracle_rows if row[-1] == "cached"} == {("oracle", "30-sd-z+c"),
+                                                                               ("swap", "30-sd-c")}
+    assert [row[:2] for row in oracle_rows[3:5]] == [["oracle", "30-sd-z+c"], ["oracle", "T-sd-z+caption"]]
+    assert f"{len(CHAIN) - 1} of {4 * 26 + ORACLE_ROWS} entries cached" in out
     assert "recon run features --subject subj01 --target c_sd2 --profile smoke --cache" in out
 
 
 def test_status_of_an_empty_cache_simulates_nothing(tmp_path):
     code, out, _ = run_cli("status", *SMOKE, "--cache", tmp_path / "cache", "--subject", "subj02")
-    assert code == 0 and "0 of 26 entries cached" in out and "recon run dataset --profile smoke" in out
+    assert code == 0 and f"0 of {26 + ORACLE_ROWS} entries cached" in out and "recon run dataset --profile smoke" in out
     assert not (tmp_path / "cache").exists()
 
 

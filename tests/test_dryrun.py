@@ -43,6 +43,10 @@ def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys):
     for method in METHODS:
         assert any(stage.startswith(f"generate {method} (") for stage in rows), method
         assert f"identification {method}" in rows
+        assert any(stage.startswith(f"oracle generate {method} (") for stage in rows), method  # true inputs
+        assert f"identification oracle {method}" in rows
+    assert {"true captions (BLIP generate)", "true depth (DPT neck + head)"} <= set(rows)
+    assert all(0 <= v <= 1 for scores in report["oracle scores"].values() for v in scores.values())
     assert rows["features DPT hidden states"]["output"] == "(2, 4, 17, 16) float32"  # 1 + 4 x 4 tokens
     assert rows["decode dpt (ridge)"]["output"] == "(2, 4, 17, 16) float16"  # the profile's feature dtype
     assert rows["generate +T+G+D (depth2img)"]["output"] == "(2, 2, 64, 64, 3) uint8"

@@ -69,7 +69,8 @@ def test_the_nsd_graph_is_planned_for_four_subjects_without_data(tmp_path):
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
     jobs = planned_jobs(output)
-    assert len(jobs) == 1 + 4 * 26 + 2 and re.search(r"total\s+107", output)
+    total = len(stages.jobs()) + 2  # with the oracle's 20 jobs; and table1, all
+    assert len(jobs) == 1 + 4 * 26 + 20 + 2 == total and re.search(rf"total\s+{total}", output)
     check_plan(jobs, slurm=False)
     commands = re.findall(r"recon run (\w+) .*--profile nsd .*--done", output)  # every job is one `recon run`
     assert Counter(commands) == Counter(job.stage for job in stages.jobs())
@@ -83,7 +84,7 @@ def test_the_slurm_profile_submits_the_same_graph_with_partitions(tmp_path):
                      f"cache={tmp_path / 'cache'}")
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
-    assert "Using profile" in output and re.search(r"total\s+107", output)
+    assert "Using profile" in output and re.search(rf"total\s+{len(stages.jobs()) + 2}", output)
     check_plan(planned_jobs(output), slurm=True)
 
 
@@ -102,7 +103,10 @@ def test_the_slurm_profile_states_the_budget_of_every_rule():
 SUBJECT = "subj07"
 #: what the depth section reads; with their inputs, one job of every stage
 TARGETS = [Job("identification", SUBJECT, method="+T+G", variant="sd"),
-           Job("identification", SUBJECT, method="+T+G+D", variant="sd"), Job("features", SUBJECT, target="dpt")]
+           Job("identification", SUBJECT, method="+T+G+D", variant="sd"), Job("features", SUBJECT, target="dpt"),
+           # and the oracle's: a run for all subjects (read through SUBJECT's test images) and one swap
+           Job("oracle", method="+T+G", variant="sd", true=("caption", "gan")),
+           Job("swap", SUBJECT, method="+T+G+D", variant="sd", true=("depth",))]
 
 
 def closure(jobs) -> set[Job]:
@@ -114,7 +118,7 @@ def closure(jobs) -> set[Job]:
         job = todo.pop()
         if job not in out:
             out.add(job)
-            todo += stages.needs(job, generator)
+            todo += stages.needs(job, generator, reader=SUBJECT)
     return out
 
 
