@@ -32,7 +32,10 @@
 # The seeds and the five samples are those of the decoded runs. True inputs do not depend on the
 # subject, so these *oracle* runs are computed once for all subjects. Then, for one subject, each
 # method runs with one input at a time replaced (a *swap*), the others decoded: which input's
-# decoding costs the most.
+# decoding costs the most. The book swaps for the first subject only: each swap is a generation run
+# of its own (about 50 s on one core of the toy), and the other three subjects' 27 would add about
+# 11 minutes to a first build on 2 cores. `papermill notebooks/oracle.ipynb out.ipynb -p subject
+# subj07` computes another subject's.
 
 # %% tags=["parameters", "hide-input"]
 subject = "subj01"
