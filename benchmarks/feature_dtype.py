@@ -14,7 +14,7 @@ import time
 import torch
 
 from recon import book
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.experiment import Experiment
 
 

@@ -30,7 +30,7 @@ import torch
 
 from recon import evaluate, methods, models
 from recon.book import quiet_libraries
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.toy.zoo import build, quality, train, vgg
 
 #: (steps, lr): the profile's budget until 2026-11-27 (30 at 0.3), and around it

@@ -22,7 +22,8 @@ import torch
 
 from recon import evaluate
 from recon.book import quiet_libraries
-from recon.config import PEER_RESOLUTION, get_profile
+from recon.config import PEER_RESOLUTION
+from recon.profiles import get_profile
 from recon.experiment import Experiment
 
 

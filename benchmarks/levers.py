@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     from recon.book import quiet_libraries
-    from recon.config import get_profile
+    from recon.profiles import get_profile
     from recon.results import environment
 
     quiet_libraries()

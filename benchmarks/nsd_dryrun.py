@@ -47,8 +47,9 @@ import numpy as np
 import torch
 
 from recon import evaluate, features, methods, models
-from recon.toy import zoo
-from recon.config import METHODS, ModelIds, Profile, default_zoo_dir, get_profile
+from recon import manifest
+from recon.config import METHODS, ModelIds, Profile, default_zoo_dir
+from recon.profiles import get_profile
 from recon.experiment import LOW_DIMENSIONAL, TRIAL_AVERAGED
 from recon.ridge_streamed import StreamedRidgeCV, image_means
 
@@ -317,13 +318,13 @@ def write_manifest(root: Path, arch_name: str, seeds: dict[str, int]) -> str:
     """The zoo's manifest format over the dry-run folders, so ``recon.models`` can check them."""
     entries = {}
     for name, (_, model_class) in FOLDERS.items():
-        files = zoo.file_table(root / name)
+        files = manifest.file_table(root / name)
         entries[name] = {"class": model_class, "seed": seeds[name], "steps": 0, "train_seconds": 0.0,
                          "recipe": f"{arch_name} configuration of {name} in benchmarks/nsd_dryrun.py, seeded random "
                                    "weights (nothing downloaded); toy-zoo tokenizer",
                          "bytes": sum(f["bytes"] for f in files.values()), "files": files}
-    manifest = {"built_with": {"torch": torch.__version__}, "dryrun": arch_name, "models": entries}
-    (root / zoo.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    content = {"built_with": {"torch": torch.__version__}, "dryrun": arch_name, "models": entries}
+    (root / manifest.MANIFEST).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
     return f"{sum(len(e['files']) for e in entries.values())} files"
 
 
@@ -669,14 +670,14 @@ def run_stages(profile: Profile, settings: Settings, stages: Stages) -> dict:
 
 def built(root: Path, arch_name: str) -> bool:
     """Whether ``root`` already holds a complete set of folders of these configurations (``--workdir``)."""
-    path = root / zoo.MANIFEST
-    return path.is_file() and zoo.read_manifest(root).get("dryrun") == arch_name
+    path = root / manifest.MANIFEST
+    return path.is_file() and manifest.read(root).get("dryrun") == arch_name
 
 
 def write_models(root: Path, arch_name: str, settings: Settings, stages: Stages) -> None:
     """Build, save and free each model in turn, then write the manifest (last: it marks the set complete)."""
     arch = Architectures.tiny() if arch_name == "tiny" else Architectures.published()
-    (root / zoo.MANIFEST).unlink(missing_ok=True)
+    (root / manifest.MANIFEST).unlink(missing_ok=True)
     seeds = {name: settings.seed + 10 * k for k, name in enumerate(FOLDERS)}
     for name, writer in WRITERS.items():
         shutil.rmtree(root / name, ignore_errors=True)

@@ -48,7 +48,7 @@ FEATURE_BYTES = 2  # the nsd profile's feature_dtype, float16
 def _nsd_targets() -> dict:
     """Decoding targets per image whose size the nsd profile sets: z at its encode size (the VAE downsamples by
     8), BLIP's 1 + (side / 16)^2 tokens at its input size."""
-    from recon.config import get_profile
+    from recon.profiles import get_profile
 
     nsd = get_profile("nsd")
     return {"z": (4, nsd.z_size // 8, nsd.z_size // 8), "blip": (1 + (nsd.blip_image_size // 16) ** 2, 768)}
@@ -243,7 +243,7 @@ def measure_gan(args) -> Row:
     per image and step."""
     from torchvision.models import vgg19
 
-    from recon.config import get_profile
+    from recon.profiles import get_profile
 
     nsd = get_profile("nsd")
     vgg = vgg19(weights=None).eval().requires_grad_(False)

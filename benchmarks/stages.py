@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from recon import book
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.experiment import Experiment, ensure_dataset
 
 METHODS = ("[30]", "+T", "+T+G", "+T+G+D")

@@ -29,7 +29,7 @@ def kernel(name: str, profile_name: str) -> float:
 
     from recon import features, methods, models
     from recon.book import quiet_libraries
-    from recon.config import get_profile
+    from recon.profiles import get_profile
 
     quiet_libraries()
     p = get_profile(profile_name)

@@ -24,7 +24,7 @@ import torch
 
 from recon import models
 from recon.book import quiet_libraries
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.toy.zoo import __main__ as zoo_cli
 from recon.toy.zoo import build, quality, train
 

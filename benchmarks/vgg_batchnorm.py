@@ -27,7 +27,7 @@ from torchvision.models import vgg as tv_vgg
 
 from recon import models
 from recon.book import quiet_libraries
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.toy.zoo import build, train, vgg
 from recon.toy.zoo.__main__ import RECIPES
 

@@ -16,7 +16,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .config import SUBJECTS, check_device, check_subject, get_profile
+from .config import SUBJECTS, check_device, check_subject
+
+from .profiles import get_profile
 from .errors import ReconError
 from .experiment import Experiment
 

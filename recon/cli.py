@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from . import stages
-from .config import METHODS, PROFILES, SUBJECTS, ConfigError, check_device, get_profile
+from .config import METHODS, SUBJECTS, ConfigError, check_device
+from .profiles import PROFILES, get_profile
 from .stages import RUNS, STAGES, TARGETS, VARIANTS, Job
 
 EXIT_USAGE = 2

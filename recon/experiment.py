@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .toy import zoo
+from . import manifest
 from .cache import Cache
 from .config import METHOD_INPUTS, MULTI_ROIS, PEER_RESOLUTION, STREAMS_ROIS, TRUE_INPUTS, Profile, check_subject
 from .nsd import NSDReader, SubjectData
@@ -93,7 +93,6 @@ def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
         from filelock import FileLock
 
         from .cache import REQUIRE_WARM_ENV, ColdCacheError, require_warm_from_env
-        from .toy.simulate import simulate_nsd
 
         if require_warm_from_env():
             raise ColdCacheError(f"cache miss: the simulated NSD {root} does not exist and {REQUIRE_WARM_ENV} is set, "
@@ -101,7 +100,7 @@ def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
         root.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root.parent / f".{root.name}.lock")):
             if not root.exists():
-                simulate_nsd(root, profile.simulation, progress=progress)
+                profile.simulation.write(root, progress=progress)
     return root
 
 
@@ -110,8 +109,8 @@ def _model_fingerprint(profile: Profile) -> dict:
     out = {}
     for role, model_id in asdict(profile.models).items():
         path = Path(model_id)
-        if path.is_dir() and (path.parent / zoo.MANIFEST).is_file():
-            entry = zoo.read_manifest(path.parent)["models"].get(path.name, {})
+        if path.is_dir() and (path.parent / manifest.MANIFEST).is_file():
+            entry = manifest.read(path.parent)["models"].get(path.name, {})
             out[role] = {name: f["sha256"] for name, f in entry.get("files", {}).items()}
         else:
             out[role] = model_id

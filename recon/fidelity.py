@@ -16,7 +16,9 @@ from typing import Callable
 
 import pandas as pd
 
-from .config import Profile, get_profile
+from .config import Profile
+
+from .profiles import get_profile
 
 def _name(model_id: str) -> str:
     """A model id as the table shows it: Hub ids as they are, zoo folders as ``zoo/<name>``."""

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torchvision import models as tv_models
 from torchvision.models import vgg as tv_vgg
 
-from .toy import zoo
+from . import manifest
 from .config import ConfigError, Profile
 from .errors import ReconError
 
@@ -50,8 +50,8 @@ def resolve(model_id: str) -> str:
         return model_id
     folder = Path(model_id).expanduser()
     if not folder.is_dir():
-        raise zoo.ZooError(f"missing model folder {folder}; rebuild the zoo with `{zoo.REBUILD_COMMAND}`")
-    zoo.verify(folder)
+        raise manifest.ManifestError(f"missing model folder {folder}; rebuild the zoo with `{manifest.REBUILD_COMMAND}`")
+    manifest.verify(folder)
     return str(folder)
 
 
@@ -196,7 +196,7 @@ def _torchvision(arch: str, spec: str, device: str):
     elif spec.endswith(".safetensors"):
         path = Path(spec)
         if not path.is_file():
-            raise zoo.ZooError(f"missing model file {path}; rebuild the zoo with `{zoo.REBUILD_COMMAND}`")
+            raise manifest.ManifestError(f"missing model file {path}; rebuild the zoo with `{manifest.REBUILD_COMMAND}`")
         model = builder(weights=None, **extra)
         model.load_state_dict(load_file(path))
     else:  # a torchvision weights name such as IMAGENET1K_V1 (downloads on first use)
@@ -222,6 +222,12 @@ def _torchvision_pretrained(builder, weights, **extra):
         raise ModelNotAvailableError(f"could not load torchvision weights {name} ({file}): {error}; {how}") from error
 
 
+#: a narrowed VGG19's folder: its ``features`` weights and the config that records the width divisor (the zoo's
+#: ``vgg19`` is one)
+NARROW_VGG19_WEIGHTS = "model.safetensors"
+NARROW_VGG19_CONFIG = "config.json"
+
+
 def vgg19_layer_config(width_divisor: int) -> list:
     """torchvision's own VGG19 layer list ("E"), every width divided: same depth, pooling and indices."""
     return [v if v == "M" else max(4, v // width_divisor) for v in tv_vgg.cfgs["E"]]
@@ -233,15 +239,13 @@ def _narrowed_vgg19_weights(spec: str, width_divisor: int) -> dict:
     ``config.json`` is checked when present); the recorded width divisor must be the profile's."""
     import json
 
-    from .toy.zoo import vgg as zoo_vgg
-
     if spec.endswith(".safetensors"):
         file = Path(spec).expanduser()
         if not file.is_file():
-            raise zoo.ZooError(f"missing model file {file}; rebuild the zoo with `{zoo.REBUILD_COMMAND}`")
+            raise manifest.ManifestError(f"missing model file {file}; rebuild the zoo with `{manifest.REBUILD_COMMAND}`")
     else:
-        file = Path(resolve(spec)) / zoo_vgg.WEIGHTS  # a missing folder or file fails with ZooError here
-    config_file = file.parent / zoo_vgg.CONFIG
+        file = Path(resolve(spec)) / NARROW_VGG19_WEIGHTS  # a missing folder or file fails with ZooError here
+    config_file = file.parent / NARROW_VGG19_CONFIG
     state = load_file(file)
     if config_file.is_file():
         recorded = json.loads(config_file.read_text()).get("width_divisor")
@@ -303,7 +307,7 @@ def zoo_manifest(profile: Profile) -> dict:
     folder = Path(profile.models.sd)
     if not _is_local(profile.models.sd):
         raise ValueError(f"profile {profile.name!r} loads Hub models ({profile.models.sd}); it has no zoo manifest")
-    return zoo.read_manifest(folder.parent)
+    return manifest.read(folder.parent)
 
 
 @lru_cache(maxsize=2)

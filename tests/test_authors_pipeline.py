@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from recon import control, features, methods, models
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.decode import RidgeDecoder
 from recon.config import ConfigError
 from recon.ridge_streamed import StreamedRidgeCV

@@ -10,7 +10,8 @@ import pytest
 
 from recon import book, cli
 from recon.cache import Cache, CacheError, CacheWarning
-from recon.config import ConfigError, get_profile
+from recon.config import ConfigError
+from recon.profiles import get_profile
 from recon.errors import ReconError
 from recon.experiment import Experiment
 from recon.nsd import DIGEST_MEMO, NSDReader

@@ -132,7 +132,7 @@ def smoke(tmp_path_factory):
 
 
 def smoke_experiment(cache, subject="subj01"):
-    from recon.config import get_profile
+    from recon.profiles import get_profile
     from recon.experiment import Experiment
 
     return Experiment(get_profile("smoke", cache_dir=cache), subject, progress=False)

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from recon.config import STREAMS_ROIS, SUBJECTS, get_profile
+from recon.config import STREAMS_ROIS, SUBJECTS
+
+from recon.profiles import get_profile
 from recon.nsd import BETAS_DIR, NSDReader
 from recon.toy.simulate import BEHAVIOUR_COLUMNS, SimulationConfig, simulate_nsd
 

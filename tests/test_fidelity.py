@@ -2,7 +2,7 @@
 the table moves when a profile does."""
 
 from recon import fidelity
-from recon.config import get_profile
+from recon.profiles import get_profile
 
 
 def test_every_deviation_is_explained():

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from recon import methods, models
-from recon.config import get_profile
+from recon.profiles import get_profile
 
 
 

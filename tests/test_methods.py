@@ -5,7 +5,7 @@ import pytest
 
 from recon import features, methods, models
 from recon.toy import scenes
-from recon.config import get_profile
+from recon.profiles import get_profile
 
 N_IMAGES, N_SAMPLES, STEPS = 2, 2, 2
 

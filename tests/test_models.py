@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from recon import models
-from recon.config import get_profile
+from recon.profiles import get_profile
 
 HUB_LOADERS = {
     "CompVis/stable-diffusion-v1-4": lambda p: models.img2img(p, "sd"),

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from recon import evaluate, stages
-from recon.config import PEER_RESOLUTION, TRUE_INPUTS, ConfigError, get_profile
+from recon.config import PEER_RESOLUTION, TRUE_INPUTS, ConfigError
+from recon.profiles import get_profile
 from recon.experiment import Experiment, all_true, check_true_inputs, is_oracle
 from recon.stages import Job
 from recon.threads import fixed_threads

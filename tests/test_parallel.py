@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recon import parallel, stages
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.stages import Job
 
 SUBJECT = "subj01"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recon import results
-from recon.config import get_profile
+from recon.profiles import get_profile
 
 
 def _table(value=0.5):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recon import models
-from recon.config import get_profile
+from recon.profiles import get_profile
 from recon.toy.zoo import REBUILD_COMMAND, ZooError, vgg
 from recon.toy.zoo.__main__ import _write_manifest
 from recon.toy.zoo.train import SceneData

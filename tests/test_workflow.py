@@ -110,7 +110,7 @@ TARGETS = [Job("identification", SUBJECT, method="+T+G", variant="sd"),
 
 
 def closure(jobs) -> set[Job]:
-    from recon.config import get_profile
+    from recon.profiles import get_profile
 
     generator = get_profile("smoke").generator  # what the Snakefile passes
     out, todo = set(), list(jobs)
@@ -151,7 +151,7 @@ def test_a_local_run_fills_the_cache_one_job_per_stage(workflow_run):
     jobs = closure(TARGETS)
     assert {job.stage for job in jobs} == set(stages.STAGES)  # every stage ran as its own `recon run`
     assert re.search(rf"{len(jobs)} of {len(jobs)} steps \(100%\) done", done.stderr)
-    from recon.config import get_profile
+    from recon.profiles import get_profile
     from recon.experiment import Experiment
 
     exp = Experiment(get_profile("smoke", cache_dir=workflow_run["cache"]), SUBJECT, progress=False)
@@ -210,7 +210,7 @@ def test_a_stage_run_again_writes_byte_identical_entries(workflow_run, tmp_path)
     same folders, same bytes, down to the diffusion samples and the +G optimisation."""
     assert workflow_run["done"].returncode == 0
     cache = workflow_run["cache"]
-    from recon.config import get_profile
+    from recon.profiles import get_profile
     from recon.experiment import Experiment
 
     exp = Experiment(get_profile("smoke", cache_dir=cache), SUBJECT, progress=False)

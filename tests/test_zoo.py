@@ -8,7 +8,8 @@ import pytest
 
 from recon import models
 from recon.toy import zoo
-from recon.config import REPO_ROOT, ConfigError, ModelIds, get_profile
+from recon.config import REPO_ROOT, ConfigError, ModelIds
+from recon.profiles import get_profile
 from recon.nsd import NSDFileError, NSDReader
 from recon.toy.zoo import REBUILD_COMMAND, ZooError, read_manifest, verify
 from recon.toy.zoo.__main__ import build_zoo

@@ -290,7 +290,7 @@ def test_vision_pretraining_reports_only_the_label_groups_it_trains(tmp_path):
 
 def test_zoo_manifest_of_a_profile():
     from recon import models
-    from recon.config import get_profile
+    from recon.profiles import get_profile
 
     manifest = models.zoo_manifest(get_profile("toy"))
     assert {"clip", "sd-img2img", "blip", "dpt"} <= set(manifest["models"])

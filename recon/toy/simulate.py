@@ -157,6 +157,10 @@ class SimulationConfig:
             )
         return trials // self.trials_per_session
 
+    def write(self, root, progress: bool = True) -> Path:
+        """Write this simulated NSD under ``root`` (:class:`recon.config.Simulation`, which the experiment calls)."""
+        return simulate_nsd(root, self, progress=progress)
+
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "subjects"}
         out["subjects"] = {s: {"grid": list(v.grid), "ncsnr_median": v.ncsnr_median}

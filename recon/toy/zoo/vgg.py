@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 
 from .. import scenes
 from ...features import IMAGENET_MEAN, IMAGENET_STD, imagenet_normalise
-from ...models import vgg19_layer_config
+from ...models import NARROW_VGG19_CONFIG, NARROW_VGG19_WEIGHTS, vgg19_layer_config
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
+WEIGHTS = NARROW_VGG19_WEIGHTS  # the loader's file names (recon.models)
+CONFIG = NARROW_VGG19_CONFIG
 MODEL_CLASS = "torchvision.models.vgg.VGG.features"
 
 
@@ -202,7 +202,7 @@ def save_vgg19(features: torch.nn.Sequential, folder, *, width_divisor: int, inp
 def _toy_geometry(width_divisor: int | None, input_size: int | None) -> tuple[int, int]:
     """The toy profile's VGG width divisor and +G generation size, unless given."""
     if width_divisor is None or input_size is None:
-        from ...config import get_profile
+        from ...profiles import get_profile
 
         toy = get_profile("toy")
         width_divisor = toy.vgg_width_divisor if width_divisor is None else width_divisor
