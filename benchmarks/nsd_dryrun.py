@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon import evaluate, features, methods, models
+from recon import evaluate, features, methods, models, recipes
 from recon import manifest
 from recon.config import METHODS, ModelIds, Profile, default_zoo_dir
 from recon.profiles import get_profile
@@ -562,29 +562,28 @@ def decode_stages(stages: Stages, p: Profile, truth: dict, settings: Settings) -
 
 def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None, label: str = "",
                    rescale: bool = True) -> dict:
-    """What the methods are made of: +T captions, +D depth maps, +G images; from decoded features, or (the
-    oracle's, ``label`` "true ") from the test images' own, which +G does not rescale (Experiment.true_gan_images)."""
+    """What the methods are made of, by the book's recipes (:mod:`recon.recipes`): +T captions, +D depth maps, +G
+    images; from decoded features, or (the oracle's, ``label`` "true ") from the test images' own, which +G does not
+    rescale (Experiment.true_gan_images)."""
     n, kw = len(dec["z"]), batching(batch)
     out = {}
-    out["captions"] = stages.run(f"{label}captions (BLIP generate)", lambda: methods.captions_from_vision_features(
-        *models.blip(p), dec["blip"], repetition_penalty=p.repetition_penalty, num_beams=p.caption_beams,
-        max_length=p.caption_max_length, min_length=p.caption_min_length, prompt=p.caption_prompt, progress=False,
-        **kw), n)
-    out["depth"] = stages.run(f"{label}depth (DPT neck + head)", lambda: methods.depth_from_hidden_states(
-        models.dpt(p)[0], dec["dpt"], p.image_size, progress=False, **kw), n)
+    out["captions"] = stages.run(f"{label}captions (BLIP generate)",
+                                 lambda: recipes.captions(p, dec["blip"], progress=False, **kw), n)
+    out["depth"] = stages.run(f"{label}depth (DPT neck + head)",
+                              lambda: recipes.depth(p, dec["dpt"], progress=False, **kw), n)
     release_models()
     kind = p.generator.split(":")[0]
     stages.run(f"{label}load +G nets (VGG19, {kind} generator)",
                lambda: (models.vgg19_features(p), models.gan_generator(p)))
 
     def gan():
-        vgg = models.vgg19_features(p)
-        widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
-        targets = features.split_vgg_matrix(dec["vgg"], widths)
+        reference = None
         if rescale and p.generator_rescale_features:  # the reference SD here: the decoded features' own, over images
-            targets = methods.rescale_to_reference(targets, {k: float(v.std(0, ddof=1).mean()) for k, v in targets.items()})
-        options = methods.feature_matching_options(p) | ({"batch_size": batch} if batch else {})
-        return methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=False)
+            vgg = models.vgg19_features(p)
+            targets = features.split_vgg_matrix(dec["vgg"], features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool,
+                                                                                       p.generator_size))
+            reference = {k: float(v.std(0, ddof=1).mean()) for k, v in targets.items()}
+        return recipes.gan_images(p, dec["vgg"], reference, progress=False, batch_size=batch)
 
     out["gan"] = stages.run(f"{label}+G feature matching ({kind}, {p.generator_steps} steps)", gan, n)
     release_models()
@@ -593,31 +592,27 @@ def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None, lab
 
 def generation_stages(stages: Stages, p: Profile, dec: dict, products: dict, batch: int | None,
                       label: str = "") -> dict:
-    """The four methods, with the profile's sampling settings, as ``Experiment.reconstruct`` runs them (the oracle's,
-    ``label`` "oracle ", on true inputs)."""
-    common = dict(n_samples=p.n_samples, strength=p.strength, guidance_scale=p.guidance_scale,
-                  num_inference_steps=p.num_inference_steps, seed=p.seed, batch_size=batch or p.batch_size,
-                  progress=False)
+    """The four methods by the book's recipe (:func:`recon.recipes.reconstruct`) and the profile's sampling settings
+    (the oracle's, ``label`` "oracle ", on true inputs)."""
     n = len(dec["z"]) * p.n_samples
-    prompts = products["captions"]
+    kw = dict(progress=False, batch_size=batch)
+    inputs = {"caption": products["captions"], "gan": products["gan"], "depth": products["depth"]}
     out = {}
     stages.run(f"{label}reload SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
-    if p.z_init == "latent":
-        start = {"init_latents": dec["z"]}
-    else:
-        start = {"init_latents": None, "init_images": stages.run(f"{label}z -> init images (VAE decode)", lambda:
-                 methods.init_images_from_latents(models.img2img(p, "sd").vae, dec["z"], p.image_size,
-                                                  progress=False), len(dec["z"]))}
-    out["[30]"] = stages.run(f"{label}generate [30] (img2img z + c)", lambda: methods.img2img(
-        models.img2img(p, "sd"), **start, prompt_embeds=dec["c"], **common), n)
-    out["+T"] = stages.run(f"{label}generate +T (img2img z + captions)", lambda: methods.img2img(
-        models.img2img(p, "sd"), **start, prompts=prompts, **common), n)
-    out["+T+G"] = stages.run(f"{label}generate +T+G (img2img +G image)", lambda: methods.img2img(
-        models.img2img(p, "sd"), None, init_images=products["gan"], prompts=prompts, **common), n)
+    if p.z_init != "latent":  # timed on its own too; each run that starts from z decodes it again, as the book's do
+        stages.run(f"{label}z -> init images (VAE decode)",
+                   lambda: recipes.init_from_z(p, "sd", dec["z"], progress=False)["init_images"], len(dec["z"]))
+    start = {"z": dec["z"]}
+    out["[30]"] = stages.run(f"{label}generate [30] (img2img z + c)", lambda: recipes.reconstruct(
+        p, "[30]", "sd", start | {"c": dec["c"]}, **kw), n)
+    out["+T"] = stages.run(f"{label}generate +T (img2img z + captions)", lambda: recipes.reconstruct(
+        p, "+T", "sd", start | inputs, **kw), n)
+    out["+T+G"] = stages.run(f"{label}generate +T+G (img2img +G image)", lambda: recipes.reconstruct(
+        p, "+T+G", "sd", inputs, **kw), n)
     release_models()
     stages.run(f"{label}load SD 2 depth2img", lambda: models.depth2img(p).unet)
-    out["+T+G+D"] = stages.run(f"{label}generate +T+G+D (depth2img)", lambda: methods.depth2img(
-        models.depth2img(p), products["gan"], products["depth"], prompts, **common), n)
+    out["+T+G+D"] = stages.run(f"{label}generate +T+G+D (depth2img)", lambda: recipes.reconstruct(
+        p, "+T+G+D", "sd", inputs, **kw), n)
     release_models()
     return out
 

@@ -49,9 +49,7 @@ book.glue_paper(subject)
 # ## Decoding BLIP features
 
 # %% tags=["hide-input"]
-blip = exp.decoded("blip")
-glue("r_blip", float(blip["test_r"].mean()), display=False)
-glue("blip_shape", " × ".join(str(n) for n in blip["predicted"].shape[1:]), display=False)
+blip = book.glue_decoding(exp, "blip")
 
 # %% [markdown]
 # BLIP's ViT features ({glue:text}`blip_shape` per image) are decoded with a mean correlation of

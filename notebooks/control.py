@@ -48,7 +48,6 @@ n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37
 overlap_list = None  # CSV of the test images in the generator's training data (None: the profile's; see below)
 
 # %% tags=["hide-input"]
-import pandas as pd
 from myst_nb import glue
 
 from recon import book, control, figures
@@ -68,14 +67,11 @@ glue("n_excluded", len(excluded), display=False)
 # the baseline with and without them.
 
 # %% tags=["hide-input", "remove-output"]
-rows = {}
-for name, e in subjects.items():
-    rows[(name, "all test images")] = e.scores("[30]")
-    rows[(name, "overlap excluded")] = e.scores("[30]", exclude_ids=excluded)
-overlap = pd.DataFrame(rows).T.rename_axis(["subject", "evaluation"])
+overlap = control.baseline_scores(subjects, {"all test images": {}, "overlap excluded": {"exclude_ids": excluded}},
+                                  level="evaluation")
 incep = overlap["Inception-v3"].unstack()
-glue("overlap_before", control.mean_sd(incep["all test images"]), display=False)
-glue("overlap_after", control.mean_sd(incep["overlap excluded"]), display=False)
+glue("overlap_before", control.percent_mean_sd(incep["all test images"]), display=False)
+glue("overlap_after", control.percent_mean_sd(incep["overlap excluded"]), display=False)
 book.glue_table("tbl_overlap", overlap)
 
 # %% [markdown]
@@ -97,14 +93,10 @@ book.glue_table("tbl_overlap", overlap)
 # ({numref}`tbl-control-versions`, {numref}`fig-control-versions`).
 
 # %% tags=["hide-input", "remove-output"]
-rows = {}
-for name, e in subjects.items():
-    rows[(name, "SD 1.4")] = e.scores("[30]", variant="sd")
-    rows[(name, "SD 2.0")] = e.scores("[30]", variant="sd2")
-versions = pd.DataFrame(rows).T.rename_axis(["subject", "model"])
+versions = control.baseline_scores(subjects, {"SD 1.4": {"variant": "sd"}, "SD 2.0": {"variant": "sd2"}}, level="model")
 incep = versions["Inception-v3"].unstack()
-glue("sd14", control.mean_sd(incep["SD 1.4"]), display=False)
-glue("sd20", control.mean_sd(incep["SD 2.0"]), display=False)
+glue("sd14", control.percent_mean_sd(incep["SD 1.4"]), display=False)
+glue("sd20", control.percent_mean_sd(incep["SD 2.0"]), display=False)
 book.glue_table("tbl_versions", versions)
 book.glue_figure("fig_versions", figures.reconstructions(
     exp.test_images, {"SD 1.4": exp.reconstruct("[30]", "sd"), "SD 2.0": exp.reconstruct("[30]", "sd2")},

@@ -41,9 +41,7 @@ book.glue_paper(subject)
 # ## Decoding DPT features
 
 # %% tags=["hide-input"]
-dpt = exp.decoded("dpt")
-glue("r_dpt", float(dpt["test_r"].mean()), display=False)
-glue("dpt_shape", " × ".join(str(n) for n in dpt["predicted"].shape[1:]), display=False)
+dpt = book.glue_decoding(exp, "dpt")
 
 # %% [markdown]
 # DPT's hidden states ({glue:text}`dpt_shape` values per image) are decoded with a mean

@@ -99,8 +99,7 @@ glue("gan_quantum", "no rounding" if exp.profile.generator_code_quantum is None
 # ## Decoding VGG19 features
 
 # %% tags=["hide-input"]
-vgg = exp.decoded("vgg")
-glue("r_vgg", float(vgg["test_r"].mean()), display=False)
+vgg = book.glue_decoding(exp, "vgg")
 glue("vgg_units", int(vgg["predicted"].shape[1]), display=False)
 glue("vgg_layers", ", ".join(exp.profile.vgg_layers), display=False)
 

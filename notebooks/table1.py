@@ -41,9 +41,7 @@ book.glue_paper()  # means over subjects, as in the text below
 subjects = book.experiments(exp)
 
 # %% tags=["hide-input", "remove-output"]
-table = pd.DataFrame(
-    {(name, method): e.scores(method) for name, e in subjects.items() for method in METHODS}
-).T.rename_axis(["subject", "method"])[list(METRICS)]
+table = results.table1(subjects)
 glue("profile", exp.profile.name, display=False)
 book.glue_table("tbl_table1", book.beside_paper(side_by_side(table)))
 

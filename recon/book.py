@@ -84,6 +84,17 @@ def glue_scores(prefix: str, scores: dict[str, float]) -> None:
         glue(f"{prefix}_{metric}", float(value), display=False)
 
 
+def glue_decoding(exp: Experiment, target: str) -> dict[str, np.ndarray]:
+    """Decode ``target`` (cached) and glue, for the prose, its mean test correlation as ``r_{target}`` and the shape
+    of its features per image as ``{target}_shape`` (e.g. ``577 × 48``); returns the decoded entry."""
+    from myst_nb import glue
+
+    decoded = exp.decoded(target)
+    glue(f"r_{target}", float(decoded["test_r"].mean()), display=False)
+    glue(f"{target}_shape", " × ".join(str(n) for n in decoded["predicted"].shape[1:]), display=False)
+    return decoded
+
+
 def glue_paper(subject: str | None = None) -> None:
     """Glue the paper's Table 1 as ``paper_{method}_{metric}``: one subject's values, or with
     ``subject=None`` the means over subjects, so quoted values are never typed by hand."""

@@ -397,13 +397,12 @@ def cmd_table1(args, parser) -> int:
 
     import pandas as pd
 
+    from . import results
     from .evaluate import METRICS, paper_table, side_by_side, summarise
 
     for exp in experiments.values():
         exp.cache.require_warm = True  # a table from the cache; never a computation
-    table = pd.DataFrame(
-        {(s, m): experiments[s].scores(m, protocol=args.protocol) for s in subjects for m in METHODS}
-    ).T.rename_axis(["subject", "method"])[list(METRICS)]
+    table = results.table1({s: experiments[s] for s in subjects}, protocol=args.protocol)
     protocol = (f"Takagi: original anchors, r averaged over {profile.n_samples} samples" if args.protocol == "takagi"
                 else "the peers': reconstruction anchors, first sample")
     with pd.option_context("display.width", 250, "display.max_columns", None):

@@ -23,6 +23,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STREAMS_ROIS = ("early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal")
 #: ROIs for the captions, GAN and depth decoders (paper, section 2.1).
 MULTI_ROIS = ("early", "ventral", "midventral", "midlateral", "lateral", "parietal")
+#: decoding target -> ROIs it is decoded from (baseline as in [30]; the rest as in section 2.1)
+TARGET_ROIS = {
+    "z": ("early",),
+    "c": ("ventral",),
+    "c_sd2": ("ventral",),
+    "blip": MULTI_ROIS,
+    "dpt": MULTI_ROIS,
+    "vgg": MULTI_ROIS,
+}
 
 METHODS = ("[30]", "+T", "+T+G", "+T+G+D")
 #: what each method reads that was decoded from the brain (as ``Experiment.reconstruct`` passes it)
@@ -197,6 +206,12 @@ class Profile:
     @property
     def subjects(self) -> tuple[str, ...]:
         return SUBJECTS
+
+    @property
+    def generation_settings(self) -> dict:
+        """The sampling settings every reconstruction shares (:func:`recon.recipes.reconstruct`; its key holds them)."""
+        return dict(n_samples=self.n_samples, strength=self.strength, guidance_scale=self.guidance_scale,
+                    num_inference_steps=self.num_inference_steps, seed=self.seed, batch_size=self.batch_size)
 
 
 def nsd(**overrides) -> Profile:

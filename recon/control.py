@@ -43,7 +43,16 @@ def overlap_ids(profile: Profile) -> np.ndarray:
     return ids
 
 
-def mean_sd(values) -> str:
+def baseline_scores(experiments, conditions: dict[str, dict], level: str) -> pd.DataFrame:
+    """The baseline [30]'s two-way identification per subject under each condition of the control analysis: rows
+    (subject, condition), one column per metric. Each condition is the keyword arguments of ``Experiment.scores``
+    (``exclude_ids``, ``variant``)."""
+    rows = {(subject, label): exp.scores("[30]", **kwargs)
+            for subject, exp in experiments.items() for label, kwargs in conditions.items()}
+    return pd.DataFrame(rows).T.rename_axis(["subject", level])
+
+
+def percent_mean_sd(values) -> str:
     """Percent mean ± population sd over subjects, as the paper writes them (e.g. 74.3 ± 1.7)."""
     values = 100 * np.asarray(values, dtype=float)
     return f"{values.mean():.1f} ± {values.std():.1f}"

@@ -17,7 +17,9 @@ import pandas as pd
 
 from . import manifest
 from .cache import Cache
-from .config import METHOD_INPUTS, MULTI_ROIS, PEER_RESOLUTION, STREAMS_ROIS, TRUE_INPUTS, Profile, check_subject
+from . import stages
+from .config import (METHOD_INPUTS, PEER_RESOLUTION, STREAMS_ROIS, TARGET_ROIS, TRUE_INPUTS, Profile,
+                     check_subject)
 from .nsd import NSDReader, SubjectData
 
 
@@ -32,18 +34,9 @@ class _OnFirstUse:
         return getattr(importlib.import_module(self._name), attr)
 
 
-decode, evaluate, features, methods, models, ridge_streamed = (
-    _OnFirstUse(f"recon.{name}") for name in ("decode", "evaluate", "features", "methods", "models", "ridge_streamed"))
+decode, evaluate, features, models, recipes, ridge_streamed = (
+    _OnFirstUse(f"recon.{name}") for name in ("decode", "evaluate", "features", "models", "recipes", "ridge_streamed"))
 
-#: decoding target -> ROIs it is decoded from (baseline as in [30]; the rest as in section 2.1)
-TARGET_ROIS = {
-    "z": ("early",),
-    "c": ("ventral",),
-    "c_sd2": ("ventral",),
-    "blip": MULTI_ROIS,
-    "dpt": MULTI_ROIS,
-    "vgg": MULTI_ROIS,
-}
 LOW_DIMENSIONAL = {"z", "c", "c_sd2"}  # alpha grids differ, as in the authors' ridge.py
 #: targets decoded from betas averaged over each image's trials, as in the authors' code
 TRIAL_AVERAGED = {"vgg"}
@@ -236,7 +229,7 @@ class Experiment:
         if split != "test":
             raise ValueError(f"only test features are kept; got split {split!r} (decoders stream training features)")
         ids = self.test_ids
-        return self.cache.get_streamed("features", self._features_key(target),
+        return self.cache.get_streamed(*self._entry("features", target),
                                        lambda w: self._extract(target, ids, self._creator(w)))["x"]
 
     def _features_key(self, target: str) -> list:
@@ -296,7 +289,7 @@ class Experiment:
             predicted.flush()
             writer.put("test_r", decode.column_correlations(truth, predicted))
 
-        return self.cache.get_streamed("decoded", self._decoded_key(target), fit)
+        return self.cache.get_streamed(*self._entry("decoded", target), fit)
 
     def _decoded_key(self, target: str) -> list:
         p = self.profile
@@ -309,7 +302,7 @@ class Experiment:
     # ------------------------------------------------------- decoded products
     @cached_property
     def decoded_captions(self) -> list[str]:
-        return self._captions("captions", self._captions_key(), lambda: self.decoded("blip")["predicted"])
+        return self._captions("captions", lambda: self.decoded("blip")["predicted"])
 
     def _captions_key(self) -> list:
         return self._key("captions", *self._caption_settings(), self._decoded_key("blip"))
@@ -318,39 +311,31 @@ class Experiment:
         p = self.profile
         return p.repetition_penalty, p.caption_beams, p.caption_max_length, p.caption_min_length, p.caption_prompt
 
-    def _captions(self, stage: str, key: list, vision_features) -> list[str]:
+    def _captions(self, stage: str, vision_features) -> list[str]:
         """Captions BLIP's text decoder writes from ``vision_features()`` (decoded or true ViT tokens), cached."""
-        p = self.profile
-
         def run():
-            model, processor = models.blip(p)
-            return {"captions": np.array(methods.captions_from_vision_features(
-                model, processor, vision_features(), repetition_penalty=p.repetition_penalty,
-                num_beams=p.caption_beams, max_length=p.caption_max_length, min_length=p.caption_min_length,
-                prompt=p.caption_prompt, progress=self.progress))}
+            return {"captions": np.array(recipes.captions(self.profile, vision_features(), progress=self.progress))}
 
-        return [str(c) for c in self.cache.get(stage, key, run)["captions"]]
+        return [str(c) for c in self._cached(stage, (), run)["captions"]]
 
     @cached_property
     def decoded_depth(self) -> np.ndarray:
-        return self._depth(self._depth_key(), lambda: self.decoded("dpt")["predicted"])
+        return self._depth("depth", lambda: self.decoded("dpt")["predicted"])
 
     def _depth_key(self) -> list:
         return self._key("depth", self._decoded_key("dpt"))
 
-    def _depth(self, key: list, hidden_states) -> np.ndarray:
+    def _depth(self, stage: str, hidden_states) -> np.ndarray:
         """Depth maps DPT's neck and head make of ``hidden_states()`` (decoded or true), cached."""
         def run():
-            model, _ = models.dpt(self.profile)
-            return {"depth": methods.depth_from_hidden_states(model, hidden_states(), self.profile.image_size,
-                                                              progress=self.progress)}
+            return {"depth": recipes.depth(self.profile, hidden_states(), progress=self.progress)}
 
-        return self.cache.get("depth", key, run)["depth"]
+        return self._cached(stage, (), run)["depth"]
 
     @cached_property
     def gan_images(self) -> np.ndarray:
         """+G images at the generation size, from decoded VGG19 features."""
-        return self._gan(self._gan_key(), lambda: self.decoded("vgg")["predicted"],
+        return self._gan("gan", lambda: self.decoded("vgg")["predicted"],
                          rescale=self.profile.generator_rescale_features)
 
     def _gan_key(self) -> list:
@@ -363,20 +348,14 @@ class Experiment:
         return (p.generator, p.generator_batch_size, p.generator_size, p.generator_steps, p.generator_lr,
                 p.generator_dtype, p.generator_code_quantum, recipe)
 
-    def _gan(self, key: list, vgg_matrix, rescale: bool) -> np.ndarray:
+    def _gan(self, stage: str, vgg_matrix, rescale: bool) -> np.ndarray:
         """+G images matching the VGG19 features ``vgg_matrix()`` (decoded or true, one row per image), cached."""
-        p = self.profile
-
         def run():
-            vgg = models.vgg19_features(p)
-            widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
-            targets = features.split_vgg_matrix(vgg_matrix(), widths)
-            if rescale:
-                targets = methods.rescale_to_reference(targets, self.vgg_reference_std())
-            return {"images": methods.images_from_vgg_features(
-                self._gan_generator(), vgg, targets, **methods.feature_matching_options(p), progress=self.progress)}
+            matrix = vgg_matrix()
+            reference = self.vgg_reference_std() if rescale else None
+            return {"images": recipes.gan_images(self.profile, matrix, reference, progress=self.progress)}
 
-        return self.cache.get("gan", key, run)["images"]
+        return self._cached(stage, (), run)["images"]
 
     # ----------------------------------------------------- true inputs (oracle)
     def _true_features_key(self, target: str) -> list:
@@ -386,7 +365,7 @@ class Experiment:
     def true_captions(self) -> list[str]:
         """The captions BLIP writes for the seen images themselves, from their true ViT tokens: what a perfect
         decoder of BLIP's features would give +T. Shared by every subject who saw these test images."""
-        return self._captions("captions", self._true_captions_key(), lambda: self.stimulus_features("blip"))
+        return self._captions("true_captions", lambda: self.stimulus_features("blip"))
 
     def _true_captions_key(self) -> list:
         return self._shared_key("true captions", *self._caption_settings(), self._true_features_key("blip"))
@@ -399,7 +378,7 @@ class Experiment:
     @cached_property
     def true_depth(self) -> np.ndarray:
         """DPT's depth maps of the seen images (from their true hidden states), for the oracle's +D."""
-        return self._depth(self._true_depth_key(), lambda: self.stimulus_features("dpt"))
+        return self._depth("true_depth", lambda: self.stimulus_features("dpt"))
 
     def _true_depth_key(self) -> list:
         return self._shared_key("true depth", self._true_features_key("dpt"))
@@ -408,7 +387,7 @@ class Experiment:
     def true_gan_images(self) -> np.ndarray:
         """+G images optimised on the seen images' true VGG19 features. They are not rescaled: the rescaling
         undoes a decoder's shrinkage, and true features have none."""
-        return self._gan(self._true_gan_key(), lambda: self.stimulus_features("vgg"), rescale=False)
+        return self._gan("true_gan", lambda: self.stimulus_features("vgg"), rescale=False)
 
     def _true_gan_key(self) -> list:
         return self._shared_key("true gan", *self._gan_settings(), self._true_features_key("vgg"))
@@ -422,63 +401,32 @@ class Experiment:
         per_layer = features.split_vgg_matrix(self.decoded("vgg")["train_std"][None], widths)
         return {layer: float(sd.mean()) for layer, sd in per_layer.items()}
 
-    def _gan_generator(self):
-        return models.gan_generator(self.profile)
-
     # --------------------------------------------------------- reconstruction
     def reconstruct(self, method: str, variant: str = "sd") -> np.ndarray:
         """(n_test, n_samples, H, W, 3) uint8 reconstructions for one of the paper's methods."""
         check_true_inputs(method, ())
-        return self.cache.get("reconstructions", self._reconstruct_key(method, variant),
-                              lambda: {"images": self._generate(method, variant, ())})["images"]
+        return self._cached("reconstruct", (method, variant),
+                            lambda: {"images": self._generate(method, variant, ())})["images"]
 
     def _generate(self, method: str, variant: str, true: tuple[str, ...]) -> np.ndarray:
         """One run's generations (n_test, n_samples, H, W, 3), on decoded inputs but those named in ``true``."""
-        p = self.profile
-        common = self._generation_settings() | {"progress": self.progress}
         c_target = "c" if variant == "sd" else "c_sd2"
-        if method == "[30]":
-            c = self.stimulus_features(c_target) if "c" in true else self.decoded(c_target)["predicted"]
-            images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant, "z" in true),
-                                     prompt_embeds=c, **common)
-        elif method == "+T":
-            images = methods.img2img(models.img2img(p, variant), **self._init_from_z(variant, "z" in true),
-                                     prompts=self._prompts(true), **common)
-        elif method == "+T+G":
-            images = methods.img2img(models.img2img(p, variant), None, init_images=self._gan_input(true),
-                                     prompts=self._prompts(true), **common)
-        else:  # +T+G+D
-            depth = self.true_depth if "depth" in true else self.decoded_depth
-            images = methods.depth2img(models.depth2img(p), self._gan_input(true), depth, self._prompts(true),
-                                       **common)
-        return images
+        inputs = {  # each read only if the method uses it
+            "z": lambda: self.stimulus_features("z") if "z" in true else self.decoded("z")["predicted"],
+            "c": lambda: self.stimulus_features(c_target) if "c" in true else self.decoded(c_target)["predicted"],
+            "caption": lambda: self._prompts(true),
+            "gan": lambda: self.true_gan_images if "gan" in true else self.gan_images,
+            "depth": lambda: self.true_depth if "depth" in true else self.decoded_depth,
+        }
+        return recipes.reconstruct(self.profile, method, variant, inputs, progress=self.progress)
 
     def _prompts(self, true: tuple[str, ...]) -> list[str]:
         if "coco caption" in true:
             return self.coco_captions
         return self.true_captions if "caption" in true else self.decoded_captions
 
-    def _gan_input(self, true: tuple[str, ...]) -> np.ndarray:
-        return self.true_gan_images if "gan" in true else self.gan_images
-
-    def _init_from_z(self, variant: str, true_z: bool = False) -> dict:
-        """img2img's start from decoded z (or the seen image's true z): an image decoded from it and encoded again
-        by the pipeline (``z_init`` "image", the authors'), or the latent itself ("latent")."""
-        p = self.profile
-        z = self.stimulus_features("z") if true_z else self.decoded("z")["predicted"]
-        if p.z_init == "latent":
-            return {"init_latents": z}
-        images = methods.init_images_from_latents(models.img2img(p, variant).vae, z, p.image_size,
-                                                  progress=self.progress)
-        return {"init_latents": None, "init_images": images}
-
-    def _generation_settings(self) -> dict:
-        p = self.profile
-        return dict(n_samples=p.n_samples, strength=p.strength, guidance_scale=p.guidance_scale,
-                    num_inference_steps=p.num_inference_steps, seed=p.seed, batch_size=p.batch_size)
-
     def _reconstruct_key(self, method: str, variant: str) -> list:
-        return self._key("reconstruct", method, variant, self._generation_settings() | {"progress": None},
+        return self._key("reconstruct", method, variant, self.profile.generation_settings | {"progress": None},
                          self._inputs_key(method, variant))
 
     # ------------------------------------------------------------ runs on true inputs
@@ -502,14 +450,14 @@ class Experiment:
             pixels = evaluate.pixel_metrics(self.test_images, images[:, 0], PEER_RESOLUTION)
             return self._identify(images, method) | {"first generation": np.ascontiguousarray(images[:, 0])} | pixels
 
-        return self.cache.get("oracle", self._true_run_key(method, variant, true), run)
+        return self._cached("oracle" if is_oracle(method, true) else "swap", (method, variant, true), run)
 
     def _true_run_key(self, method: str, variant: str, true) -> list:
         """A swap's key holds the subject; an oracle run's only the test images (:meth:`_shared_key`)."""
         p = self.profile
         true = check_true_inputs(method, true)
         key = self._shared_key if is_oracle(method, true) else self._key
-        return key("true run", method, variant, self._generation_settings() | {"progress": None},
+        return key("true run", method, variant, p.generation_settings | {"progress": None},
                    self._inputs_key(method, variant, true), ["identification", p.eval_resolution, p.clip_eval_layers],
                    ["pixel metrics", PEER_RESOLUTION])
 
@@ -545,10 +493,11 @@ class Experiment:
         """Table 1 features of images (n, H, W, 3), e.g. the originals (label ``original``), cached.
 
         The cache key holds the images' bytes, so any change upstream recomputes."""
-        key = self._evaluation_key(images, label)
-        return self.cache.get("evaluation", key, lambda: self._evaluator(images, progress=self.progress))
+        return self._cached("evaluation", (images, label), lambda: self._evaluator(images, progress=self.progress))
 
-    def _evaluation_key(self, images: np.ndarray, label: str) -> list:
+    def _evaluation_key(self, images: np.ndarray | None = None, label: str = "original") -> list:
+        """The key of Table 1 features of ``images`` (by default the presented test images, ``original``)."""
+        images = self.test_images if images is None else images
         return self._key("evaluation", label, images, self.profile.eval_resolution, self.profile.clip_eval_layers)
 
     def original_features(self) -> dict[str, np.ndarray]:
@@ -560,8 +509,8 @@ class Experiment:
         ``true``, those of a run on true inputs (:meth:`true_run`)."""
         if check_true_inputs(method, true):
             return self.true_run(method, variant, true)
-        return self.cache.get("identification", self._identification_key(method, variant),
-                              lambda: self._identify(self.reconstruct(method, variant), method))
+        return self._cached("identification", (method, variant),
+                            lambda: self._identify(self.reconstruct(method, variant), method))
 
     def _identify(self, images: np.ndarray, method: str) -> dict[str, np.ndarray]:
         """R matrices of generations (n, n_samples, H, W, 3) against the originals. They are scored a batch at a
@@ -587,19 +536,18 @@ class Experiment:
         return self._reconstruct_key(method, variant) + ["identification", p.eval_resolution, p.clip_eval_layers]
 
     # -------------------------------------------------------- where things live
-    def entry_path(self, stage: str, *args) -> Path:
+    def entry_path(self, folder: str, *args) -> Path:
         """The cache folder of one product, without computing it: ``entry_path("decoded", "z")``,
-        ``entry_path("reconstructions", "+T", "sd")``, ``entry_path("evaluation")`` (the originals')."""
-        keys = {"features": self._features_key, "decoded": self._decoded_key, "captions": self._captions_key,
-                "depth": self._depth_key, "gan": self._gan_key, "reconstructions": self._reconstruct_key,
-                "identification": self._identification_key, "pixel_metrics": self._pixel_metrics_key,
-                "evaluation": lambda: self._evaluation_key(self.test_images, "original"),
-                "true_captions": self._true_captions_key, "true_depth": self._true_depth_key,
-                "true_gan": self._true_gan_key, "oracle": self._true_run_key}
-        if stage not in keys:
-            raise KeyError(f"unknown cache stage {stage!r}; expected one of {sorted(keys)}")
-        folder = stage.removeprefix("true_")  # the true inputs' entries lie beside the decoded ones
-        return self.cache.key_path(folder, keys[stage](*args))
+        ``entry_path("reconstruct", "+T", "sd")``, ``entry_path("evaluation")`` (the originals')."""
+        return self.cache.key_path(*self._entry(folder, *args))
+
+    def _entry(self, folder: str, *args) -> tuple[str, list]:
+        """A product's cache folder and key, as the one table of products (:data:`recon.stages.CACHE_KEYS`) says:
+        each folder is named after the stage that fills it, and the experiment's method named there gives the key."""
+        return folder, getattr(self, stages.cache_key_method(folder))(*args)
+
+    def _cached(self, folder: str, args: tuple, compute) -> dict[str, np.ndarray]:
+        return self.cache.get(*self._entry(folder, *args), compute)
 
     def per_image_scores(self, method: str, variant: str = "sd", exclude_ids=None,
                          protocol: str = "takagi", true=()) -> dict[str, np.ndarray]:
@@ -641,7 +589,7 @@ class Experiment:
             first = self.reconstruct(method, variant)[:, 0]  # a view: a memmap stays on disk
             return evaluate.pixel_metrics(self.test_images, first, PEER_RESOLUTION)
 
-        return self.cache.get("pixel_metrics", self._pixel_metrics_key(method, variant), run)
+        return self._cached("pixel_metrics", (method, variant), run)
 
     def _pixel_metrics_key(self, method: str, variant: str) -> list:
         return self._reconstruct_key(method, variant) + ["pixel metrics", PEER_RESOLUTION]

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .config import Profile
+from .config import TARGET_ROIS, Profile
 
 from .profiles import get_profile
 
@@ -31,8 +31,6 @@ def _zoo_models(p: Profile) -> bool:
 
 def _rois(target: str) -> Callable[[Profile], str]:
     def value(p: Profile) -> str:
-        from .experiment import TARGET_ROIS
-
         return ", ".join(TARGET_ROIS[target])
     return value
 

@@ -98,11 +98,18 @@ def write(frame: pd.DataFrame, profile: Profile, name: str) -> Path | None:
         path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
 
 
+def table1(experiments, methods=METHODS, protocol: str = "takagi") -> pd.DataFrame:
+    """Table 1: two-way identification of each method for each subject (rows indexed by subject and method), the
+    seven metrics as columns. The one place it is assembled: the book, ``recon table1`` and the committed CSV."""
+    rows = {(subject, method): exp.scores(method, protocol=protocol)
+            for subject, exp in experiments.items() for method in methods}
+    index = pd.MultiIndex.from_tuples(list(rows), names=["subject", "method"])
+    return pd.DataFrame([[scores[m] for m in METRICS] for scores in rows.values()], index=index, columns=list(METRICS))
+
+
 def table1_frame(experiments, methods=METHODS, protocol: str = "takagi") -> pd.DataFrame:
     """Table 1 as the committed CSV holds it: ``subject``, ``method``, then the seven metrics."""
-    rows = [dict(subject=subject, method=method, **exp.scores(method, protocol=protocol))
-            for subject, exp in experiments.items() for method in methods]
-    return pd.DataFrame(rows, columns=["subject", "method", *METRICS])
+    return table1(experiments, methods, protocol).reset_index()
 
 
 def peers_frame(experiments, methods=METHODS) -> pd.DataFrame:

@@ -1,5 +1,8 @@
-"""The stages of one subject's analysis: the one list that ``recon run``, ``recon status`` and the
-Snakemake workflow (``workflow/Snakefile``) all read, so they cannot drift apart.
+"""The stages of one subject's analysis: the one table of products (:data:`STAGES`) that ``Experiment`` (each
+product's cache folder and key), ``recon run``, ``recon status`` and the Snakemake workflow
+(``workflow/Snakefile``) all read, so they cannot drift apart. Each stage names its product, its cache folder
+(the stage's own name), the experiment method that keys it, what computes it and what it needs; the recipes
+themselves are :mod:`recon.recipes`, which the dry run calls too.
 
 A :class:`Job` is one stage for one subject (and decoding target, or reconstruction run): what
 ``recon run`` computes into the cache and what a Snakemake rule instance stands for. :func:`needs`
@@ -9,13 +12,14 @@ cluster node. Importing this module is cheap (no torch): the Snakefile reads it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import METHOD_INPUTS, METHODS, SUBJECTS, TRUE_INPUTS, ConfigError, check_subject
+from .config import METHOD_INPUTS, METHODS, SUBJECTS, TARGET_ROIS, TRUE_INPUTS, ConfigError, check_subject
 
-#: decoding targets (``recon.experiment.TARGET_ROIS``; a test keeps the two equal)
-TARGETS = ("z", "c", "c_sd2", "blip", "dpt", "vgg")
+#: decoding targets, one decoder each
+TARGETS = tuple(TARGET_ROIS)
 #: the reconstruction runs of Table 1 and the control analysis: (method, model variant)
 RUNS = (("[30]", "sd"), ("+T", "sd"), ("+T+G", "sd"), ("+T+G+D", "sd"), ("[30]", "sd2"))
 VARIANTS = ("sd", "sd2")
@@ -55,46 +59,33 @@ def inputs_slug(names) -> str:
     return "+".join(INPUT_SLUGS[name] for name in canonical_inputs(names))
 
 
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    part: str | None  # None, "target" (one job per decoding target) or "run" (per method and variant)
-    cache_stage: str | None  # the cache folder its entries live in
-    help: str
-    per_subject: bool = True
-    also_writes: tuple[str, ...] = ()  # further cache folders its job fills, keyed like its own
-    #: once for all subjects, computed in any subject's experiment from the test images it shares with the others
-    shared: bool = False
-
-
-STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("dataset", None, None, "the NSD tree: checked (nsd) or simulated (toy, smoke); once per profile",
-          per_subject=False),
-    Stage("features", "target", "features", "true features of the test images for one decoding target"),
-    Stage("decoded", "target", "decoded", "ridge decoder of one target (training features in scratch) and its "
-                                          "test predictions"),
-    Stage("captions", None, "captions", "captions generated from decoded BLIP features (+T)"),
-    Stage("depth", None, "depth", "depth maps from decoded DPT features (+D)"),
-    Stage("gan", None, "gan", "+G images optimised to match decoded VGG19 features"),
-    Stage("reconstruct", "run", "reconstructions", "the n_samples reconstructions of every test image, one run"),
-    Stage("evaluation", None, "evaluation", "Table 1 features of the presented test images"),
-    Stage("identification", "run", "identification", "two-way identification correlations of one run "
-                                                     "(and the peers' PixCorr and SSIM)", also_writes=("pixel_metrics",)),
-    # the oracle: the same runs on true inputs, computed from the test images alone, so once for all subjects
-    Stage("true_captions", None, "true_captions", "captions BLIP writes from the seen images' own features "
-                                                  "(oracle +T)", per_subject=False,
-          shared=True),
-    Stage("true_depth", None, "true_depth", "depth maps from the seen images' own DPT features (oracle +D)",
-          per_subject=False, shared=True),
-    Stage("true_gan", None, "true_gan", "+G images optimised on the seen images' own VGG19 features (oracle +G)",
-          per_subject=False, shared=True),
-    Stage("oracle", "run", "oracle", "one run with every decoded input replaced by the seen image's own, scored "
-                                     "(identification, pixel metrics; first generations kept)", per_subject=False,
-          shared=True),
-    Stage("swap", "run", "oracle", "one run with one decoded input replaced by the seen image's own, scored"),
-)}
 #: the stages of runs on true inputs, with the true inputs of each of their jobs
 TRUE_RUN_STAGES = {"oracle": ORACLE_RUNS, "swap": SWAP_RUNS}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One product of the analysis, declared once; ``Experiment``, ``recon run`` / ``status``, the Snakefile and the
+    dry run's recipes (:mod:`recon.recipes`) read it."""
+
+    name: str  # the stage, and the cache folder its entries live in
+    part: str | None  # None, "target" (one job per decoding target) or "run" (per method and variant)
+    help: str
+    #: the :class:`~recon.experiment.Experiment` method that gives an entry's key from the job's part; None: no entry
+    key: str | None
+    #: (experiment, job) -> the product, computed into the experiment's cache (None: not computed by ``recon run``)
+    compute: Callable | None
+    #: (job, generator) -> the jobs whose entries it reads directly (``generator``: the profile's +G generator)
+    needs: Callable
+    per_subject: bool = True
+    #: once for all subjects, computed in any subject's experiment from the test images it shares with the others
+    shared: bool = False
+    also_writes: tuple[tuple[str, str], ...] = ()  # further (cache folder, key method) its job fills, same part
+
+    @property
+    def folder(self) -> str | None:
+        """The cache folder of its entries: its own name (None for the dataset, which lives outside the cache)."""
+        return None if self.key is None else self.name
 
 
 def method_from_slug(value: str) -> str:
@@ -210,21 +201,11 @@ def check_job(job: Job) -> None:
 
 
 # ----------------------------------------------------------------------------- the graph
-#: what each reconstruction run is made from, besides the models (as in Experiment.reconstruct)
-_RUN_INPUTS = {
-    ("[30]", "sd"): [("decoded", "z"), ("decoded", "c")],
-    ("[30]", "sd2"): [("decoded", "z"), ("decoded", "c_sd2")],
-    ("+T", "sd"): [("decoded", "z"), ("captions", None)],
-    ("+T+G", "sd"): [("gan", None), ("captions", None)],
-    ("+T+G+D", "sd"): [("gan", None), ("depth", None), ("captions", None)],
-}
-
-
 def needs(job: Job, generator: str = "pixels", reader: str | None = None) -> list[Job]:
     """The jobs whose entries ``job`` reads directly (``generator`` is the profile's +G generator). A job for all
     subjects runs in one subject's experiment, ``reader``'s, and also reads that subject's test features (and
     evaluation features of the originals); given ``reader``, those jobs are listed too."""
-    out = _needs(job, generator)
+    out = STAGES[job.stage].needs(job, generator)
     if reader is not None and STAGES[job.stage].shared:
         out += _reader_needs(job, reader)
     return out
@@ -237,36 +218,38 @@ def _reader_needs(job: Job, subject: str) -> list[Job]:
     return [Job("features", subject, target=target) for target in features] + runs
 
 
-def _needs(job: Job, generator: str) -> list[Job]:
-    s = job.subject
-    if job.stage == "dataset":
-        return []
-    if job.stage in ("features", "evaluation"):
-        return [Job("dataset")]
-    if job.stage == "decoded":
-        return [Job("features", s, target=job.target)]
-    if job.stage == "captions":
-        return [Job("decoded", s, target="blip")]
-    if job.stage == "depth":
-        return [Job("decoded", s, target="dpt")]
-    if job.stage == "gan":
-        # the "vae" generator optimises a latent of the shape of the test images' z features
-        return [Job("decoded", s, target="vgg")] + ([Job("features", s, target="z")] if generator == "vae" else [])
-    if job.stage == "reconstruct":
-        return [Job(stage, s, target=target) for stage, target in _RUN_INPUTS[job.method, job.variant]]
-    if job.stage == "identification":
-        return [Job("reconstruct", s, method=job.method, variant=job.variant), Job("evaluation", s)]
-    if job.stage in ("true_captions", "true_depth", "true_gan"):
-        return [Job("dataset")]  # the test images' features are read or computed by the job itself
-    if job.stage == "oracle":
-        return [Job("dataset")] + [Job(_TRUE_PRODUCTS[name]) for name in job.true if name in _TRUE_PRODUCTS]
-    if job.stage == "swap":
-        (name,) = job.true
-        replaced = name.removeprefix("coco ")
-        decoded = [_decoded_job(i, s, job.variant) for i in METHOD_INPUTS[job.method] if i != replaced]
-        true = _true_job(name, s, job.variant)
-        return decoded + ([true] if true else []) + [Job("evaluation", s)]
-    raise AssertionError(job)
+def _after_dataset(job: Job, generator: str) -> list[Job]:
+    return [Job("dataset")]
+
+
+def _decoder_needs(job: Job, generator: str) -> list[Job]:
+    return [Job("features", job.subject, target=job.target)]
+
+
+def _gan_needs(job: Job, generator: str) -> list[Job]:
+    # the "vae" generator optimises a latent of the shape of the test images' z features
+    vae = [Job("features", job.subject, target="z")] if generator == "vae" else []
+    return [Job("decoded", job.subject, target="vgg")] + vae
+
+
+def _reconstruct_needs(job: Job, generator: str) -> list[Job]:
+    return [_decoded_job(name, job.subject, job.variant) for name in METHOD_INPUTS[job.method]]
+
+
+def _identification_needs(job: Job, generator: str) -> list[Job]:
+    return [Job("reconstruct", job.subject, method=job.method, variant=job.variant), Job("evaluation", job.subject)]
+
+
+def _oracle_needs(job: Job, generator: str) -> list[Job]:
+    return [Job("dataset")] + [Job(_TRUE_PRODUCTS[name]) for name in job.true if name in _TRUE_PRODUCTS]
+
+
+def _swap_needs(job: Job, generator: str) -> list[Job]:
+    (name,) = job.true
+    replaced = name.removeprefix("coco ")
+    decoded = [_decoded_job(i, job.subject, job.variant) for i in METHOD_INPUTS[job.method] if i != replaced]
+    true = _true_job(name, job.subject, job.variant)
+    return decoded + ([true] if true else []) + [Job("evaluation", job.subject)]
 
 
 #: the job that computes a true input once for all subjects
@@ -359,9 +342,9 @@ def resources(stage: str, profile: str) -> dict:
 def entry_path(exp, job: Job) -> Path:
     """The cache folder that holds ``job``'s product for the experiment ``exp`` (not computed)."""
     stage = STAGES[job.stage]
-    if stage.cache_stage is None:
+    if stage.folder is None:
         return exp.profile.nsd_root
-    return exp.entry_path(stage.cache_stage, *_entry_args(job))
+    return exp.entry_path(stage.folder, *_entry_args(job))
 
 
 def _entry_args(job: Job) -> tuple:
@@ -374,32 +357,75 @@ def _entry_args(job: Job) -> tuple:
 def entry_paths(exp, job: Job) -> list[Path]:
     """Every cache folder ``job`` fills: :func:`entry_path` first, then its stage's ``also_writes``."""
     stage = STAGES[job.stage]
-    extra = [exp.entry_path(name, *_entry_args(job)) for name in stage.also_writes]
+    extra = [exp.entry_path(folder, *_entry_args(job)) for folder, _ in stage.also_writes]
     return [entry_path(exp, job), *extra]
 
 
 def compute(exp, job: Job) -> Path:
     """Compute ``job`` into the cache of ``exp`` (reading what is there already) and return its folder."""
-    if job.stage == "dataset":
+    if STAGES[job.stage].compute is None:
         raise ValueError("the dataset stage is computed by recon.experiment.ensure_dataset, without a subject")
     if job.subject is not None and job.subject != exp.subject:  # a job for all subjects runs in any one's
         raise ValueError(f"job {job} is not for the experiment's subject {exp.subject}")
-    run = {
-        "features": lambda: exp.stimulus_features(job.target, "test"),
-        "decoded": lambda: exp.decoded(job.target),
-        "captions": lambda: exp.decoded_captions,
-        "depth": lambda: exp.decoded_depth,
-        "gan": lambda: exp.gan_images,
-        "reconstruct": lambda: exp.reconstruct(job.method, job.variant),
-        "evaluation": lambda: exp.original_features(),
-        # the peers' PixCorr and SSIM ride along: cheap, and read from the same reconstructions
-        "identification": lambda: (exp.identification(job.method, job.variant),
-                                   exp.pixel_metrics(job.method, job.variant)),
-        "true_captions": lambda: exp.true_captions,
-        "true_depth": lambda: exp.true_depth,
-        "true_gan": lambda: exp.true_gan_images,
-        "oracle": lambda: exp.true_run(job.method, job.variant, job.true),
-        "swap": lambda: exp.true_run(job.method, job.variant, job.true),
-    }[job.stage]
-    run()
+    STAGES[job.stage].compute(exp, job)
     return entry_path(exp, job)
+
+
+# ------------------------------------------------------------------ the products
+def _run(job: Job) -> tuple:
+    return (job.method, job.variant)
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("dataset", None, "the NSD tree: checked (nsd) or simulated (toy, smoke); once per profile",
+          key=None, compute=None, needs=lambda job, generator: [], per_subject=False),
+    Stage("features", "target", "true features of the test images for one decoding target",
+          key="_features_key", compute=lambda exp, job: exp.stimulus_features(job.target, "test"),
+          needs=_after_dataset),
+    Stage("decoded", "target", "ridge decoder of one target (training features in scratch) and its test predictions",
+          key="_decoded_key", compute=lambda exp, job: exp.decoded(job.target), needs=_decoder_needs),
+    Stage("captions", None, "captions generated from decoded BLIP features (+T)",
+          key="_captions_key", compute=lambda exp, job: exp.decoded_captions,
+          needs=lambda job, generator: [Job("decoded", job.subject, target="blip")]),
+    Stage("depth", None, "depth maps from decoded DPT features (+D)",
+          key="_depth_key", compute=lambda exp, job: exp.decoded_depth,
+          needs=lambda job, generator: [Job("decoded", job.subject, target="dpt")]),
+    Stage("gan", None, "+G images optimised to match decoded VGG19 features",
+          key="_gan_key", compute=lambda exp, job: exp.gan_images, needs=_gan_needs),
+    Stage("reconstruct", "run", "the n_samples reconstructions of every test image, one run",
+          key="_reconstruct_key", compute=lambda exp, job: exp.reconstruct(*_run(job)), needs=_reconstruct_needs),
+    Stage("evaluation", None, "Table 1 features of the presented test images",
+          key="_evaluation_key", compute=lambda exp, job: exp.original_features(), needs=_after_dataset),
+    # the peers' PixCorr and SSIM ride along: cheap, and read from the same reconstructions
+    Stage("identification", "run", "two-way identification correlations of one run (and the peers' PixCorr and SSIM)",
+          key="_identification_key",
+          compute=lambda exp, job: (exp.identification(*_run(job)), exp.pixel_metrics(*_run(job))),
+          needs=_identification_needs, also_writes=(("pixel_metrics", "_pixel_metrics_key"),)),
+    # the oracle: the same runs on true inputs, computed from the test images alone, so once for all subjects
+    # (their features are read or computed by the job itself)
+    Stage("true_captions", None, "captions BLIP writes from the seen images' own features (oracle +T)",
+          key="_true_captions_key", compute=lambda exp, job: exp.true_captions, needs=_after_dataset,
+          per_subject=False, shared=True),
+    Stage("true_depth", None, "depth maps from the seen images' own DPT features (oracle +D)",
+          key="_true_depth_key", compute=lambda exp, job: exp.true_depth, needs=_after_dataset,
+          per_subject=False, shared=True),
+    Stage("true_gan", None, "+G images optimised on the seen images' own VGG19 features (oracle +G)",
+          key="_true_gan_key", compute=lambda exp, job: exp.true_gan_images, needs=_after_dataset,
+          per_subject=False, shared=True),
+    Stage("oracle", "run", "one run with every decoded input replaced by the seen image's own, scored "
+                           "(identification, pixel metrics; first generations kept)",
+          key="_true_run_key", compute=lambda exp, job: exp.true_run(*_run(job), job.true), needs=_oracle_needs,
+          per_subject=False, shared=True),
+    Stage("swap", "run", "one run with one decoded input replaced by the seen image's own, scored",
+          key="_true_run_key", compute=lambda exp, job: exp.true_run(*_run(job), job.true), needs=_swap_needs),
+)}
+#: cache folder -> the Experiment method that keys its entries: each stage's own folder, and those it also fills
+CACHE_KEYS = {stage.name: stage.key for stage in STAGES.values() if stage.key} | {
+    folder: key for stage in STAGES.values() for folder, key in stage.also_writes}
+
+
+def cache_key_method(folder: str) -> str:
+    """The Experiment method that keys the entries of cache ``folder``; an unknown folder fails naming the valid ones."""
+    if folder not in CACHE_KEYS:
+        raise KeyError(f"unknown cache folder {folder!r}; expected one of {sorted(CACHE_KEYS)}")
+    return CACHE_KEYS[folder]

@@ -206,7 +206,7 @@ def test_a_product_is_keyed_by_what_it_reads(tmp_path):
     def paths(**overrides):
         exp = Experiment(get_profile("smoke", cache_dir=tmp_path, **overrides), "subj01", progress=False)
         runs = [("[30]", "sd"), ("+T", "sd"), ("+T+G", "sd"), ("+T+G+D", "sd"), ("[30]", "sd2")]
-        out = {f"reconstruct {m} {v}": exp.entry_path("reconstructions", m, v).name for m, v in runs}
+        out = {f"reconstruct {m} {v}": exp.entry_path("reconstruct", m, v).name for m, v in runs}
         return out | {stage: exp.entry_path(stage).name for stage in ("captions", "depth", "gan")}
 
     base = paths()

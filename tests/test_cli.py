@@ -87,9 +87,6 @@ def test_help_lists_every_stage():
 
 # -------------------------------------------------------------------------------- the stage list
 def test_the_stage_list_matches_the_experiment():
-    from recon.experiment import TARGET_ROIS
-
-    assert set(stages.TARGETS) == set(TARGET_ROIS)
     assert {m for m, _ in stages.RUNS} == set(METHODS) and ("[30]", "sd2") in stages.RUNS
     graph = stages.jobs(oracle=False)  # the oracle's jobs: tests/test_oracle.py
     assert len(graph) == 1 + 4 * 26 and len(set(graph)) == len(graph)
@@ -159,6 +156,18 @@ def test_each_stage_reads_exactly_what_the_graph_says_it_needs(smoke):
                     if j.stage != "dataset"}
         expected |= set(stages.entry_paths(exp, job))
         assert smoke["touched"][job] == expected, job
+
+
+def test_each_product_lives_in_the_folder_named_after_its_stage(smoke):
+    """One table of products (stages.STAGES): a job's entry lies in its stage's folder, and every entry that any job
+    touched lies in a folder the table declares (a stage's own, or one it also writes)."""
+    exp = smoke_experiment(smoke["cache"])
+    for job in CHAIN[1:]:
+        assert stages.entry_path(exp, job).parent == smoke["cache"] / job.stage, job
+    touched = {path.parent.name for paths in smoke["touched"].values() for path in paths}
+    assert touched <= set(stages.CACHE_KEYS) and {"reconstruct", "swap", "oracle", "pixel_metrics"} <= touched
+    with pytest.raises(KeyError, match="unknown cache folder 'reconstructions'"):
+        exp.entry_path("reconstructions", "[30]", "sd")
 
 
 def test_a_second_run_reads_the_cache(smoke, monkeypatch):

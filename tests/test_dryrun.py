@@ -34,9 +34,21 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("dryrun")
 
 
-def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys):
+def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys, monkeypatch):
+    """... by the book's own recipes (recon.recipes), each called for the decoded and the true inputs."""
+    from recon import recipes
+
+    called = []
+    for name in ("captions", "depth", "gan_images", "reconstruct"):
+        def recorded(*args, _name=name, _recipe=getattr(recipes, name), **kwargs):
+            called.append(_name if _name != "reconstruct" else f"reconstruct {args[1]}")
+            return _recipe(*args, **kwargs)
+
+        monkeypatch.setattr(recipes, name, recorded)
     out = workdir / "report.json"
     assert dryrun.main(["--tiny", "--workdir", str(workdir), "--out", str(out)]) == 0
+    expected = ["captions", "depth", "gan_images"] + [f"reconstruct {m}" for m in METHODS]
+    assert called == expected * 2  # decoded, then the oracle's true inputs
     report = json.loads(out.read_text())
     rows = {row["stage"]: row for row in report["stages"]}
     assert len(rows) == len(report["stages"])  # stage names are unique

@@ -8,7 +8,7 @@ import pytest
 
 #: the modules of the science (issue 34's list, and the manifest contract the model loader owns)
 SCIENCE = ("config", "nsd", "manifest", "models", "features", "decode", "ridge_streamed", "methods", "evaluate",
-           "claims", "cache", "experiment", "stages")
+           "claims", "cache", "experiment", "stages", "recipes")
 
 
 @pytest.mark.parametrize("module", SCIENCE)

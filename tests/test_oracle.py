@@ -132,7 +132,7 @@ def test_a_swap_replaces_one_input_and_keeps_the_subjects_others(smoke):
     swapped = exp.first_generations("+T+G", true=("caption",))
     decoded = exp.first_generations("+T+G")
     assert swapped.shape == decoded.shape
-    assert exp.entry_path("oracle", "+T+G", "sd", ("caption",)) != \
-        smoke["subj02"].entry_path("oracle", "+T+G", "sd", ("caption",))  # the decoded +G is the subject's
+    assert exp.entry_path("swap", "+T+G", "sd", ("caption",)) != \
+        smoke["subj02"].entry_path("swap", "+T+G", "sd", ("caption",))  # the decoded +G is the subject's
     if exp.true_captions != exp.decoded_captions:
         assert not np.array_equal(swapped, decoded)

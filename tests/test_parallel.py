@@ -22,7 +22,7 @@ JOBS = [Job("features", SUBJECT, target="z"), Job("features", SUBJECT, target="c
 
 def entries(cache: Path) -> dict[str, bytes]:
     out = {}
-    for folder in ("features", "decoded", "gan", "reconstructions"):
+    for folder in ("features", "decoded", "gan", "reconstruct"):
         for entry in (cache / folder).iterdir():
             if not entry.name.startswith("."):
                 out |= {str(f.relative_to(cache)): f.read_bytes() for f in entry.iterdir()}

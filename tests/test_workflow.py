@@ -126,8 +126,8 @@ def cache_files(root: Path) -> dict[str, bytes]:
     """Every file of every entry (not the simulated tree, locks or markers)."""
     out = {}
     for stage in stages.STAGES.values():
-        folder = root / str(stage.cache_stage)
-        if stage.cache_stage and folder.is_dir():
+        folder = root / str(stage.folder)
+        if stage.folder and folder.is_dir():
             for entry in folder.iterdir():
                 if not entry.name.startswith("."):
                     out |= {str(f.relative_to(root)): f.read_bytes() for f in entry.iterdir()}

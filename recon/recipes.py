@@ -1,0 +1,83 @@
+"""The methods' recipes: what +T, +D, +G and each reconstruction make of their inputs, as pure functions.
+
+Each takes the profile (its models and settings) and arrays, and returns arrays; none reads the cache or the
+dataset. :class:`recon.experiment.Experiment` feeds them decoded or true inputs and caches what they return;
+``benchmarks/nsd_dryrun.py`` feeds them random inputs on the real architectures. So the book, the dry run and the
+oracle run one recipe per product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import features, methods, models
+from .config import Profile
+
+
+def captions(profile: Profile, vision_features: np.ndarray, *, progress=True, **batching) -> list[str]:
+    """+T: the captions BLIP's text decoder writes from ViT features (decoded, or the seen images' own)."""
+    p = profile
+    model, processor = models.blip(p)
+    return methods.captions_from_vision_features(
+        model, processor, vision_features, repetition_penalty=p.repetition_penalty, num_beams=p.caption_beams,
+        max_length=p.caption_max_length, min_length=p.caption_min_length, prompt=p.caption_prompt, progress=progress,
+        **batching)
+
+
+def depth(profile: Profile, hidden_states: np.ndarray, *, progress=True, **batching) -> np.ndarray:
+    """+D: the depth maps DPT's neck and head make of backbone hidden states (decoded or true), at the image size."""
+    model, _ = models.dpt(profile)
+    return methods.depth_from_hidden_states(model, hidden_states, profile.image_size, progress=progress, **batching)
+
+
+def gan_images(profile: Profile, vgg_matrix: np.ndarray, reference_std: dict[str, float] | None = None, *,
+               progress=True, batch_size: int | None = None) -> np.ndarray:
+    """+G: images optimised to match VGG19 features (one row per image, the profile's layers concatenated). With
+    ``reference_std`` each layer is first rescaled to it (:func:`recon.methods.rescale_to_reference`), as the
+    authors rescale decoded features; true features are matched as they are."""
+    p = profile
+    vgg = models.vgg19_features(p)
+    widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
+    targets = features.split_vgg_matrix(vgg_matrix, widths)
+    if reference_std is not None:
+        targets = methods.rescale_to_reference(targets, reference_std)
+    options = methods.feature_matching_options(p) | ({"batch_size": batch_size} if batch_size else {})
+    return methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=progress)
+
+
+def init_from_z(profile: Profile, variant: str, z: np.ndarray, *, progress=True) -> dict:
+    """img2img's start from z (decoded, or the seen image's own): an image decoded from it and encoded again by the
+    pipeline (``z_init`` "image", the authors'), or the latent itself ("latent")."""
+    p = profile
+    if p.z_init == "latent":
+        return {"init_latents": z}
+    images = methods.init_images_from_latents(models.img2img(p, variant).vae, z, p.image_size, progress=progress)
+    return {"init_latents": None, "init_images": images}
+
+
+def reconstruct(profile: Profile, method: str, variant: str, inputs: dict, *, progress=True,
+                batch_size: int | None = None) -> np.ndarray:
+    """One run's generations (n_test, n_samples, H, W, 3) of one of the paper's methods from its ``inputs``
+    (:data:`recon.config.METHOD_INPUTS`: ``z`` and ``c`` arrays, ``caption`` a list of prompts, ``gan`` images,
+    ``depth`` maps), decoded or true. Each input is read only when the method uses it, so ``inputs`` may hold
+    callables that produce it."""
+    p = profile
+    common = p.generation_settings | {"progress": progress} | ({"batch_size": batch_size} if batch_size else {})
+
+    def read(name):
+        value = inputs[name]
+        return value() if callable(value) else value
+
+    if method == "[30]":
+        return methods.img2img(models.img2img(p, variant), **init_from_z(p, variant, read("z"), progress=progress),
+                               prompt_embeds=read("c"), **common)
+    if method == "+T":
+        start = init_from_z(p, variant, read("z"), progress=progress)
+        return methods.img2img(models.img2img(p, variant), **start, prompts=read("caption"), **common)
+    if method == "+T+G":
+        return methods.img2img(models.img2img(p, variant), None, init_images=read("gan"), prompts=read("caption"),
+                               **common)
+    if method == "+T+G+D":
+        gan = read("gan")
+        return methods.depth2img(models.depth2img(p), gan, read("depth"), read("caption"), **common)
+    raise ValueError(f"unknown method {method!r}; expected one of [30], +T, +T+G, +T+G+D")
