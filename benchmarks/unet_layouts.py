@@ -65,7 +65,8 @@ class ZooInputs:
         clip, clip_processor = models.clip(self.profile)
         self.judge = quality.AttributeJudge(clip, self.tokenizer, clip_processor.image_processor)
         n_held = zoo_cli.RECIPES["scenes"]["n_held_out"]
-        data, self.held = train.SceneData.draw(n_train + n_held, 0, build.IMAGE_SIZE).split(n_train)
+        self.data, self.held = train.SceneData.draw(n_train + n_held, 0, build.IMAGE_SIZE).split(n_train)
+        data = self.data
         self.scaling = train.set_latent_scaling(self.vae, data)
         encoded = train.encode_for_diffusion(self.vae, self.text_encoder, self.tokenizer, data)
         self.latents, self.embeddings = encoded[:2], encoded[2]

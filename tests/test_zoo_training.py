@@ -93,6 +93,10 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(finished_build
                         on_disk["models"]["sd-img2img"]["quality"]["text_to_image_judged_by_clip"],
                         on_disk["models"]["sd-depth2img"]["quality"]["text_and_depth_to_image_judged_by_clip"]]
     assert [check["n"] for check in attribute_checks] == [TINY["scenes"]["n_quality"]] * 5  # the probe's scenes
+    for name in ("sd-img2img", "sd2-img2img"):  # at the methods' guidance: img2img from the true z, and a caption swap
+        img2img = on_disk["models"][name]["quality"]["img2img_true_z_and_caption_judged_by_clip"]
+        assert img2img["n"] == TINY["scenes"]["n_quality"] and img2img["strength"] == 0.8 and img2img["guidance"] == 5
+        assert on_disk["models"][name]["quality"]["caption_swap_at_guidance_5"]["pixel_change_by_seed"] > 0
     for name in ("sd-img2img", "sd2-img2img", "sd-depth2img"):  # each UNet's held-out use of its caption
         reliance = on_disk["models"][name]["quality"]["caption_reliance"]
         assert reliance["n"] == TINY["scenes"]["n_held_out"] and reliance["mse_own_caption"] > 0, name
@@ -411,3 +415,128 @@ def test_min_snr_weighting_is_off_by_default_and_changes_only_what_it_caps():
 
     changes = {"uncapped": mean_change(uncapped), "capped": mean_change(capped)}
     assert changes["uncapped"] < 1e-6 and changes["capped"] > 100 * max(changes["uncapped"], 1e-7), changes
+
+
+def _narrow_vgg():
+    from recon.toy.zoo import vgg
+
+    return vgg.narrowed_vgg19(8, seed=0)
+
+
+def test_perceptual_loss_is_zero_on_the_image_itself_and_grows_with_the_difference():
+    loss = train.PerceptualLoss(_narrow_vgg(), ("3", "8", "17", "26"))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, build.IMAGE_SIZE, build.IMAGE_SIZE, generator=g) * 2 - 1
+    noise = torch.randn(x.shape, generator=g)
+    distances = [float(loss(x + scale * noise, x)) for scale in (0.0, 0.05, 0.3)]
+    assert distances[0] == 0 and 0 < distances[1] < distances[2]
+    reconstruction = (x + 0.1 * noise).requires_grad_(True)
+    loss(reconstruction, x).backward()
+    assert reconstruction.grad.abs().sum() > 0  # it trains what it is given
+    assert not any(p.requires_grad for p in loss.features.parameters())  # and never the VGG19
+    with pytest.raises(ValueError, match="layer 2 .* Conv2d, expected a ReLU"):
+        train.PerceptualLoss(_narrow_vgg(), ("2",))
+
+
+def test_the_perceptual_term_is_off_by_default_and_needs_its_network(scenes):
+    recipe = dict(steps=2, batch_size=4, lr=1e-3, kl_weight=1e-6, seed=1, progress=False)
+    trained = {}
+    for name, extra in {"plain": {}, "weight 0": {"perceptual_weight": 0.0},
+                        "perceptual": {"perceptual_weight": 1.0,
+                                       "perceptual": train.PerceptualLoss(_narrow_vgg(), ("3", "8"))}}.items():
+        vae = build.vae(1)
+        stats = train.train_vae(vae, scenes, **recipe, **extra)
+        trained[name] = (vae.state_dict(), stats)
+    (plain, plain_stats), (zero, _), (perceptual, stats) = trained.values()
+    assert all(torch.equal(plain[k], zero[k]) for k in plain) and "perceptual_weight" not in plain_stats
+    assert not all(torch.equal(plain[k], perceptual[k]) for k in plain)
+    assert stats["perceptual_weight"] == 1.0 and stats["perceptual_layers"] == ["3", "8"]
+    with pytest.raises(ValueError, match="needs a perceptual loss"):
+        train.train_vae(build.vae(1), scenes, **recipe, perceptual_weight=1.0)
+
+
+def test_a_vae_may_have_more_latent_channels():
+    vae = build.vae(1, latent_channels=8)
+    z = vae.encode(torch.zeros(1, 3, build.IMAGE_SIZE, build.IMAGE_SIZE)).latent_dist.mean
+    assert z.shape == (1, 8, build.IMAGE_SIZE // 4, build.IMAGE_SIZE // 4)
+    assert build.vae(1).config.latent_channels == build.LATENT_CHANNELS
+
+
+def _unet_inputs():
+    g = torch.Generator().manual_seed(0)
+    latents = (torch.randn(8, 4, 16, 16, generator=g), torch.full((8, 4, 16, 16), 0.1))
+    embeddings = torch.randn(8 * train.CAPTIONS_PER_SCENE + 1, build.TEXT_LENGTH, build.TEXT_WIDTH, generator=g)
+    return latents, embeddings, dict(steps=3, batch_size=4, lr=1e-3, uncond_prob=0.1, seed=2, progress=False)
+
+
+def test_ema_leaves_the_unet_holding_the_average_and_decay_0_is_plain_training():
+    latents, embeddings, recipe = _unet_inputs()
+    initial = build.unet(2).state_dict()
+    trained = {}
+    for decay in (None, 0.0, 0.999):
+        unet = build.unet(2)
+        stats = train.train_unet(unet, build.scheduler(), latents, embeddings, ema_decay=decay, **recipe)
+        assert stats.get("ema_decay") == decay
+        trained[decay] = unet.state_dict()
+    plain, zero, averaged = trained.values()
+    # s - 1 * (s - p): the average of decay 0 is the last weights, up to float32 rounding
+    assert all(torch.allclose(plain[k], zero[k], rtol=0, atol=1e-6) for k in plain)
+
+    def distance(a, b):
+        return float(sum((a[k].float() - b[k].float()).abs().sum() for k in a))
+
+    # three steps into diffusers' EMA warm-up the average still leans towards where training started
+    assert 0 < distance(averaged, initial) < distance(plain, initial)
+
+
+def test_a_v_prediction_unet_trains_and_is_judged_on_the_velocity():
+    from types import SimpleNamespace
+
+    from recon.toy.zoo import quality
+
+    latents, embeddings, recipe = _unet_inputs()
+    unets = {}
+    for prediction in ("epsilon", "v_prediction"):
+        unet = build.unet(2)
+        stats = train.train_unet(unet, build.scheduler(prediction), latents, embeddings, **recipe)
+        assert stats.get("prediction_type") == (None if prediction == "epsilon" else prediction)
+        unets[prediction] = unet.state_dict()
+    assert not all(torch.equal(unets["epsilon"][k], unets["v_prediction"][k]) for k in unets["epsilon"])
+    with pytest.raises(ValueError, match="prediction_type is 'sample'"):
+        train.train_unet(build.unet(2), build.scheduler("sample"), latents, embeddings, **recipe)
+
+    scheduler = build.scheduler("v_prediction")
+    alphas = scheduler.alphas_cumprod
+
+    def exact_velocity(noisy, t, encoder_hidden_states):  # reads the clean latent out of the caption
+        a = alphas[t].view(-1, 1, 1, 1)
+        clean = encoder_hidden_states[:, 0, :].reshape(-1, 4, 2, 2)
+        noise = (noisy - a.sqrt() * clean) / (1 - a).sqrt()
+        return SimpleNamespace(sample=a.sqrt() * noise - (1 - a).sqrt() * clean)
+
+    clean = torch.randn(6, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    caption_embeddings = torch.zeros(6 * 2 + 1, 3, 16)
+    caption_embeddings[:12, 0] = clean.reshape(6, 1, 16).repeat(1, 2, 1).reshape(-1, 16)
+    result = quality.caption_reliance(exact_velocity, scheduler, clean, caption_embeddings, 2)
+    assert result["mse_own_caption"] < 1e-6 < result["mse_other_caption"]
+
+
+def test_caption_swap_is_zero_for_a_generator_that_ignores_its_caption():
+    from types import SimpleNamespace
+
+    from recon.toy.zoo import quality
+
+    def seeded_noise(prompt, image, generator, **_):
+        return SimpleNamespace(images=torch.rand(len(prompt), 8, 8, 3, generator=generator).numpy())
+
+    def caption_length(prompt, image, generator, **_):
+        noise = torch.rand(len(prompt), 8, 8, 3, generator=generator).numpy() * 0.1
+        return SimpleNamespace(images=noise + np.array([len(p) / 40 for p in prompt]).reshape(-1, 1, 1, 1))
+
+    data = train.SceneData.draw(6, seed=0, size=8)
+    rows = np.arange(6)
+    ignored = quality.caption_swap(seeded_noise, data, rows)
+    assert ignored["pixel_change_by_caption"] == 0 and ignored["caption_over_seed"] == 0
+    assert ignored["pixel_change_by_seed"] > 0.2
+    followed = quality.caption_swap(caption_length, data, rows)
+    assert followed["caption_over_seed"] > 1

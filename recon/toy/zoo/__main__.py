@@ -15,7 +15,6 @@ VAE, DPT and VGG19 stages. Delete that ``.<zoo>-partial-*`` folder to start over
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import os
@@ -25,7 +24,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...config import default_zoo_dir
@@ -163,14 +161,6 @@ def _write_manifest(staging: Path, entries: dict[str, dict], device: str = "cpu"
     return manifest
 
 
-def _trained_entry(model_class: str, *, seed: int, training: dict, recipe: str, quality: dict) -> dict:
-    """A trained model's manifest entry; steps and time are lifted from its training stats. Its quality is
-    logged as soon as it is measured, so a long build can be judged (and stopped) model by model."""
-    print(f"{model_class} (seed {seed}): {training['train_seconds']} s, quality {json.dumps(quality)}", flush=True)
-    return {"class": model_class, "seed": seed, "training": training, "steps": training["steps"],
-            "train_seconds": training["train_seconds"], "recipe": recipe, "quality": quality}
-
-
 def build_zoo(zoo_dir: Path, seed: int = 0, trained: bool = False, recipes: dict | None = None,
               progress: bool = True, device: str = "cpu") -> dict:
     """Write all model folders into ``zoo_dir`` atomically (staging folder, then rename).
@@ -239,9 +229,9 @@ def _resumable_staging(zoo_dir: Path, seed: int):
     and the source of the modules that train and render, so an edited world or training code never resumes
     stale stages; each stage's recipes are checked by :class:`_Stages`."""
     from .. import scenes
-    from . import quality, train, vgg
+    from . import quality, train, trained, vgg
 
-    sources = [Path(module.__file__).read_bytes() for module in (build, train, quality, vgg, scenes)]
+    sources = [Path(module.__file__).read_bytes() for module in (build, train, trained, quality, vgg, scenes)]
     key = hashlib.sha256(json.dumps({"seed": seed}).encode() + b"".join(sources)).hexdigest()[:12]
     zoo_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = zoo_dir.parent / f".{zoo_dir.name}-partial-{key}"
@@ -298,203 +288,28 @@ class _Stages:
 
 
 def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, device: str = "cpu") -> dict:
-    """Train each model on its recipe, save it, measure its held-out quality, write the manifest.
+    """Train each model on its recipe (:class:`~recon.toy.zoo.trained.TrainedBuild`), save it, measure its held-out
+    quality, write the manifest.
 
     Each stage saves its models and a record; later stages load what they need from disk, whether it was
     trained in this run or an earlier one, so a resumed build writes the same files as an uninterrupted one
     (a build may resume on another device: a stage's key names its recipes, not the device). Models train on
     ``device`` and come back to the CPU to be saved and measured."""
-    from safetensors.torch import load_file, save_file
-    from transformers import CLIPModel, CLIPTextModel, DPTForDepthEstimation
-
-    from . import quality, train
+    from .trained import TrainedBuild
 
     entries: dict[str, dict] = {}
     with _resumable_staging(Path(zoo_dir), seed) as staging:
         stages = _Stages(staging, device, seed, recipes)
         start = time.perf_counter()
-        n_train = recipes["scenes"]["n_train"]
-        n_held = recipes["scenes"]["n_held_out"]
-        data, held = train.SceneData.draw(n_train + n_held, seed, build.IMAGE_SIZE).split(n_train)
-        probe = train.SceneData.draw(recipes["scenes"]["n_quality"], seed, build.IMAGE_SIZE, single_object=True,
-                                     stream=train.QUALITY_STREAM)
-        probe_rows = np.arange(len(probe))
-        common = f"on {n_train} simulated scenes drawn from the zoo seed (never the NSD simulation's stream)"
-        objects = None
-
-        def vision_scenes(r):
-            nonlocal objects
-            if objects is None:
-                n_objects = r["vision_scenes"]["n_train"]
-                objects = train.SceneData.draw(n_objects + n_held, seed, build.IMAGE_SIZE,
-                                               single_object=True).split(n_objects)
-            return objects
-
-        tokenizer = build.write_clip_vocabulary(staging / "_vocab_clip")
-        # the processor gets its own copy: saving a processor marks its tokenizer ("processor_class"), which
-        # must not leak into the pipelines' tokenizers, whether or not this run saved CLIP
-        clip_processor = build.clip_processor(copy.deepcopy(tokenizer))
-        vision_start = staging / "_clip_vision_start.safetensors"
-
-        def train_clip(r):
-            objects_train, objects_held = vision_scenes(r)  # rendered in worker processes: before CUDA starts here
-            clip = build.clip_model(len(tokenizer), seed).to(device)
-            vision_stats = train.pretrain_vision(clip.vision_model, clip_processor.image_processor, objects_train,
-                                                 held=objects_held, seed=seed + 5, progress=progress,
-                                                 **r["clip_vision"])
-            save_file({k: v.contiguous().cpu() for k, v in clip.vision_model.state_dict().items()}, vision_start)
-            stats = train.train_clip(clip, tokenizer, clip_processor.image_processor, data, seed=seed,
-                                     progress=progress, **r["clip"]) | {"vision_pretraining": vision_stats}
-            clip.to("cpu").save_pretrained(staging / "clip")
-            clip_processor.save_pretrained(staging / "clip")
-            judge = quality.AttributeJudge(CLIPModel.from_pretrained(staging / "clip"), tokenizer,
-                                           clip_processor.image_processor)
-            return _trained_entry(
-                "CLIPModel", seed=seed, training=stats,
-                recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: classes of single-object scenes; "
-                        "training.vision_pretraining gives the loss and its weights), then "
-                        f"train_clip with that tower locked (LiT): contrastive image/caption loss {common}"),
-                quality=quality.clip_retrieval(judge.clip, tokenizer, clip_processor.image_processor, held)
-                | {"judge_on_true_images": judge.accuracy(probe.images, [s.objects[0] for s in probe.scenes])
-                   | {"n": len(probe)}})
-
-        entries["clip"] = stages.run("clip", train_clip)
-        clip = CLIPModel.from_pretrained(staging / "clip")
-        judge = quality.AttributeJudge(clip, tokenizer, clip_processor.image_processor)
-
-        def train_blip(r):
-            bert = build.write_bert_vocabulary(staging / "_vocab_bert")
-            objects_train, objects_held = vision_scenes(r)
-            blip, blip_processor = build.blip_model(bert, seed + 30).to(device), build.blip_processor(bert)
-            vision_stats = train.pretrain_vision(blip.vision_model, blip_processor.image_processor, objects_train,
-                                                 held=objects_held, seed=seed + 35, progress=progress,
-                                                 **r["blip_vision"])
-            stats = train.train_blip(blip, blip_processor, data, seed=seed + 30, progress=progress,
-                                     **r["blip"]) | {"vision_pretraining": vision_stats}
-            blip.to("cpu").save_pretrained(staging / "blip")
-            blip_processor.save_pretrained(staging / "blip")
-            return _trained_entry(
-                "BlipForConditionalGeneration", seed=seed + 30, training=stats,
-                recipe=("recon.toy.zoo.train.pretrain_vision (the vision tower: single-object scene classes, as real "
-                        f"BLIP starts from a pre-trained ViT), then train_blip with that tower locked: captioning loss {common}"),
-                quality={"caption_attributes": quality.blip_attributes(blip, blip_processor, probe, probe_rows)})
-
-        entries["blip"] = stages.run("blip", train_blip)
-
-        def train_vae(r):
-            vae = build.vae(seed + 1).to(device)
-            stats = train.train_vae(vae, data, seed=seed + 1, progress=progress, **r["vae"])
-            vae.to("cpu").save_pretrained(staging / "_vae")
-            return stats
-
-        vae_stats = stages.run("_vae", train_vae)
-        # the state dict into a fresh model, not from_pretrained: diffusers would record the scratch path in the
-        # pipelines' saved vae/config.json. The latent scaling that training measured is config, not state: carry it.
-        vae = build.vae(seed + 1)
-        vae.load_state_dict(load_file(staging / "_vae" / "diffusion_pytorch_model.safetensors"))
-        trained_config = json.loads((staging / "_vae" / "config.json").read_text())
-        vae.register_to_config(scaling_factor=trained_config["scaling_factor"])
-        vae.eval()
-        text_encoder = build.text_encoder_from(clip)
-        diffusion_inputs = {}
-
-        def latents_and_embeddings(encoder, key):
-            """The UNets' frozen inputs, computed once per text encoder and only if a UNet still trains."""
-            if key not in diffusion_inputs:
-                diffusion_inputs[key] = train.encode_for_diffusion(vae.to(device), encoder.to(device), tokenizer, data)
-                vae.to("cpu")
-                encoder.to("cpu")
-            return diffusion_inputs[key]
-
-        def caption_reliance(unet, encoder, depth=False):
-            """The trained UNet's held-out reliance on its caption (on the CPU, as the other quality figures)."""
-            latents, _, embeddings = train.encode_for_diffusion(vae, encoder, tokenizer, held)
-            return quality.caption_reliance(
-                unet, build.scheduler(), latents, embeddings, train.CAPTIONS_PER_SCENE, seed=seed,
-                depth=train.latent_depth(held.depth, latents.shape[-1]) if depth else None)
-
-        def train_sd(r):
-            latents_mean, latents_sd, embeddings = latents_and_embeddings(text_encoder, "sd")
-            unet = build.unet(seed + 2).to(device)
-            stats = train.train_unet(unet, build.scheduler(), (latents_mean, latents_sd), embeddings, seed=seed + 2,
-                                     progress=progress, desc="train UNet (SD)", **r["unet"])
-            sd = build.img2img_pipeline(vae, text_encoder, tokenizer, unet.to("cpu"))
-            sd.save_pretrained(staging / "sd-img2img")
-            return _trained_entry(
-                "StableDiffusionImg2ImgPipeline", seed=seed + 2, training=stats | {"vae": vae_stats},
-                recipe=("recon.toy.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
-                        f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {common}"),
-                quality={"vae": quality.vae_error(vae, held)
-                         | {"judge_on_reconstructions": quality.reconstruction_attributes(vae, judge, probe,
-                                                                                         probe_rows)},
-                         "text_to_image_judged_by_clip": quality.generation_attributes(sd, judge, probe, probe_rows,
-                                                                                       seed=seed),
-                         "caption_reliance": caption_reliance(sd.unet, text_encoder)})
-
-        entries["sd-img2img"] = stages.run("sd-img2img", train_sd)
-
-        def train_sd2(r):
-            clip_sd2 = build.clip_model(len(tokenizer), seed + 10)
-            clip_sd2.vision_model.load_state_dict(load_file(vision_start))
-            clip_sd2_stats = train.train_clip(clip_sd2.to(device), tokenizer, clip_processor.image_processor, data,
-                                              seed=seed + 10, progress=progress, **r["clip_sd2"])
-            text_sd2 = build.text_encoder_from(clip_sd2.to("cpu"))
-            latents_mean, latents_sd, embeddings_sd2 = latents_and_embeddings(text_sd2, "sd2")
-            unet_sd2 = build.unet(seed + 11).to(device)
-            stats = train.train_unet(unet_sd2, build.scheduler(), (latents_mean, latents_sd), embeddings_sd2,
-                                     seed=seed + 11, progress=progress, desc="train UNet (SD 2 stand-in)",
-                                     **r["unet_sd2"])
-            sd2 = build.img2img_pipeline(vae, text_sd2, tokenizer, unet_sd2.to("cpu"))
-            sd2.save_pretrained(staging / "sd2-img2img")
-            return _trained_entry(
-                "StableDiffusionImg2ImgPipeline", seed=seed + 11, training=stats | {"text_encoder": clip_sd2_stats},
-                recipe=("as sd-img2img (same VAE), with its own text encoder: the text tower of a second CLIP trained "
-                        "from another seed for fewer steps (its vision tower starts from the same supervised start); "
-                        f"stands in for SD 2.0 in the control analysis, {common}"),
-                quality={"text_to_image_judged_by_clip": quality.generation_attributes(sd2, judge, probe, probe_rows,
-                                                                                       seed=seed),
-                         "caption_reliance": caption_reliance(sd2.unet, text_sd2)})
-
-        entries["sd2-img2img"] = stages.run("sd2-img2img", train_sd2)
-
-        dpt_processor = build.dpt_processor()
-
-        def train_dpt(r):
-            dpt = build.dpt_model(seed + 40).to(device)
-            stats = train.train_dpt(dpt, dpt_processor, data, seed=seed + 40, progress=progress, **r["dpt"])
-            dpt.to("cpu").save_pretrained(staging / "dpt")
-            dpt_processor.save_pretrained(staging / "dpt")
-            return _trained_entry(
-                "DPTForDepthEstimation", seed=seed + 40, training=stats,
-                recipe=f"recon.toy.zoo.train.train_dpt: L1 regression of relative inverse depth {common}",
-                quality=quality.dpt_correlation(dpt, dpt_processor, held))
-
-        entries["dpt"] = stages.run("dpt", train_dpt)
-
-        def train_depth(r):
-            text_sd2 = CLIPTextModel.from_pretrained(staging / "sd2-img2img" / "text_encoder").eval()
-            latents_mean, latents_sd, embeddings_sd2 = latents_and_embeddings(text_sd2, "sd2")
-            unet_depth = build.unet(seed + 20, in_channels=build.LATENT_CHANNELS + 1).to(device)
-            stats = train.train_unet(unet_depth, build.scheduler(), (latents_mean, latents_sd), embeddings_sd2,
-                                     depth=train.latent_depth(data.depth, latents_mean.shape[-1]), seed=seed + 20,
-                                     progress=progress, desc="train UNet (depth)", **r["unet_depth"])
-            dpt = DPTForDepthEstimation.from_pretrained(staging / "dpt").eval()
-            depth = build.depth2img_pipeline(vae, text_sd2, tokenizer, unet_depth.to("cpu"), dpt, dpt_processor)
-            depth.save_pretrained(staging / "sd-depth2img")
-            return _trained_entry(
-                "StableDiffusionDepth2ImgPipeline", seed=seed + 20, training=stats,
-                recipe=("train_unet with the depth map (nearness on the latent grid, scaled to [-1, 1] as the pipeline "
-                        f"does) as a fifth input channel, SD 2 stand-in's text encoder and VAE, {common}"),
-                quality={"text_and_depth_to_image_judged_by_clip": quality.generation_attributes(
-                    depth, judge, probe, probe_rows, depth=probe.depth, seed=seed),
-                         "caption_reliance": caption_reliance(depth.unet, text_sd2, depth=True)})
-
-        entries["sd-depth2img"] = stages.run("sd-depth2img", train_depth)
-
-        from . import vgg
-
-        entries["vgg19"] = stages.run("vgg19", lambda r: vgg.train_and_save(
-            staging / "vgg19", data, held, seed=seed + 50, progress=progress, **r["vgg19"]))
+        recipe = TrainedBuild(staging, seed, recipes, device=device, progress=progress)
+        entries["clip"] = stages.run("clip", recipe.clip)
+        entries["blip"] = stages.run("blip", recipe.blip)
+        vae_stats = stages.run("_vae", recipe.vae)
+        entries["sd-img2img"] = stages.run("sd-img2img", lambda r: recipe.sd(r, vae_stats))
+        entries["sd2-img2img"] = stages.run("sd2-img2img", recipe.sd2)
+        entries["dpt"] = stages.run("dpt", recipe.dpt)
+        entries["sd-depth2img"] = stages.run("sd-depth2img", recipe.depth)
+        entries["vgg19"] = stages.run("vgg19", recipe.vgg19)
         # what an uninterrupted build would have taken: this run plus the stages an earlier run finished
         seconds = time.perf_counter() - start + sum(stages.seconds[name] for name in stages.resumed)
         with _staging(Path(zoo_dir)) as published:  # a copy, so that the stages and their records stay

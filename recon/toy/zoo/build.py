@@ -80,9 +80,11 @@ def write_bert_vocabulary(folder: Path) -> BertTokenizer:
     return tokenizer
 
 
-def scheduler() -> DDIMScheduler:
-    # Stable Diffusion's training schedule; DDIM sampling as in the authors' code.
+def scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    # Stable Diffusion's training schedule; DDIM sampling as in the authors' code. What the UNet predicts is
+    # the scheduler's config, which the pipelines read: the noise (SD 1.x, the zoo's) or the velocity (SD 2.x).
     return DDIMScheduler(
+        prediction_type=prediction_type,
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -153,10 +155,9 @@ def vae(seed: int, **layout) -> AutoencoderKL:
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        latent_channels=LATENT_CHANNELS,
         sample_size=IMAGE_SIZE,
         scaling_factor=1.0,
-        **(VAE_LAYOUT | layout),
+        **(VAE_LAYOUT | {"latent_channels": LATENT_CHANNELS} | layout),
     ).eval()
 
 

@@ -9,6 +9,8 @@ true images is reported beside them as the judge's ceiling.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -111,6 +113,35 @@ def generation_attributes(pipe, judge: AttributeJudge, data: SceneData, rows: np
     return judge.accuracy(images, truth) | {"n": len(rows)}
 
 
+def img2img_attributes(pipe, judge: AttributeJudge, data: SceneData, rows: np.ndarray, *, strength: float = 0.8,
+                       steps: int = 20, guidance: float = 5.0, seed: int = 0) -> dict:
+    """img2img from each scene's own image (the pipeline encodes it: the true z) and its first caption, at the
+    methods' strength and guidance, judged by CLIP: the quality probe's oracle [30]."""
+    images = data.images[rows].astype(np.float32) / 255.0
+    out = pipe(prompt=[data.captions[i][0] for i in rows], image=images, strength=strength, num_inference_steps=steps,
+               guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="np").images
+    generated = (np.asarray(out) * 255).round().astype(np.uint8)
+    return judge.accuracy(generated, [data.scenes[i].objects[0] for i in rows]) | {
+        "n": len(rows), "strength": strength, "guidance": guidance}
+
+
+def caption_swap(pipe, data: SceneData, rows: np.ndarray, *, steps: int = 20, guidance: float = 5.0,
+                 seed: int = 0) -> dict:
+    """How much text-to-image changes when each scene's caption is swapped for the next scene's, at the methods'
+    guidance: the mean absolute pixel change, and that change over the one a new seed makes with the caption kept
+    (0: the caption is ignored; 1: it moves the image as much as the noise does)."""
+    size = data.images.shape[1]
+    own = [data.captions[i][0] for i in rows]
+    generate = partial(text_to_image, pipe, size=size, steps=steps, guidance=guidance)
+    base = generate(own, seed=seed).astype(np.float32)
+    swapped = generate(own[1:] + own[:1], seed=seed).astype(np.float32)
+    reseeded = generate(own, seed=seed + 1).astype(np.float32)
+    by_caption = float(np.abs(swapped - base).mean() / 255)
+    by_seed = float(np.abs(reseeded - base).mean() / 255)
+    return {"pixel_change_by_caption": round(by_caption, 4), "pixel_change_by_seed": round(by_seed, 4),
+            "caption_over_seed": round(by_caption / max(by_seed, 1e-12), 3), "n": len(rows), "guidance": guidance}
+
+
 @torch.no_grad()
 def caption_reliance(unet, scheduler, latents: torch.Tensor, embeddings: torch.Tensor, captions_per_scene: int, *,
                      depth: torch.Tensor | None = None, timesteps=(200, 500, 800), seed: int = 0) -> dict:
@@ -131,11 +162,13 @@ def caption_reliance(unet, scheduler, latents: torch.Tensor, embeddings: torch.T
         noise = torch.randn(latents.shape, generator=g)
         t = torch.full((n,), step)
         noisy = scheduler.add_noise(latents, noise, t)
+        # what the UNet was trained to predict, as its scheduler says: the noise, or the velocity
+        target = scheduler.get_velocity(latents, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
         if depth is not None:
             noisy = torch.cat([noisy, depth], dim=1)
         for name, rows in captions.items():
             predicted = unet(noisy, t, encoder_hidden_states=embeddings[rows]).sample
-            errors[name] += float(F.mse_loss(predicted, noise)) / len(timesteps)
+            errors[name] += float(F.mse_loss(predicted, target)) / len(timesteps)
     gain = errors["other_caption"] / errors["own_caption"] - 1
     return {f"mse_{name}": round(e, 6) for name, e in errors.items()} | {"gain_over_other_caption": round(gain, 4),
                                                                           "timesteps": list(timesteps), "n": n}
@@ -166,3 +199,124 @@ def dpt_correlation(model, image_processor, data: SceneData) -> dict:
 
 def single_object_rows(data: SceneData, limit: int = 96) -> np.ndarray:
     return _single_object(data, limit)
+
+
+def levers_frames(measurement: dict) -> dict[str, "pd.DataFrame"]:
+    """``benchmarks/generator_levers.py``'s measurement as tables, one row per lever (the shipped model first):
+    ``VAE``, what each VAE lever does to the round trips of the quality probe; ``UNet``, what each UNet lever does to
+    generations at the methods' guidance; ``combined`` (if measured), both for a VAE lever and a UNet trained on
+    it. Each with its training time."""
+    import pandas as pd
+
+    def vae(m):
+        return {"round-trip category": m["round_trips_judged_by_clip"]["category"],
+                "round-trip colour": m["round_trips_judged_by_clip"]["colour"], "PSNR dB": m["psnr_db"]}
+
+    def unet(m):
+        return {"text-to-image category": m["text_to_image_judged_by_clip"]["category"],
+                "text-to-image colour": m["text_to_image_judged_by_clip"]["colour"],
+                "img2img category": m["img2img_true_z_and_caption_judged_by_clip"]["category"],
+                "caption gain": m["caption_reliance"]["gain_over_other_caption"],
+                "caption / seed change": m["caption_swap_at_guidance_5"]["caption_over_seed"]}
+
+    columns = {"VAE": (vae,), "UNet": (unet,), "combined": (vae, unet)}
+    return {family: pd.DataFrame.from_dict(
+                {("shipped zoo" if name == "shipped" else name):
+                 {k: v for part in columns[family] for k, v in part(m).items()} | {"train s": m["train_seconds"]}
+                 for name, m in measurement[family].items()}, orient="index").rename_axis("lever")
+            for family in columns if measurement.get(family)}
+
+
+#: The zoo's quality targets, each fixed before the models it judges were trained (issue 10's for the judge and
+#: BLIP; issue 33's for the generator, at the methods' guidance scale): (check, model, path under its quality, target)
+TARGETS = (
+    ("CLIP judge on true images: category", "clip", ("judge_on_true_images", "category"), 0.8),
+    ("CLIP judge on true images: colour", "clip", ("judge_on_true_images", "colour"), 0.8),
+    ("BLIP captions of true images: category", "blip", ("caption_attributes", "category"), 0.8),
+    ("VAE round trips: category", "sd-img2img", ("vae", "judge_on_reconstructions", "category"), 0.75),
+    ("SD text-to-image at guidance 5: category", "sd-img2img", ("text_to_image_judged_by_clip", "category"), 0.6),
+    ("SD text-to-image at guidance 5: colour", "sd-img2img", ("text_to_image_judged_by_clip", "colour"), 0.7),
+    ("SD img2img from the true z and caption, strength 0.8, guidance 5: category", "sd-img2img",
+     ("img2img_true_z_and_caption_judged_by_clip", "category"), 0.7),
+)
+
+
+def targets_frame(manifest: dict, measured_elsewhere: dict[str, tuple[str, dict]] | None = None) -> "pd.DataFrame":
+    """Each of :data:`TARGETS` against what the zoo's manifest records, and whether it is met. A figure the build
+    did not record (a zoo built before the check existed) is taken from ``measured_elsewhere`` (model -> (source,
+    its quality dict measured on this zoo)), and the ``source`` column says so."""
+    import pandas as pd
+
+    rows = []
+    for check, model, path, target in TARGETS:
+        sources = [("zoo manifest", manifest["models"][model]["quality"])]
+        if measured_elsewhere and model in measured_elsewhere:
+            sources.append(measured_elsewhere[model])
+        for source, value in sources:
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                break
+        if value is None:
+            raise KeyError(f"zoo quality check {check!r}: {model}'s quality has no {'.'.join(path)}, "
+                           f"and no other measurement was given")
+        rows.append({"check": check, "measured": float(value), "target": target,
+                     "met": "yes" if value >= target else "no", "source": source})
+    return pd.DataFrame(rows).set_index("check")
+
+
+def figures_of_merit(manifest: dict, pipeline_scaling: float) -> "pd.Series":
+    """The zoo page's figures of merit, from the manifest (``pipeline_scaling``: the VAE latent scaling the shipped
+    pipelines' configs hold, beside the one training measured)."""
+    import pandas as pd
+
+    q = {name: entry["quality"] for name, entry in manifest["models"].items()}
+    measured_scaling = manifest["models"]["sd-img2img"]["training"]["vae"]["scaling_factor"]
+    figures_of_merit = pd.Series({
+        "VAE reconstruction PSNR (dB)": q["sd-img2img"]["vae"]["psnr_db"],
+        "judge (CLIP) on the VAE's round trips: category": q["sd-img2img"]["vae"]["judge_on_reconstructions"]["category"],
+        "judge (CLIP) on the VAE's round trips: colour": q["sd-img2img"]["vae"]["judge_on_reconstructions"]["colour"],
+        "VAE latent scaling measured in training (1 / sd of z)": measured_scaling,
+        "VAE latent scaling the shipped pipelines use": pipeline_scaling,
+        "CLIP retrieval image→caption top-1": q["clip"]["image_to_text_top1"],
+        f"  (chance: 1 / {q['clip']['candidates']})": 1 / q["clip"]["candidates"],
+        "judge (CLIP) on the true images: category": q["clip"]["judge_on_true_images"]["category"],
+        "judge (CLIP) on the true images: colour": q["clip"]["judge_on_true_images"]["colour"],
+        "text-to-image category right (CLIP judge)": q["sd-img2img"]["text_to_image_judged_by_clip"]["category"],
+        "text-to-image colour right (CLIP judge)": q["sd-img2img"]["text_to_image_judged_by_clip"]["colour"],
+        "text+depth-to-image category right": q["sd-depth2img"]["text_and_depth_to_image_judged_by_clip"]["category"],
+        "SD 2 stand-in text-to-image category right": q["sd2-img2img"]["text_to_image_judged_by_clip"]["category"],
+        **{f"{label} UNet: noise error with another scene's caption over its own, minus 1":
+           q[name]["caption_reliance"]["gain_over_other_caption"]
+           for label, name in (("SD", "sd-img2img"), ("SD 2 stand-in", "sd2-img2img"), ("depth", "sd-depth2img"))},
+        "BLIP caption names the category": q["blip"]["caption_attributes"]["category"],
+        **{f"{name.upper()} vision tower's own start: category (single-object scenes)":
+           manifest["models"][name]["training"]["vision_pretraining"]["held_out_accuracy"]["category"]
+           for name in ("clip", "blip")},
+        "BLIP caption names the colour": q["blip"]["caption_attributes"]["colour"],
+        "DPT depth, mean per-image pixel r": q["dpt"]["mean_pixel_r"],
+        "single-object scenes in each colour and category check": q["sd-img2img"]["text_to_image_judged_by_clip"]["n"],
+    }, name="held out").round(3)
+    vgg_labels = q["vgg19"]["held_out_labels"]
+    figures_of_merit = pd.concat([figures_of_merit, pd.Series({
+        "VGG19 (+G): top label right, category": vgg_labels["top1_category"],
+        "VGG19 (+G): top label right, colour": vgg_labels["top1_colour"],
+        "VGG19 (+G): top label right, background": vgg_labels["top1_background"],
+        "VGG19 (+G): mean ROC AUC over labels": vgg_labels["mean_auc"]}, name="held out").round(3)])
+    return figures_of_merit
+
+
+def prose_values(manifest: dict) -> dict[str, float]:
+    """The figures the zoo page's prose quotes, by the names it glues them under (``zoo_<name>``)."""
+    q = {name: entry["quality"] for name, entry in manifest["models"].items()}
+    values = {"psnr": q["sd-img2img"]["vae"]["psnr_db"], "clip_top1": q["clip"]["image_to_text_top1"],
+                   "t2i_colour": q["sd-img2img"]["text_to_image_judged_by_clip"]["colour"],
+                   "blip_colour": q["blip"]["caption_attributes"]["colour"],
+                   "dpt_r": q["dpt"]["mean_pixel_r"],
+                   "judge_category": q["clip"]["judge_on_true_images"]["category"],
+                   "judge_colour": q["clip"]["judge_on_true_images"]["colour"],
+                   "t2i_category": q["sd-img2img"]["text_to_image_judged_by_clip"]["category"],
+                   "vae_category": q["sd-img2img"]["vae"]["judge_on_reconstructions"]["category"],
+                   "sd_caption_gain": q["sd-img2img"]["caption_reliance"]["gain_over_other_caption"],
+                   "blip_category": q["blip"]["caption_attributes"]["category"]}
+    return {name: float(value) for name, value in values.items()}

@@ -26,7 +26,7 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.training_utils import compute_snr
+from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
@@ -120,7 +120,7 @@ def _device(model) -> torch.device:
 
 
 def _loop(model_parameters, steps: int, lr: float, desc: str, progress: bool, step_fn,
-          max_grad_norm: float | None = 1.0) -> dict:
+          max_grad_norm: float | None = 1.0, after_step=None) -> dict:
     optimiser = torch.optim.AdamW(model_parameters, lr=lr, weight_decay=1e-4)
     warmup = max(1, steps // 20)  # linear warm-up, then cosine decay to zero
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -135,6 +135,8 @@ def _loop(model_parameters, steps: int, lr: float, desc: str, progress: bool, st
             torch.nn.utils.clip_grad_norm_(model_parameters, max_grad_norm)
         optimiser.step()
         schedule.step()
+        if after_step is not None:
+            after_step()
         losses.append(loss.item())
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
@@ -264,12 +266,55 @@ def train_clip(model, tokenizer, image_processor, data: SceneData, *, steps: int
 
 
 # ------------------------------------------------------------------------------ VAE
+class PerceptualLoss(torch.nn.Module):
+    """LPIPS's distance (Zhang et al. 2018) without its learned per-channel weights, on a frozen VGG19 stack.
+
+    At each of ``layers`` (indices into the stack, each a ReLU's output) the channel vector at every position is
+    scaled to unit length; the squared differences are summed over channels and averaged over positions, and
+    the layers' terms averaged. Images are in [-1, 1], as the VAE sees them, and reach the network as +G feeds
+    it (unit range, ImageNet normalisation). The zoo's own VGG19 is no instrument of Table 1 (AlexNet,
+    Inception-v3 and CLIP are), so training on it does not teach to the test."""
+
+    def __init__(self, features: torch.nn.Sequential, layers: tuple[str, ...] | list[str]):
+        super().__init__()
+        self.layers = sorted(int(layer) for layer in layers)
+        for layer in self.layers:
+            if not isinstance(features[layer], torch.nn.ReLU):
+                raise ValueError(f"PerceptualLoss: layer {layer} of the VGG19 stack is {type(features[layer]).__name__}, "
+                                 "expected a ReLU (LPIPS compares activations after their nonlinearity)")
+        self.features = features[: self.layers[-1] + 1].eval().requires_grad_(False)
+
+    def _activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        from ...features import imagenet_normalise
+
+        h, out = imagenet_normalise((x + 1) / 2), []
+        for index, module in enumerate(self.features):
+            h = module(h)
+            if index in self.layers:
+                out.append(F.normalize(h, dim=1, eps=1e-10))
+        return out
+
+    def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            reference = self._activations(target)
+        terms = [(a - b).pow(2).sum(dim=1).mean() for a, b in zip(self._activations(reconstruction), reference)]
+        return torch.stack(terms).mean()
+
+
 def train_vae(vae, data: SceneData, *, steps: int, batch_size: int, lr: float, kl_weight: float, seed: int,
+              perceptual_weight: float = 0.0, perceptual: PerceptualLoss | None = None,
               progress: bool = True) -> dict:
-    """Reconstruction (L1 + MSE) plus a small KL, then Stable Diffusion's latent scaling (1 / sd of z)."""
+    """Reconstruction (L1 + MSE) plus a small KL, then Stable Diffusion's latent scaling (1 / sd of z).
+
+    ``perceptual_weight`` > 0 adds that much of ``perceptual`` (:class:`PerceptualLoss`), as Stable Diffusion's
+    autoencoder adds LPIPS to its pixel loss (weight 1 there): a pixel loss alone lets small silhouettes blur."""
+    if perceptual_weight > 0 and perceptual is None:
+        raise ValueError("train_vae: perceptual_weight > 0 needs a perceptual loss (train.PerceptualLoss on a VGG19)")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = _device(vae)
+    if perceptual_weight > 0:
+        perceptual = perceptual.to(device)
     vae.train()
 
     def step(_):
@@ -277,12 +322,15 @@ def train_vae(vae, data: SceneData, *, steps: int, batch_size: int, lr: float, k
         x = torch.from_numpy(data.images[rows]).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
-        return F.l1_loss(recon, x) + F.mse_loss(recon, x) + kl_weight * posterior.kl().mean()
+        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + kl_weight * posterior.kl().mean()
+        return loss + perceptual_weight * perceptual(recon, x) if perceptual_weight > 0 else loss
 
     stats = _loop(list(vae.parameters()), steps, lr, "train VAE", progress, step)
     vae.eval()
     scaling = set_latent_scaling(vae, data)
-    return stats | {"batch_size": batch_size, "kl_weight": kl_weight, "scaling_factor": round(scaling, 5)}
+    return stats | {"batch_size": batch_size, "kl_weight": kl_weight, "scaling_factor": round(scaling, 5)} | (
+        {"perceptual_weight": perceptual_weight, "perceptual_layers": [str(i) for i in perceptual.layers]}
+        if perceptual_weight > 0 else {})
 
 
 @torch.no_grad()
@@ -324,11 +372,15 @@ def latent_depth(depth: np.ndarray, latent_size: int) -> torch.Tensor:
 
 def train_unet(unet, scheduler, latents, embeddings, *, depth: torch.Tensor | None = None, steps: int,
                batch_size: int, lr: float, uncond_prob: float, seed: int, snr_gamma: float | None = None,
-               desc: str = "train UNet", progress: bool = True) -> dict:
+               ema_decay: float | None = None, desc: str = "train UNet", progress: bool = True) -> dict:
     """Noise prediction at uniformly drawn timesteps; captions dropped with ``uncond_prob`` for guidance.
 
-    ``snr_gamma`` weights each sample's error by min(SNR, gamma) / SNR (Min-SNR weighting, Hang et al. 2023, as
-    diffusers' training scripts offer it), which spends less of the budget on nearly clean latents; None: unweighted.
+    The target is what ``scheduler.config.prediction_type`` says the UNet predicts: the noise (``epsilon``, Stable
+    Diffusion 1.x) or the velocity (``v_prediction``, Stable Diffusion 2.x at 768 px); the pipelines read the same
+    config. ``snr_gamma`` weights each sample's error by min(SNR, gamma) / SNR, or / (SNR + 1) for the velocity
+    (Min-SNR weighting, Hang et al. 2023, as diffusers' training scripts offer it), which spends less of the budget
+    on nearly clean latents; None: unweighted. ``ema_decay`` keeps an exponential moving average of the weights
+    (diffusers' ``EMAModel``, with its warm-up) and leaves the UNet holding it, as diffusers' scripts save it.
 
     ``latents`` is (mean, sd) of each scene's scaled posterior; ``embeddings`` holds the
     ``CAPTIONS_PER_SCENE`` captions of every scene in order, then the empty prompt. All are moved to the UNet's device.
@@ -353,16 +405,29 @@ def train_unet(unet, scheduler, latents, embeddings, *, depth: torch.Tensor | No
         if depth is not None:
             noisy = torch.cat([noisy, depth[rows]], dim=1)
         predicted = unet(noisy, t, encoder_hidden_states=embeddings[caption]).sample
+        target = noise if not velocity else scheduler.get_velocity(z0, noise, t)
         if snr_gamma is None:
-            return F.mse_loss(predicted, noise)
+            return F.mse_loss(predicted, target)
         snr = compute_snr(scheduler, t)
-        per_sample = F.mse_loss(predicted, noise, reduction="none").mean(dim=(1, 2, 3))
-        return (per_sample * snr.clamp(max=snr_gamma) / snr).mean()
+        per_sample = F.mse_loss(predicted, target, reduction="none").mean(dim=(1, 2, 3))
+        return (per_sample * snr.clamp(max=snr_gamma) / (snr + 1 if velocity else snr)).mean()
 
-    stats = _loop(list(unet.parameters()), steps, lr, desc, progress, step)
+    prediction = scheduler.config.prediction_type
+    if prediction not in ("epsilon", "v_prediction"):
+        raise ValueError(f"train_unet: the scheduler's prediction_type is {prediction!r}; "
+                         "expected 'epsilon' or 'v_prediction'")
+    velocity = prediction == "v_prediction"
+    parameters = list(unet.parameters())
+    ema = None if ema_decay is None else EMAModel(parameters, decay=ema_decay)
+    stats = _loop(parameters, steps, lr, desc, progress, step,
+                  after_step=None if ema is None else lambda: ema.step(parameters))
+    if ema is not None:
+        ema.copy_to(parameters)
     unet.eval()
     return stats | {"batch_size": batch_size, "uncond_prob": uncond_prob} | (
-        {} if snr_gamma is None else {"snr_gamma": snr_gamma})
+        {} if snr_gamma is None else {"snr_gamma": snr_gamma}) | (
+        {} if ema_decay is None else {"ema_decay": ema_decay}) | (
+        {"prediction_type": prediction} if velocity else {})
 
 
 # ----------------------------------------------------------------------------- BLIP

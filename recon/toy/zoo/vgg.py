@@ -219,7 +219,7 @@ def save_untrained(folder, seed: int, *, width_divisor: int | None = None, input
 def train_and_save(folder, data, held, *, seed: int, steps: int, batch_size: int, lr: float, progress: bool = True,
                    width_divisor: int | None = None, input_size: int | None = None) -> dict:
     """Train the toy's VGG19 on ``data``, measure it on ``held``, save it to ``folder``; return its
-    manifest entry (the keys of ``__main__._trained_entry``). Both data sets are rendered at the
+    manifest entry (the keys of ``trained.trained_entry``). Both data sets are rendered at the
     +G generation size (the toy profile's ``generator_size`` unless ``input_size`` is given)."""
     width_divisor, input_size = _toy_geometry(width_divisor, input_size)
     if data.images.shape[1:3] != (input_size, input_size):
