@@ -261,7 +261,7 @@ book.glue_table("tbl_levers_combined", lever_tables["combined"], formats={"PSNR 
 # VAE took {glue:text}`lever_eight_channels_seconds:.0f` s with eight channels and
 # {glue:text}`lever_perceptual_seconds:.0f` s with the perceptual term).
 #
-# None of the UNet levers moves what the judge sees at the zoo's budget. Text-to-image names the
+# No UNet lever moves what the judge sees at the zoo's budget. Text-to-image names the
 # category in {glue:text}`lever_levers_t2i_low:.3f` to {glue:text}`lever_levers_t2i_high:.3f` of
 # cases against {glue:text}`lever_shipped_t2i:.3f` (a share of 0.17 on 400 scenes has a standard
 # error of 0.019), img2img in {glue:text}`lever_levers_img2img_low:.3f` to
