@@ -91,10 +91,9 @@ def judge_unet(unet, inputs: ZooInputs, probe: train.SceneData, prediction: str 
     held_latents, held_embeddings = held or (inputs.held_latents, inputs.held_embeddings)
     rows = np.arange(len(probe))
     return {"text_to_image_judged_by_clip": quality.generation_attributes(pipe, inputs.judge, probe, rows),
-            "img2img_true_z_and_caption_judged_by_clip": quality.img2img_attributes(pipe, inputs.judge, probe, rows),
+            **quality.at_methods_guidance(pipe, inputs.judge, probe, rows),
             "caption_reliance": quality.caption_reliance(unet, pipe.scheduler, held_latents, held_embeddings,
-                                                         train.CAPTIONS_PER_SCENE),
-            "caption_swap_at_guidance_5": quality.caption_swap(pipe, probe, rows)}
+                                                         train.CAPTIONS_PER_SCENE)}
 
 
 def train_vae_lever(name: str, inputs: ZooInputs, perceptual, device: str):
@@ -116,11 +115,11 @@ def train_unet_lever(name: str | None, latents, embeddings, device: str):
 def run(levers: list[str], device: str, shipped: bool = True) -> dict:
     inputs = ZooInputs(zoo_cli.RECIPES["scenes"]["n_train"])
     probe = probe_scenes()
-    manifest = models.zoo_manifest(inputs.profile)["models"]["sd-img2img"]
-    shipped_unet = models.img2img(inputs.profile).unet
     results = {"VAE": {}, "UNet": {}}
     start = time.perf_counter()
     if shipped:  # the recipe without the levers: the zoo as shipped
+        manifest = models.zoo_manifest(inputs.profile)["models"]["sd-img2img"]
+        shipped_unet = models.img2img(inputs.profile).unet
         results["VAE"]["shipped"] = judge_vae(inputs.vae, inputs, probe) | {
             "train_seconds": manifest["training"]["vae"]["train_seconds"]}
         results["UNet"]["shipped"] = judge_unet(shipped_unet, inputs, probe) | {

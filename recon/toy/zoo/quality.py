@@ -142,6 +142,13 @@ def caption_swap(pipe, data: SceneData, rows: np.ndarray, *, steps: int = 20, gu
             "caption_over_seed": round(by_caption / max(by_seed, 1e-12), 3), "n": len(rows), "guidance": guidance}
 
 
+def at_methods_guidance(pipe, judge: AttributeJudge, data: SceneData, rows: np.ndarray, *, seed: int = 0) -> dict:
+    """The probe's checks at the methods' guidance (5), under the names the manifest records them by: img2img from
+    each scene's own image and caption (:func:`img2img_attributes`) and the caption swap (:func:`caption_swap`)."""
+    return {"img2img_true_z_and_caption_judged_by_clip": img2img_attributes(pipe, judge, data, rows, seed=seed),
+            "caption_swap_at_guidance_5": caption_swap(pipe, data, rows, seed=seed)}
+
+
 @torch.no_grad()
 def caption_reliance(unet, scheduler, latents: torch.Tensor, embeddings: torch.Tensor, captions_per_scene: int, *,
                      depth: torch.Tensor | None = None, timesteps=(200, 500, 800), seed: int = 0) -> dict:

@@ -105,9 +105,7 @@ class TrainedBuild:
     def at_methods_guidance(self, pipe) -> dict:
         """img2img from the probe's own images and captions, and the caption swap, at the methods' guidance (5)."""
         pipe.set_progress_bar_config(disable=True)
-        return {"img2img_true_z_and_caption_judged_by_clip": quality.img2img_attributes(
-                    pipe, self.judge, self.probe, self.probe_rows, seed=self.seed),
-                "caption_swap_at_guidance_5": quality.caption_swap(pipe, self.probe, self.probe_rows, seed=self.seed)}
+        return quality.at_methods_guidance(pipe, self.judge, self.probe, self.probe_rows, seed=self.seed)
 
     # --------------------------------------------------------------------- the recipes
     def clip(self, r: dict) -> dict:
