@@ -52,6 +52,7 @@ from recon.config import METHODS, ModelIds, Profile, default_zoo_dir
 from recon.profiles import get_profile
 from recon.experiment import LOW_DIMENSIONAL, TRIAL_AVERAGED
 from recon.ridge_streamed import StreamedRidgeCV, image_means
+from recon.stages import STAGES
 
 # ----------------------------------------------------------------------------------------------------
 # Published configurations, as in each Hub repository's config.json (defaults left out).
@@ -406,11 +407,14 @@ class Stages:
 
     HEADER = f"{'stage':<48} {'seconds':>9} {'images/s':>9} {'peak MB':>9}  output"
 
-    def run(self, name: str, fn, images: int | None = None):
-        """``images``: how many images the stage takes in or puts out (None: not an image stage).
+    def run(self, product: str | None, name: str, fn, images: int | None = None):
+        """``product``: the stage of :data:`recon.stages.STAGES` whose product this times (None: the dry run's own
+        set-up); ``images``: how many images the stage takes in or puts out (None: not an image stage).
 
         A stage also fails on NaN or infinite values: in its float output, or cast to uint8 images
         (which numpy only warns about), as float16 overflow or a constant depth map would make them."""
+        if product is not None and product not in STAGES:
+            raise ValueError(f"stage {name!r}: unknown product {product!r}; expected one of {', '.join(STAGES)}")
         reset_peak_memory(self.device)
         start = time.perf_counter()
         try:
@@ -423,7 +427,7 @@ class Stages:
         except Exception as err:
             raise StageFailed(name) from err
         seconds = time.perf_counter() - start
-        row = {"stage": name, "seconds": round(seconds, 3), "images": images,
+        row = {"stage": name, "product": product, "seconds": round(seconds, 3), "images": images,
                "images_per_s": round(images / seconds, 4) if images else None,
                "peak_MB": peak_memory_mb(self.device), "output": describe(out)}
         self.rows.append(row)
@@ -500,10 +504,10 @@ def batching(batch: int | None) -> dict:
 
 
 def decoded(target: str, truth: np.ndarray, p: Profile, settings: Settings, seed: int) -> np.ndarray:
-    """As ``Experiment.decoded``, on random betas: ``StreamedRidgeCV`` on per-image training targets
-    scattered around the true test features (so predictions have the real shape and a plausible
-    scale), trial-averaged betas where the authors averaged, DPT one layer at a time (later layers
-    reuse the decomposition), the predictions stored in the profile's ``feature_dtype``."""
+    """``Experiment.decoded``'s recipe (:func:`recon.recipes.ridge_decode`) on random betas: ``StreamedRidgeCV`` on
+    per-image training targets scattered around the true test features (so predictions have the real shape and a
+    plausible scale), trial-averaged betas where the authors averaged, DPT one layer at a time (later layers reuse
+    the decomposition), the predictions stored in the profile's ``feature_dtype``."""
     rng = np.random.default_rng(seed)
     n_images = settings.n_train_images
     shown = np.arange(2 * n_images) % n_images  # every training image on two trials
@@ -517,12 +521,8 @@ def decoded(target: str, truth: np.ndarray, p: Profile, settings: Settings, seed
     predicted = np.empty(truth.shape, dtype=p.feature_dtype)
     decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device, block_size=p.ridge_block_size,
                               fit_intercept=p.decoder_intercept)
-    for layer in range(truth.shape[1]) if target == "dpt" else [None]:
-        if layer:
-            decoder.fit_targets(Y[:, layer])
-        else:
-            decoder.fit(X, Y if layer is None else Y[:, layer], shown)
-        decoder.predict(X_test, out=predicted if layer is None else predicted[:, layer])
+    targets = [(layer, Y[:, layer]) for layer in range(truth.shape[1])] if target == "dpt" else [(None, Y)]
+    recipes.ridge_decode(decoder, X, shown, X_test, targets, predicted)
     return predicted
 
 
@@ -530,32 +530,32 @@ def feature_stages(stages: Stages, p: Profile, images, captions, batch: int | No
     """True stimulus features, one model family at a time (each released before the next loads)."""
     n, kw = len(images), batching(batch)
     out = {}
-    stages.run("load SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
-    out["z"] = stages.run("features z (VAE encoder)", lambda: features.vae_latents(
+    stages.run("features", "load SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
+    out["z"] = stages.run("features", "features z (VAE encoder)", lambda: features.vae_latents(
         models.img2img(p, "sd"), images, p.z_size, progress=False, seed=p.seed,
         sample_ids=np.arange(n) if p.z_latent == "sample" else None, **kw), n)
-    out["c"] = stages.run("features c (SD 1.4 text encoder)", lambda: features.text_embeddings(
+    out["c"] = stages.run("features", "features c (SD 1.4 text encoder)", lambda: features.text_embeddings(
         models.img2img(p, "sd"), captions, progress=False), n)
     release_models()
-    stages.run("load SD 2 img2img", lambda: models.img2img(p, "sd2").unet)
-    out["c_sd2"] = stages.run("features c (SD 2 text encoder)", lambda: features.text_embeddings(
+    stages.run("features", "load SD 2 img2img", lambda: models.img2img(p, "sd2").unet)
+    out["c_sd2"] = stages.run("features", "features c (SD 2 text encoder)", lambda: features.text_embeddings(
         models.img2img(p, "sd2"), captions, progress=False), n)
     release_models()
-    stages.run("load BLIP", lambda: models.blip(p)[0])
-    out["blip"] = stages.run("features BLIP ViT", lambda: features.blip_vision(
+    stages.run("features", "load BLIP", lambda: models.blip(p)[0])
+    out["blip"] = stages.run("features", "features BLIP ViT", lambda: features.blip_vision(
         *models.blip(p), images, progress=False, size=p.blip_image_size, normalise=p.blip_normalise, **kw), n)
-    stages.run("load DPT", lambda: models.dpt(p)[0])
-    out["dpt"] = stages.run("features DPT hidden states", lambda: features.dpt_hidden_states(
+    stages.run("features", "load DPT", lambda: models.dpt(p)[0])
+    out["dpt"] = stages.run("features", "features DPT hidden states", lambda: features.dpt_hidden_states(
         *models.dpt(p), images, progress=False, **kw), n)
-    stages.run("load VGG19", lambda: models.vgg19_features(p))
-    out["vgg"] = stages.run("features VGG19", lambda: features.vgg_feature_matrix(
+    stages.run("features", "load VGG19", lambda: models.vgg19_features(p))
+    out["vgg"] = stages.run("features", "features VGG19", lambda: features.vgg_feature_matrix(
         models.vgg19_features(p), images, p.vgg_layers, p.vgg_pool, p.generator_size, progress=False, **kw), n)
     return out
 
 
 def decode_stages(stages: Stages, p: Profile, truth: dict, settings: Settings) -> dict:
     """A ridge decoder per target (VGG19's layers as one concatenated target, as ``Experiment`` does)."""
-    return {target: stages.run(f"decode {target} (ridge)", lambda t=target, k=k: decoded(
+    return {target: stages.run("decoded", f"decode {target} (ridge)", lambda t=target, k=k: decoded(
                 t, truth[t], p, settings, settings.seed + k))
             for k, target in enumerate(("z", "c", "c_sd2", "blip", "dpt", "vgg"))}
 
@@ -566,14 +566,15 @@ def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None, lab
     images; from decoded features, or (the oracle's, ``label`` "true ") from the test images' own, which +G does not
     rescale (Experiment.true_gan_images)."""
     n, kw = len(dec["z"]), batching(batch)
+    prefix = "true_" if label else ""  # the oracle's products are stages of their own
     out = {}
-    out["captions"] = stages.run(f"{label}captions (BLIP generate)",
+    out["captions"] = stages.run(f"{prefix}captions", f"{label}captions (BLIP generate)",
                                  lambda: recipes.captions(p, dec["blip"], progress=False, **kw), n)
-    out["depth"] = stages.run(f"{label}depth (DPT neck + head)",
+    out["depth"] = stages.run(f"{prefix}depth", f"{label}depth (DPT neck + head)",
                               lambda: recipes.depth(p, dec["dpt"], progress=False, **kw), n)
     release_models()
     kind = p.generator.split(":")[0]
-    stages.run(f"{label}load +G nets (VGG19, {kind} generator)",
+    stages.run(f"{prefix}gan", f"{label}load +G nets (VGG19, {kind} generator)",
                lambda: (models.vgg19_features(p), models.gan_generator(p)))
 
     def gan():
@@ -585,7 +586,7 @@ def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None, lab
             reference = {k: float(v.std(0, ddof=1).mean()) for k, v in targets.items()}
         return recipes.gan_images(p, dec["vgg"], reference, progress=False, batch_size=batch)
 
-    out["gan"] = stages.run(f"{label}+G feature matching ({kind}, {p.generator_steps} steps)", gan, n)
+    out["gan"] = stages.run(f"{prefix}gan", f"{label}+G feature matching ({kind}, {p.generator_steps} steps)", gan, n)
     release_models()
     return out
 
@@ -597,21 +598,22 @@ def generation_stages(stages: Stages, p: Profile, dec: dict, products: dict, bat
     n = len(dec["z"]) * p.n_samples
     kw = dict(progress=False, batch_size=batch)
     inputs = {"caption": products["captions"], "gan": products["gan"], "depth": products["depth"]}
+    run_stage = "oracle" if label else "reconstruct"
     out = {}
-    stages.run(f"{label}reload SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
+    stages.run(run_stage, f"{label}reload SD 1.4 img2img", lambda: models.img2img(p, "sd").unet)
     if p.z_init != "latent":  # timed on its own too; each run that starts from z decodes it again, as the book's do
-        stages.run(f"{label}z -> init images (VAE decode)",
+        stages.run(run_stage, f"{label}z -> init images (VAE decode)",
                    lambda: recipes.init_from_z(p, "sd", dec["z"], progress=False)["init_images"], len(dec["z"]))
     start = {"z": dec["z"]}
-    out["[30]"] = stages.run(f"{label}generate [30] (img2img z + c)", lambda: recipes.reconstruct(
+    out["[30]"] = stages.run(run_stage, f"{label}generate [30] (img2img z + c)", lambda: recipes.reconstruct(
         p, "[30]", "sd", start | {"c": dec["c"]}, **kw), n)
-    out["+T"] = stages.run(f"{label}generate +T (img2img z + captions)", lambda: recipes.reconstruct(
+    out["+T"] = stages.run(run_stage, f"{label}generate +T (img2img z + captions)", lambda: recipes.reconstruct(
         p, "+T", "sd", start | inputs, **kw), n)
-    out["+T+G"] = stages.run(f"{label}generate +T+G (img2img +G image)", lambda: recipes.reconstruct(
+    out["+T+G"] = stages.run(run_stage, f"{label}generate +T+G (img2img +G image)", lambda: recipes.reconstruct(
         p, "+T+G", "sd", inputs, **kw), n)
     release_models()
-    stages.run(f"{label}load SD 2 depth2img", lambda: models.depth2img(p).unet)
-    out["+T+G+D"] = stages.run(f"{label}generate +T+G+D (depth2img)", lambda: recipes.reconstruct(
+    stages.run(run_stage, f"{label}load SD 2 depth2img", lambda: models.depth2img(p).unet)
+    out["+T+G+D"] = stages.run(run_stage, f"{label}generate +T+G+D (depth2img)", lambda: recipes.reconstruct(
         p, "+T+G+D", "sd", inputs, **kw), n)
     release_models()
     return out
@@ -628,18 +630,19 @@ def evaluation_stages(stages: Stages, p: Profile, images: np.ndarray, generated:
                       label: str = "") -> dict:
     """Table 1's feature spaces of the originals and of every method's samples, then the scores."""
     kw = batching(batch)
-    evaluator = stages.run(f"{label}load evaluation nets (CLIP, AlexNet, Inception)",
+    scored = "oracle" if label else "identification"  # an oracle run is scored in its own stage
+    evaluator = stages.run("evaluation", f"{label}load evaluation nets (CLIP, AlexNet, Inception)",
                            lambda: evaluate.EvaluationFeatures(p))
-    original = stages.run(f"{label}evaluation features originals", lambda: evaluator(images, progress=False, **kw),
-                          len(images))
+    original = stages.run("evaluation", f"{label}evaluation features originals",
+                          lambda: evaluator(images, progress=False, **kw), len(images))
     scores = {}
     for method in METHODS:
         samples = generated[method]
         flat = samples.reshape(-1, *samples.shape[-3:])
-        feats = stages.run(f"evaluation features {label}{method}", lambda f=flat: evaluator(f, progress=False, **kw),
-                           len(flat))
+        feats = stages.run(scored, f"evaluation features {label}{method}",
+                           lambda f=flat: evaluator(f, progress=False, **kw), len(flat))
         feats = {m: v.reshape(samples.shape[0], samples.shape[1], -1) for m, v in feats.items()}
-        scores[method] = stages.run(f"identification {label}{method}",
+        scores[method] = stages.run(scored, f"identification {label}{method}",
                                     lambda g=feats: identification(original, g, p.device))
     del evaluator
     release_models()
@@ -676,10 +679,10 @@ def write_models(root: Path, arch_name: str, settings: Settings, stages: Stages)
     seeds = {name: settings.seed + 10 * k for k, name in enumerate(FOLDERS)}
     for name, writer in WRITERS.items():
         shutil.rmtree(root / name, ignore_errors=True)
-        stages.run(f"build + save {name}",
+        stages.run(None, f"build + save {name}",
                    lambda n=name, w=writer: w(root / n, arch, seeds[n]) or folder_size(root / n))
         gc.collect()
-    stages.run("write manifest (sha256 of every file)", lambda: write_manifest(root, arch_name, seeds))
+    stages.run(None, "write manifest (sha256 of every file)", lambda: write_manifest(root, arch_name, seeds))
 
 
 def dryrun(settings: Settings, workdir: Path) -> dict:

@@ -214,21 +214,13 @@ book.glue_table("tbl_probe", table)
 # ({numref}`tbl-simulated-zscore`).
 
 # %% tags=["hide-input", "remove-output"]
-from recon.decode import RidgeDecoder
-
 p = exp.profile
-train_unique, train_inverse = np.unique(exp.data.train_ids, return_inverse=True)
-y_train = probe.low_level_descriptor(reader.images(train_unique))[train_inverse]
-y_test = probe.low_level_descriptor(reader.images(exp.data.test_ids))
-accuracy = {}
-for zscore, label in ((True, "z-scored per session"), (False, "raw / 300, as the authors")):
-    betas = reader.load_subject(subject, ["early"], p.n_sessions, zscore_per_session=zscore)
-    decoder = RidgeDecoder(alphas=p.alphas_lowdim, cv=p.cv_folds, backend=p.ridge_backend)
-    decoder.fit(betas.train_betas, y_train)
-    accuracy[label] = decoder.score(betas.test_betas, y_test)
-    glue("zscore_on_r" if zscore else "zscore_off_r", accuracy[label], display=False)
+accuracy = probe.preprocessing_probe(reader, exp.data, subject, p.n_sessions, alphas=p.alphas_lowdim, cv=p.cv_folds,
+                                     backend=p.ridge_backend)
+glue("zscore_on_r", accuracy["z-scored per session"], display=False)
+glue("zscore_off_r", accuracy["raw / 300, as the authors"], display=False)
 glue("zscore_gain", accuracy["z-scored per session"] - accuracy["raw / 300, as the authors"], display=False)
-book.glue_table("tbl_zscore", pd.DataFrame({"mean test r": accuracy}).rename_axis("betas"), digits=4)
+book.glue_table("tbl_zscore", accuracy.to_frame(), digits=4)
 
 # %% [markdown]
 # :::{table} One ridge decoder from this subject's early voxels predicting the test images' 8 × 8 colour maps, from betas z-scored per session or prepared as the authors did.

@@ -269,23 +269,20 @@ class Experiment:
             decoder = ridge_streamed.StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device,
                                                      block_size=p.ridge_block_size, progress=self.progress,
                                                      fit_intercept=p.decoder_intercept)
-            parts = range(truth.shape[1]) if target == "dpt" else [None]
-            for layer in parts:
-                layers = None if layer is None else [layer]
-                with self.cache.scratch(lambda w: self._extract(target, self.train_image_ids, self._creator(w),
-                                                                dpt_layers=layers)) as train:
-                    Y = train["x"] if layer is None else train["x"][:, 0]
-                    out = predicted if layer is None else predicted[:, layer]
-                    if layer:  # later DPT layers: same trials, so the decomposition is reused
-                        decoder.fit_targets(Y)
-                    else:
-                        decoder.fit(X, Y, index)
-                    decoder.predict(X_test, out=out)
-                    if target in TRAINING_SD:
-                        writer.put("train_std", decode.column_std(Y).astype(np.float32))
-                width = decoder.best_alphas_.size
-                offset = 0 if layer is None else layer * width
-                chosen[offset : offset + width] = decoder.best_alphas_
+
+            def training_targets():  # each layer's training features live in a scratch entry while it is fitted
+                for layer in range(truth.shape[1]) if target == "dpt" else [None]:
+                    layers = None if layer is None else [layer]
+                    with self.cache.scratch(lambda w: self._extract(target, self.train_image_ids,
+                                                                    self._creator(w), dpt_layers=layers)) as train:
+                        yield layer, train["x"] if layer is None else train["x"][:, 0]
+
+            def keep_training_sd(layer, Y):
+                if target in TRAINING_SD:
+                    writer.put("train_std", decode.column_std(Y).astype(np.float32))
+
+            chosen[:] = recipes.ridge_decode(decoder, X, index, X_test, training_targets(), predicted,
+                                             on_target=keep_training_sd)
             predicted.flush()
             writer.put("test_r", decode.column_correlations(truth, predicted))
 

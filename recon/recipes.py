@@ -14,6 +14,27 @@ from . import features, methods, models
 from .config import Profile
 
 
+def ridge_decode(decoder, X: np.ndarray, index: np.ndarray | None, X_test: np.ndarray, targets,
+                 predicted: np.ndarray, *, on_target=None) -> np.ndarray:
+    """The decoders' recipe: fit ``decoder`` (a :class:`~recon.ridge_streamed.StreamedRidgeCV`) on the training
+    betas ``X`` (one row per trial of the image ``index`` names, or per image when ``index`` is None) and predict the
+    test betas ``X_test`` into ``predicted``, for each ``(layer, Y)`` of ``targets``: layer None for one target, else
+    DPT's layers one at a time, as the authors decode them, into ``predicted[:, layer]``. Later layers have the same
+    trials, so they reuse the first layer's decomposition. ``on_target(layer, Y)`` sees each training target before
+    the next is drawn (``targets`` may be a generator that frees it). Returns every column's chosen alpha, in order."""
+    chosen = []
+    for layer, Y in targets:
+        if layer:
+            decoder.fit_targets(Y)
+        else:
+            decoder.fit(X, Y, index)
+        decoder.predict(X_test, out=predicted if layer is None else predicted[:, layer])
+        if on_target is not None:
+            on_target(layer, Y)
+        chosen.append(np.array(decoder.best_alphas_, copy=True))
+    return np.concatenate(chosen)
+
+
 def captions(profile: Profile, vision_features: np.ndarray, *, progress=True, **batching) -> list[str]:
     """+T: the captions BLIP's text decoder writes from ViT features (decoded, or the seen images' own)."""
     p = profile

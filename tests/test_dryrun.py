@@ -39,7 +39,7 @@ def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys, monkeypatch):
     from recon import recipes
 
     called = []
-    for name in ("captions", "depth", "gan_images", "reconstruct"):
+    for name in ("ridge_decode", "captions", "depth", "gan_images", "reconstruct"):
         def recorded(*args, _name=name, _recipe=getattr(recipes, name), **kwargs):
             called.append(_name if _name != "reconstruct" else f"reconstruct {args[1]}")
             return _recipe(*args, **kwargs)
@@ -47,8 +47,9 @@ def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys, monkeypatch):
         monkeypatch.setattr(recipes, name, recorded)
     out = workdir / "report.json"
     assert dryrun.main(["--tiny", "--workdir", str(workdir), "--out", str(out)]) == 0
+    assert called[:6] == ["ridge_decode"] * 6  # one decoder per target: z, c, c_sd2, blip, dpt, vgg
     expected = ["captions", "depth", "gan_images"] + [f"reconstruct {m}" for m in METHODS]
-    assert called == expected * 2  # decoded, then the oracle's true inputs
+    assert called[6:] == expected * 2  # decoded, then the oracle's true inputs
     report = json.loads(out.read_text())
     rows = {row["stage"]: row for row in report["stages"]}
     assert len(rows) == len(report["stages"])  # stage names are unique
@@ -58,6 +59,11 @@ def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys, monkeypatch):
         assert any(stage.startswith(f"oracle generate {method} (") for stage in rows), method  # true inputs
         assert f"identification oracle {method}" in rows
     assert {"true captions (BLIP generate)", "true depth (DPT neck + head)"} <= set(rows)
+    # each timed stage names the product of recon.stages.STAGES it makes: every product but the dataset (random
+    # inputs here) and the swaps (the oracle's recipe with fewer true inputs)
+    from recon.stages import STAGES
+    timed = {row["product"] for row in report["stages"]}
+    assert timed - {None} == set(STAGES) - {"dataset", "swap"}, timed
     assert all(0 <= v <= 1 for scores in report["oracle scores"].values() for v in scores.values())
     assert rows["features DPT hidden states"]["output"] == "(2, 4, 17, 16) float32"  # 1 + 4 x 4 tokens
     assert rows["decode dpt (ridge)"]["output"] == "(2, 4, 17, 16) float16"  # the profile's feature dtype
@@ -83,10 +89,10 @@ def test_a_failing_stage_is_named(dryrun, workdir, monkeypatch, capsys):
 def test_nan_outputs_fail_their_stage(dryrun):
     stages = dryrun.Stages(echo=False)
     with pytest.raises(dryrun.StageFailed) as failed:
-        stages.run("depth", lambda: np.array([0.0, np.nan], dtype=np.float32))
+        stages.run("depth", "depth", lambda: np.array([0.0, np.nan], dtype=np.float32))
     assert failed.value.stage == "depth" and isinstance(failed.value.__cause__, FloatingPointError)
     with pytest.raises(dryrun.StageFailed) as failed:  # NaN cast to uint8 images: numpy only warns
-        stages.run("generate", lambda: np.array([np.nan], dtype=np.float32).astype(np.uint8))
+        stages.run("reconstruct", "generate", lambda: np.array([np.nan], dtype=np.float32).astype(np.uint8))
     assert isinstance(failed.value.__cause__, RuntimeWarning)
 
 

@@ -90,3 +90,25 @@ def test_fit_targets_reuses_the_decomposition_for_other_targets(trials):
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), together, atol=1e-6)
     with pytest.raises(ValueError, match="50 rows"):
         decoder.fit_targets(flat[:10])
+
+
+def test_the_decoders_recipe_fits_each_layer_as_a_fresh_decoder_would(trials):
+    """recon.recipes.ridge_decode (the book's and the dry run's): DPT-like layers, decoded one at a time on one
+    decomposition, predict what a decoder fitted on each layer alone predicts; every column's alpha is returned."""
+    from recon import recipes
+
+    X, Y, index, X_test = trials
+    predicted = np.zeros((len(X_test), *Y.shape[1:]), dtype=np.float32)
+    seen = []
+    chosen = recipes.ridge_decode(StreamedRidgeCV(alphas=ALPHAS, cv=5), X, index, X_test,
+                                  ((layer, Y[:, layer]) for layer in range(Y.shape[1])), predicted,
+                                  on_target=lambda layer, target: seen.append((layer, target.shape)))
+    assert seen == [(layer, (len(Y), Y.shape[2])) for layer in range(Y.shape[1])]
+    for layer in range(Y.shape[1]):
+        alone = StreamedRidgeCV(alphas=ALPHAS, cv=5).fit(X, Y[:, layer], index)
+        np.testing.assert_allclose(predicted[:, layer], alone.predict(X_test), atol=1e-5)
+        np.testing.assert_allclose(chosen[layer * Y.shape[2]:(layer + 1) * Y.shape[2]], alone.best_alphas_)
+    whole = np.zeros_like(predicted)
+    chosen_whole = recipes.ridge_decode(StreamedRidgeCV(alphas=ALPHAS, cv=5), X, index, X_test, [(None, Y)], whole)
+    np.testing.assert_allclose(whole, StreamedRidgeCV(alphas=ALPHAS, cv=5).fit(X, Y, index).predict(X_test), atol=1e-5)
+    assert chosen_whole.shape == (Y[0].size,)

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from recon.config import STREAMS_ROIS, SUBJECTS
 from recon.nsd import NSDReader
-from recon.toy.probe import roi_probe
+from recon.toy.probe import preprocessing_probe, roi_probe
 from recon.toy.simulate import COMPLETE_MARKER, SimulationConfig, run_lengths, simulate_nsd
 
 SMALL = SimulationConfig(n_shared=10, n_train=40, trials_per_session=50, image_size=32)
@@ -192,6 +192,16 @@ def test_early_carries_low_level_and_ventral_carries_semantics(probe_reader, sub
     # single-trial noise (simulate.py) this probe's 1800 trials reach r 0.90-0.92 (low-level, early) and
     # 0.70-0.80 (semantic, ventral; lowest for subj07, NSD's noisiest): 0.6 guards against a collapse.
     assert table.loc["early", LOW] > 0.8 and table.loc["ventral", SEMANTIC] > 0.6, table
+
+
+def test_preprocessing_probe_decodes_from_both_preparations_of_the_betas(probe_reader):
+    """The simulated NSD notebook's comparison: one early decoder from betas z-scored per session and from the raw
+    betas; both decode the low-level maps (the sessions' offsets are a fraction of a voxel's trial variance)."""
+    data = probe_reader.load_subject("subj01", ("early",), PROBE.n_sessions)
+    scores = preprocessing_probe(probe_reader, data, "subj01", PROBE.n_sessions)
+    assert list(scores.index) == ["z-scored per session", "raw / 300, as the authors"]
+    assert scores.name == "mean test r" and scores.index.name == "betas"
+    assert (scores > 0.5).all() and scores.nunique() == 2, scores
 
 
 @pytest.mark.parametrize("subject", SUBJECTS)

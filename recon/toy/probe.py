@@ -45,3 +45,20 @@ def roi_probe(reader: NSDReader, data: SubjectData, rois=("early", "ventral"), a
             decoder = RidgeDecoder(alphas=alphas, backend=backend).fit(data.train_betas[:, columns], y_train)
             rows.append({"roi": roi, "descriptor": name, "mean test r": decoder.score(data.test_betas[:, columns], y_test)})
     return pd.DataFrame(rows).pivot(index="roi", columns="descriptor", values="mean test r")
+
+
+def preprocessing_probe(reader: NSDReader, data: SubjectData, subject: str, n_sessions: int, *,
+                        roi: str = "early", alphas=(1.0, 10.0, 100.0, 1e3, 1e4), cv: int = 5,
+                        backend: str = "numpy") -> pd.Series:
+    """Mean test correlation of one ridge decoder from ``roi``'s voxels to the test images' low-level descriptor,
+    from betas z-scored per session and from the raw betas (/ 300, as the authors read them; the ridge
+    standardises each voxel over all training trials). ``data`` gives the trials' images."""
+    train_unique, train_inverse = np.unique(data.train_ids, return_inverse=True)
+    y_train = low_level_descriptor(reader.images(train_unique))[train_inverse]
+    y_test = low_level_descriptor(reader.images(data.test_ids))
+    scores = {}
+    for zscore, label in ((True, "z-scored per session"), (False, "raw / 300, as the authors")):
+        betas = reader.load_subject(subject, [roi], n_sessions, zscore_per_session=zscore)
+        decoder = RidgeDecoder(alphas=alphas, cv=cv, backend=backend).fit(betas.train_betas, y_train)
+        scores[label] = decoder.score(betas.test_betas, y_test)
+    return pd.Series(scores, name="mean test r").rename_axis("betas")
