@@ -69,7 +69,7 @@ def timed(fn, device: str, warm_up: bool = True) -> float:
 def measure(profile, plan: dict, device: str, release) -> list[dict]:
     """Every measurement of the plan, as rows of (what, setting, value, unit); ``release()`` frees the loaded
     models between families, so each fits beside nothing else."""
-    from recon import evaluate, methods, models
+    from recon import evaluate, methods, models, recipes
 
     rows = []
     rng = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def measure(profile, plan: dict, device: str, release) -> list[dict]:
     targets = {layer: rng.standard_normal((plan["gan_images"], width), dtype=np.float32)
                for layer, width in widths.items()}
     seconds = timed(lambda: methods.images_from_vgg_features(
-        models.gan_generator(profile), vgg, targets, **methods.feature_matching_options(profile), progress=False),
+        models.gan_generator(profile), vgg, targets, **recipes.feature_matching_options(profile), progress=False),
         device, warm_up=False)
     rows.append({"what": "+G", "setting": f"{profile.generator}, {profile.generator_steps} iterations",
                  "value": seconds / plan["gan_images"], "unit": "s/image"})

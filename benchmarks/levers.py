@@ -112,14 +112,14 @@ def img2img_levers(p) -> dict:
 
 
 def gan_levers(p) -> dict:
-    from recon import features, methods, models
+    from recon import features, methods, models, recipes
 
     vgg = models.vgg19_features(p)
     widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
     rng = np.random.default_rng(0)
     n = p.generator_batch_size
     targets = {layer: rng.standard_normal((n, width)).astype(np.float32) for layer, width in widths.items()}
-    options = methods.feature_matching_options(p) | {"steps": max(1, p.generator_steps // 10)}
+    options = recipes.feature_matching_options(p) | {"steps": max(1, p.generator_steps // 10)}
 
     def run():
         return methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=False)

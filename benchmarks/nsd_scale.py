@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon import evaluate, features, methods
+from recon import evaluate, features, methods, recipes
 from recon.cache import Cache
 from recon.ridge_streamed import StreamedRidgeCV
 
@@ -251,7 +251,7 @@ def measure_gan(args) -> Row:
     widths = features.vgg_layer_widths(vgg, nsd.vgg_layers, nsd.vgg_pool, nsd.generator_size)
     targets = {layer: np.ones((2, dims), np.float32) for layer, dims in widths.items()}
     measured_steps = 2
-    options = methods.feature_matching_options(nsd) | dict(steps=measured_steps, batch_size=2, dtype=None)
+    options = recipes.feature_matching_options(nsd) | dict(steps=measured_steps, batch_size=2, dtype=None)
     with PeakAnonymousMemory() as m:
         methods.images_from_vgg_features(methods.PixelGenerator(224, space="caffe"), vgg, targets, **options,
                                          progress=False)

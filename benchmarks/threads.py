@@ -27,7 +27,7 @@ def kernel(name: str, profile_name: str) -> float:
     """Seconds of one run of ``name`` ("img2img" or "gan") on the profile's models."""
     import torch
 
-    from recon import features, methods, models
+    from recon import features, methods, models, recipes
     from recon.book import quiet_libraries
     from recon.profiles import get_profile
 
@@ -54,7 +54,7 @@ def kernel(name: str, profile_name: str) -> float:
         widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
         n = p.generator_batch_size
         targets = {layer: rng.standard_normal((n, width)).astype(np.float32) for layer, width in widths.items()}
-        options = methods.feature_matching_options(p) | {"steps": max(1, p.generator_steps // 10)}
+        options = recipes.feature_matching_options(p) | {"steps": max(1, p.generator_steps // 10)}
 
         def run():
             methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=False)

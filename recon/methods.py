@@ -332,18 +332,6 @@ def rescale_to_reference(targets: dict[str, np.ndarray], reference_std: dict[str
     return out
 
 
-def feature_matching_options(profile) -> dict:
-    """The keyword arguments of :func:`images_from_vgg_features` that the profile sets (every caller of +G
-    passes these, so the book, the dry run and the GPU check run one recipe)."""
-    from .models import generator_dtype
-
-    p = profile
-    return dict(layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps, lr=p.generator_lr, seed=p.seed,
-                batch_size=p.generator_batch_size, output_size=p.image_size, dtype=generator_dtype(p),
-                code_quantum=p.generator_code_quantum, optimiser=p.generator_optimiser, lr_end=p.generator_lr_end,
-                momentum=p.generator_momentum, decay=p.generator_decay, contrast_pct=p.generator_contrast_pct)
-
-
 def images_from_vgg_features(generator, vgg, targets: dict[str, np.ndarray], *, layers, pool: int, steps: int,
                              lr: float, seed: int, batch_size: int = 32, output_size: int | None = None,
                              dtype: torch.dtype | None = None, code_quantum: float | None = None,

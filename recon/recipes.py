@@ -51,6 +51,16 @@ def depth(profile: Profile, hidden_states: np.ndarray, *, progress=True, **batch
     return methods.depth_from_hidden_states(model, hidden_states, profile.image_size, progress=progress, **batching)
 
 
+def feature_matching_options(profile: Profile) -> dict:
+    """The keyword arguments of :func:`recon.methods.images_from_vgg_features` that the profile sets (every caller
+    of +G passes these, so the book, the dry run and the GPU check run one recipe)."""
+    p = profile
+    return dict(layers=p.vgg_layers, pool=p.vgg_pool, steps=p.generator_steps, lr=p.generator_lr, seed=p.seed,
+                batch_size=p.generator_batch_size, output_size=p.image_size, dtype=models.generator_dtype(p),
+                code_quantum=p.generator_code_quantum, optimiser=p.generator_optimiser, lr_end=p.generator_lr_end,
+                momentum=p.generator_momentum, decay=p.generator_decay, contrast_pct=p.generator_contrast_pct)
+
+
 def gan_images(profile: Profile, vgg_matrix: np.ndarray, reference_std: dict[str, float] | None = None, *,
                progress=True, batch_size: int | None = None) -> np.ndarray:
     """+G: images optimised to match VGG19 features (one row per image, the profile's layers concatenated). With
@@ -62,7 +72,7 @@ def gan_images(profile: Profile, vgg_matrix: np.ndarray, reference_std: dict[str
     targets = features.split_vgg_matrix(vgg_matrix, widths)
     if reference_std is not None:
         targets = methods.rescale_to_reference(targets, reference_std)
-    options = methods.feature_matching_options(p) | ({"batch_size": batch_size} if batch_size else {})
+    options = feature_matching_options(p) | ({"batch_size": batch_size} if batch_size else {})
     return methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=progress)
 
 

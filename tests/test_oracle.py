@@ -75,7 +75,7 @@ def smoke(tmp_path_factory):
 
 
 def test_true_inputs_are_the_test_images_own_by_the_same_code(smoke):
-    from recon import features, methods, models
+    from recon import features, methods, models, recipes
 
     exp = smoke["subj01"]
     p = exp.profile
@@ -91,7 +91,7 @@ def test_true_inputs_are_the_test_images_own_by_the_same_code(smoke):
     widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
     targets = features.split_vgg_matrix(exp.stimulus_features("vgg"), widths)  # not rescaled: no shrinkage
     np.testing.assert_array_equal(exp.true_gan_images, methods.images_from_vgg_features(
-        models.gan_generator(p), vgg, targets, **methods.feature_matching_options(p), progress=False))
+        models.gan_generator(p), vgg, targets, **recipes.feature_matching_options(p), progress=False))
 
 
 def test_an_oracle_run_is_img2img_on_the_true_latent_and_embedding(smoke):
