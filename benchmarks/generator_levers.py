@@ -1,7 +1,9 @@
 """Issue 33's levers on the toy generator, each trained alone at the zoo's CPU budget and judged as the manifest judges.
 
-    python benchmarks/generator_levers.py                                 # every lever, 2 CPU cores (about 75 minutes)
+    python benchmarks/generator_levers.py                                 # every lever, 2 CPU cores (about 2 hours)
     python benchmarks/generator_levers.py --levers "EMA of the weights (0.999)" --out ema.json
+    python benchmarks/generator_levers.py --levers "wider UNet (64, 128 channels)" --into measured/generator_levers-toy-2026-12-04.json
+    python benchmarks/generator_levers.py --forward-costs --into measured/generator_levers-toy-2026-12-04.json
 
 Two families, each beside the shipped zoo's model, which is the recipe without the lever:
 
@@ -15,12 +17,13 @@ Two families, each beside the shipped zoo's model, which is the recipe without t
   authors'), 20 DDIM steps: text-to-image from each probe scene's first caption, and img2img at strength 0.8 from
   its own image and caption (the probe's oracle [30]), named by the zoo's CLIP; the held-out noise-prediction gain
   of the own caption over another scene's (the manifest's caption reliance); and how much text-to-image moves when
-  the caption is swapped for another scene's, over how much a new seed moves it.
+  the caption is swapped for another scene's, over how much a new seed moves it. ``--forward-costs`` adds what
+  each UNet lever costs the book: one evaluation of the toy profile's generation batch, on one thread.
 
 The judge's CLIP and the VGG19 of the perceptual loss are the shipped zoo's (``RECON_ZOO`` moves it); neither
 AlexNet, Inception-v3 nor CLIP, Table 1's instruments, enters a training loss. Earlier measurements of related
-levers are cited, not rerun: cross-attention at 16 x 16 and the pooled caption on the 2026-11-26 zoo
-(``benchmarks/unet_layouts.py``), Min-SNR weighting and budgets (``benchmarks/unet_budget.py``), VAE widths and
+levers are cited, not rerun: the budgets and layouts of the 2026-11-26 zoo (``benchmarks/unet_layouts.py``; its
+cross-attention at 16 x 16 and pooled caption are rerun here on the shipped zoo), Min-SNR weighting and budgets (``benchmarks/unet_budget.py``), VAE widths and
 budgets (``benchmarks/vae_recipes.py``).
 """
 
@@ -56,6 +59,11 @@ UNET_LEVERS = {
     "pooled caption in the time embedding": (dict(addition_embed_type="text", addition_embed_type_num_heads=4), {},
                                              "epsilon"),
     "v-prediction": ({}, {}, "v_prediction"),
+    # structure: twice the channels at both levels (4 times the parameters), and cross-attention (with
+    # self-attention) at 16 x 16 as well as 8 x 8, where the object's shape is drawn
+    "wider UNet (64, 128 channels)": (dict(block_out_channels=(64, 128)), {}, "epsilon"),
+    "cross-attention at 16 x 16 too": (dict(down_block_types=("CrossAttnDownBlock2D",) * 2,
+                                            up_block_types=("CrossAttnUpBlock2D",) * 2), {}, "epsilon"),
 }
 
 
@@ -63,6 +71,7 @@ UNET_LEVERS = {
 #: (with its lever) on that VAE's latents, judged in a pipeline with that VAE: what the levers give together
 COMBINED = {
     "perceptual VAE, then the zoo's UNet recipe": ("perceptual loss (zoo VGG19, weight 1)", None),
+    "perceptual VAE, then the wider UNet": ("perceptual loss (zoo VGG19, weight 1)", "wider UNet (64, 128 channels)"),
 }
 
 
@@ -94,6 +103,32 @@ def judge_unet(unet, inputs: ZooInputs, probe: train.SceneData, prediction: str 
             **quality.at_methods_guidance(pipe, inputs.judge, probe, rows),
             "caption_reliance": quality.caption_reliance(unet, pipe.scheduler, held_latents, held_embeddings,
                                                          train.CAPTIONS_PER_SCENE)}
+
+
+@torch.inference_mode()
+def forward_ms(layout: dict, batch: int = 128, repeats: int = 5) -> float:
+    """Milliseconds of one UNet evaluation of ``layout`` (random weights: the cost does not depend on them) at the
+    toy profile's generation batch of 64 images, doubled by classifier-free guidance: what each of the book's
+    denoising steps pays, on this process's threads."""
+    unet = build.unet(2, **layout)
+    side = unet.config.sample_size
+    sample, t = torch.randn(batch, unet.config.in_channels, side, side), torch.full((batch,), 500)
+    context = torch.randn(batch, build.TEXT_LENGTH, build.TEXT_WIDTH)
+    unet(sample, t, encoder_hidden_states=context)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        unet(sample, t, encoder_hidden_states=context)
+    return round((time.perf_counter() - start) / repeats * 1000, 1)
+
+
+def add_forward_costs(measurement: dict) -> None:
+    """Each UNet row's (and the shipped UNet's) generation cost, :func:`forward_ms`, measured now, one after
+    another in this process, on one thread as the book's compute jobs run (the toy profile's compute_threads)."""
+    torch.set_num_threads(1)
+    for name, row in measurement["UNet"].items():
+        row["forward_ms_128"] = forward_ms({} if name == "shipped" else UNET_LEVERS[name][0])
+        print(f"{name}: {row['forward_ms_128']} ms per UNet evaluation of 128 latents", flush=True)
+    measurement["meta"]["forward_costs"] = {"date": date.today().isoformat(), "cpu": _cpu_name()}
 
 
 def train_vae_lever(name: str, inputs: ZooInputs, perceptual, device: str):
@@ -183,10 +218,20 @@ def main() -> None:
                         default=list(VAE_LEVERS) + list(UNET_LEVERS))
     parser.add_argument("--into", type=Path, help="add the levers' rows to this earlier measurement (its shipped "
                                                    "rows and meta kept; the runs are listed under meta.added)")
+    parser.add_argument("--forward-costs", action="store_true",
+                        help="only add each UNet row's cost of one evaluation (forward_ms) to --into")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     quiet_libraries()
+    if args.forward_costs:
+        if args.into is None:
+            parser.error("--forward-costs adds to an earlier measurement: give it with --into")
+        result = json.loads(args.into.read_text())
+        add_forward_costs(result)
+        args.into.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.into}")
+        return
     result = run(args.levers, args.device, shipped=args.into is None)
     if args.into:
         earlier = json.loads(args.into.read_text())

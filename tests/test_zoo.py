@@ -277,6 +277,10 @@ def test_the_levers_tables_have_a_row_per_lever_with_the_shipped_model_first():
     assert list(tables["UNet"].index) == ["shipped zoo", "EMA"]
     assert tables["UNet"].loc["EMA", "img2img category"] == 0.2
     assert not tables["VAE"].isna().any().any() and not tables["UNet"].isna().any().any()  # the book shows no nan
+    assert "UNet ms" not in tables["UNet"]  # a cost column only where the costs were measured
+    costed = quality.levers_frames({"UNet": {"shipped": unet | {"forward_ms_128": 40.0}, "EMA": unet | {
+        "forward_ms_128": 41.0}}})
+    assert list(costed["UNet"]["UNet ms"]) == [40.0, 41.0]
 
 
 def test_the_zoo_pages_figures_of_merit_come_from_the_manifest():

@@ -540,3 +540,22 @@ def test_caption_swap_is_zero_for_a_generator_that_ignores_its_caption():
     assert ignored["pixel_change_by_seed"] > 0.2
     followed = quality.caption_swap(caption_length, data, rows)
     assert followed["caption_over_seed"] > 1
+
+
+def test_category_by_size_splits_the_judges_hits_by_the_objects_size():
+    from types import SimpleNamespace
+
+    from recon.toy.zoo import quality
+
+    class FixedJudge(quality.AttributeJudge):  # answers given in advance, no CLIP
+        def __init__(self, answers):
+            self.answers = answers
+
+        def __call__(self, images):
+            return self.answers
+
+    truth = [SimpleNamespace(category=c, size=s, color="red") for c, s in
+             [("kite", "small"), ("ball", "small"), ("tree", "large"), ("kite", "large"), ("ball", "large")]]
+    judged = [("red", "kite"), ("red", "kite"), ("red", "tree"), ("red", "kite"), ("red", "kite")]
+    split = FixedJudge(judged).category_by_size(None, truth)
+    assert split == {"all": 0.6, "small": 0.5, "large": 0.667, "n_small": 2, "n_large": 3}

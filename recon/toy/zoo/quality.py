@@ -92,6 +92,15 @@ class AttributeJudge:
         return {"colour": round(float(np.mean([j[0] == t.color for j, t in zip(judged, truth)])), 3),
                 "category": round(float(np.mean([j[1] == t.category for j, t in zip(judged, truth)])), 3)}
 
+    def category_by_size(self, images: np.ndarray, truth: list) -> dict:
+        """The judged category's accuracy over all objects and over those of each size the world draws: whether a
+        generator loses the small ones' shape (where a VAE's resolution would bite) or every object's."""
+        correct = np.array([j[1] == t.category for j, t in zip(self(images), truth)])
+        sizes = np.array([t.size for t in truth])
+        return {"all": round(float(correct.mean()), 3)} | {
+            size: round(float(correct[sizes == size].mean()), 3) for size in scenes.SIZES if (sizes == size).any()} | {
+            f"n_{size}": int((sizes == size).sum()) for size in scenes.SIZES}
+
 
 def text_to_image(pipe, prompts: list[str], size: int, *, depth=None, steps: int = 20, guidance: float = 5.0,
                   seed: int = 0) -> np.ndarray:
@@ -212,7 +221,8 @@ def levers_frames(measurement: dict) -> dict[str, "pd.DataFrame"]:
     """``benchmarks/generator_levers.py``'s measurement as tables, one row per lever (the shipped model first):
     ``VAE``, what each VAE lever does to the round trips of the quality probe; ``UNet``, what each UNet lever does to
     generations at the methods' guidance; ``combined`` (if measured), both for a VAE lever and a UNet trained on
-    it. Each with its training time."""
+    it. Each with its training time, and a UNet lever with its cost per evaluation where measured (the book pays it
+    at each denoising step)."""
     import pandas as pd
 
     def vae(m):
@@ -230,6 +240,7 @@ def levers_frames(measurement: dict) -> dict[str, "pd.DataFrame"]:
     return {family: pd.DataFrame.from_dict(
                 {("shipped zoo" if name == "shipped" else name):
                  {k: v for part in columns[family] for k, v in part(m).items()} | {"train s": m["train_seconds"]}
+                 | ({"UNet ms": m["forward_ms_128"]} if "forward_ms_128" in m else {})
                  for name, m in measurement[family].items()}, orient="index").rename_axis("lever")
             for family in columns if measurement.get(family)}
 
