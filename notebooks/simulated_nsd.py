@@ -217,9 +217,10 @@ book.glue_table("tbl_probe", table)
 p = exp.profile
 accuracy = probe.preprocessing_probe(reader, exp.data, subject, p.n_sessions, alphas=p.alphas_lowdim, cv=p.cv_folds,
                                      backend=p.ridge_backend)
-glue("zscore_on_r", accuracy["z-scored per session"], display=False)
-glue("zscore_off_r", accuracy["raw / 300, as the authors"], display=False)
-glue("zscore_gain", accuracy["z-scored per session"] - accuracy["raw / 300, as the authors"], display=False)
+z_scored, raw = float(accuracy["z-scored per session"]), float(accuracy["raw / 300, as the authors"])
+glue("zscore_on_r", z_scored, display=False)
+glue("zscore_off_r", raw, display=False)
+glue("zscore_gain", z_scored - raw, display=False)
 book.glue_table("tbl_zscore", accuracy.to_frame(), digits=4)
 
 # %% [markdown]
