@@ -45,19 +45,13 @@ def run(seed: int = 0) -> dict:
     size = probe.images.shape[1]
     start = time.perf_counter()
 
-    def img2img(strength: float) -> np.ndarray:
-        out = pipe(prompt=prompts, image=probe.images.astype(np.float32) / 255.0, strength=strength,
-                   num_inference_steps=20, guidance_scale=5.0, generator=torch.Generator().manual_seed(seed),
-                   output_type="np").images
-        return (np.asarray(out) * 255).round().astype(np.uint8)
-
-    _, round_trips = quality._round_trip(pipe.vae.eval(), probe.images)
+    rows = np.arange(len(probe))
     steps = {
         "true image": probe.images,
-        "VAE round trip": ((round_trips + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8),
+        "VAE round trip": quality.round_trip_images(pipe.vae.eval(), probe.images),
         "text-to-image": quality.text_to_image(pipe, prompts, size, steps=20, guidance=5.0, seed=seed),
-        "img2img, strength 0.8": img2img(0.8),
-        "img2img, strength 0.5": img2img(0.5),
+        "img2img, strength 0.8": quality.img2img_images(pipe, probe, rows, strength=0.8, seed=seed),
+        "img2img, strength 0.5": quality.img2img_images(pipe, probe, rows, strength=0.5, seed=seed),
     }
     results = {}
     for name, images in steps.items():

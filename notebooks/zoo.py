@@ -347,7 +347,6 @@ for step, key in (("VAE round trip", "round_trip"), ("text-to-image", "t2i"), ("
         glue(f"size_{key}_{size}", float(by_size_table.loc[step, size]), display=False)
 for size in ("small", "large"):
     glue(f"size_n_{size}", float(by_size_table[f"n_{size}"].iloc[0]), display=False)
-glue("size_source", f"{by_size_file.name}, {by_size['meta']['cpu']}", display=False)
 book.glue_table("tbl_by_size", by_size_table[["small", "large", "all"]])
 
 # %% [markdown]

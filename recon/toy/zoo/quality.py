@@ -45,11 +45,16 @@ def vae_error(vae, data: SceneData) -> dict:
     return {"reconstruction_mse": round(mse, 5), "psnr_db": round(10 * np.log10(1 / mse), 2)}
 
 
+def round_trip_images(vae, images: np.ndarray) -> np.ndarray:
+    """The VAE's reconstructions of uint8 images (NHWC), as uint8 images."""
+    _, recon = _round_trip(vae, images)
+    return ((recon + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+
+
 def reconstruction_attributes(vae, judge: "AttributeJudge", data: SceneData, rows: np.ndarray) -> dict:
     """The CLIP judge on the VAE's reconstructions of single-object scenes: what a latent can hold of the
     object, the ceiling of every image the pipelines decode."""
-    _, recon = _round_trip(vae, data.images[rows])
-    images = ((recon + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    images = round_trip_images(vae, data.images[rows])
     return judge.accuracy(images, [data.scenes[i].objects[0] for i in rows]) | {"n": len(rows)}
 
 
@@ -122,14 +127,20 @@ def generation_attributes(pipe, judge: AttributeJudge, data: SceneData, rows: np
     return judge.accuracy(images, truth) | {"n": len(rows)}
 
 
+def img2img_images(pipe, data: SceneData, rows: np.ndarray, *, strength: float, steps: int = 20,
+                   guidance: float = 5.0, seed: int = 0) -> np.ndarray:
+    """img2img (uint8) from each scene's own image and its first caption."""
+    images = data.images[rows].astype(np.float32) / 255.0
+    out = pipe(prompt=[data.captions[i][0] for i in rows], image=images, strength=strength, num_inference_steps=steps,
+               guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="np").images
+    return (np.asarray(out) * 255).round().astype(np.uint8)
+
+
 def img2img_attributes(pipe, judge: AttributeJudge, data: SceneData, rows: np.ndarray, *, strength: float = 0.8,
                        steps: int = 20, guidance: float = 5.0, seed: int = 0) -> dict:
     """img2img from each scene's own image (the pipeline encodes it: the true z) and its first caption, at the
     methods' strength and guidance, judged by CLIP: the quality probe's oracle [30]."""
-    images = data.images[rows].astype(np.float32) / 255.0
-    out = pipe(prompt=[data.captions[i][0] for i in rows], image=images, strength=strength, num_inference_steps=steps,
-               guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="np").images
-    generated = (np.asarray(out) * 255).round().astype(np.uint8)
+    generated = img2img_images(pipe, data, rows, strength=strength, steps=steps, guidance=guidance, seed=seed)
     return judge.accuracy(generated, [data.scenes[i].objects[0] for i in rows]) | {
         "n": len(rows), "strength": strength, "guidance": guidance}
 
