@@ -48,9 +48,11 @@ from recon.toy.zoo import build, quality, train
 
 #: LPIPS's VGG layers as far as the narrowed VGG19 reaches at 64 px: relu1_2, relu2_2, relu3_4, relu4_4
 PERCEPTUAL_LAYERS = ("3", "8", "17", "26")
-#: name -> (overrides of build.VAE_LAYOUT, overrides of RECIPES["vae"])
+#: name -> (overrides of build.VAE_LAYOUT, overrides of RECIPES["vae"]). The zoo adopted the perceptual loss on
+#: 2026-12-04 (RECIPES["vae"] has it since), so that lever is now the recipe itself: the measurement of 2026-12-03/04
+#: was taken against the pixel-loss zoo, which its meta's vae_recipe records
 VAE_LEVERS = {
-    "perceptual loss (zoo VGG19, weight 1)": ({}, {"perceptual_weight": 1.0}),
+    "perceptual loss (zoo VGG19, weight 1)": ({}, {"perceptual_weight": 1.0, "perceptual_layers": list(PERCEPTUAL_LAYERS)}),
     "8 latent channels": ({"latent_channels": 8}, {}),
 }
 #: name -> (overrides of build.UNET_LAYOUT, overrides of RECIPES["unet"], the scheduler's prediction type)
@@ -131,10 +133,10 @@ def add_forward_costs(measurement: dict) -> None:
     measurement["meta"]["forward_costs"] = {"date": date.today().isoformat(), "cpu": _cpu_name()}
 
 
-def train_vae_lever(name: str, inputs: ZooInputs, perceptual, device: str):
+def train_vae_lever(name: str, inputs: ZooInputs, vgg19, device: str):
     layout, overrides = VAE_LEVERS[name]
     vae = build.vae(1, **layout).to(device)
-    stats = train.train_vae(vae, inputs.data, seed=1, progress=False, perceptual=perceptual,
+    stats = train.train_vae(vae, inputs.data, seed=1, progress=False, vgg19=vgg19,
                             **(zoo_cli.RECIPES["vae"] | overrides))
     return vae, stats, layout, overrides
 
@@ -161,17 +163,17 @@ def run(levers: list[str], device: str, shipped: bool = True) -> dict:
             "train_seconds": manifest["training"]["train_seconds"]}
         print("shipped", json.dumps(results["VAE"]["shipped"]), json.dumps(results["UNet"]["shipped"]),
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    perceptual = train.PerceptualLoss(models.vgg19_features(inputs.profile), PERCEPTUAL_LAYERS)
+    vgg19 = models.vgg19_features(inputs.profile)  # the perceptual loss's network
     for name in levers:
         if name in VAE_LEVERS:
-            vae, stats, layout, overrides = train_vae_lever(name, inputs, perceptual, device)
+            vae, stats, layout, overrides = train_vae_lever(name, inputs, vgg19, device)
             results["VAE"][name] = judge_vae(vae, inputs, probe) | {
                 "layout": layout, "recipe": overrides, "train_seconds": stats["train_seconds"],
                 "final_loss": stats["final_loss"], "parameters": sum(p.numel() for p in vae.parameters())}
             print(name, json.dumps(results["VAE"][name]), flush=True)
         elif name in COMBINED:
             vae_lever, unet_lever = COMBINED[name]
-            vae, vae_stats, _, _ = train_vae_lever(vae_lever, inputs, perceptual, device)
+            vae, vae_stats, _, _ = train_vae_lever(vae_lever, inputs, vgg19, device)
             vae = vae.to("cpu").eval()
             mean, sd, embeddings = train.encode_for_diffusion(vae, inputs.text_encoder, inputs.tokenizer, inputs.data)
             held_latents, _, held_embeddings = train.encode_for_diffusion(vae, inputs.text_encoder, inputs.tokenizer,

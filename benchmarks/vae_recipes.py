@@ -73,10 +73,11 @@ def run(variants: list[str], n_train: int, device: str) -> dict:
     results = {name: measure(shipped.vae, judge, held, probe) | {"train_seconds": shipped_training["train_seconds"]}}
     print(name, json.dumps(results[name]), flush=True)
     base = zoo_cli.RECIPES["vae"]
+    vgg19 = models.vgg19_features(profile)  # the perceptual loss's network, as the zoo build trains the VAE
     for name in variants:
         layout, overrides = VARIANTS[name]
         vae = build.vae(1, **layout).to(device)
-        stats = train.train_vae(vae, data, seed=1, progress=False, **(base | overrides))
+        stats = train.train_vae(vae, data, seed=1, progress=False, vgg19=vgg19, **(base | overrides))
         results[name] = measure(vae, judge, held, probe) | {
             "layout": layout, "recipe": base | overrides, "train_seconds": stats["train_seconds"],
             "final_loss": stats["final_loss"]}

@@ -1,5 +1,6 @@
 """The shipped toy zoo: manifest, reproducible builds, checksums verified before loading, one loader."""
 
+import copy
 import json
 import re
 import shutil
@@ -241,25 +242,22 @@ def test_profiles_are_validated():
 
 
 # ------------------------------------------------------------------ the zoo page's figures (recon.toy.zoo.quality)
-def test_the_zoo_targets_read_the_manifest_and_say_where_a_missing_figure_came_from():
+def test_the_zoo_targets_read_the_manifest():
     from recon.toy.zoo import quality
 
     manifest = read_manifest(SHIPPED)
-    img2img = "img2img_true_z_and_caption_judged_by_clip"
-    elsewhere = {"sd-img2img": ("the levers' run", {img2img: {"category": 0.75}})}
-    recorded = "recorded" if img2img in manifest["models"]["sd-img2img"]["quality"] else "missing"
-    targets = quality.targets_frame(manifest, elsewhere)
+    targets = quality.targets_frame(manifest)
     assert list(targets.index) == [check for check, *_ in quality.TARGETS]
     judge = manifest["models"]["clip"]["quality"]["judge_on_true_images"]["category"]
     assert targets.loc["CLIP judge on true images: category", "measured"] == judge
-    assert targets.loc["CLIP judge on true images: category", "source"] == "zoo manifest"
-    row = targets.iloc[-1]
-    if recorded == "missing":  # the shipped zoo predates the check: the other measurement fills it, named
-        assert (row["measured"], row["met"], row["source"]) == (0.75, "yes", "the levers' run")
-        with pytest.raises(KeyError, match="sd-img2img's quality has no img2img_true_z_and_caption"):
-            quality.targets_frame(manifest)
+    img2img = manifest["models"]["sd-img2img"]["quality"]["img2img_true_z_and_caption_judged_by_clip"]["category"]
+    assert targets.loc[quality.IMG2IMG_CHECK, "measured"] == img2img
     assert set(targets["met"]) <= {"yes", "no"}
     assert ((targets["measured"] >= targets["target"]) == (targets["met"] == "yes")).all()
+    older = copy.deepcopy(manifest)  # a zoo built before the check existed
+    del older["models"]["sd-img2img"]["quality"]["img2img_true_z_and_caption_judged_by_clip"]
+    with pytest.raises(KeyError, match="sd-img2img's quality in the zoo manifest has no img2img_true_z_and_caption"):
+        quality.targets_frame(older)
 
 
 def test_the_levers_tables_have_a_row_per_lever_with_the_shipped_model_first():
@@ -272,15 +270,16 @@ def test_the_levers_tables_have_a_row_per_lever_with_the_shipped_model_first():
             "caption_swap_at_guidance_5": {"caption_over_seed": 0.75}, "train_seconds": 450}
     tables = quality.levers_frames({"VAE": {"shipped": vae, "8 latent channels": vae | {"psnr_db": 27.0}},
                                     "UNet": {"shipped": unet, "EMA": unet}})
-    assert list(tables["VAE"].index) == ["shipped zoo", "8 latent channels"]
+    assert list(tables["VAE"].index) == ["baseline zoo (pixel-loss VAE)", "8 latent channels"]
     assert tables["VAE"].loc["8 latent channels", "PSNR dB"] == 27.0
-    assert list(tables["UNet"].index) == ["shipped zoo", "EMA"]
+    assert list(tables["UNet"].index) == ["baseline zoo (pixel-loss VAE)", "EMA"]
     assert tables["UNet"].loc["EMA", "img2img category"] == 0.2
     assert not tables["VAE"].isna().any().any() and not tables["UNet"].isna().any().any()  # the book shows no nan
     assert "UNet ms" not in tables["UNet"]  # a cost column only where the costs were measured
     costed = quality.levers_frames({"UNet": {"shipped": unet | {"forward_ms_128": 40.0}, "EMA": unet | {
-        "forward_ms_128": 41.0}}})
+        "forward_ms_128": 41.0}}, "meta": {"vae_recipe": {"perceptual_weight": 1.0}}})
     assert list(costed["UNet"]["UNet ms"]) == [40.0, 41.0]
+    assert costed["UNet"].index[0] == "baseline zoo (perceptual VAE)"  # measured beside a zoo with that VAE
 
 
 def test_the_zoo_pages_figures_of_merit_come_from_the_manifest():

@@ -104,6 +104,9 @@ def test_trained_build_writes_every_model_with_recipe_and_quality(finished_build
     for name in ("sd-img2img", "sd2-img2img", "sd-depth2img"):  # the latent scaling the VAE's training measured
         vae_config = json.loads((root / "zoo" / name / "vae" / "config.json").read_text())
         assert vae_config["scaling_factor"] == pytest.approx(scaling, abs=1e-5) and scaling != 1.0, name
+    vae_training = on_disk["models"]["sd-img2img"]["training"]["vae"]  # with the perceptual loss on the zoo's VGG19
+    assert vae_training["perceptual_weight"] == zoo_cli.RECIPES["vae"]["perceptual_weight"] > 0
+    assert vae_training["perceptual_layers"] == list(zoo_cli.RECIPES["vae"]["perceptual_layers"])
     for name in ("clip", "blip"):  # each vision tower first learned to classify single-object scenes
         assert on_disk["models"][name]["training"]["vision_pretraining"]["steps"] == 2
         assert on_disk["models"][name]["recipe"].startswith("recon.toy.zoo.train.pretrain_vision")
@@ -143,7 +146,7 @@ def test_a_stopped_trained_build_resumes_where_it_stopped_and_writes_the_same_fi
     retrained = record_training(monkeypatch)
     resumed = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=TINY, progress=False)
 
-    assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd-img2img", "sd2-img2img"]
+    assert resumed["resumed_stages"] == ["clip", "blip", "vgg19", "_vae", "sd-img2img", "sd2-img2img"]
     assert retrained == ["train_dpt", "train_unet"]  # the depth model and its UNet only
     assert partial.exists() and not list((tmp_path / "zoo").glob("_*"))  # published as a copy, the stages kept
     for name, entry in whole["models"].items():
@@ -166,7 +169,9 @@ def test_a_stage_is_kept_unless_its_recipes_or_those_it_builds_on_change():
     assert changed("unet_sd2") == {"sd2-img2img", "sd-depth2img"}
     assert changed("vae") == {"_vae", "sd-img2img", "sd2-img2img", "sd-depth2img"}
     assert changed("clip") == {"clip", "sd-img2img", "sd2-img2img", "sd-depth2img"}
-    assert changed("blip") == {"blip"} and changed("vgg19") == {"vgg19"}
+    assert changed("blip") == {"blip"}
+    # the VAE's perceptual loss runs on the VGG19, so everything on the VAE's latents builds on it
+    assert changed("vgg19") == {"vgg19", "_vae", "sd-img2img", "sd2-img2img", "sd-depth2img"}
     assert zoo_cli.stage_keys(1, zoo_cli.RECIPES)["vgg19"] != keys["vgg19"]  # the seed too
 
 
@@ -187,7 +192,7 @@ def test_a_build_resumed_with_a_new_unet_budget_retrains_only_what_reads_it(fini
     retrained = record_training(monkeypatch)
     more = TINY | {"unet": TINY["unet"] | {"steps": 3}}
     resumed = zoo_cli.build_zoo(tmp_path / "zoo", seed=0, trained=True, recipes=more, progress=False)
-    assert resumed["resumed_stages"] == ["clip", "blip", "_vae", "sd2-img2img"]
+    assert resumed["resumed_stages"] == ["clip", "blip", "vgg19", "_vae", "sd2-img2img"]
     assert retrained == ["train_unet", "train_dpt", "train_unet"]  # SD's UNet, then the stages never finished
     assert resumed["models"]["sd-img2img"]["training"]["steps"] == 3
 
@@ -442,8 +447,8 @@ def test_the_perceptual_term_is_off_by_default_and_needs_its_network(scenes):
     recipe = dict(steps=2, batch_size=4, lr=1e-3, kl_weight=1e-6, seed=1, progress=False)
     trained = {}
     for name, extra in {"plain": {}, "weight 0": {"perceptual_weight": 0.0},
-                        "perceptual": {"perceptual_weight": 1.0,
-                                       "perceptual": train.PerceptualLoss(_narrow_vgg(), ("3", "8"))}}.items():
+                        "perceptual": {"perceptual_weight": 1.0, "perceptual_layers": ("3", "8"),
+                                       "vgg19": _narrow_vgg()}}.items():
         vae = build.vae(1)
         stats = train.train_vae(vae, scenes, **recipe, **extra)
         trained[name] = (vae.state_dict(), stats)
@@ -452,7 +457,9 @@ def test_the_perceptual_term_is_off_by_default_and_needs_its_network(scenes):
     assert not all(torch.equal(plain[k], perceptual[k]) for k in plain)
     assert stats["perceptual_weight"] == 1.0 and stats["perceptual_layers"] == ["3", "8"]
     with pytest.raises(ValueError, match="needs a perceptual loss"):
-        train.train_vae(build.vae(1), scenes, **recipe, perceptual_weight=1.0)
+        train.train_vae(build.vae(1), scenes, **recipe, perceptual_weight=1.0, perceptual_layers=("3",))
+    with pytest.raises(ValueError, match="needs a perceptual loss"):
+        train.train_vae(build.vae(1), scenes, **recipe, perceptual_weight=1.0, vgg19=_narrow_vgg())
 
 
 def test_a_vae_may_have_more_latent_channels():

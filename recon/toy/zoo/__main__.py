@@ -1,7 +1,7 @@
 """``python -m recon.toy.zoo build [--zoo DIR] [--seed N] [--device cuda] [--untrained]``: train every toy model, write the manifest.
 
 Training follows the recipes in :mod:`recon.toy.zoo.train` with the step budgets in :data:`RECIPES`
-(about 76 minutes on 2 CPU cores, as the shipped zoo took), or on a GPU with ``--device cuda`` and the larger :data:`GPU_BUDGETS`
+(about 72 minutes on 2 CPU cores, as the shipped zoo took), or on a GPU with ``--device cuda`` and the larger :data:`GPU_BUDGETS`
 (an estimated 15 minutes on one H100, from the four stages timed there); the manifest records the recipes, the device and each stage's time;
 ``--untrained`` writes the seeded initialisations in seconds (for tests of the loading code).
 
@@ -9,7 +9,7 @@ A trained build is resumable: its staging folder, named by the seed and the trai
 when the build stops (a failure, a kill at the end of a session) and after it publishes a copy as the
 zoo; rerunning it skips each stage it finished unless that stage's recipes, or those of a stage it
 builds on (:data:`TRAINED_STAGES`), changed since: a build with new UNet budgets keeps the CLIP, BLIP,
-VAE, DPT and VGG19 stages. Delete that ``.<zoo>-partial-*`` folder to start over.
+VGG19, VAE and DPT stages. Delete that ``.<zoo>-partial-*`` folder to start over.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 from ...config import default_zoo_dir
 from . import MANIFEST, build, file_table
 
-#: Step budgets and optimiser settings of each recipe (see recon.toy.zoo.train), sized for 2 CPU cores (about 76
+#: Step budgets and optimiser settings of each recipe (see recon.toy.zoo.train), sized for 2 CPU cores (about 72
 #: minutes): the shipped zoo's.
 RECIPES = {
     # 20k scenes: the ViT towers overfit 4-6k (held-out category 0.22 at 4k, 0.78 at 20k, supervised)
@@ -47,8 +47,12 @@ RECIPES = {
     "clip": dict(steps=2000, batch_size=1024, lr=2e-3, lock_vision=True),
     "clip_sd2": dict(steps=700, batch_size=1024, lr=2e-3, lock_vision=True),  # the SD 2.0 stand-in's own text encoder
     # 2400 steps of build.VAE_LAYOUT's narrow VAE (766 s), where 800 of a wider one kept the object's category on
-    # 0.24 of the quality probe's round trips (0.49 now)
-    "vae": dict(steps=2400, batch_size=16, lr=1e-3, kl_weight=1e-6),
+    # 0.24 of the quality probe's round trips (0.50 with the pixel loss alone). The perceptual loss on the zoo's
+    # VGG19 (LPIPS's layers relu1_2, relu2_2, relu3_4, relu4_4, weight 1 as in SD's autoencoder): round trips'
+    # category 0.50 -> 0.65, colour 0.755 -> 0.99, and with the SD UNet's recipe on its latents text-to-image
+    # colour 0.50 -> 0.79 (benchmarks/generator_levers.py, 2026-12-03), for about 25% more VAE time
+    "vae": dict(steps=2400, batch_size=16, lr=1e-3, kl_weight=1e-6, perceptual_weight=1.0,
+                perceptual_layers=["3", "8", "17", "26"]),
     # text-to-image category on the quality probe against this UNet's budget (benchmarks/unet_budget.py, 2026-11-27):
     # 0.155 at 1100 steps, 0.17 at 2200 (446 s), 0.22 at 4400, 0.233 at 8800 (1810 s); Min-SNR weighting
     # (snr_gamma=5) at 2200: 0.193 (binomial SE 0.02). The VAE's round trips cap every figure at 0.50 (target 0.7)
@@ -94,12 +98,12 @@ GPU_BUDGETS = {
 TRAINED_STAGES = {
     "clip": (("scenes", "vision_scenes", "clip_vision", "clip"), ()),
     "blip": (("scenes", "vision_scenes", "blip_vision", "blip"), ()),
-    "_vae": (("scenes", "vae"), ()),
+    "vgg19": (("scenes", "vgg19"), ()),
+    "_vae": (("scenes", "vae"), ("vgg19",)),  # its perceptual loss runs on the VGG19
     "sd-img2img": (("scenes", "unet"), ("clip", "_vae")),  # CLIP's text tower, and its judge for quality
     "sd2-img2img": (("scenes", "clip_sd2", "unet_sd2"), ("clip", "_vae")),  # starts from CLIP's vision tower
     "dpt": (("scenes", "dpt"), ()),
     "sd-depth2img": (("scenes", "unet_depth"), ("clip", "_vae", "sd2-img2img", "dpt")),
-    "vgg19": (("scenes", "vgg19"), ()),
 }
 
 
@@ -304,12 +308,12 @@ def _build_trained(zoo_dir: Path, seed: int, recipes: dict, progress: bool, devi
         recipe = TrainedBuild(staging, seed, recipes, device=device, progress=progress)
         entries["clip"] = stages.run("clip", recipe.clip)
         entries["blip"] = stages.run("blip", recipe.blip)
+        entries["vgg19"] = stages.run("vgg19", recipe.vgg19)
         vae_stats = stages.run("_vae", recipe.vae)
         entries["sd-img2img"] = stages.run("sd-img2img", lambda r: recipe.sd(r, vae_stats))
         entries["sd2-img2img"] = stages.run("sd2-img2img", recipe.sd2)
         entries["dpt"] = stages.run("dpt", recipe.dpt)
         entries["sd-depth2img"] = stages.run("sd-depth2img", recipe.depth)
-        entries["vgg19"] = stages.run("vgg19", recipe.vgg19)
         # what an uninterrupted build would have taken: this run plus the stages an earlier run finished
         seconds = time.perf_counter() - start + sum(stages.seconds[name] for name in stages.resumed)
         with _staging(Path(zoo_dir)) as published:  # a copy, so that the stages and their records stay

@@ -137,9 +137,10 @@ def clip_processor(tokenizer: CLIPTokenizer) -> CLIPProcessor:
 #: widths (32, 64, 64) for 800 steps of 16, the zoo's until 2026-11-27: PSNR 22.8 dB, category 0.29, colour 0.39, 502 s;
 #: the same for 1600 steps: 24.6 dB, 0.46, 0.56, 991 s; widths (16, 32, 64) for 2400 steps: 25.0 dB, 0.45, 0.72,
 #: 720 s, and an encode + decode of 60 images 760 -> 296 ms (+G decodes at each of its steps).
-#: The shipped zoo has this layout and the 2400 steps of RECIPES["vae"] (built 2026-11-27: 766 s; PSNR 25.0 dB; the
-#: judge names the category of 0.49 of the quality probe's 400 round trips and the colour of 0.75, against 0.76 and
-#: 0.99 on the true images).
+#: The zoo of 2026-11-27 had this layout and the 2400 steps of RECIPES["vae"] (766 s; PSNR 25.0 dB; the judge named
+#: the category of 0.49 of the quality probe's 400 round trips and the colour of 0.75, against 0.76 and 0.99 on the
+#: true images). The shipped zoo (rebuilt 2026-12-04) adds the perceptual loss on the zoo's VGG19: 648 s, PSNR
+#: 24.9 dB, category 0.65 and colour 0.99 of the round trips.
 VAE_LAYOUT = dict(
     down_block_types=("DownEncoderBlock2D",) * 3,
     up_block_types=("UpDecoderBlock2D",) * 3,
@@ -170,7 +171,8 @@ def vae(seed: int, **layout) -> AutoencoderKL:
 #: (chance 0.10 and 0.17). The pooled caption added to the time embedding (``addition_embed_type="text"``) helped
 #: at neither level (caption gain 2.9% and 4.6%, category 0.09 and 0.10).
 #: The shipped zoo has this layout (built 2026-11-27 on 2 CPU cores: the three UNet stages took 1450 s, against 3700 s
-#: at 16 x 16 on an earlier CPU); its caption gain (manifest, quality.caption_reliance) is 4-7%.
+#: at 16 x 16 on an earlier CPU; 1262 s when rebuilt on the perceptual VAE, 2026-12-04); its caption gain (manifest,
+#: quality.caption_reliance) was 4-7% on the pixel-loss VAE and is 8-13% on the perceptual one.
 UNET_LAYOUT = dict(
     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),

@@ -229,7 +229,8 @@ def single_object_rows(data: SceneData, limit: int = 96) -> np.ndarray:
 
 
 def levers_frames(measurement: dict) -> dict[str, "pd.DataFrame"]:
-    """``benchmarks/generator_levers.py``'s measurement as tables, one row per lever (the shipped model first):
+    """``benchmarks/generator_levers.py``'s measurement as tables, one row per lever (first the zoo it was measured
+    beside, labelled by its VAE's loss as the measurement's ``meta.vae_recipe`` records it):
     ``VAE``, what each VAE lever does to the round trips of the quality probe; ``UNet``, what each UNet lever does to
     generations at the methods' guidance; ``combined`` (if measured), both for a VAE lever and a UNet trained on
     it. Each with its training time, and a UNet lever with its cost per evaluation where measured (the book pays it
@@ -248,8 +249,10 @@ def levers_frames(measurement: dict) -> dict[str, "pd.DataFrame"]:
                 "caption / seed change": m["caption_swap_at_guidance_5"]["caption_over_seed"]}
 
     columns = {"VAE": (vae,), "UNet": (unet,), "combined": (vae, unet)}
+    # the zoo adopted the perceptual loss on 2026-12-04: a measurement from before was taken beside the pixel-loss zoo
+    vae_loss = "perceptual" if measurement.get("meta", {}).get("vae_recipe", {}).get("perceptual_weight") else "pixel-loss"
     return {family: pd.DataFrame.from_dict(
-                {("shipped zoo" if name == "shipped" else name):
+                {(f"baseline zoo ({vae_loss} VAE)" if name == "shipped" else name):
                  {k: v for part in columns[family] for k, v in part(m).items()} | {"train s": m["train_seconds"]}
                  | ({"UNet ms": m["forward_ms_128"]} if "forward_ms_128" in m else {})
                  for name, m in measurement[family].items()}, orient="index").rename_axis("lever")
@@ -268,29 +271,24 @@ TARGETS = (
     ("SD img2img from the true z and caption, strength 0.8, guidance 5: category", "sd-img2img",
      ("img2img_true_z_and_caption_judged_by_clip", "category"), 0.7),
 )
+#: the check of :data:`TARGETS` that the methods live on (their init image and caption, at their strength)
+IMG2IMG_CHECK = TARGETS[-1][0]
 
 
-def targets_frame(manifest: dict, measured_elsewhere: dict[str, tuple[str, dict]] | None = None) -> "pd.DataFrame":
-    """Each of :data:`TARGETS` against what the zoo's manifest records, and whether it is met. A figure the build
-    did not record (a zoo built before the check existed) is taken from ``measured_elsewhere`` (model -> (source,
-    its quality dict measured on this zoo)), and the ``source`` column says so."""
+def targets_frame(manifest: dict) -> "pd.DataFrame":
+    """Each of :data:`TARGETS` against what the zoo's manifest records, and whether it is met."""
     import pandas as pd
 
     rows = []
     for check, model, path, target in TARGETS:
-        sources = [("zoo manifest", manifest["models"][model]["quality"])]
-        if measured_elsewhere and model in measured_elsewhere:
-            sources.append(measured_elsewhere[model])
-        for source, value in sources:
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            if value is not None:
-                break
+        value = manifest["models"][model]["quality"]
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
         if value is None:
-            raise KeyError(f"zoo quality check {check!r}: {model}'s quality has no {'.'.join(path)}, "
-                           f"and no other measurement was given")
+            raise KeyError(f"zoo quality check {check!r}: {model}'s quality in the zoo manifest has no "
+                           f"{'.'.join(path)}; rebuild the zoo (python -m recon.toy.zoo build)")
         rows.append({"check": check, "measured": float(value), "target": target,
-                     "met": "yes" if value >= target else "no", "source": source})
+                     "met": "yes" if value >= target else "no"})
     return pd.DataFrame(rows).set_index("check")
 
 

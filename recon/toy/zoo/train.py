@@ -302,19 +302,20 @@ class PerceptualLoss(torch.nn.Module):
 
 
 def train_vae(vae, data: SceneData, *, steps: int, batch_size: int, lr: float, kl_weight: float, seed: int,
-              perceptual_weight: float = 0.0, perceptual: PerceptualLoss | None = None,
-              progress: bool = True) -> dict:
+              perceptual_weight: float = 0.0, perceptual_layers: tuple[str, ...] | list[str] = (),
+              vgg19: torch.nn.Sequential | None = None, progress: bool = True) -> dict:
     """Reconstruction (L1 + MSE) plus a small KL, then Stable Diffusion's latent scaling (1 / sd of z).
 
-    ``perceptual_weight`` > 0 adds that much of ``perceptual`` (:class:`PerceptualLoss`), as Stable Diffusion's
-    autoencoder adds LPIPS to its pixel loss (weight 1 there): a pixel loss alone lets small silhouettes blur."""
-    if perceptual_weight > 0 and perceptual is None:
-        raise ValueError("train_vae: perceptual_weight > 0 needs a perceptual loss (train.PerceptualLoss on a VGG19)")
+    ``perceptual_weight`` > 0 adds that much of :class:`PerceptualLoss` at ``perceptual_layers`` of ``vgg19`` (a
+    VGG19 ``features`` stack), as Stable Diffusion's autoencoder adds LPIPS to its pixel loss (weight 1 there): a
+    pixel loss alone lets small silhouettes blur."""
+    if perceptual_weight > 0 and (vgg19 is None or not perceptual_layers):
+        raise ValueError("train_vae: perceptual_weight > 0 needs a perceptual loss: perceptual_layers and the "
+                         f"vgg19 features stack they index (got layers {list(perceptual_layers)}, vgg19 {vgg19 is not None})")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = _device(vae)
-    if perceptual_weight > 0:
-        perceptual = perceptual.to(device)
+    perceptual = PerceptualLoss(vgg19, perceptual_layers).to(device) if perceptual_weight > 0 else None
     vae.train()
 
     def step(_):
@@ -323,14 +324,14 @@ def train_vae(vae, data: SceneData, *, steps: int, batch_size: int, lr: float, k
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + kl_weight * posterior.kl().mean()
-        return loss + perceptual_weight * perceptual(recon, x) if perceptual_weight > 0 else loss
+        return loss + perceptual_weight * perceptual(recon, x) if perceptual is not None else loss
 
     stats = _loop(list(vae.parameters()), steps, lr, "train VAE", progress, step)
     vae.eval()
     scaling = set_latent_scaling(vae, data)
     return stats | {"batch_size": batch_size, "kl_weight": kl_weight, "scaling_factor": round(scaling, 5)} | (
         {"perceptual_weight": perceptual_weight, "perceptual_layers": [str(i) for i in perceptual.layers]}
-        if perceptual_weight > 0 else {})
+        if perceptual is not None else {})
 
 
 @torch.no_grad()

@@ -29,8 +29,8 @@ def trained_entry(model_class: str, *, seed: int, training: dict, recipe: str, q
 
 
 class TrainedBuild:
-    """One trained build's shared inputs, and its recipes: :meth:`clip`, :meth:`blip`, :meth:`vae`, :meth:`sd`,
-    :meth:`sd2`, :meth:`dpt`, :meth:`depth` and :meth:`vgg19`, each called with the recipes its stage reads."""
+    """One trained build's shared inputs, and its recipes: :meth:`clip`, :meth:`blip`, :meth:`vgg19`, :meth:`vae`,
+    :meth:`sd`, :meth:`sd2`, :meth:`dpt` and :meth:`depth`, each called with the recipes its stage reads."""
 
     def __init__(self, staging: Path, seed: int, recipes: dict, *, device: str = "cpu", progress: bool = True):
         self.staging, self.seed, self.device, self.progress = staging, seed, device, progress
@@ -153,8 +153,11 @@ class TrainedBuild:
 
     def vae(self, r: dict) -> dict:
         """The VAE alone (its training stats): the pipelines carry it into the manifest."""
+        from . import vgg
+
         vae = build.vae(self.seed + 1).to(self.device)
-        stats = train.train_vae(vae, self.data, seed=self.seed + 1, progress=self.progress, **r["vae"])
+        stats = train.train_vae(vae, self.data, seed=self.seed + 1, progress=self.progress,
+                                vgg19=vgg.load_features(self.staging / "vgg19"), **r["vae"])
         vae.to("cpu").save_pretrained(self.staging / "_vae")
         return stats
 
@@ -168,7 +171,7 @@ class TrainedBuild:
         sd.save_pretrained(self.staging / "sd-img2img")
         return trained_entry(
             "StableDiffusionImg2ImgPipeline", seed=self.seed + 2, training=stats | {"vae": vae_stats},
-            recipe=("recon.toy.zoo.train.train_vae (L1 + MSE + KL), then train_unet: noise prediction on the VAE's "
+            recipe=("recon.toy.zoo.train.train_vae (L1 + MSE + KL + a perceptual loss on the zoo's VGG19), then train_unet: noise prediction on the VAE's "
                     f"latents, conditioned by the trained CLIP text tower, captions dropped 10% for guidance, {self.common}"),
             quality={"vae": quality.vae_error(vae, self.held)
                      | {"judge_on_reconstructions": quality.reconstruction_attributes(vae, judge, self.probe,

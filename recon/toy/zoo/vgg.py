@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import scenes
 from ...features import IMAGENET_MEAN, IMAGENET_STD, imagenet_normalise
+from ... import models
 from ...models import NARROW_VGG19_CONFIG, NARROW_VGG19_WEIGHTS, vgg19_layer_config
 
 WEIGHTS = NARROW_VGG19_WEIGHTS  # the loader's file names (recon.models)
@@ -214,6 +215,13 @@ def save_untrained(folder, seed: int, *, width_divisor: int | None = None, input
     """The seeded initialisation of :func:`narrowed_vgg19`, saved as a trained one is (``--untrained`` zoo)."""
     width_divisor, input_size = _toy_geometry(width_divisor, input_size)
     return save_vgg19(narrowed_vgg19(width_divisor, seed), folder, width_divisor=width_divisor, input_size=input_size)
+
+
+def load_features(folder) -> torch.nn.Sequential:
+    """A saved stack (:func:`save_vgg19`'s folder, before any manifest lists it: a build's staging folder), loaded
+    as the science loads the zoo's (its weights file, the width divisor its config records), frozen, on the CPU."""
+    width_divisor = json.loads((Path(folder) / CONFIG).read_text())["width_divisor"]
+    return models._vgg19_features(str(Path(folder) / WEIGHTS), width_divisor, "cpu")
 
 
 def train_and_save(folder, data, held, *, seed: int, steps: int, batch_size: int, lr: float, progress: bool = True,
