@@ -46,8 +46,8 @@ from recon.config import REPO_ROOT
 from recon.toy.zoo import __main__ as zoo_cli
 from recon.toy.zoo import build, quality, train
 
-#: LPIPS's VGG layers as far as the narrowed VGG19 reaches at 64 px: relu1_2, relu2_2, relu3_4, relu4_4
-PERCEPTUAL_LAYERS = ("3", "8", "17", "26")
+#: LPIPS's VGG layers as far as the narrowed VGG19 reaches at 64 px: relu1_2, relu2_2, relu3_4, relu4_4 (the zoo's recipe)
+PERCEPTUAL_LAYERS = tuple(zoo_cli.RECIPES["vae"]["perceptual_layers"])
 #: name -> (overrides of build.VAE_LAYOUT, overrides of RECIPES["vae"]). The zoo adopted the perceptual loss on
 #: 2026-12-04 (RECIPES["vae"] has it since), so that lever is now the recipe itself: the measurement of 2026-12-03/04
 #: was taken against the pixel-loss zoo, which its meta's vae_recipe records

@@ -184,10 +184,10 @@ book.glue_table("tbl_targets", targets, formats={"measured": ".3f", "target": ".
 # latents, gives 0.193 at the zoo's budget (caption gain 8%), within two standard errors of
 # 0.17. On one H100 (2026-11-26, with a VAE trained longer, whose round trips kept the category in
 # 0.59 of 96 held-out scenes), a UNet that had seen 2.2 million samples, 31 times the zoo's,
-# reached 0.26. So 0.7 lies far beyond the zoo's 2-hour CPU budget, and beyond this VAE in any
-# case. For the paper's claims this means that in this
-# world a caption moves the generated image little, which the +T rows of {numref}`tbl-table1`
-# inherit.
+# reached 0.26. So 0.7 lies far beyond the zoo's 2-hour CPU budget, and beyond that pixel-loss VAE
+# in any case. For the paper's claims this meant that in that world a caption moved the generated
+# image little, which the +T rows of {numref}`tbl-table1` inherited; the rebuilt zoo (below) reads its
+# caption more, for the colour above all.
 #
 # ## Levers on the generator, each measured alone
 #

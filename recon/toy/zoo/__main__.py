@@ -55,7 +55,8 @@ RECIPES = {
                 perceptual_layers=["3", "8", "17", "26"]),
     # text-to-image category on the quality probe against this UNet's budget (benchmarks/unet_budget.py, 2026-11-27):
     # 0.155 at 1100 steps, 0.17 at 2200 (446 s), 0.22 at 4400, 0.233 at 8800 (1810 s); Min-SNR weighting
-    # (snr_gamma=5) at 2200: 0.193 (binomial SE 0.02). The VAE's round trips cap every figure at 0.50 (target 0.7)
+    # (snr_gamma=5) at 2200: 0.193 (binomial SE 0.02). The VAE's round trips capped every figure at 0.50 (0.65 with the
+    # perceptual loss; target 0.75)
     "unet": dict(steps=2200, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_sd2": dict(steps=1100, batch_size=32, lr=1e-3, uncond_prob=0.1),
     "unet_depth": dict(steps=1600, batch_size=32, lr=1e-3, uncond_prob=0.1),
