@@ -51,6 +51,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from .errors import ReconError
+from .allocator import keep_freed_memory
 from .threads import fixed_threads
 
 MANIFEST = "entry.json"
@@ -190,7 +191,8 @@ class Cache:
 
     ``require_warm`` (default: the ``RECON_CACHE_REQUIRE_WARM`` environment variable) makes a
     missing entry an error instead of a computation. ``compute_threads`` is the thread count every
-    computation runs on (:func:`recon.threads.fixed_threads`; None: the libraries' own)."""
+    computation runs on (:func:`recon.threads.fixed_threads`; None: the libraries' own). A process that
+    computes keeps its freed memory for the next allocation (:func:`recon.allocator.keep_freed_memory`)."""
 
     def __init__(self, root, enabled: bool = True, require_warm: bool | None = None, verify: bool = False,
                  compute_threads: int | None = None):
@@ -274,7 +276,7 @@ class Cache:
         try:
             tmp.mkdir()
             writer = EntryWriter(tmp)
-            with fixed_threads(self.compute_threads):
+            with self._computing():
                 fill(writer)
             writer.commit_manifest()
             yield self.load(tmp)
@@ -282,6 +284,13 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
             lock_file.unlink(missing_ok=True)
             lock.release()
+
+    @contextmanager
+    def _computing(self) -> Iterator[None]:
+        """How every product is computed: on the profile's threads, with freed memory kept (same bytes, faster)."""
+        keep_freed_memory()
+        with fixed_threads(self.compute_threads):
+            yield
 
     def save(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
         with self.stream(path) as writer:
@@ -295,7 +304,7 @@ class Cache:
         Computed once however many processes ask at the same time; a corrupt entry is moved aside
         (with a :class:`CacheWarning`) and computed again."""
         if not self.enabled:
-            with fixed_threads(self.compute_threads):
+            with self._computing():
                 return compute()
         return self._get_or_write(stage, self.key_path(stage, key_parts), lambda path: self.save(path, compute()))
 
@@ -307,7 +316,7 @@ class Cache:
             tmp = Path(tempfile.mkdtemp(prefix="recon-uncached-"))
             _remove_at_exit(tmp)
             path = tmp / "entry"
-            with self.stream(path) as writer, fixed_threads(self.compute_threads):
+            with self.stream(path) as writer, self._computing():
                 fill(writer)
             return self.load(path)
 
@@ -334,7 +343,7 @@ class Cache:
             if self.require_warm:
                 raise self._cold(stage, path)
             self._remove_temporaries(path)
-            with fixed_threads(self.compute_threads):
+            with self._computing():
                 write(path)
         return self.load(path)
 
