@@ -3,7 +3,7 @@
     python benchmarks/allocator.py --out benchmarks/measured/allocator-toy-<date>.json
 
 Each setting runs in its own process (glibc's settings last for the process): img2img on one batch as the
-toy profile batches it, and +G feature matching (float64, one batch, a fifth of its steps), on one thread,
+toy profile batches and generates it (from 64 px images, which the pipeline encodes), and +G feature matching (float64, one batch, a fifth of its steps), on one thread,
 each run once to warm up and then timed ``--repeats`` times (the best is kept). The outputs are hashed, so
 a setting that changed a pixel would show. Run it on a quiet machine: page faults are what it measures, and
 their cost depends on the machine (a virtual one pays more).
@@ -45,7 +45,8 @@ def _kernels(repeats: int) -> dict:
     rng = np.random.default_rng(0)
     pipe = models.img2img(p)
     per_batch = max(1, p.batch_size // p.n_samples)
-    latents = rng.standard_normal((per_batch, 4, p.z_size, p.z_size)).astype(np.float32)
+    # as the toy generates: from an image at the profile's size, which the pipeline encodes (z_init "image")
+    init_images = rng.integers(0, 256, (per_batch, p.image_size, p.image_size, 3), dtype=np.uint8)
     tokens = pipe.tokenizer(["a red ball on grass"] * per_batch, padding="max_length", return_tensors="pt",
                             max_length=pipe.tokenizer.model_max_length)
     with torch.no_grad():
@@ -56,7 +57,8 @@ def _kernels(repeats: int) -> dict:
                for layer, width in widths.items()}
     options = recipes.feature_matching_options(p) | {"steps": max(1, p.generator_steps // 5)}
     kernels = {
-        "img2img": lambda: methods.img2img(pipe, latents, prompt_embeds=embeds, n_samples=p.n_samples,
+        "img2img": lambda: methods.img2img(pipe, None, init_images=init_images, prompt_embeds=embeds,
+                                           n_samples=p.n_samples,
                                            strength=p.strength, guidance_scale=p.guidance_scale,
                                            num_inference_steps=p.num_inference_steps, seed=0,
                                            batch_size=p.batch_size, progress=False),

@@ -4,10 +4,10 @@ of the book, the browser check, from one ``.ci/run`` log; and, when given, one s
 
     d=$(mktemp -d) && git clone -q . "$d" && (cd "$d" && bash .ci/run) 2>&1 | tee ci.log
     python benchmarks/stages.py --out stages.json          # optional: one subject, stage by stage
-    python benchmarks/build.py ci.log --stages stages.json
+    python benchmarks/build.py ci.log --stages stages.json --commit abc1234 --before results/build/OLD.json
 
-It writes ``results/build/<cpu>-<date>.json`` and ``results/build/latest.md`` (numbered tables that the
-"How this book is built" page includes). Run it on the machine that ran the log: it records this machine's
+It writes ``results/build/<cpu>-<date>[-<commit>].json`` and ``results/build/latest.md`` (numbered tables that
+the "How this book is built" page includes); ``--before`` adds an earlier report's minutes beside them. Run it on the machine that ran the log: it records this machine's
 CPU and PyTorch kernel level beside the times. Measure on a quiet machine (nothing else running), from a
 fresh clone, so the cache is cold.
 """
@@ -79,30 +79,59 @@ def machine() -> dict:
     return {key: env[key] for key in ("cpu", "machine", "torch_cpu_capability", "torch version")}
 
 
-def markdown(report: dict) -> str:
-    """The numbered tables the how-built page includes."""
-    meta = report["meta"]
-    where = f"{meta['cpu']} ({meta['torch_cpu_capability']} kernels), 2 cores, {meta['date']}"
+def _where(meta: dict) -> str:
+    commit = f"commit {meta['commit']}, " if meta.get("commit") else ""
+    return f"{commit}{meta['cpu']} ({meta['torch_cpu_capability']} kernels), 2 cores, {meta['date']}"
+
+
+def _phases(report: dict) -> dict[str, float]:
     phases = {PHASE_NAMES.get(name, name): seconds for name, seconds in report["phases"].items()}
     if report.get("pytest"):
         phases = {"pytest alone": report["pytest"]["seconds"]} | phases
-    lines = [f":::{{table}} What a cold build from a fresh clone spent ({where}; `benchmarks/build.py`), "
-             "against the targets.", ":name: tbl-build-cost", "",
-             "| phase | minutes | target (minutes) |", "| --- | ---: | ---: |"]
-    lines += [f"| {name} | {seconds / 60:.1f} | {TARGETS[name] / 60:.0f} |" if name in TARGETS
-              else f"| {name} | {seconds / 60:.1f} | — |" for name, seconds in phases.items()]
+    return phases
+
+
+def _minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def markdown(report: dict, before: dict | None = None) -> str:
+    """The numbered tables the how-built page includes; with ``before``, its minutes in a column beside."""
+    phases = _phases(report)
+    earlier = _phases(before) if before else {}
+    caption = f"What a cold build from a fresh clone spent ({_where(report['meta'])}; `benchmarks/build.py`)"
+    if before:
+        caption += f", beside an earlier one (before: {_where(before['meta'])})"
+    lines = [f":::{{table}} {caption}, against the targets.", ":name: tbl-build-cost", ""]
+    if before:
+        lines += ["| phase | minutes | before | target (minutes) |", "| --- | ---: | ---: | ---: |"]
+    else:
+        lines += ["| phase | minutes | target (minutes) |", "| --- | ---: | ---: |"]
+    for name, seconds in phases.items():
+        target = f"{TARGETS[name] / 60:.0f}" if name in TARGETS else "—"
+        cells = [name, _minutes(seconds)] + ([_minutes(earlier.get(name))] if before else []) + [target]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [":::", "", ":::{table} The book's notebooks, each executed once in that build (minutes).",
               ":name: tbl-build-notebooks", "", "| notebook | minutes |", "| --- | ---: |"]
     lines += [f"| {row['notebook']} | {row['seconds'] / 60:.1f} |" for row in report["notebooks"]]
     lines.append(":::")
     compute = report.get("compute")
     if compute:
+        earlier_jobs = (before or {}).get("compute") or {}
         lines += ["", f":::{{table}} Before the notebooks, `recon compute` ran the {compute['jobs']} jobs of the four "
                   f"subjects in {compute['workers']} processes: {compute['seconds'] / 60:.1f} minutes of wall time for "
-                  f"{compute['job_seconds'] / 60:.1f} minutes of job time. The job time by stage, summed over subjects "
-                  "(minutes).", ":name: tbl-build-jobs", "", "| stage | minutes | share |", "| --- | ---: | ---: |"]
-        lines += [f"| {name} | {seconds / 60:.1f} | {seconds / compute['job_seconds']:.0%} |"
-                  for name, seconds in compute["by_stage"].items()]
+                  f"{compute['job_seconds'] / 60:.1f} minutes of job time"
+                  + (f" (before: {earlier_jobs['seconds'] / 60:.1f} for {earlier_jobs['job_seconds'] / 60:.1f})"
+                     if earlier_jobs else "")
+                  + ". The job time by stage, summed over subjects (minutes).", ":name: tbl-build-jobs", ""]
+        if earlier_jobs:
+            lines += ["| stage | minutes | share | before |", "| --- | ---: | ---: | ---: |"]
+            lines += [f"| {name} | {seconds / 60:.1f} | {seconds / compute['job_seconds']:.0%} | "
+                      f"{_minutes(earlier_jobs['by_stage'].get(name))} |" for name, seconds in compute["by_stage"].items()]
+        else:
+            lines += ["| stage | minutes | share |", "| --- | ---: | ---: |"]
+            lines += [f"| {name} | {seconds / 60:.1f} | {seconds / compute['job_seconds']:.0%} |"
+                      for name, seconds in compute["by_stage"].items()]
         lines.append(":::")
     if report.get("stages"):
         stages = report["stages"]
@@ -119,16 +148,19 @@ def main(argv=None) -> int:
     parser.add_argument("log", type=Path, help="the output of a fresh-clone .ci/run")
     parser.add_argument("--stages", type=Path, help="benchmarks/stages.py --out JSON for one subject")
     parser.add_argument("--date", default=datetime.date.today().isoformat(), help="when the log was taken")
+    parser.add_argument("--commit", help="the commit the log built (recorded, and in the report's name)")
+    parser.add_argument("--before", type=Path, help="an earlier report (JSON) to show beside this one")
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="default results/build/")
     args = parser.parse_args(argv)
     report = parse_ci_log(args.log.read_text(errors="replace"))
-    report["meta"] = machine() | {"date": args.date}
+    report["meta"] = machine() | {"date": args.date} | ({"commit": args.commit} if args.commit else {})
     if args.stages:
         report["stages"] = json.loads(args.stages.read_text())
     args.out_dir.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", report["meta"]["cpu"].lower()).strip("-")
-    (args.out_dir / f"{slug}-{args.date}.json").write_text(json.dumps(report, indent=1) + "\n")
-    summary = markdown(report)
+    name = f"{slug}-{args.date}" + (f"-{args.commit}" if args.commit else "")
+    (args.out_dir / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    summary = markdown(report, json.loads(args.before.read_text()) if args.before else None)
     (args.out_dir / "latest.md").write_text(summary)
     print(summary)
     return 0

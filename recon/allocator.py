@@ -1,11 +1,12 @@
 """Freed memory kept by the process, so that large temporaries are not faulted in again at every step.
 
 glibc's ``malloc`` serves a large request with a fresh ``mmap`` and gives it back to the kernel when it is
-freed; the next request faults every page in again, zeroed. A toy denoising step or +G step allocates
-tens of megabytes of temporaries (float64 convolution on CPU unfolds its whole batch: 94 MB for ten
-32-channel 64 x 64 images), thousands of times, so on a 2-core virtual machine page faults cost a quarter
-of img2img's time (``benchmarks/allocator.py``). :func:`keep_freed_memory` sets glibc's thresholds so
-that requests up to ``mmap_threshold`` come from the heap and freed memory stays there for the next one.
+freed; the next request faults every page in again, zeroed. A +G step in float64 allocates tens of
+megabytes of temporaries (float64 convolution on CPU unfolds its whole batch: 94 MB for ten 32-channel
+64 x 64 images), thousands of times, so on a 2-core virtual machine the page faults cost +G a fifth of its
+time (``benchmarks/allocator.py``: 1.24 times faster with freed memory kept; img2img, 1.03 times).
+:func:`keep_freed_memory` sets glibc's thresholds so that requests up to ``mmap_threshold`` come from the
+heap and freed memory stays there for the next one.
 
 It changes where memory comes from, not what is computed: PyTorch aligns every CPU buffer to 64 bytes
 whatever the allocator returns, and the benchmark compares the outputs byte for byte. Requests above

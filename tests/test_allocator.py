@@ -15,29 +15,36 @@ from recon.cache import Cache
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
-#: a child process: the smoke profile's +G (float64) and img2img on two images, hashed
+#: a child process (its allocator untouched by other tests): the smoke profile's +G (float64) and img2img on two
+#: images with glibc's defaults, then again with freed memory kept, hashed
 CHILD = """
 import hashlib, json, sys
 import numpy as np, torch
 from recon import allocator, features, methods, models, recipes
 from recon.profiles import get_profile
-if sys.argv[1] == "keep":
-    assert allocator.keep_freed_memory()
 torch.set_num_threads(1)
-p = get_profile("smoke", cache_dir=sys.argv[2])
-rng = np.random.default_rng(0)
-vgg = models.vgg19_features(p)
+p = get_profile("smoke", cache_dir=sys.argv[1])
+vgg, pipe = models.vgg19_features(p), models.img2img(p)
 widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
-targets = {layer: rng.standard_normal((2, width)).astype(np.float32) for layer, width in widths.items()}
-gan = methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **recipes.feature_matching_options(p),
-                                       progress=False)
-pipe = models.img2img(p)
-latents = rng.standard_normal((2, 4, p.z_size, p.z_size)).astype(np.float32)
-generated = methods.img2img(pipe, latents, prompts=["a red ball", "a blue car"], n_samples=p.n_samples,
-                            strength=p.strength, guidance_scale=p.guidance_scale,
-                            num_inference_steps=p.num_inference_steps, seed=0, batch_size=p.batch_size, progress=False)
-print(json.dumps({name: hashlib.sha256(np.ascontiguousarray(a)).hexdigest() for name, a in
-                  {"gan": gan, "img2img": generated}.items()}))
+
+
+def hashes():
+    rng = np.random.default_rng(0)
+    targets = {layer: rng.standard_normal((2, width)).astype(np.float32) for layer, width in widths.items()}
+    gan = methods.images_from_vgg_features(models.gan_generator(p), vgg, targets,
+                                           **recipes.feature_matching_options(p), progress=False)
+    latents = rng.standard_normal((2, 4, p.z_size, p.z_size)).astype(np.float32)
+    generated = methods.img2img(pipe, latents, prompts=["a red ball", "a blue car"], n_samples=p.n_samples,
+                                strength=p.strength, guidance_scale=p.guidance_scale,
+                                num_inference_steps=p.num_inference_steps, seed=0, batch_size=p.batch_size,
+                                progress=False)
+    return {name: hashlib.sha256(np.ascontiguousarray(a)).hexdigest() for name, a in
+            {"gan": gan, "img2img": generated}.items()}
+
+
+defaults = hashes()
+assert allocator.keep_freed_memory()
+print(json.dumps({"defaults": defaults, "kept": hashes()}))
 """
 
 
@@ -73,10 +80,8 @@ def test_every_computation_keeps_freed_memory(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt")
 def test_kept_memory_changes_no_byte_of_g_or_img2img(tmp_path):
-    def hashes(mode):
-        done = subprocess.run([sys.executable, "-c", CHILD, mode, str(tmp_path / "cache")], capture_output=True,
-                              text=True, env=os.environ | {"OMP_NUM_THREADS": "1"}, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    assert hashes("keep") == hashes("default")
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "cache")], capture_output=True, text=True,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert runs["kept"] == runs["defaults"]

@@ -66,3 +66,21 @@ def test_main_writes_the_report_and_the_tables(build, tmp_path):
     assert "| pytest alone | 7.8 | 4 |" in summary and "| set-up and tests | 8.7 | — |" in summary
     assert ":name: tbl-build-jobs" in summary and "| gan | 9.8 | 87% |" in summary
     assert "| claims | 48.9 |" in summary and "| +G feature matching | 12 |" in summary
+
+
+def test_an_earlier_report_is_shown_beside_with_its_commit(build, tmp_path):
+    log = tmp_path / "ci.log"
+    log.write_text(LOG)
+    assert build.main([str(log), "--date", "2026-12-03", "--commit", "aaa1111", "--out-dir", str(tmp_path / "a")]) == 0
+    (earlier,) = (tmp_path / "a").glob("*-2026-12-03-aaa1111.json")
+    assert json.loads(earlier.read_text())["meta"]["commit"] == "aaa1111"
+    faster = LOG.replace("book 3500 s", "book 1800 s").replace("(300.0 s)", "(200.0 s)").replace(
+        "680 s of job time", "580 s of job time")
+    log.write_text(faster)
+    assert build.main([str(log), "--date", "2026-12-04", "--commit", "bbb2222", "--before", str(earlier),
+                       "--out-dir", str(tmp_path / "b")]) == 0
+    summary = (tmp_path / "b" / "latest.md").read_text()
+    assert "commit bbb2222" in summary and "before: commit aaa1111" in summary
+    assert "| phase | minutes | before | target (minutes) |" in summary
+    assert "| book | 30.0 | 58.3 | 15 |" in summary and "| browser | 0.7 | 0.7 | — |" in summary
+    assert "| gan | 8.2 | 84% | 9.8 |" in summary and "(before: 6.7 for 11.3)" in summary
