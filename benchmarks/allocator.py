@@ -3,8 +3,9 @@
     python benchmarks/allocator.py --out benchmarks/measured/allocator-toy-<date>.json
 
 Each setting runs in its own process (glibc's settings last for the process): img2img on one batch as the
-toy profile batches and generates it (from 64 px images, which the pipeline encodes), and +G feature matching (float64, one batch, a fifth of its steps), on one thread,
-each run once to warm up and then timed ``--repeats`` times (the best is kept). The outputs are hashed, so
+toy profile batches and generates it (from 64 px images, which the pipeline encodes), and +G feature
+matching (float64, one batch, a fifth of its steps), on one thread, each run once to warm up and then timed
+``--repeats`` times (the best is kept). The outputs are hashed, so
 a setting that changed a pixel would show. Run it on a quiet machine: page faults are what it measures, and
 their cost depends on the machine (a virtual one pays more).
 """
@@ -12,7 +13,6 @@ their cost depends on the machine (a virtual one pays more).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hashlib
 import json
 import os
@@ -28,7 +28,7 @@ import numpy as np
 SETTINGS = {
     "glibc's defaults": ([], {}),
     "recon.allocator.keep_freed_memory (adopted)": ("adopted", {}),
-    "no mmap at all, trim 1 GB": ([(-4, 0), (-1, 2**30)], {}),
+    "no mmap at all, trim 1 GB": ([("M_MMAP_MAX", 0), ("M_TRIM_THRESHOLD", 2**30)], {}),
 }
 
 
@@ -79,15 +79,15 @@ def _kernels(repeats: int) -> dict:
 
 
 def _child(name: str, repeats: int) -> None:
+    from recon import allocator
+
     settings, _ = SETTINGS[name]
     if settings == "adopted":
-        from recon.allocator import keep_freed_memory
-
-        assert keep_freed_memory(), "glibc refused recon.allocator's settings"
+        assert allocator.keep_freed_memory(), "glibc refused recon.allocator's settings"
     else:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        mallopt = allocator.glibc_mallopt()
         for parameter, value in settings:
-            assert mallopt(parameter, value) == 1, (parameter, value)
+            assert mallopt(getattr(allocator, parameter), value) == 1, (parameter, value)
     print(json.dumps(_kernels(repeats)))
 
 

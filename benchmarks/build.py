@@ -7,8 +7,8 @@ of the book, the browser check, from one ``.ci/run`` log; and, when given, one s
     python benchmarks/build.py ci.log --stages stages.json --commit abc1234 --before results/build/OLD.json
 
 It writes ``results/build/<cpu>-<date>[-<commit>].json`` and ``results/build/latest.md`` (numbered tables that
-the "How this book is built" page includes); ``--before`` adds an earlier report's minutes beside them. Run it on the machine that ran the log: it records this machine's
-CPU and PyTorch kernel level beside the times. Measure on a quiet machine (nothing else running), from a
+the "How this book is built" page includes); ``--before`` adds an earlier report's minutes beside them. Run
+it on the machine that ran the log: it records this machine's CPU and PyTorch kernel level beside the times. Measure on a quiet machine (nothing else running), from a
 fresh clone, so the cache is cold.
 """
 
@@ -102,11 +102,9 @@ def markdown(report: dict, before: dict | None = None) -> str:
     caption = f"What a cold build from a fresh clone spent ({_where(report['meta'])}; `benchmarks/build.py`)"
     if before:
         caption += f", beside an earlier one (before: {_where(before['meta'])})"
-    lines = [f":::{{table}} {caption}, against the targets.", ":name: tbl-build-cost", ""]
-    if before:
-        lines += ["| phase | minutes | before | target (minutes) |", "| --- | ---: | ---: | ---: |"]
-    else:
-        lines += ["| phase | minutes | target (minutes) |", "| --- | ---: | ---: |"]
+    lines = [f":::{{table}} {caption}, against the targets.", ":name: tbl-build-cost", "",
+             "| phase | minutes |" + (" before |" if before else "") + " target (minutes) |",
+             "| --- | ---: |" + (" ---: |" if before else "") + " ---: |"]
     for name, seconds in phases.items():
         target = f"{TARGETS[name] / 60:.0f}" if name in TARGETS else "—"
         cells = [name, _minutes(seconds)] + ([_minutes(earlier.get(name))] if before else []) + [target]
@@ -124,14 +122,12 @@ def markdown(report: dict, before: dict | None = None) -> str:
                   + (f" (before: {earlier_jobs['seconds'] / 60:.1f} for {earlier_jobs['job_seconds'] / 60:.1f})"
                      if earlier_jobs else "")
                   + ". The job time by stage, summed over subjects (minutes).", ":name: tbl-build-jobs", ""]
-        if earlier_jobs:
-            lines += ["| stage | minutes | share | before |", "| --- | ---: | ---: | ---: |"]
-            lines += [f"| {name} | {seconds / 60:.1f} | {seconds / compute['job_seconds']:.0%} | "
-                      f"{_minutes(earlier_jobs['by_stage'].get(name))} |" for name, seconds in compute["by_stage"].items()]
-        else:
-            lines += ["| stage | minutes | share |", "| --- | ---: | ---: |"]
-            lines += [f"| {name} | {seconds / 60:.1f} | {seconds / compute['job_seconds']:.0%} |"
-                      for name, seconds in compute["by_stage"].items()]
+        lines += ["| stage | minutes | share |" + (" before |" if earlier_jobs else ""),
+                  "| --- | ---: | ---: |" + (" ---: |" if earlier_jobs else "")]
+        for name, seconds in compute["by_stage"].items():
+            cells = [name, _minutes(seconds), f"{seconds / compute['job_seconds']:.0%}"]
+            cells += [_minutes(earlier_jobs["by_stage"].get(name))] if earlier_jobs else []
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append(":::")
     if report.get("stages"):
         stages = report["stages"]

@@ -21,7 +21,7 @@ import ctypes.util
 import platform
 
 #: glibc's mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 #: requests up to 256 MB come from the heap: above the toy's largest temporary (94 MB), far below NSD's arrays
 MMAP_THRESHOLD = 256 * 2**20
 #: free memory at the top of the heap kept rather than returned: 1 GB
@@ -30,7 +30,8 @@ TRIM_THRESHOLD = 2**30
 _applied: tuple[int, int] | None = None
 
 
-def _mallopt():
+def glibc_mallopt():
+    """glibc's ``mallopt(parameter, value) -> 1 | 0``, typed; None elsewhere than glibc on Linux."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -45,7 +46,7 @@ def keep_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int 
     global _applied
     if _applied == (mmap_threshold, trim_threshold):
         return True
-    mallopt = _mallopt()
+    mallopt = glibc_mallopt()
     if mallopt is None:
         return False
     # mallopt returns 1 on success, 0 for a value it refuses (both are C ints: at most 2 GB - 1)

@@ -53,16 +53,16 @@ def test_glibc_takes_the_settings_once_per_process(monkeypatch):
     monkeypatch.setattr(allocator, "_applied", None)
     assert allocator.keep_freed_memory()
     assert allocator._applied == (allocator.MMAP_THRESHOLD, allocator.TRIM_THRESHOLD)
-    monkeypatch.setattr(allocator, "_mallopt", lambda: pytest.fail("set again"))
+    monkeypatch.setattr(allocator, "glibc_mallopt", lambda: pytest.fail("set again"))
     assert allocator.keep_freed_memory()  # once set, again is a no-op
 
 
 def test_a_refused_setting_is_reported_not_recorded(monkeypatch):
     monkeypatch.setattr(allocator, "_applied", None)
-    monkeypatch.setattr(allocator, "_mallopt", lambda: lambda parameter, value: 0)  # mallopt's "refused"
+    monkeypatch.setattr(allocator, "glibc_mallopt", lambda: lambda parameter, value: 0)  # mallopt's "refused"
     assert not allocator.keep_freed_memory()
     assert allocator._applied is None
-    monkeypatch.setattr(allocator, "_mallopt", lambda: None)  # not glibc
+    monkeypatch.setattr(allocator, "glibc_mallopt", lambda: None)  # not glibc
     assert not allocator.keep_freed_memory()
 
 
