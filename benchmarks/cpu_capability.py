@@ -1,15 +1,19 @@
-"""How far each product of one subject's analysis moves when PyTorch runs another CPU kernel set.
+"""How far each product of one subject's analysis moves when the CPU's code paths change.
 
     python benchmarks/cpu_capability.py                                   # toy, subj01: default vs avx2
     python benchmarks/cpu_capability.py --profile smoke --out spread.json
+    python benchmarks/cpu_capability.py --capabilities default mkl-avx2 mkl-compatible   # MKL's branches
     python benchmarks/cpu_capability.py --capabilities default avx2 default   # the last: a repeat, for scale
 
 Each capability runs the whole analysis of one subject from an empty cache in a process of its own, with
 ``ATEN_CPU_CAPABILITY`` (ATen's vectorised kernels) and ``ONEDNN_MAX_CPU_ISA`` (oneDNN's convolutions) set as
-an older CPU would have them (``default`` sets neither: the machine's best). The child reports what
-``torch.backends.cpu.get_cpu_capability()`` says it ran. The parent then compares every product stage by
-stage against the first capability's: the simulated betas, each decoded feature (largest difference over the
-feature's sd), the decoded captions, the decoded depth, the +G images, each method's generations (uint8:
+an older CPU would have them, or with the code path of a library that dispatches by vendor and model on its own:
+``MKL_CBWR`` (MKL, PyTorch's BLAS and LAPACK: an AMD CPU gets another branch than an Intel one) or
+``OPENBLAS_CORETYPE`` (numpy's OpenBLAS); ``default`` sets none of them: the machine's best. The child reports the
+paths it ran (ATen's level from ``torch.backends.cpu.get_cpu_capability()``, MKL's branch as asked for,
+OpenBLAS's kernels from threadpoolctl). The parent then compares every product stage by
+stage against the first capability's: the simulated betas, each true and decoded feature (largest difference over
+the feature's sd), the decoded captions, the decoded depth, the +G images, each method's generations (uint8:
 share of pixels that differ, mean and largest difference in grey levels), each Table 1 cell and each claim's
 interval on this subject. A stage whose inputs agree and whose outputs do not is where rounding is amplified.
 
@@ -29,13 +33,24 @@ from pathlib import Path
 
 import numpy as np
 
-#: What each name sets: ATen's dispatch level and oneDNN's instruction-set ceiling (``default``: neither).
+#: What each name sets: ATen's dispatch level and oneDNN's instruction-set ceiling, or the code path of a library
+#: that picks its own by vendor and microarchitecture (``default``: none of them, the machine's best).
 CAPABILITIES = {
     "default": {},
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
     "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
     "sse41": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"},  # no wide vectors at all
+    # MKL (PyTorch's BLAS and LAPACK) dispatches by CPU on its own; ATen's variables do not reach it. Its conditional
+    # numerical reproducibility branches stand in for another vendor's CPU: AVX2 is what an AMD Zen or an older Intel
+    # gets, COMPATIBLE (SSE2) the one branch Intel documents as the same on every x86 vendor
+    "mkl-avx2": {"MKL_CBWR": "AVX2"},
+    "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
+    # numpy's OpenBLAS picks its kernels by core type (the simulation's matrix products)
+    "openblas-haswell": {"OPENBLAS_CORETYPE": "Haswell"},
 }
+#: variables a run inherits only from its capability; OPENBLAS_CORETYPE is not among them: where a machine sets it,
+#: its OpenBLAS needs it to compute correctly, so a run changes it only when its capability names it
+_CONTROLLED = {"ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR"}
 FEATURES = ("z", "c", "blip", "dpt", "vgg")
 GENERATIONS = (("[30]", "sd"), ("+T", "sd"), ("+T+G", "sd"), ("+T+G+D", "sd"), ("[30]", "sd2"))
 #: ``--quick`` (the test's): the baseline's inputs and +G, and the two generations they feed; no evaluation
@@ -46,8 +61,18 @@ def environment(capability: str) -> dict:
     """The process environment that runs ``capability``: the variables of every other level removed."""
     if capability not in CAPABILITIES:
         raise SystemExit(f"unknown capability {capability!r}; expected one of {', '.join(CAPABILITIES)}")
-    env = {k: v for k, v in os.environ.items() if k not in {"ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"}}
+    env = {k: v for k, v in os.environ.items() if k not in _CONTROLLED}
     return env | CAPABILITIES[capability]
+
+
+def code_paths() -> str:
+    """The code paths this process runs: ATen's kernel level, MKL's branch as asked for, OpenBLAS's kernels."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    openblas = next((i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"), "?")
+    return (f"ATen {torch.backends.cpu.get_cpu_capability()}, MKL {os.environ.get('MKL_CBWR', 'default')}, "
+            f"OpenBLAS {openblas}")
 
 
 def compute(profile_name: str, subject: str, cache: Path, out: Path, n_boot: int, quick: bool = False) -> None:
@@ -69,6 +94,7 @@ def compute(profile_name: str, subject: str, cache: Path, out: Path, n_boot: int
         return value
 
     for target in QUICK_FEATURES if quick else FEATURES:
+        arrays[f"features {target}"] = np.asarray(exp.stimulus_features(target), dtype=np.float32)
         arrays[f"decoded {target}"] = np.asarray(timed(f"decoded {target}", lambda t=target: exp.decoded(t))["predicted"],
                                                  dtype=np.float32)
     captions = timed("captions", lambda: exp.decoded_captions)
@@ -78,7 +104,7 @@ def compute(profile_name: str, subject: str, cache: Path, out: Path, n_boot: int
     for method, variant in QUICK_GENERATIONS if quick else GENERATIONS:
         arrays[f"generated {method} {variant}"] = np.asarray(
             timed(f"generate {method} {variant}", lambda m=method, v=variant: exp.reconstruct(m, v)))
-    summary = {"capability": torch.backends.cpu.get_cpu_capability(), "captions": captions, "seconds": timings}
+    summary = {"capability": code_paths(), "captions": captions, "seconds": timings}
     np.savez(out.with_suffix(".npz"), **arrays)
     if quick:
         out.with_suffix(".json").write_text(json.dumps(summary, indent=1))

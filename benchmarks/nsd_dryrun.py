@@ -520,7 +520,7 @@ def decoded(target: str, truth: np.ndarray, p: Profile, settings: Settings, seed
     alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
     predicted = np.empty(truth.shape, dtype=p.feature_dtype)
     decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device, block_size=p.ridge_block_size,
-                              fit_intercept=p.decoder_intercept)
+                              fit_intercept=p.decoder_intercept, dtype=p.decoder_dtype)
     targets = [(layer, Y[:, layer]) for layer in range(truth.shape[1])] if target == "dpt" else [(None, Y)]
     recipes.ridge_decode(decoder, X, shown, X_test, targets, predicted)
     return predicted

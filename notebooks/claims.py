@@ -134,7 +134,10 @@ book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"])[li
 # peers' metrics, the oracle's Table 1 and swaps and the zoo's quality figures to `results/toy/`, where they are committed. CI rebuilds the book and
 # `python -m recon.results check` fails on any number that differs from the committed one, so a
 # change in a result is always a visible, deliberate change of these files. The build also writes
-# `environment.json` (the CPU, PyTorch's kernel level, threads and library versions): in the same
+# `environment.json` (the CPU, PyTorch's kernel level, MKL's branch where one was forced, threads, library
+# versions and the toy's arithmetic: float64 decoders, float64 +G on a grid) and `stages.json` (a digest of
+# each of subj01's products, stage by stage, from which the check names the first stage whose product
+# differs while its inputs agree): in the same
 # environment a number must match to 1e-6; on another CPU, whose kernels round differently, to
 # {glue:text}`claims_borderline`. That is five times the largest move measured when the same
 # build ran on PyTorch's AVX512 and then its AVX2 kernels (`benchmarks/cpu_capability.py`, subj01:
@@ -143,14 +146,17 @@ book.glue_table("tbl_claims", table.set_index(["claim", "metric", "subject"])[li
 # band's edge by more than that move cannot change on another CPU. One that ends within it of the
 # edge can turn borderline there, and the check allows exactly that change. Until December 2026 +G ran in float32 and amplified that rounding (its images
 # differed in 77% of their pixels); it moved Table 1's +G rows by up to 0.011 and flipped the
-# verdict of "+D raises CLIP(Late)" for subj05 (see the +G page).
+# verdict of "+D raises CLIP(Late)" for subj05 (see the +G page). Until then, too, the decoders ran in float32,
+# and MKL's vendor-specific branch moved the decoded VGG19 features and so every +G image: a build on an AMD
+# EPYC moved the +G rows by up to 0.013 ({numref}`tbl-how-mkl`).
 
 # %% tags=["hide-input"]
 written = [results.write(results.table1_frame(subjects), exp.profile, "table1"),
            results.write(table, exp.profile, "claims"),
            results.write(results.peers_frame(subjects), exp.profile, "peers"),
            results.write(results.oracle_frame(subjects), exp.profile, "oracle"),
-           results.write_environment(exp.profile)]  # what the last digits depend on (recon.results check)
+           results.write_environment(exp.profile),  # what the last digits depend on (recon.results check)
+           results.write_stage_digests(exp)]  # where two builds' numbers part, stage by stage
 if exp.profile.simulation is not None:  # the toy zoo's held-out checks
     written.append(results.write(results.zoo_quality_frame(models.zoo_manifest(exp.profile)), exp.profile,
                                  "zoo_quality"))

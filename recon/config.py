@@ -142,6 +142,9 @@ class Profile:
     # the decoders' intercept: False, as the authors' ridge.py (himalaya's RidgeCV, fit_intercept=False, on
     # standardised voxels, targets not centred), so each decoded feature lacks its training mean; True fits it
     decoder_intercept: bool = False
+    # the decoders' algebra (ridge_streamed.StreamedRidgeCV's dtype): "float32", or "float64", whose predictions,
+    # rounded once to feature_dtype, do not depend on the BLAS's code path and so on the CPU's vendor
+    decoder_dtype: str = "float32"
     n_samples: int = 5
     seed: int = 0
     device: str = "cpu"

@@ -128,6 +128,12 @@ class Experiment:
         return {"files": files, "n_sessions": self.profile.n_sessions,
                 "zscore_betas_per_session": self.profile.zscore_betas_per_session}
 
+    @property
+    def dataset_fingerprint(self) -> dict:
+        """What the subject's NSD files hold (their content digests) and how they are read: the dataset's part of
+        every key, and its digest in :mod:`recon.stage_digests`."""
+        return self._dataset_key
+
     @cached_property
     def _models_key(self) -> dict:
         return _model_fingerprint(self.profile)
@@ -268,7 +274,7 @@ class Experiment:
             chosen = writer.create("alphas", (int(np.prod(truth.shape[1:])),), np.float32)
             decoder = ridge_streamed.StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device,
                                                      block_size=p.ridge_block_size, progress=self.progress,
-                                                     fit_intercept=p.decoder_intercept)
+                                                     fit_intercept=p.decoder_intercept, dtype=p.decoder_dtype)
 
             def training_targets():  # each layer's training features live in a scratch entry while it is fitted
                 for layer in range(truth.shape[1]) if target == "dpt" else [None]:
@@ -294,7 +300,12 @@ class Experiment:
         alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
         return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED),
                          self._feature_settings(target), {"intercept": p.decoder_intercept},
-                         target in TRAINING_SD)
+                         target in TRAINING_SD, *self._decoder_arithmetic())
+
+    def _decoder_arithmetic(self) -> tuple:
+        """The decoders' dtype where it is not float32 (so the keys of float32 decoders stay as they were)."""
+        dtype = self.profile.decoder_dtype
+        return () if dtype == "float32" else ({"decoder dtype": dtype},)
 
     # ------------------------------------------------------- decoded products
     @cached_property

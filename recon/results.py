@@ -12,7 +12,9 @@ rounding of the CSV. Another CPU (its kernels round differently) or other librar
 the build also writes ``environment.json`` (:func:`environment`), and where the committed one
 differs from the build's, the check allows :data:`OTHER_ENVIRONMENT_TOLERANCE` and says so; a claim's verdict may
 then change only to one its committed interval gives with its ends moved by that much (an end within it of the
-edge of the "borderline" band).
+edge of the "borderline" band). Where the numbers differ (or the environment does), the check also compares the
+build's ``stages.json`` with the committed one and names the first stage whose product differs while its inputs
+agree (:mod:`recon.stage_digests`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import claims
+from . import claims, stage_digests
 from .config import METHODS, REPO_ROOT, Profile
 from .evaluate import METRICS, PIXEL_METRICS
 
@@ -58,7 +60,8 @@ def _cpu() -> str:
 
 
 def environment() -> dict:
-    """What a result table's last digits depend on: the CPU, PyTorch's kernel level, threads, library versions."""
+    """What a result table's last digits depend on: the CPU, PyTorch's kernel level, MKL's branch where one was asked
+    for (``MKL_CBWR``; ``default``: MKL's own choice by CPU), threads, library versions."""
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
@@ -70,7 +73,16 @@ def environment() -> dict:
             return None
 
     return {"machine": platform.machine(), "cpu": _cpu(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkl_branch": os.environ.get("MKL_CBWR", "default"),
             "torch_threads": torch.get_num_threads()} | {f"{name} version": installed(name) for name in _LIBRARIES}
+
+
+def arithmetic(profile: Profile) -> dict:
+    """The profile's choices that make its numbers the same on every CPU (and so are part of its cache keys): the
+    decoders' and +G's precision, +G's grid, the threads each product is computed on."""
+    p = profile
+    return {"decoder_dtype": p.decoder_dtype, "generator_dtype": p.generator_dtype,
+            "generator_code_quantum": p.generator_code_quantum, "compute_threads": p.compute_threads}
 
 
 def _write_atomically(profile: Profile, filename: str, write_to) -> Path | None:
@@ -87,9 +99,20 @@ def _write_atomically(profile: Profile, filename: str, write_to) -> Path | None:
 
 
 def write_environment(profile: Profile) -> Path | None:
-    """Write :func:`environment` beside the profile's result tables; None for a profile without them."""
-    text = json.dumps(environment(), indent=1, sort_keys=True) + "\n"
+    """Write :func:`environment` and the profile's :func:`arithmetic` beside its result tables; None for a profile
+    without them."""
+    text = json.dumps(environment() | arithmetic(profile), indent=1, sort_keys=True) + "\n"
     return _write_atomically(profile, ENVIRONMENT, lambda path: path.write_text(text))
+
+
+def write_stage_digests(exp) -> Path | None:
+    """Write the digests of ``exp``'s subject's products, stage by stage (:mod:`recon.stage_digests`), beside the
+    profile's result tables: what ``check`` reads to name the first stage whose product differs."""
+    if exp.profile.results_dir is None:
+        return None
+    record = {"subject": exp.subject, "stages": stage_digests.stage_digests(exp)}
+    text = json.dumps(record, indent=1) + "\n"
+    return _write_atomically(exp.profile, stage_digests.FILENAME, lambda path: path.write_text(text))
 
 
 def write(frame: pd.DataFrame, profile: Profile, name: str) -> Path | None:
@@ -235,6 +258,19 @@ def check(folder: Path, ref: str = "HEAD", tolerance: float = TOLERANCE, repo: P
     return found
 
 
+def stage_report(folder: Path, ref: str = "HEAD", repo: Path = REPO_ROOT) -> list[str]:
+    """How the build's stage digests under ``folder`` compare with those committed at ``ref``
+    (:func:`recon.stage_digests.describe`); empty when either is missing or they are of different subjects."""
+    folder, relative = _in_repo(folder, repo)
+    written, committed_path = folder / stage_digests.FILENAME, f"{relative}/{stage_digests.FILENAME}"
+    if not written.exists() or not _has_tree(ref, committed_path, repo):
+        return []
+    committed, current = json.loads(_git("show", f"{ref}:{committed_path}", cwd=repo)), json.loads(written.read_text())
+    if committed.get("subject") != current.get("subject"):
+        return []
+    return stage_digests.describe(committed["stages"], current["stages"])
+
+
 def _in_repo(folder: Path, repo: Path) -> tuple[Path, str]:
     """``folder`` resolved, and its path inside ``repo`` as git names it."""
     folder = Path(folder).resolve()
@@ -268,6 +304,9 @@ def main(argv=None) -> int:
     found = check(folder, args.ref, args.tolerance, repo=REPO_ROOT)
     for line in found:
         print(line, file=sys.stderr)
+    if found or args.tolerance > TOLERANCE:  # where the numbers part, stage by stage
+        for line in stage_report(folder, args.ref, repo=REPO_ROOT):
+            print(line, file=sys.stderr if found else sys.stdout)
     if found:
         print(f"{len(found)} difference(s) from the tables committed at {args.ref}; if the change is intended, "
               "commit the new tables with it", file=sys.stderr)

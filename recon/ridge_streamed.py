@@ -47,7 +47,7 @@ def image_means(X: np.ndarray, image_index: np.ndarray, n_images: int) -> np.nda
 class _System:
     """One training set, diagonalised: everything a block of targets needs, none of the targets."""
 
-    eigenvalues: torch.Tensor  # (p,) of XᵀX, float32, negatives from round-off clipped to 0
+    eigenvalues: torch.Tensor  # (p,) of XᵀX, in the decoder's dtype, negatives from round-off clipped to 0
     image_projection: torch.Tensor  # Vᵀ Sᵀ, (p, n_images): Vᵀ XᵀY = this @ Y_images
     sum_projection: torch.Tensor  # Vᵀ Σ_t x_t, (p,): the term of the target mean in XᵀY
     evaluation: torch.Tensor | None  # X_eval V, (n_eval, p): predictions of the evaluation rows
@@ -82,14 +82,17 @@ def _diagonalise(X: torch.Tensor, image_index: torch.Tensor, n_images: int,
     gram = (X.T @ X).double()
     with _single_threaded_on_cpu(gram):
         eigenvalues, vectors = torch.linalg.eigh(gram)  # float64: alphas reach 1e-6 of a ~1e4 spectrum
-    vectors = vectors.float()
+    vectors = vectors.to(X.dtype)
     system = _System(
-        eigenvalues=eigenvalues.clamp_min(0).float(),
+        eigenvalues=eigenvalues.clamp_min(0).to(X.dtype),
         image_projection=vectors.T @ image_sums(X, image_index, n_images).T,
         sum_projection=vectors.T @ X.sum(0),
         evaluation=None if X_eval is None else X_eval @ vectors,
     )
     return system, vectors
+
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _as_parts(Y) -> list[np.ndarray]:
@@ -116,6 +119,11 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
     progress : tqdm bar over column blocks.
     fit_intercept : centre the targets by their per-trial mean and add it back on predict (False: the
         authors' decoder, whose predictions carry no target mean).
+    dtype : the algebra's precision, ``"float32"`` or ``"float64"``. In float32 the predictions' last bits
+        depend on the BLAS's summation order, which MKL picks by CPU vendor and model, and a float16 copy of
+        them then differs in about 1% of its values between an Intel and an AMD CPU. In float64 they differ
+        by ~1e-16 relative, so their float16 (or float32) copy, rounded once from float64, is the same on
+        every CPU but where a value lies within that distance of a rounding boundary.
 
     ``fit(X, Y, image_index)``: X is (n_trials, n_voxels); Y is (n_images, ...) (or a list of such
     arrays sharing rows, decoded as one column space, e.g. DPT's four layers), read block by block,
@@ -124,8 +132,9 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, alphas=(0.1, 1.0, 10.0), cv: int = 5, device: str = "cpu", block_size: int = 4096,
-                 progress: bool = False, fit_intercept: bool = False):
+                 progress: bool = False, fit_intercept: bool = False, dtype: str = "float32"):
         self.fit_intercept = fit_intercept
+        self.dtype = dtype
         self.alphas = alphas
         self.cv = cv
         self.device = device
@@ -152,11 +161,17 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
             raise ValueError(f"{len(X)} trials cannot make {self.cv} folds")
         return X, parts, image_index
 
-    def _tensor(self, array, dtype=torch.float32) -> torch.Tensor:
+    def _tensor(self, array) -> torch.Tensor:
+        """``array`` on the decoder's device, in its dtype."""
         array = np.asarray(array)
         if not (array.flags.c_contiguous and array.flags.writeable):  # memory-map blocks: one copy, in RAM
             array = np.array(array, order="C")
-        return torch.as_tensor(array, device=self.device).to(dtype)
+        return torch.as_tensor(array, device=self.device).to(self._torch_dtype())
+
+    def _torch_dtype(self) -> torch.dtype:
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+        return _DTYPES[self.dtype]
 
     def _standardised(self, X) -> torch.Tensor:
         return (self._tensor(X) - self.x_mean_) / self.x_scale_
@@ -194,7 +209,7 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
         parts = _as_parts(Y)
         if any(len(part) != self.n_images_ for part in parts):
             raise ValueError(f"targets must have {self.n_images_} rows (the images fitted), got {[len(p) for p in parts]}")
-        alphas = torch.as_tensor(np.asarray(self.alphas, dtype=np.float32), device=self.device)
+        alphas = self._tensor(np.asarray(self.alphas, dtype=np.float64))
         folds, weights = self._folds, self._weights
         self.part_shapes_ = [part.shape[1:] for part in (Y if isinstance(Y, (list, tuple)) else [Y])]
         best_alpha, best_score, y_mean = [], [], []

@@ -1,6 +1,7 @@
 """Committed result tables: written atomically, and any changed number found by `check`."""
 
 import json
+import os
 import subprocess
 
 import pandas as pd
@@ -75,8 +76,13 @@ def test_environment_names_the_cpu_kernels_threads_and_libraries(tmp_path):
     found = results.environment()
     assert found["torch_cpu_capability"] and found["torch_threads"] >= 1 and found["cpu"]
     assert found["torch version"] and {"numpy version", "diffusers version", "himalaya version"} <= set(found)
-    path = results.write_environment(get_profile("toy", results_dir=tmp_path / "toy"))
-    assert path == tmp_path / "toy" / results.ENVIRONMENT and json.loads(path.read_text()) == found
+    assert found["mkl_branch"] == (os.environ.get("MKL_CBWR") or "default")
+    toy = get_profile("toy", results_dir=tmp_path / "toy")
+    path = results.write_environment(toy)
+    assert path == tmp_path / "toy" / results.ENVIRONMENT
+    # the toy's arithmetic is recorded beside the machine's: float64 decoders and +G on a grid, one thread
+    assert json.loads(path.read_text()) == found | {"decoder_dtype": "float64", "generator_dtype": "float64",
+                                                    "generator_code_quantum": 2.0**-16, "compute_threads": 1}
     assert results.write_environment(get_profile("smoke")) is None
 
 

@@ -112,3 +112,53 @@ def test_the_decoders_recipe_fits_each_layer_as_a_fresh_decoder_would(trials):
     chosen_whole = recipes.ridge_decode(StreamedRidgeCV(alphas=ALPHAS, cv=5), X, index, X_test, [(None, Y)], whole)
     np.testing.assert_allclose(whole, StreamedRidgeCV(alphas=ALPHAS, cv=5).fit(X, Y, index).predict(X_test), atol=1e-5)
     assert chosen_whole.shape == (Y[0].size,)
+
+
+def test_float64_equals_the_naive_fit_and_a_bad_dtype_fails(trials):
+    X, Y, index, X_test = trials
+    naive = RidgeDecoder(alphas=ALPHAS, cv=5, backend="numpy").fit(X.astype(np.float64), Y[index].astype(np.float64))
+    streamed = StreamedRidgeCV(alphas=ALPHAS, cv=5, block_size=5, dtype="float64").fit(X, Y, index)
+    np.testing.assert_allclose(streamed.best_alphas_, naive.best_alphas_, rtol=1e-6)  # himalaya keeps float32 alphas
+    np.testing.assert_allclose(streamed.predict(X_test), naive.predict(X_test.astype(np.float64)), atol=1e-5)
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64, got 'float16'"):
+        StreamedRidgeCV(dtype="float16").fit(X, Y, index)
+
+
+_BRANCH_PROBE = """
+import hashlib, sys
+import numpy as np, torch
+from recon.ridge_streamed import StreamedRidgeCV
+torch.set_num_threads(1)
+rng = np.random.default_rng(1)
+n_images, n_voxels = 400, 300
+index = np.concatenate([np.arange(n_images), rng.integers(0, n_images, 400)])
+Y = rng.normal(size=(n_images, 500)).astype(np.float16)
+X = (Y[index].astype(np.float32) @ rng.normal(size=(500, n_voxels)).astype(np.float32) / 10
+     + rng.normal(size=(len(index), n_voxels)).astype(np.float32))
+decoder = StreamedRidgeCV(alphas=(1e2, 1e3, 1e4), dtype=sys.argv[1]).fit(X, Y, index)
+predicted = decoder.predict(X[:50], out=np.empty((50, 500), np.float16))
+print(hashlib.sha256(predicted.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float64_predictions_rounded_to_float16_do_not_depend_on_mkls_branch(dtype):
+    """MKL picks its code path by CPU vendor and model; MKL_CBWR forces each of them on this machine. In float64
+    the float16 predictions are the same bytes on every branch; in float32 they are not (the test's control)."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    if "mkl" not in torch.__config__.show().lower():
+        pytest.skip("this PyTorch has no MKL")
+    found = {}
+    for branch in ("AVX2", "COMPATIBLE", None):
+        env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"} | ({"MKL_CBWR": branch} if branch else {})
+        found[branch] = subprocess.run([sys.executable, "-c", _BRANCH_PROBE, dtype], env=env, check=True,
+                                       capture_output=True, text=True).stdout.strip()
+    if dtype == "float64":
+        assert len(set(found.values())) == 1, found
+    else:
+        assert len(set(found.values())) > 1, f"float32 agreed on every branch: the probe shows nothing ({found})"

@@ -82,6 +82,12 @@ def toy(**overrides) -> Profile:
         # last bits and the +G images; `recon compute --workers 2` (make book) puts the second core to a second
         # process, which on 2 cores gets more done than a second thread (benchmarks/threads.py: 1.2 times)
         compute_threads=1,
+        # float64 decoders (2026-12-05): in float32, MKL's branch (its own choice by CPU vendor and model, which
+        # ATen's variables do not reach) moved the decoded features' float16 copies in 0.5% of values (smoke,
+        # MKL_CBWR=AVX2 against AVX512 on one Intel Xeon; 0.2-1.6% between an AMD EPYC and an Intel Xeon), and +G
+        # made of that other targets: on an AMD EPYC Table 1's +G rows moved by up to 0.013. In float64, rounded
+        # once to float16, the decoded features are the same on every branch (benchmarks/cpu_capability.py)
+        decoder_dtype="float64",
         z_encode_size=40,  # 64 x 320 / 512: the authors' ratio of encode size to generation size
         num_inference_steps=20,
         batch_size=64,
