@@ -17,6 +17,8 @@ from himalaya.scoring import correlation_score
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 
 class RidgeDecoder(RegressorMixin, BaseEstimator):
@@ -40,11 +42,19 @@ class RidgeDecoder(RegressorMixin, BaseEstimator):
         self.n_targets_batch = n_targets_batch
         self.fit_intercept = fit_intercept
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # every column of Y is a target
+        return tags
+
     def fit(self, X, Y):
-        X = np.asarray(X, dtype=np.float32)
-        Y = np.asarray(Y, dtype=np.float32)
+        # scikit-learn's checks: dense, real, finite, at least one sample and voxel; sets n_features_in_
+        X = validate_data(self, X, reset=True, dtype=np.float32, allow_nd=True)
         if X.ndim != 2:
             raise ValueError(f"X must be (n_samples, n_voxels), got shape {X.shape}")
+        if Y is None:
+            raise ValueError("RidgeDecoder requires y to be passed, but the target y is None")
+        Y = check_array(Y, dtype=np.float32, ensure_2d=False, allow_nd=True, input_name="y")
         if len(Y) != len(X):
             raise ValueError(f"X has {len(X)} samples but Y has {len(Y)}")
         self.target_shape_ = Y.shape[1:]
@@ -67,18 +77,22 @@ class RidgeDecoder(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
+        check_is_fitted(self, "ridge_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
         previous = get_backend()
         backend = set_backend(self.backend, on_error="warn")
         try:
-            pred = backend.to_numpy(self.ridge_.predict(self.scaler_.transform(X)))
+            coef = backend.to_numpy(self.ridge_.coef_)
         finally:
             set_backend(previous)
-        return (pred + self.y_mean_).reshape(len(X), *self.target_shape_).astype(np.float32)
+        # himalaya's predict (X @ coef) in float64: a float32 product's last bit depends on where a row falls in the
+        # BLAS's blocks, so a row's prediction would depend on the rows beside it
+        pred = self.scaler_.transform(X).astype(np.float64) @ coef.astype(np.float64)
+        return (pred + self.y_mean_).reshape(len(X), *self.target_shape_)
 
-    def score(self, X, Y) -> float:
+    def score(self, X, y) -> float:
         """Mean correlation across targets between prediction and truth (the authors' report)."""
-        return float(np.mean(target_correlations(Y, self.predict(X))))
+        return float(np.mean(target_correlations(y, self.predict(X))))
 
 
 def target_correlations(Y, predicted) -> np.ndarray:

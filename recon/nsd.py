@@ -307,6 +307,10 @@ class NSDReader:
             raise
         except Exception as err:  # EOFError, zlib.error, OSError from a truncated file
             raise NSDFileError(f"cannot read {path} (truncated or corrupt?): {err}") from err
+        not_finite = int(np.count_nonzero(~np.isfinite(out)))
+        if not_finite:  # NSD's betas are int16; a float file with NaNs would give NaN decoders downstream
+            raise NSDFileError(f"{subject} session {session}: {not_finite} betas within the ROIs are NaN or infinite "
+                               f"in {path}")
         out /= BETA_SCALE
         return out
 

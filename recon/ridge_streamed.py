@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
@@ -95,9 +97,34 @@ def _diagonalise(X: torch.Tensor, image_index: torch.Tensor, n_images: int,
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def _is_parts(Y) -> bool:
+    """Whether ``Y`` is a list of target arrays decoded as one column space (DPT's layers), rather than one target
+    given as a list (of numbers or rows, as scikit-learn's checks pass it)."""
+    return isinstance(Y, (list, tuple)) and len(Y) > 0 and all(isinstance(part, np.ndarray) for part in Y)
+
+
+def _target_arrays(Y) -> list[np.ndarray]:
+    """Each part of ``Y`` as an array of its own shape (one row per image), checked: dense, real, at least 1-d."""
+    if Y is None:
+        raise ValueError("StreamedRidgeCV requires y to be passed, but the target y is None")
+    parts = list(Y) if _is_parts(Y) else [Y if isinstance(Y, np.ndarray) or issparse(Y) else np.asarray(Y)]
+    for k, part in enumerate(parts):
+        if issparse(part):
+            raise ValueError("sparse targets are not supported: pass a dense array (or a memory map)")
+        if part.dtype.kind == "O":  # numbers held as objects, as scikit-learn's checks pass them
+            parts[k] = part = part.astype(np.float64)
+        if part.dtype.kind == "c":
+            raise ValueError("Complex data not supported: the targets must be real")
+        if part.dtype.kind not in "biuf":  # memory maps stay maps: no conversion here
+            raise ValueError(f"targets must be real numbers, got dtype {part.dtype}")
+        if part.ndim == 0:
+            raise ValueError("targets must have one row per image, got a scalar")
+    return parts
+
+
 def _as_parts(Y) -> list[np.ndarray]:
-    parts = list(Y) if isinstance(Y, (list, tuple)) else [Y]
-    return [part.reshape(len(part), -1) for part in parts]
+    """Each part of ``Y`` flattened to (n_images, columns)."""
+    return [part.reshape(len(part), -1) for part in _target_arrays(Y)]
 
 
 def _column_blocks(parts, block_size: int):
@@ -141,9 +168,15 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
         self.block_size = block_size
         self.progress = progress
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # every column of every part is a target
+        return tags
+
     # ------------------------------------------------------------------ checks
     def _check_fit_inputs(self, X, Y, image_index):
-        X = np.asarray(X)
+        # scikit-learn's checks: dense, real, finite, at least one trial and voxel; sets n_features_in_
+        X = validate_data(self, X, reset=True, dtype="numeric", copy=False, allow_nd=True)
         if X.ndim != 2:
             raise ValueError(f"X must be (n_trials, n_voxels), got shape {X.shape}")
         parts = _as_parts(Y)
@@ -158,7 +191,7 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
         if image_index.size and (image_index.min() < 0 or image_index.max() >= n_images):
             raise ValueError(f"image_index must be in [0, {n_images}) (rows of Y), got [{image_index.min()}, {image_index.max()}]")
         if len(X) < self.cv:
-            raise ValueError(f"{len(X)} trials cannot make {self.cv} folds")
+            raise ValueError(f"{len(X)} trials (n_samples={len(X)}) cannot make {self.cv} folds")
         return X, parts, image_index
 
     def _tensor(self, array) -> torch.Tensor:
@@ -211,12 +244,15 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
             raise ValueError(f"targets must have {self.n_images_} rows (the images fitted), got {[len(p) for p in parts]}")
         alphas = self._tensor(np.asarray(self.alphas, dtype=np.float64))
         folds, weights = self._folds, self._weights
-        self.part_shapes_ = [part.shape[1:] for part in (Y if isinstance(Y, (list, tuple)) else [Y])]
+        self.part_shapes_ = [part.shape[1:] for part in _target_arrays(Y)]
         best_alpha, best_score, y_mean = [], [], []
         tie_break = torch.log(alphas.double()) * 1e-10  # himalaya's: equal scores pick the larger alpha
         for k, cols in tqdm(list(_column_blocks(parts, self.block_size)), desc="ridge CV blocks",
                             disable=not self.progress, leave=False):
             Yb = self._tensor(parts[k][:, cols])
+            if not bool(torch.isfinite(Yb).all()):  # checked block by block: a memory map is read once
+                raise ValueError(f"Input y contains NaN or infinity (target part {k}, columns {cols.start}-{cols.stop - 1}: "
+                                 f"{int((~torch.isfinite(Yb)).sum())} values)")
             mean = weights @ Yb if self.fit_intercept else Yb.new_zeros(Yb.shape[1])
             scores = torch.zeros((len(alphas), Yb.shape[1]), dtype=torch.float64, device=self.device)
             for system, val_images, n_val in folds:
@@ -233,20 +269,20 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
         self.best_alphas_ = np.concatenate(best_alpha)
         self.cv_scores_ = np.concatenate(best_score)
         self.y_mean_ = np.concatenate(y_mean)
-        self.multi_part_ = isinstance(Y, (list, tuple))
+        self.multi_part_ = _is_parts(Y)
         self.targets_ = parts  # read again, block by block, to predict
         return self
 
     # ------------------------------------------------------------------ predict
     def predict(self, X, out=None):
-        """Predictions for X, written block by block into ``out`` (arrays or memory maps) if given.
+        """Predictions for X, written block by block into ``out`` (arrays or memory maps of any float dtype: each
+        value is rounded once, from the decoder's dtype) if given, else into new float64 arrays.
 
         Returns one array of Y's trailing shape, or a list of them when Y was a list of parts."""
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must be (n, {self.n_features_in_}), got shape {X.shape}")
+        check_is_fitted(self, "best_alphas_")
+        X = validate_data(self, X, reset=False, dtype="numeric", copy=False)
         if out is None:
-            out = [np.empty((len(X), *shape), dtype=np.float32) for shape in self.part_shapes_]
+            out = [np.empty((len(X), *shape), dtype=np.float64) for shape in self.part_shapes_]
         else:
             out = list(out) if self.multi_part_ else [out]
         outs = [o.reshape(len(X), -1) for o in out]

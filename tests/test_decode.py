@@ -20,7 +20,7 @@ def test_fit_predict_shapes_and_accuracy(linear_problem, backend):
     X, Y = linear_problem
     decoder = RidgeDecoder(alphas=(0.01, 1.0, 1e4), cv=4, backend=backend).fit(X[:100], Y[:100])
     predicted = decoder.predict(X[100:])
-    assert predicted.shape == (20, 2, 3) and predicted.dtype == np.float32
+    assert predicted.shape == (20, 2, 3) and predicted.dtype == np.float64  # scikit-learn's convention
     assert decoder.best_alphas_.shape == (6,)
     assert decoder.cv_scores_.shape == (6,)  # the best alpha's CV score per target
     assert decoder.score(X[100:], Y[100:]) > 0.95

@@ -276,6 +276,17 @@ def test_truncated_gzip_nifti_fails_naming_the_file(mini_nsd):
         reader(mini_nsd).load_subject("subj02", ["early"], 1)
 
 
+def test_nan_betas_stop_the_reader_naming_subject_session_and_count(mini_nsd):
+    path = mini_nsd.betas_path(1, "nii.gz")
+    betas = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    mask = LABELS["subj01"] > 0
+    betas[mask, 1] = np.nan  # one trial of every ROI voxel: a float file from another preparation
+    nib.save(nib.Nifti1Image(betas, np.eye(4)), path)
+    with pytest.raises(NSDFileError, match=f"subj01 session 1: {int(mask.sum())} betas within the ROIs are NaN or "
+                       f"infinite in {path_pattern(path)}"):
+        reader(mini_nsd).load_subject("subj01", ["early", "midventral", "ventral"], N_SESSIONS)
+
+
 def test_wrongly_shaped_betas(mini_nsd, mini_nsd_hdf5):
     path = mini_nsd.betas_path(1, "nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((4, 3, 2, 3), np.int16), np.eye(4)), path)  # 3 trials, not 4

@@ -32,7 +32,7 @@ def test_equals_the_naive_per_trial_himalaya_fit(trials):
     np.testing.assert_allclose(streamed.best_alphas_, naive.best_alphas_, rtol=1e-5)
     np.testing.assert_allclose(streamed.cv_scores_, naive.cv_scores_, rtol=1e-4, atol=1e-5)
     predicted = streamed.predict(X_test)
-    assert predicted.shape == (10, 3, 4) and predicted.dtype == np.float32
+    assert predicted.shape == (10, 3, 4) and predicted.dtype == np.float64  # scikit-learn's convention
     np.testing.assert_allclose(predicted, naive.predict(X_test), atol=1e-4)
 
 
@@ -74,8 +74,12 @@ def test_bad_inputs_fail_naming_the_value(trials):
     with pytest.raises(ValueError, match=r"rows of Y"):
         StreamedRidgeCV().fit(X, Y[:10], index)
     decoder = StreamedRidgeCV(alphas=ALPHAS).fit(X, Y, index)
-    with pytest.raises(ValueError, match=r"\(n, 20\)"):
+    with pytest.raises(ValueError, match="X has 5 features, but StreamedRidgeCV is expecting 20"):
         decoder.predict(X[:, :5])
+    with pytest.raises(ValueError, match=r"Input y contains NaN or infinity \(target part 0, columns 0-11: 1 values\)"):
+        StreamedRidgeCV().fit(X, np.where(np.arange(Y.size).reshape(Y.shape) == 7, np.nan, Y), index)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        StreamedRidgeCV().fit(np.where(X > 7, np.nan, X), Y, index)
     with pytest.raises(ValueError, match="C-contiguous"):
         decoder.predict(X[:3], out=np.zeros((3, 4, 3), np.float32).transpose(0, 2, 1))
 
