@@ -383,7 +383,17 @@ class Cache:
             for folder in stage.glob(".*"):
                 if folder.is_dir() and now - folder.stat().st_mtime > older_than_s:
                     found.append(folder)
+        found += [folder for folder in self._root_temporaries() if now - folder.stat().st_mtime > older_than_s]
         return sorted(found)
+
+    def _root_temporaries(self) -> list[Path]:
+        """Temporaries of products written at the cache's root under a lock of their own (``.toy-nsd-*`` beside
+        ``.toy-nsd.lock``: a simulated NSD whose writer was killed); scratch folders have their own sweeper."""
+        if not self.root.is_dir():
+            return []
+        return [folder for folder in self.root.glob(".*-*")
+                if folder.is_dir() and not folder.name.startswith((".scratch-", ".corrupt-"))
+                and self.lock_path(self.root / folder.name[1:].rsplit("-", 1)[0]).is_file()]
 
     def clean(self, older_than_s: float = 86400.0) -> list[Path]:
         """Remove :meth:`leftovers` older than ``older_than_s`` (default a day) and stale scratch folders."""

@@ -8,6 +8,7 @@ model ids and zoo checksums, dataset location, subject), so the notebooks can sh
 from __future__ import annotations
 
 import importlib
+import shutil
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -93,6 +94,8 @@ def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
         root.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root.parent / f".{root.name}.lock")):
             if not root.exists():
+                for leftover in root.parent.glob(f".{root.name}-*"):  # a killed writer's; none lives: the lock is ours
+                    shutil.rmtree(leftover, ignore_errors=True)
                 profile.simulation.write(root, progress=progress)
     return root
 

@@ -128,6 +128,25 @@ def test_cache_clean_removes_old_leftovers_and_keeps_entries(tmp_path, capsys):
     assert cache.key_path("stage", ["k"]).is_dir()
 
 
+def test_a_killed_simulations_temporary_is_removed_by_cache_clean_and_by_the_next_simulation(tmp_path, capsys):
+    from filelock import FileLock
+
+    from recon.experiment import ensure_dataset
+
+    (tmp_path / ".smoke-nsd.lock").touch()  # the lock ensure_dataset writes under
+    killed = tmp_path / ".smoke-nsd-k1lled"  # what simulate_nsd's atomic folder was when its writer died
+    (killed / "nsddata").mkdir(parents=True)
+    os.utime(killed, (0, 0))
+    with FileLock(str(tmp_path / ".smoke-nsd.lock")):  # a live simulation: its temporary stays
+        assert Cache(tmp_path).clean(older_than_s=0) == []
+    assert cli.main(["cache", "clean", "--cache", str(tmp_path), "--older-than", "0"]) == 0
+    assert not killed.exists() and "1 folder(s)" in capsys.readouterr().out
+    killed.mkdir()  # killed again; the next simulation sweeps it before writing
+    profile = get_profile("smoke", cache_dir=tmp_path)
+    assert ensure_dataset(profile, progress=False) == profile.nsd_root
+    assert not killed.exists() and sorted(p.name for p in tmp_path.glob(".smoke-nsd*")) == [".smoke-nsd.lock"]
+
+
 # ----------------------------------------------------------------------- parameters up front
 @pytest.mark.parametrize("overrides, named", [
     ({"seed": "notanumber"}, "seed must be an integer >= 0, got 'notanumber'"),
