@@ -34,6 +34,7 @@ after a cluster run can prove that it computes nothing heavy.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -66,6 +67,34 @@ REQUIRE_WARM_ENV = "RECON_CACHE_REQUIRE_WARM"
 
 class CacheError(ReconError, OSError):
     """A cache entry that exists but cannot be read back whole."""
+
+
+class CacheFullError(CacheError):
+    """The disk under the cache has no room for an entry being written (nothing half-written is kept)."""
+
+
+def _no_room(folder: Path, name: str, needed: int) -> CacheFullError:
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    return CacheFullError(f"no space left on the disk of the cache for {folder.parent.name}/{name}: it needs "
+                          f"{needed:,} bytes and {free:,} are free under {folder.parent.parent}; free some space or "
+                          f"move the cache (RECON_CACHE, or --cache)")
+
+
+def _reserve(file: Path, folder: Path, name: str) -> None:
+    """Allocate every block of a new (sparse) memory-mapped file now: on a full disk a write through the map would
+    get SIGBUS at a page fault ("Bus error", no message); here it fails with ENOSPC, named."""
+    fd = os.open(file, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise _no_room(folder, name, size) from err
+            if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # no fallocate there: as before
+                raise
+    finally:
+        os.close(fd)
 
 
 class ColdCacheError(ReconError, LookupError):
@@ -156,7 +185,18 @@ class EntryWriter:
         return self.folder / self._files[name]
 
     def create(self, name: str, shape, dtype=np.float32) -> np.memmap:
-        array = np.lib.format.open_memmap(self._file(name), mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+        file = self._file(name)
+        try:
+            array = np.lib.format.open_memmap(file, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise _no_room(self.folder, name, int(np.prod(shape)) * np.dtype(dtype).itemsize) from err
+            raise
+        try:
+            _reserve(file, self.folder, name)
+        except BaseException:
+            del array  # unmapped before its folder is removed
+            raise
         self._maps[name] = array
         return array
 
@@ -164,7 +204,12 @@ class EntryWriter:
         value = np.asarray(value)
         if value.dtype == object:
             raise TypeError(f"cache array {name!r} has dtype object; store numbers or fixed-width strings")
-        np.save(self._file(name), value, allow_pickle=False)
+        try:
+            np.save(self._file(name), value, allow_pickle=False)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise _no_room(self.folder, name, value.nbytes) from err
+            raise
 
     def commit_manifest(self) -> None:
         for array in self._maps.values():

@@ -128,6 +128,54 @@ def test_cache_clean_removes_old_leftovers_and_keeps_entries(tmp_path, capsys):
     assert cache.key_path("stage", ["k"]).is_dir()
 
 
+_FILL_A_CACHE = """
+import sys
+import numpy as np
+from recon.cache import Cache
+from recon.errors import ReconError
+def fill(writer):
+    writer.create("x", (1024, 1024), np.float32)[:] = 1.0  # 4 MiB
+try:
+    Cache(sys.argv[1]).get_streamed("stage", ["k"], fill)
+except ReconError as err:
+    print(err, file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def test_a_full_disk_is_one_line_naming_the_entry_and_the_bytes(tmp_path):
+    """On a 1 MiB tmpfs, a 4 MiB entry: without its blocks reserved, the first write through the map died of
+    SIGBUS ("Bus error", exit 135 from a shell, no message)."""
+    import subprocess
+    import sys
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root); the next test fakes the full disk instead")
+    try:
+        run = subprocess.run([sys.executable, "-c", _FILL_A_CACHE, str(small / "cache")], capture_output=True, text=True)
+        assert run.returncode == 1, (run.returncode, run.stderr[-500:])
+        assert run.stderr.count("\n") == 1 and "no space left on the disk of the cache for stage/x: it needs " \
+            "4,194,432 bytes" in run.stderr, run.stderr  # with the .npy header
+        assert [p.name for p in (small / "cache" / "stage").iterdir()] == [f".{Cache(small).key_path('stage', ['k']).name}.lock"]
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_no_room_for_an_entry_fails_naming_it_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    cache = Cache(tmp_path)
+    with pytest.raises(CacheError, match=r"no space left on the disk of the cache for stage/x: it needs 4,128 bytes"):
+        cache.get_streamed("stage", ["k"], lambda writer: writer.create("x", (1000,), np.float32))
+    assert not cache.key_path("stage", ["k"]).exists() and not list((tmp_path / "stage").glob(".*-*"))
+
+
 def test_a_killed_simulations_temporary_is_removed_by_cache_clean_and_by_the_next_simulation(tmp_path, capsys):
     from filelock import FileLock
 
