@@ -69,6 +69,10 @@ class CacheError(ReconError, OSError):
     """A cache entry that exists but cannot be read back whole."""
 
 
+class CacheNotWritableError(CacheError):
+    """The cache's folder is read-only or forbidden, and a product it lacks must be stored."""
+
+
 class CacheFullError(CacheError):
     """The disk under the cache has no room for an entry being written (nothing half-written is kept)."""
 
@@ -292,8 +296,9 @@ class Cache:
         An exception (or a killed process) leaves no entry; a concurrent writer that finished first
         wins, and this one's temporary is discarded.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        with self.writable():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
         make_shareable(tmp)
         try:
             writer = EntryWriter(tmp)
@@ -312,12 +317,13 @@ class Cache:
         """An entry that exists only inside the block: ``fill(writer)`` writes it, the block reads it
         (as memory maps), and it is deleted at the end, whatever happens. For intermediates that
         are large and cheap to recompute, such as the training-image features a decoder reads once."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_scratch()  # left by killed jobs: at NSD's size, one DPT layer is 10 GB
-        tmp = self.root / f".scratch-{uuid.uuid4().hex[:12]}"
-        lock_file = self.root / f"{tmp.name}.lock"
-        lock = FileLock(str(lock_file))
-        lock.acquire()  # held while the folder lives, so a sweeper can tell a live folder from a stale one
+        with self.writable():
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_scratch()  # left by killed jobs: at NSD's size, one DPT layer is 10 GB
+            tmp = self.root / f".scratch-{uuid.uuid4().hex[:12]}"
+            lock_file = self.root / f"{tmp.name}.lock"
+            lock = FileLock(str(lock_file))
+            lock.acquire()  # held while the folder lives, so a sweeper can tell a live folder from a stale one
         try:
             tmp.mkdir()
             writer = EntryWriter(tmp)
@@ -464,16 +470,32 @@ class Cache:
         return path.parent / f".{path.name}.lock"
 
     @contextmanager
+    def writable(self) -> Iterator[None]:
+        """Around the cache's own writes (folders, locks, temporaries): a read-only or forbidden cache becomes one
+        :class:`CacheNotWritableError` naming the cache and the way out, not a traceback from deep in a library."""
+        try:
+            yield
+        except Timeout:
+            raise
+        except OSError as err:
+            if not isinstance(err, PermissionError) and err.errno != errno.EROFS:
+                raise
+            raise CacheNotWritableError(
+                f"the cache {self.root} cannot be written ({err.strerror}: {err.filename}); the products not in it "
+                f"must be computed and stored, so point RECON_CACHE (or --cache) at a writable folder") from None
+
+    @contextmanager
     def lock(self, path: Path) -> Iterator[None]:
         """Hold the entry's lock; say so on stderr when another process holds it and this one waits."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.lock_path(path)))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            print(f"recon cache: waiting for another process computing {path.parent.name}/{path.name} "
-                  f"(lock {self.lock_path(path)})", file=sys.stderr, flush=True)
-            lock.acquire()
+        with self.writable():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(self.lock_path(path)))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                print(f"recon cache: waiting for another process computing {path.parent.name}/{path.name} "
+                      f"(lock {self.lock_path(path)})", file=sys.stderr, flush=True)
+                lock.acquire()
         try:
             yield
         finally:

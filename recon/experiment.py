@@ -91,12 +91,17 @@ def ensure_dataset(profile: Profile, progress: bool = True) -> Path:
         if require_warm_from_env():
             raise ColdCacheError(f"cache miss: the simulated NSD {root} does not exist and {REQUIRE_WARM_ENV} is set, "
                                  f"so it is not simulated here; `recon run dataset --profile {profile.name}` writes it")
-        root.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(root.parent / f".{root.name}.lock")):
+        with Cache(root.parent).writable():  # a read-only cache: one line, not filelock's traceback
+            root.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(root.parent / f".{root.name}.lock"))
+            lock.acquire()
+        try:
             if not root.exists():
                 for leftover in root.parent.glob(f".{root.name}-*"):  # a killed writer's; none lives: the lock is ours
                     shutil.rmtree(leftover, ignore_errors=True)
                 profile.simulation.write(root, progress=progress)
+        finally:
+            lock.release()
     return root
 
 

@@ -176,6 +176,39 @@ def test_no_room_for_an_entry_fails_naming_it_and_leaves_nothing(tmp_path, monke
     assert not cache.key_path("stage", ["k"]).exists() and not list((tmp_path / "stage").glob(".*-*"))
 
 
+def test_a_read_only_cache_is_one_line_naming_it_on_a_miss(tmp_path, capsys):
+    """A read-only mount (a permission-denied folder looks the same; as root only a mount refuses writes): the CLI
+    printed filelock's 48-line traceback on a cache miss."""
+    import subprocess
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(cache)], capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root); the next test fakes the refusal instead")
+    try:
+        assert cli.main(["run", "dataset", "--profile", "smoke", "--cache", str(cache)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"the cache {cache} cannot be written (Read-only file system" in err, err
+        with pytest.raises(CacheError, match="cannot be written .*point RECON_CACHE \\(or --cache\\) at a writable"):
+            Cache(cache).get("stage", ["k"], lambda: {"x": np.ones(2)})
+    finally:
+        subprocess.run(["umount", str(cache)], check=True)
+
+
+def test_a_forbidden_cache_is_a_cache_error_and_a_hit_still_reads(tmp_path, monkeypatch):
+    cache = Cache(tmp_path)
+    cache.get("stage", ["hit"], lambda: {"x": np.ones(2)})
+    from filelock import FileLock
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", self.lock_file)
+
+    monkeypatch.setattr(FileLock, "acquire", refuse)
+    np.testing.assert_array_equal(cache.get("stage", ["hit"], lambda: {})["x"], np.ones(2))  # no lock needed
+    with pytest.raises(CacheError, match=f"the cache {tmp_path} cannot be written \\(Permission denied: "):
+        cache.get("stage", ["miss"], lambda: {"x": np.ones(2)})
+
+
 def test_a_killed_simulations_temporary_is_removed_by_cache_clean_and_by_the_next_simulation(tmp_path, capsys):
     from filelock import FileLock
 
