@@ -48,11 +48,21 @@ def _profile_options(parser: argparse.ArgumentParser) -> None:
                        help="sessions per subject read from NSD (default: the profile's; 37 on nsd)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("recon")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recon",
                                      description="The analysis from the command line, one stage at a time, into the "
                                                  "shared cache.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     stage_list = "\n".join(f"  {s.name:<15} {s.help}" for s in STAGES.values())
@@ -93,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_options(compute)
     compute.set_defaults(subparser=compute)
 
-    status = commands.add_parser("status", help="list what is cached and what is missing, per subject and stage")
+    status = commands.add_parser("status", help="list what is cached and what is missing, per subject and stage",
+                                 description="List what the cache holds and what is missing, per subject and stage, "
+                                             "and the command that computes what is missing. Reads only.")
     status.add_argument("--subject", action="append", choices=SUBJECTS, help="only this subject (repeatable)")
     status.add_argument("--write-markers", action="store_true",
                         help="write the Snakemake workflow's marker of every job whose entries are cached (in "
@@ -104,11 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(subparser=status)
 
     verify = commands.add_parser("verify", help="check every cache entry against its checksums; move damaged ones "
-                                                "aside so that they are computed again")
+                                                "aside so that they are computed again",
+                                 description="Read every byte of every cache entry and compare it with the checksums "
+                                             "recorded when it was written; a damaged entry is moved aside (computed "
+                                             "again when next needed). Exit status 1 when any was damaged.")
     verify.add_argument("--cache", type=Path, metavar="DIR", help="cache folder (default: $RECON_CACHE or .cache/recon)")
     verify.set_defaults(subparser=verify)
 
-    cache = commands.add_parser("cache", help="upkeep of the cache folder")
+    cache = commands.add_parser("cache", help="upkeep of the cache folder",
+                                description="Upkeep of the cache folder: `recon cache clean` removes what no reader "
+                                            "will use.")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     clean = cache_commands.add_parser("clean", help="remove entries moved aside as corrupt (.corrupt-*) and "
                                                     "temporaries of killed writers")
@@ -118,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="list, do not remove")
     clean.set_defaults(subparser=clean)
 
-    table = commands.add_parser("table1", help="print Table 1 from the cached identification entries")
+    table = commands.add_parser("table1", help="print Table 1 from the cached identification entries",
+                                description="Print Table 1 (two-way identification, every method and subject) and "
+                                            "the paper's, from the cached identification entries; computes nothing.")
     table.add_argument("--subject", action="append", choices=SUBJECTS, help="only this subject (repeatable)")
     table.add_argument("--protocol", default="takagi", choices=["takagi", "reconstruction_anchor"],
                        help="identification protocol (default: the paper's)")
@@ -143,6 +162,16 @@ def _flags(args) -> str:
         if value is not None:
             out += [flag, str(value)]
     return shlex.join(out)
+
+
+def _snakemake(args) -> str:
+    """The workflow's command with the profile options as given (as its --config keys)."""
+    config = [f"profile={args.profile}"]
+    for key, value in (("cache", args.cache), ("nsd_root", args.nsd_root), ("n_samples", args.n_samples),
+                       ("seed", args.seed), ("device", args.device), ("n_sessions", args.n_sessions)):
+        if value is not None:
+            config.append(f"{key}={value}")
+    return shlex.join(["snakemake", "--cores", "2", "--config", *config])
 
 
 def _command(job: Job, args) -> str:
@@ -335,16 +364,20 @@ def cmd_status(args, parser) -> int:
         print(f"the dataset is missing: {_command(Job('dataset'), args)}")
     if missing:
         print(f"missing, e.g.: {_command(min(missing)[1], args)}")
-        print(f"all of them: snakemake --cores 2 --config profile={profile.name} (workflow/Snakefile)")
+        print(f"all of them: {_snakemake(args)} (workflow/Snakefile)")
     return 0
 
 
 # --------------------------------------------------------------------------- upkeep
-def _cache_root(args):
+def _cache_root(args, parser):
+    """The cache to upkeep; a folder that is not there is a usage error (a typo must not report "0 damaged")."""
     from .cache import Cache
     from .config import default_cache_dir
 
-    return Cache(args.cache or default_cache_dir())
+    root = Path(args.cache or default_cache_dir())
+    if not root.is_dir():
+        parser.error(f"no cache folder at {root} (--cache, else $RECON_CACHE, else .cache/recon in the repository)")
+    return Cache(root)
 
 
 def cmd_verify(args, parser) -> int:
@@ -352,7 +385,7 @@ def cmd_verify(args, parser) -> int:
 
     from .cache import CacheWarning
 
-    cache = _cache_root(args)
+    cache = _cache_root(args, parser)
     n, damaged = 0, []
     for path in cache.entries():
         n += 1
@@ -369,7 +402,9 @@ def cmd_verify(args, parser) -> int:
 
 
 def cmd_cache(args, parser) -> int:
-    cache = _cache_root(args)
+    if not args.older_than >= 0:
+        parser.error(f"--older-than must be a number of hours >= 0, got {args.older_than}")
+    cache = _cache_root(args, parser)
     seconds = args.older_than * 3600
     found = cache.leftovers(seconds) if args.dry_run else cache.clean(seconds)
     for folder in found:
@@ -392,7 +427,7 @@ def cmd_table1(args, parser) -> int:
               "compute them with:", file=sys.stderr)
         for job in missing:
             print(f"  {_command(job, args)}", file=sys.stderr)
-        print(f"or all at once: snakemake --cores 2 --config profile={profile.name}", file=sys.stderr)
+        print(f"or all at once: {_snakemake(args)}", file=sys.stderr)
         return EXIT_FAILED
 
     import pandas as pd
@@ -428,9 +463,15 @@ def main(argv=None) -> int:
     from .errors import ReconError
 
     try:
-        return command(args, args.subparser)
+        code = command(args, args.subparser)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
     except (ReconError, FileNotFoundError, FileExistsError) as err:
         print(f"recon: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:  # `recon status | head`: the reader left; say nothing more (Python's own recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
 
 

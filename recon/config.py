@@ -282,6 +282,9 @@ def check_parameters(profile: Profile) -> None:
         value = getattr(profile, name)
         if not _is_int(value) or value < least:
             raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
+    if profile.simulation is not None and profile.n_sessions > profile.simulation.n_sessions:
+        raise ConfigError(f"n_sessions must be at most {profile.simulation.n_sessions} on the {profile.name} profile "
+                          f"(its simulated NSD has that many sessions per subject), got {profile.n_sessions}")
     if not 0.0 < profile.strength <= 1.0:
         raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
     for name, allowed in (("z_latent", ("sample", "mean")), ("z_init", ("image", "latent")),

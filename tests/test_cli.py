@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -59,6 +60,11 @@ BAD = {
                        "n_sessions must be an integer >= 1, got 0"),
     "no such GPU": (["run", "gan", "--subject", "subj01", "--device", "cuda:99"], "device is 'cuda:99', but torch finds"),
     "nsd root on toy": (["run", "gan", "--subject", "subj01", "--nsd-root", "/data"], "--nsd-root is for the nsd"),
+    "n_sessions beyond the simulation": (["run", "gan", "--subject", "subj01", "--n-sessions", "1000"],
+                                         "n_sessions must be at most"),
+    "verify a cache that is not there": (["verify", "--cache", "no/such/cache"], "no cache folder at no/such/cache"),
+    "clean a cache that is not there": (["cache", "clean", "--cache", "no/such/cache"], "no cache folder at no/such"),
+    "negative age": (["cache", "clean", "--older-than", "-5"], "--older-than must be a number of hours >= 0, got -5"),
     "status subject": (["status", "--subject", "subj04"], "invalid choice: 'subj04'"),
     "table1 protocol": (["table1", "--protocol", "mindeye"], "invalid choice: 'mindeye'"),
 }
@@ -78,6 +84,25 @@ def test_the_console_entry_point_exits_2_on_bad_arguments(tmp_path):
                            "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "recon run: error: stage 'decoded' needs a decoding target" in done.stderr
     assert not (tmp_path / "cache").exists()
+
+
+def test_version_and_every_command_described():
+    done = subprocess.run([sys.executable, "-m", "recon", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"recon {version('recon')}"
+    for command in (["status"], ["verify"], ["table1"], ["cache"], ["compute"], ["run"]):
+        code, out, _ = run_cli(*command, "--help")
+        usage, description = out.split("\n\n")[:2]
+        assert code == 0 and not description.startswith(("positional", "options")), (command, out[:300])
+
+
+def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path):
+    """`recon status | head -1`: head leaves before status has written; that ended in a BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "recon", "status", "--profile", "smoke", "--cache", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
 
 
 def test_help_lists_every_stage():
