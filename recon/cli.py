@@ -208,7 +208,8 @@ def cmd_run(args, parser) -> int:
     job = _job(args, parser)
     try:
         profile = _profile(args)
-        check_device(profile.device)
+        if job.stage != "dataset":  # checking the files needs no GPU
+            check_device(profile.device)
     except ConfigError as err:
         parser.error(str(err))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -296,15 +297,19 @@ def _state(cache, path: Path, verify: bool = False) -> str:
 
 
 def _experiments(profile, subjects):
-    """One experiment per subject, or None when the dataset is not there (nothing is simulated here)."""
+    """One experiment per subject, or None when the dataset is not there or not whole (nothing is simulated here)."""
     from .experiment import Experiment
     from .nsd import NSDFileError
 
     if not profile.nsd_root.is_dir():
         return None
     try:
-        return {s: Experiment(profile, s, progress=False) for s in subjects}
-    except NSDFileError:
+        experiments = {s: Experiment(profile, s, progress=False) for s in subjects}
+        for exp in experiments.values():
+            exp.dataset_fingerprint  # noqa: B018 - reads every file the subject's products are keyed by
+        return experiments
+    except NSDFileError as err:
+        print(f"the dataset at {profile.nsd_root} is not whole: {err}", file=sys.stderr)
         return None
 
 

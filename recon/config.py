@@ -219,7 +219,7 @@ class Profile:
 
 def nsd(**overrides) -> Profile:
     """The real Natural Scenes Dataset on disk (``RECON_NSD_ROOT``) and the real model ids, on a GPU."""
-    root = overrides.pop("nsd_root", os.environ.get("RECON_NSD_ROOT", "/data/nsd"))
+    root = overrides.pop("nsd_root", None) or os.environ.get("RECON_NSD_ROOT") or "/data/nsd"
     defaults = dict(
         name="nsd",
         nsd_root=Path(root),

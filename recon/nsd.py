@@ -80,7 +80,9 @@ class NSDReader:
     def __init__(self, root, trials_per_session: int = 750):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise NSDFileError(f"NSD root {self.root} does not exist or is not a directory")
+            raise NSDFileError(f"NSD root {self.root} does not exist or is not a directory: point RECON_NSD_ROOT (or "
+                               f"--nsd-root) at the folder that holds nsddata/, nsddata_betas/ and nsddata_stimuli/ "
+                               f"(the nsd profile's default is /data/nsd)")
         self.trials_per_session = int(trials_per_session)
         self._behaviour: dict[str, pd.DataFrame] = {}
 
@@ -155,9 +157,16 @@ class NSDReader:
     def stim_info(self) -> pd.DataFrame:
         path = self._require(self.stim_info_path, "CSV with nsdId, cocoId, cocoSplit, shared1000")
         frame = pd.read_csv(path)
-        needed = {"nsdId", "cocoId", "cocoSplit", "shared1000"}
-        if not needed <= set(frame.columns):
-            raise NSDFileError(f"{path} lacks columns {sorted(needed - set(frame.columns))}")
+        needed = ["nsdId", "cocoId", "cocoSplit", "shared1000"]
+        if not set(needed) <= set(frame.columns):
+            raise NSDFileError(f"{path} lacks columns {sorted(set(needed) - set(frame.columns))}")
+        # a file cut short still parses: it lacks rows (the images the design shows) or ends in empty cells
+        shown = np.unique(self.expdesign["subjectim"])
+        absent = np.setdiff1d(shown[shown >= 0], frame["nsdId"].to_numpy())
+        if len(absent) or frame[needed].isna().to_numpy().any():
+            raise NSDFileError(f"{path} is incomplete (truncated?): {len(frame):,} rows, "
+                               f"{len(absent):,} of the {len(shown[shown >= 0]):,} images of the design missing, "
+                               f"{int(frame[needed].isna().to_numpy().sum())} empty cells")
         return frame.set_index("nsdId", drop=False)
 
     @property

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,22 @@ def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path):
     err = proc.stderr.read()
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_the_nsd_profile_without_its_data_says_what_to_set_and_where(tmp_path, monkeypatch):
+    """Before: the error named /data/nsd without saying it was a default, status said "present" for an empty root
+    and then failed, and the dataset stage (file checks only) refused to run without a GPU."""
+    monkeypatch.delenv("RECON_NSD_ROOT", raising=False)
+    if Path("/data/nsd").exists():
+        pytest.skip("this machine has a /data/nsd")
+    code, _, err = run_cli("run", "dataset", "--profile", "nsd", "--cache", tmp_path / "cache")
+    assert code == 1 and "NSD root /data/nsd does not exist" in err and "RECON_NSD_ROOT" in err and "default" in err
+    empty = tmp_path / "nsd"
+    empty.mkdir()
+    code, out, err = run_cli("status", "--profile", "nsd", "--nsd-root", empty, "--cache", tmp_path / "cache")
+    assert code == 0 and f"NSD {empty}: missing" in out and "is not whole: missing NSD file" in err
+    code, _, err = run_cli("run", "dataset", "--profile", "nsd", "--nsd-root", empty, "--cache", tmp_path / "cache")
+    assert code == 1 and "missing NSD file" in err and "device" not in err  # no GPU asked of a file check
 
 
 def test_help_lists_every_stage():

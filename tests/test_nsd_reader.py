@@ -287,6 +287,15 @@ def test_nan_betas_stop_the_reader_naming_subject_session_and_count(mini_nsd):
         reader(mini_nsd).load_subject("subj01", ["early", "midventral", "ventral"], N_SESSIONS)
 
 
+def test_a_stim_info_cut_short_is_refused_naming_what_it_lacks(mini_nsd):
+    path = reader(mini_nsd).stim_info_path
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # whole rows and a cut one: it still parses
+    with pytest.raises(NSDFileError, match=f"{path_pattern(path)} is incomplete \\(truncated\\?\\): .* rows, "
+                                           r"\d+ of the 10 images of the design missing"):
+        reader(mini_nsd).stim_info
+
+
 def test_wrongly_shaped_betas(mini_nsd, mini_nsd_hdf5):
     path = mini_nsd.betas_path(1, "nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((4, 3, 2, 3), np.int16), np.eye(4)), path)  # 3 trials, not 4
