@@ -329,7 +329,12 @@ def cmd_status(args, parser) -> int:
           f"{'present' if experiments else 'missing'}")
     missing, n_markers = [], 0
     if args.write_markers and experiments is not None:
-        n_markers += _marker_from_cache(profile, Job("dataset"), [profile.nsd_root])
+        # dated by the design file, which nothing rewrites: the tree's folder moves whenever a file beside it does
+        # (the digests memo), which made the dataset's marker newer than every marker after it, so that Snakemake
+        # planned every job again
+        from .nsd import NSDReader
+
+        n_markers += _marker_from_cache(profile, Job("dataset"), [NSDReader(profile.nsd_root).expdesign_path])
 
     def state_of(job: Job, subject: str, place: tuple[int, int]) -> str:
         """``job``'s state; ``place`` (column, row) orders the missing ones: the first subject's first."""

@@ -247,6 +247,26 @@ def test_status_lists_what_is_cached_and_missing_per_subject_and_stage(smoke):
     assert "recon run features --subject subj01 --target c_sd2 --profile smoke --cache" in out
 
 
+def test_markers_written_from_the_cache_keep_the_dataset_oldest(tmp_path):
+    """The dataset's marker took the NSD folder's time, which moves when a file is written beside the tree's files
+    (the digests memo, 0.7 s after the first features): it came out newer than the features' markers, and Snakemake
+    then planned every job of a warm cache again."""
+    import os
+
+    from recon.profiles import get_profile
+
+    cache = tmp_path / "cache"
+    assert run_cli("run", "features", "--subject", "subj01", "--target", "z", *SMOKE, "--cache", cache)[0] == 0
+    nsd_root = get_profile("smoke", cache_dir=cache).nsd_root
+    later = os.stat(nsd_root).st_mtime + 100
+    os.utime(nsd_root, (later, later))  # a file written beside the tree after the features were computed
+    code, out, _ = run_cli("status", "--write-markers", *SMOKE, "--cache", cache)
+    assert code == 0 and f"snakemake --cores 2 --config profile=smoke cache={cache}" in out  # the options as given
+    markers = stages.marker_folder(get_profile("smoke", cache_dir=cache))
+    dataset, features = markers / "dataset.done", markers / "subj01" / "features-z.done"
+    assert dataset.stat().st_mtime <= features.stat().st_mtime
+
+
 def test_status_of_an_empty_cache_simulates_nothing(tmp_path):
     code, out, _ = run_cli("status", *SMOKE, "--cache", tmp_path / "cache", "--subject", "subj02")
     assert code == 0 and f"0 of {26 + ORACLE_ROWS} entries cached" in out and "recon run dataset --profile smoke" in out

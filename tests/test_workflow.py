@@ -63,6 +63,13 @@ def check_plan(jobs: list[dict], slurm: bool) -> None:
             assert r["slurm_partition"] == ("cpu" if expected["gpu"] == 0 else "gpu"), job
 
 
+def test_the_workflow_passes_snakemakes_lint(tmp_path):
+    """Every rule with a log of its own and the project's conda environment, its shell reading only params."""
+    done = snakemake(tmp_path, "--lint", "--config", "profile=smoke", f"cache={tmp_path / 'cache'}")
+    assert done.returncode == 0 and "Congratulations, your workflow is in a good condition" in done.stdout + done.stderr, \
+        (done.stdout + done.stderr)[-3000:]
+
+
 def test_the_nsd_graph_is_planned_for_four_subjects_without_data(tmp_path):
     done = snakemake(tmp_path, "-n", "-p", "--cores", 64, "--config", "profile=nsd", f"cache={tmp_path / 'cache'}",
                      f"nsd_root={tmp_path / 'no-nsd-here'}")
