@@ -154,23 +154,25 @@ def _profile(args):
     return get_profile(args.profile, **overrides)
 
 
+#: the profile options beside --profile, by their argparse names (also the workflow's --config keys)
+_PROFILE_OPTIONS = ("cache", "nsd_root", "n_samples", "seed", "device", "n_sessions")
+
+
+def _given_options(args) -> list[tuple[str, object]]:
+    return [(name, getattr(args, name)) for name in _PROFILE_OPTIONS if getattr(args, name) is not None]
+
+
 def _flags(args) -> str:
     """The profile options as given, to repeat in a suggested command."""
     out = ["--profile", args.profile]
-    for flag, value in (("--cache", args.cache), ("--nsd-root", args.nsd_root), ("--n-samples", args.n_samples),
-                        ("--seed", args.seed), ("--device", args.device), ("--n-sessions", args.n_sessions)):
-        if value is not None:
-            out += [flag, str(value)]
+    for name, value in _given_options(args):
+        out += ["--" + name.replace("_", "-"), str(value)]
     return shlex.join(out)
 
 
 def _snakemake(args) -> str:
     """The workflow's command with the profile options as given (as its --config keys)."""
-    config = [f"profile={args.profile}"]
-    for key, value in (("cache", args.cache), ("nsd_root", args.nsd_root), ("n_samples", args.n_samples),
-                       ("seed", args.seed), ("device", args.device), ("n_sessions", args.n_sessions)):
-        if value is not None:
-            config.append(f"{key}={value}")
+    config = [f"profile={args.profile}"] + [f"{name}={value}" for name, value in _given_options(args)]
     return shlex.join(["snakemake", "--cores", "2", "--config", *config])
 
 

@@ -162,11 +162,12 @@ class NSDReader:
             raise NSDFileError(f"{path} lacks columns {sorted(set(needed) - set(frame.columns))}")
         # a file cut short still parses: it lacks rows (the images the design shows) or ends in empty cells
         shown = np.unique(self.expdesign["subjectim"])
-        absent = np.setdiff1d(shown[shown >= 0], frame["nsdId"].to_numpy())
-        if len(absent) or frame[needed].isna().to_numpy().any():
+        shown = shown[shown >= 0]  # rows of subjects a mini tree leaves empty read as -1
+        absent = np.setdiff1d(shown, frame["nsdId"].to_numpy())
+        empty = int(frame[needed].isna().to_numpy().sum())
+        if len(absent) or empty:
             raise NSDFileError(f"{path} is incomplete (truncated?): {len(frame):,} rows, "
-                               f"{len(absent):,} of the {len(shown[shown >= 0]):,} images of the design missing, "
-                               f"{int(frame[needed].isna().to_numpy().sum())} empty cells")
+                               f"{len(absent):,} of the {len(shown):,} images of the design missing, {empty} empty cells")
         return frame.set_index("nsdId", drop=False)
 
     @property

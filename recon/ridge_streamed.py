@@ -239,12 +239,13 @@ class StreamedRidgeCV(RegressorMixin, BaseEstimator):
         (how DPT's layers are decoded one at a time without diagonalising four times)."""
         if not hasattr(self, "_folds"):
             raise RuntimeError("call fit(X, Y, image_index) before fit_targets(Y)")
-        parts = _as_parts(Y)
+        arrays = _target_arrays(Y)
+        parts = [part.reshape(len(part), -1) for part in arrays]
         if any(len(part) != self.n_images_ for part in parts):
             raise ValueError(f"targets must have {self.n_images_} rows (the images fitted), got {[len(p) for p in parts]}")
         alphas = self._tensor(np.asarray(self.alphas, dtype=np.float64))
         folds, weights = self._folds, self._weights
-        self.part_shapes_ = [part.shape[1:] for part in _target_arrays(Y)]
+        self.part_shapes_ = [part.shape[1:] for part in arrays]
         best_alpha, best_score, y_mean = [], [], []
         tie_break = torch.log(alphas.double()) * 1e-10  # himalaya's: equal scores pick the larger alpha
         for k, cols in tqdm(list(_column_blocks(parts, self.block_size)), desc="ridge CV blocks",
