@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--write-markers", action="store_true",
                         help="write the Snakemake workflow's marker of every job whose entries are cached (in "
                              "<cache>/workflow/<profile>/), so that the workflow plans only what is missing")
+    status.add_argument("--unmarked", action="store_true",
+                        help="print only the markers that cached jobs lack, one path per line, and write nothing "
+                             "(what a dry run of the workflow reads instead of writing them)")
     status.add_argument("--verify", action="store_true",
                         help="check every entry against its checksums (reads every byte), not only small ones")
     _profile_options(status)
@@ -271,18 +274,21 @@ def _write_marker(path: Path, content: dict, mtime: float | None = None) -> None
     os.replace(tmp, path)
 
 
-def _marker_from_cache(profile, job: Job, entries: list[Path]) -> bool:
+def _marker_from_cache(profile, job: Job, entries: list[Path], write: bool = True) -> Path | None:
     """Write ``job``'s workflow marker from its cached entries, dated like its newest entry (so that Snakemake's
-    modification-time rule sees markers in the order the entries were computed). False if it exists already."""
+    modification-time rule sees markers in the order the entries were computed); its path, or None if it exists
+    already. ``write=False`` only names it."""
     marker = stages.marker_folder(profile) / job.marker()
     if marker.is_file():
-        return False
+        return None
+    if not write:
+        return marker
     from .cache import MANIFEST
 
     dated = [e / MANIFEST if (e / MANIFEST).is_file() else e for e in entries]
     _write_marker(marker, {"job": str(job), "profile": profile.name, "entry": str(entries[0]),
                            "from": "recon status --write-markers"}, mtime=max(p.stat().st_mtime for p in dated))
-    return True
+    return marker
 
 
 # --------------------------------------------------------------------------- status
@@ -327,20 +333,31 @@ def _open(args, parser):
 
 def cmd_status(args, parser) -> int:
     profile, subjects, experiments = _open(args, parser)
-    print(f"profile {profile.name}; cache {profile.cache_dir}; NSD {profile.nsd_root}: "
+    if args.unmarked and args.write_markers:
+        parser.error("--unmarked writes nothing: give it without --write-markers")
+    # --unmarked: the marker paths alone, for the workflow's dry run to read
+    say = print if not args.unmarked else (lambda *a, **k: None)
+    markers = args.write_markers or args.unmarked
+    unmarked: list[Path] = []
+
+    def mark(job: Job, entries: list[Path]) -> None:
+        path = _marker_from_cache(profile, job, entries, write=args.write_markers)
+        if path is not None:
+            unmarked.append(path)
+
+    say(f"profile {profile.name}; cache {profile.cache_dir}; NSD {profile.nsd_root}: "
           f"{'present' if experiments else 'missing'}")
-    missing, n_markers = [], 0
-    if args.write_markers and experiments is not None:
+    missing = []
+    if markers and experiments is not None:
         # dated by the design file, which nothing rewrites: the tree's folder moves whenever a file beside it does
         # (the digests memo), which made the dataset's marker newer than every marker after it, so that Snakemake
         # planned every job again
         from .nsd import NSDReader
 
-        n_markers += _marker_from_cache(profile, Job("dataset"), [NSDReader(profile.nsd_root).expdesign_path])
+        mark(Job("dataset"), [NSDReader(profile.nsd_root).expdesign_path])
 
     def state_of(job: Job, subject: str, place: tuple[int, int]) -> str:
         """``job``'s state; ``place`` (column, row) orders the missing ones: the first subject's first."""
-        nonlocal n_markers
         if experiments is None:
             state = "missing"
         else:
@@ -348,8 +365,8 @@ def cmd_status(args, parser) -> int:
             entries = stages.entry_paths(exp, job)
             states = [_state(exp.cache, path, verify=args.verify) for path in entries]
             state = next((s for s in states if s != "cached"), "cached")
-            if args.write_markers and state == "cached":
-                n_markers += _marker_from_cache(profile, job, entries)
+            if markers and state == "cached":
+                mark(job, entries)
         if state != "cached":
             missing.append((place, job))
         return state
@@ -358,25 +375,28 @@ def cmd_status(args, parser) -> int:
                                                   (column, row)) for column, subject in enumerate(subjects)])
             for row, job in enumerate(stages.subject_jobs(subjects[0]))]
     width = max(max(len(s) for s in subjects) + 2, 9)
-    print(f"{'stage':<16}{'part':<8}" + "".join(f"{s:<{width}}" for s in subjects))
+    say(f"{'stage':<16}{'part':<8}" + "".join(f"{s:<{width}}" for s in subjects))
     for stage, part, cells in rows:
-        print(f"{stage:<16}{part:<8}" + "".join(f"{c:<{width}}" for c in cells))
+        say(f"{stage:<16}{part:<8}" + "".join(f"{c:<{width}}" for c in cells))
     # the oracle: its runs once for all subjects (read through the first subject's test images), the swaps of the
     # first subject
     oracle = [(job, state_of(job, subjects[0], (0, len(rows) + k)))
               for k, job in enumerate(stages.oracle_jobs() + stages.swap_jobs(subjects[0]))]
-    print(f"\n{'oracle':<16}{'part':<26}state (the oracle's runs for all subjects, the swaps for {subjects[0]})")
+    say(f"\n{'oracle':<16}{'part':<26}state (the oracle's runs for all subjects, the swaps for {subjects[0]})")
     for job, state in oracle:
-        print(f"{job.stage:<16}{job.part or '':<26}{state}")
+        say(f"{job.stage:<16}{job.part or '':<26}{state}")
     total = len(rows) * len(subjects) + len(oracle)
-    print(f"{total - len(missing)} of {total} entries cached")
+    say(f"{total - len(missing)} of {total} entries cached")
     if args.write_markers:
-        print(f"{n_markers} workflow marker(s) written to {stages.marker_folder(profile)}")
+        say(f"{len(unmarked)} workflow marker(s) written to {stages.marker_folder(profile)}")
+    if args.unmarked:
+        for path in unmarked:
+            print(path)
     if experiments is None:
-        print(f"the dataset is missing: {_command(Job('dataset'), args)}")
+        say(f"the dataset is missing: {_command(Job('dataset'), args)}")
     if missing:
-        print(f"missing, e.g.: {_command(min(missing)[1], args)}")
-        print(f"all of them: {_snakemake(args)} (workflow/Snakefile)")
+        say(f"missing, e.g.: {_command(min(missing)[1], args)}")
+        say(f"all of them: {_snakemake(args)} (workflow/Snakefile)")
     return 0
 
 

@@ -18,6 +18,7 @@ import yaml
 
 from recon import cli, stages
 from recon.config import REPO_ROOT
+from recon.sphinx_workflow import workflow_counts
 from recon.stages import Job
 
 SNAKEFILE = REPO_ROOT / "workflow" / "Snakefile"
@@ -76,12 +77,31 @@ def test_the_nsd_graph_is_planned_for_four_subjects_without_data(tmp_path):
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
     jobs = planned_jobs(output)
-    total = len(stages.jobs()) + 2  # with the oracle's 20 jobs; and table1, all
-    assert len(jobs) == 1 + 4 * 26 + 20 + 2 == total and re.search(rf"total\s+{total}", output)
+    counts = workflow_counts()  # what the book's cluster page states
+    total = counts["workflow_jobs"]
+    assert len(jobs) == 1 + 4 * counts["subject_jobs"] + counts["oracle_jobs"] + counts["swap_jobs"] + 2 == total
+    assert re.search(rf"total\s+{total}", output)
     check_plan(jobs, slurm=False)
     commands = re.findall(r"recon run (\w+) .*--profile nsd .*--done", output)  # every job is one `recon run`
     assert Counter(commands) == Counter(job.stage for job in stages.jobs())
     assert not (tmp_path / "cache").exists()  # planned, nothing written
+
+
+def test_the_documented_job_counts_are_the_workflows():
+    """The cluster page takes its counts from the workflow's job list at build time; the README, which GitHub
+    shows as written, and the page's resource table are checked against it here."""
+    counts = workflow_counts()
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert re.findall(r"profile=nsd --dry-run\s+# plans (\d+) jobs", readme) == [str(counts["workflow_jobs"])]
+    page = (REPO_ROOT / "book" / "cluster.md").read_text()
+    assert "{{ workflow_jobs }} jobs" in page and f"{counts['workflow_jobs']} jobs" not in page
+    config = yaml.safe_load((REPO_ROOT / "book" / "_config.yml").read_text())
+    assert "recon.sphinx_workflow" in config["sphinx"]["extra_extensions"]
+    assert "substitution" in config["parse"]["myst_enable_extensions"]
+    table = dict(re.findall(r"^\| (\w+) \| (\d+)", page, flags=re.M))
+    per_stage = Counter(job.stage for job in stages.jobs())
+    assert table and {rule: int(n) for rule, n in table.items() if rule in per_stage} == {
+        rule: per_stage[rule] for rule in table if rule in per_stage}
 
 
 def test_the_slurm_profile_submits_the_same_graph_with_partitions(tmp_path):
@@ -174,16 +194,25 @@ def test_a_local_run_fills_the_cache_one_job_per_stage(workflow_run):
 
 
 def test_a_warm_cache_without_markers_plans_nothing(workflow_run, tmp_path):
-    """Markers are a record of the cache, not a second truth: lost (or never written, after a book build),
-    they are written back from the entries before Snakemake plans, dated like the entries."""
+    """Markers are a record of the cache, not a second truth: lost (or never written, after a book build), a dry
+    run leaves the cached jobs out of its plan and writes nothing; a real run writes them back from the entries,
+    dated like the entries, and runs nothing."""
     assert workflow_run["done"].returncode == 0
     markers = workflow_run["markers"]
     kept = tmp_path / "markers"
     shutil.copytree(markers, kept)
     shutil.rmtree(markers)
+    config = ["--config", "profile=smoke", f"subjects={SUBJECT}", f"cache={workflow_run['cache']}"]
     try:
-        again = snakemake(workflow_run["work"], *[markers / j.marker() for j in TARGETS], "-n",
-                          "--config", "profile=smoke", f"subjects={SUBJECT}", f"cache={workflow_run['cache']}")
+        # the whole graph of SUBJECT: only what the run above did not compute is planned (a dry run wrote every
+        # cached job's marker into the cache before)
+        plan = snakemake(workflow_run["work"], "-n", *config)
+        assert plan.returncode == 0, plan.stderr[-3000:]
+        uncached = [job.stage for job in stages.jobs([SUBJECT]) if job not in closure(TARGETS)]
+        assert Counter(j["rule"] for j in planned_jobs(plan.stdout + plan.stderr)) == Counter(
+            uncached + ["table1", "all"])
+        assert not markers.exists()
+        again = snakemake(workflow_run["work"], *[markers / j.marker() for j in TARGETS], "--cores", 1, *config)
         assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
         for job in closure(TARGETS):
             assert json.loads((markers / job.marker()).read_text())["from"] == "recon status --write-markers"
