@@ -31,6 +31,8 @@ from myst_nb import glue
 
 from recon import book, fidelity
 
+book.short_errors()
+book.check_injected_parameters()
 table = fidelity.table(profiles)
 for name in profiles:
     glue(f"n_deviations_{name}", int((table[f"{name}: authors'?"] == "deviation").sum()), display=False)

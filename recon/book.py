@@ -8,6 +8,7 @@ output stays in the notebook, so a section run with papermill and opened in Jupy
 
 from __future__ import annotations
 
+import ast
 import logging
 import math
 import re
@@ -16,11 +17,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .config import SUBJECTS, check_device, check_subject
+from .config import SUBJECTS, ConfigError, check_device, check_subject
 
 from .profiles import get_profile
 from .errors import ReconError
 from .experiment import Experiment
+from .threads import pin_threads
 
 
 def quiet_libraries() -> None:
@@ -60,14 +62,56 @@ def short_errors() -> None:
     shell.set_custom_exc((ReconError,), one_line)
 
 
+#: the first line of the cell papermill injects after a notebook's parameters cell
+PAPERMILL_HEADER = "# Parameters\n"
+
+
+def _assigned_names(source: str) -> list[str]:
+    """The names a cell assigns at its top level, in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def check_injected_parameters(executed: list[str] | None = None) -> None:
+    """Fail, naming it, on a parameter papermill injected that the notebook's parameters cell does not define
+    (``papermill ... -p strength 2``): papermill only warns and the section would run with its defaults.
+
+    ``executed`` is the source of the cells run so far, in order (default: the kernel's ``In``); papermill's
+    cell follows the parameters cell it adds to. Outside a kernel, or without papermill, there is nothing to check.
+    """
+    if executed is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        executed = list(shell.user_ns.get("In", [])) if shell is not None else []
+    for before, cell in zip(executed, executed[1:]):
+        if cell.lstrip().startswith(PAPERMILL_HEADER):
+            known = _assigned_names(before)
+            unknown = [name for name in _assigned_names(cell) if name not in known]
+            if unknown:
+                raise ConfigError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}: "
+                                  f"this notebook takes {', '.join(known) or 'none'}")
+
+
 def start(profile: str = "toy", subject: str = "subj01", *, n_samples: int = 5, seed: int = 0, device: str = "cpu",
           progress: bool = False, **overrides) -> Experiment:
     """Check every papermill parameter (failing at once, naming it) and open the experiment."""
     short_errors()
+    check_injected_parameters()
     check_subject(subject)
     quiet_libraries()
     config = get_profile(profile, n_samples=n_samples, seed=seed, device=device, **overrides)
     check_device(config.device)
+    pin_threads(config.compute_threads)  # what the section computes outside the cache too
     return Experiment(config, subject, progress=progress)
 
 

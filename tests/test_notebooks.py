@@ -7,7 +7,7 @@ import papermill
 import pytest
 
 from recon import notebooks
-from recon.config import REPO_ROOT
+from recon.config import REPO_ROOT, ConfigError
 
 SECTIONS = ["baseline", "captions", "gan", "depth", "control", "table1"]
 PARAMETERS = {"subject", "profile", "n_samples", "seed", "device"}
@@ -51,3 +51,41 @@ def test_bad_subject_fails_at_once_listing_valid_ones(tmp_path, monkeypatch):
 
 # A section run for an injected subject (papermill -p subject subj07) is tested on a cache the
 # workflow filled: tests/test_workflow.py::test_the_depth_section_reads_the_warm_cache_without_computing.
+
+
+def test_a_parameter_the_notebook_does_not_take_fails_naming_it(tmp_path, monkeypatch):
+    """papermill only warns "Passed unknown parameter" and ran the section with its defaults."""
+    monkeypatch.setenv("RECON_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        papermill.execute_notebook(REPO_ROOT / "notebooks" / "depth.ipynb", tmp_path / "out.ipynb",
+                                   parameters={"subject": "subj07", "strength": 2}, kernel_name="python3",
+                                   progress_bar=False, cwd=REPO_ROOT)
+    assert "unknown parameter 'strength': this notebook takes subject, profile, n_samples, seed, device, " \
+           "n_sessions" in str(failure.value)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_injected_parameters_are_checked_against_the_parameters_cell():
+    from recon.book import check_injected_parameters
+
+    defaults = 'subject = "subj01"\nn_samples: int = 5\n'
+    check_injected_parameters(["", defaults, '# Parameters\nsubject = "subj07"\n', "x = 1"])  # known: fine
+    check_injected_parameters(["", defaults, "strength = 2"])  # not papermill's cell: the notebook's own
+    with pytest.raises(ConfigError, match=r"unknown parameters 'strength', 'steps': this notebook takes subject, "
+                                          r"n_samples"):
+        check_injected_parameters(["", defaults, "# Parameters\nstrength = 2\nsubject = 'subj02'\nsteps = 3\n"])
+
+
+def test_a_section_computes_on_the_profiles_threads(tmp_path):
+    """Everything a notebook computes, in the cache or not (the probes, the zoo's checks), on the toy's one thread:
+    with 2 BLAS threads on 2 busy cores those sections ran 11 times slower."""
+    import subprocess
+    import sys
+
+    code = ("import torch, threadpoolctl\nfrom recon import book\n"
+            f"book.start('toy', 'subj01', cache_dir={str(tmp_path)!r})\n"
+            "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()}))")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "1 [1]"
