@@ -3,6 +3,7 @@
 import os
 import shutil
 import stat
+import sys
 import warnings
 
 import numpy as np
@@ -161,6 +162,37 @@ def test_a_full_disk_is_one_line_naming_the_entry_and_the_bytes(tmp_path):
         assert [p.name for p in (small / "cache" / "stage").iterdir()] == [f".{Cache(small).key_path('stage', ['k']).name}.lock"]
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_simulation_on_a_full_disk_is_one_line(tmp_path):
+    """On a 50 MB tmpfs, `recon run dataset --profile toy` ended in h5py's traceback and a segmentation fault
+    (exit 139) as the stimulus brick filled the disk."""
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=50m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root); the next test fakes the full disk instead")
+    try:
+        run = subprocess.run([sys.executable, "-m", "recon", "run", "dataset", "--profile", "toy", "--cache",
+                              str(small / "cache")], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, (run.returncode, run.stderr[-800:])
+        assert f"no space left for the simulated NSD {small / 'cache' / 'toy-nsd'}: it takes up to" in run.stderr
+        assert [p.name for p in (small / "cache").iterdir()] == [".toy-nsd.lock"]
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_no_room_for_a_simulation_fails_before_writing(tmp_path, monkeypatch):
+    from recon.toy import simulate
+
+    config = simulate.SimulationConfig()
+    monkeypatch.setattr(simulate.shutil, "disk_usage",
+                        lambda folder: shutil._ntuple_diskusage(10**12, 10**12 - 10**6, config.bytes_upper_bound() - 1))
+    with pytest.raises(CacheError, match=r"no space left for the simulated NSD .*toy-nsd: it takes up to "
+                                         rf"{config.bytes_upper_bound():,} bytes and"):
+        simulate.simulate_nsd(tmp_path / "toy-nsd", config, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_room_for_an_entry_fails_naming_it_and_leaves_nothing(tmp_path, monkeypatch):

@@ -157,6 +157,17 @@ class SimulationConfig:
             )
         return trials // self.trials_per_session
 
+    def bytes_upper_bound(self) -> int:
+        """At most how many bytes the tree takes on disk: its arrays uncompressed (the images, the float32 depth
+        maps, every subject's int16 betas twice, as NIfTI and as HDF5), plus 5% and 16 MB for chunk overheads
+        and the tables. The default tree takes 162 MiB against this bound's 483 MiB: gzip shrinks the betas
+        threefold and the depth maps twentyfold."""
+        side = self.image_size * self.image_size
+        arrays = self.n_stimuli * side * (3 + 4)
+        for spec in self.subjects.values():
+            arrays += 2 * int(np.prod(spec.grid)) * self.trials_per_session * self.n_sessions * 2
+        return int(arrays * 1.05) + 16 * 2**20
+
     def write(self, root, progress: bool = True) -> Path:
         """Write this simulated NSD under ``root`` (:class:`recon.config.Simulation`, which the experiment calls)."""
         return simulate_nsd(root, self, progress=progress)
@@ -337,6 +348,7 @@ def simulate_nsd(root, config: SimulationConfig | None = None, progress: bool = 
     if root.exists():
         raise FileExistsError(f"{root} exists but is not a complete simulated NSD; remove it first")
 
+    _check_room(root, config)
     start = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     staging = _atomic_dir(root)
@@ -351,6 +363,19 @@ def simulate_nsd(root, config: SimulationConfig | None = None, progress: bool = 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return root
+
+
+def _check_room(root: Path, config: SimulationConfig) -> None:
+    """Refuse, in one line, to start a tree the disk has no room for: h5py, writing on a full disk, ended in a
+    traceback and then a segmentation fault (exit 139) as it closed its files."""
+    from ..cache import CacheFullError
+
+    folder = next(p for p in (root.parent, *root.parents) if p.exists())
+    needed, free = config.bytes_upper_bound(), shutil.disk_usage(folder).free
+    if free < needed:
+        raise CacheFullError(f"no space left for the simulated NSD {root}: it takes up to {needed:,} bytes and "
+                             f"{free:,} are free under {folder}; free some space or move the cache (RECON_CACHE, "
+                             f"or --cache)")
 
 
 def _write_tree(root: Path, config: SimulationConfig, rng: np.random.Generator, progress: bool) -> None:
