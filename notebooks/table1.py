@@ -48,17 +48,20 @@ book.glue_table("tbl_table1", book.beside_paper(side_by_side(table)))
 # %% [markdown]
 # ## Table 1 per subject
 #
-# {numref}`tbl-table1` is the paper's Table 1 as reproduced on the {glue:text}`profile` profile,
-# each value followed by the paper's.
+# The paper's {ref}`Table 1 <tbl-table1>`, as reproduced on the {glue:text}`profile` profile, each
+# value followed by the paper's. The paper's table and figures keep their own numbers on this page
+# (Table 1, Figures 2 and 3); the book's own tables and figures are numbered through the book.
 #
-# ::::{div} full-width
-# :::{table} The paper's Table 1, reproduced: two-way identification accuracy per subject and method (chance 0.5). Each reproduced value is followed by the paper's (column "paper", in grey). T: decoded text (captions); G: the +G image as init; D: decoded depth.
+# ::::{div} full-width paper-numbered
 # :name: tbl-table1
+#
+# **Table 1** (the paper's), reproduced: two-way identification accuracy per subject and method
+# (chance 0.5). Each reproduced value is followed by the paper's (column "paper", in grey). T:
+# decoded text (captions); G: the +G image as init; D: decoded depth.
 #
 # ```{glue:md} tbl_table1
 # :format: myst
 # ```
-# :::
 # ::::
 
 # %% tags=["hide-input", "remove-output"]
@@ -109,13 +112,13 @@ book.glue_figure("fig_bars", figures.score_bars(table, paper_table()))
 # :name: fig-table1-bars
 # :alt: Grouped bar chart of two-way identification accuracy for the seven metrics, one bar per method, subjects as dots and the paper's means as red ticks.
 #
-# {numref}`tbl-table1` as bars: reproduced means over subjects per metric and method, each subject
+# {ref}`Table 1 <tbl-table1>` as bars: reproduced means over subjects per metric and method, each subject
 # as a dot; red ticks: the paper's means; dotted line: chance.
 # ```
 #
 # ## Figure 2: one example per method
 #
-# {numref}`fig-table1-examples` reproduces the paper's Figure 2: the presented image (red frame),
+# {ref}`Figure 2 <fig-table1-examples>` reproduces the paper's Figure 2: the presented image (red frame),
 # one reconstruction per method, and under them the decoded caption, the +G image and the decoded
 # depth map.
 
@@ -126,18 +129,21 @@ book.glue_figure("fig_examples", figures.reconstructions(
     gan_images=exp.gan_images, depth_maps=exp.decoded_depth))
 
 # %% [markdown]
-# ```{glue:figure} fig_examples
+# ::::{div} paper-numbered
 # :name: fig-table1-examples
-# :alt: Four test images in red frames, each followed by one reconstruction per method ([30], +T, +T+G, +T+G+D), the +G image and the decoded depth map, with the decoded caption below.
 #
-# The paper's Figure 2, reproduced: presented images (red frame) and one reconstruction per
+# ```{glue:figure} fig_examples
+# :alt: Four test images in red frames, each followed by one reconstruction per method ([30], +T, +T+G, +T+G+D), the +G image and the decoded depth map, with the decoded caption below.
+# ```
+#
+# **Figure 2** (the paper's), reproduced: presented images (red frame) and one reconstruction per
 # method. The decoded caption is printed under the first reconstruction; the +G image and the
 # decoded depth map close each row.
-# ```
+# ::::
 #
 # ## Figure 3: three of the five generations, chosen at random
 #
-# {numref}`fig-table1-samples` reproduces the paper's Figure 3.
+# {ref}`Figure 3 <fig-table1-samples>` reproduces the paper's Figure 3.
 
 # %% tags=["hide-input", "remove-output"]
 rng = np.random.default_rng(exp.profile.seed)
@@ -146,13 +152,16 @@ samples = tuple(np.sort(rng.choice(exp.profile.n_samples, size=min(3, exp.profil
 book.glue_figure("fig_samples", figures.reconstructions(exp.test_images, recons, rows=rows, samples=samples))
 
 # %% [markdown]
-# ```{glue:figure} fig_samples
+# ::::{div} paper-numbered
 # :name: fig-table1-samples
-# :alt: Six randomly chosen test images in red frames, each followed by three generations of every method.
 #
-# The paper's Figure 3, reproduced: six test images chosen at random (red frame) and, for each
-# method, three of its five generations, also chosen at random.
+# ```{glue:figure} fig_samples
+# :alt: Six randomly chosen test images in red frames, each followed by three generations of every method.
 # ```
+#
+# **Figure 3** (the paper's), reproduced: six test images chosen at random (red frame) and, for
+# each method, three of its five generations, also chosen at random.
+# ::::
 #
 # ## The peers' protocol
 #
@@ -170,7 +179,7 @@ book.glue_table("tbl_pixels", book.mean_sd(peers[list(PIXEL_METRICS)]))
 book.glue_table("tbl_peers", book.mean_sd(peers[list(METRICS)]))
 
 # %% [markdown]
-# :::{table} The reconstructions of {numref}`tbl-table1` scored with the peers' pixel-level metrics: PixCorr and SSIM (MindEye's definitions, 425 px, first generation), mean ± sd over subjects.
+# :::{table} The reconstructions of {ref}`Table 1 <tbl-table1>` scored with the peers' pixel-level metrics: PixCorr and SSIM (MindEye's definitions, 425 px, first generation), mean ± sd over subjects.
 # :name: tbl-table1-pixels
 #
 # ```{glue:md} tbl_pixels
@@ -179,7 +188,7 @@ book.glue_table("tbl_peers", book.mean_sd(peers[list(METRICS)]))
 # :::
 #
 # ::::{div} full-width
-# :::{table} The reconstructions of {numref}`tbl-table1` scored with the peers' identification protocol: two-way identification with the reconstruction as anchor and one generation, mean ± sd over subjects.
+# :::{table} The reconstructions of {ref}`Table 1 <tbl-table1>` scored with the peers' identification protocol: two-way identification with the reconstruction as anchor and one generation, mean ± sd over subjects.
 # :name: tbl-table1-peers
 #
 # ```{glue:md} tbl_peers

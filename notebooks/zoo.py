@@ -186,7 +186,7 @@ book.glue_table("tbl_targets", targets, formats={"measured": ".3f", "target": ".
 # 0.59 of 96 held-out scenes), a UNet that had seen 2.2 million samples, 31 times the zoo's,
 # reached 0.26. So 0.7 lies far beyond the zoo's 2-hour CPU budget, and beyond that pixel-loss VAE
 # in any case. For the paper's claims this meant that in that world a caption moved the generated
-# image little, which the +T rows of {numref}`tbl-table1` inherited; the rebuilt zoo (below) reads its
+# image little, which the +T rows of {ref}`Table 1 <tbl-table1>` inherited; the rebuilt zoo (below) reads its
 # caption more, for the colour above all.
 #
 # ## Levers on the generator, each measured alone
@@ -436,7 +436,7 @@ book.glue_table("tbl_vgg_inversion", inversion.set_index(["VGG19", "targets"]), 
 #
 # Table 1's CNN(Early/Middle/Late) columns use AlexNet with seeded random weights in this profile.
 # Whether that matters can be measured: {numref}`tbl-zoo-eval-agreement` scores the very
-# reconstructions of {numref}`tbl-table1` (every subject and method, all samples, Takagi protocol)
+# reconstructions of {ref}`Table 1 <tbl-table1>` (every subject and method, all samples, Takagi protocol)
 # again in the trained VGG19's maps at three depths (pool2, pool4, pool5 for Early, Middle, Late),
 # and compares the two per column: the mean accuracy under each network, the rank correlation of
 # the (subject, method) means (do both order the methods alike?) and the correlation over single

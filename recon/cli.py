@@ -347,7 +347,7 @@ def cmd_status(args, parser) -> int:
 
     say(f"profile {profile.name}; cache {profile.cache_dir}; NSD {profile.nsd_root}: "
           f"{'present' if experiments else 'missing'}")
-    missing = []
+    missing, cached_entries = [], []
     if markers and experiments is not None:
         # dated by the design file, which nothing rewrites: the tree's folder moves whenever a file beside it does
         # (the digests memo), which made the dataset's marker newer than every marker after it, so that Snakemake
@@ -365,6 +365,8 @@ def cmd_status(args, parser) -> int:
             entries = stages.entry_paths(exp, job)
             states = [_state(exp.cache, path, verify=args.verify) for path in entries]
             state = next((s for s in states if s != "cached"), "cached")
+            if state == "cached":
+                cached_entries.append(len(entries))
             if markers and state == "cached":
                 mark(job, entries)
         if state != "cached":
@@ -386,7 +388,10 @@ def cmd_status(args, parser) -> int:
     for job, state in oracle:
         say(f"{job.stage:<16}{job.part or '':<26}{state}")
     total = len(rows) * len(subjects) + len(oracle)
-    say(f"{total - len(missing)} of {total} entries cached")
+    # a job can have several entries (identification: its scores and pixel metrics); `recon verify` counts every
+    # entry folder of the cache, of every profile and setting
+    say(f"{total - len(missing)} of {total} jobs cached ({sum(cached_entries)} entries of this profile; "
+        f"`recon verify` checks every entry in the cache, of any profile)")
     if args.write_markers:
         say(f"{len(unmarked)} workflow marker(s) written to {stages.marker_folder(profile)}")
     if args.unmarked:
@@ -429,7 +434,8 @@ def cmd_verify(args, parser) -> int:
             damaged.append(path)
             print(f"damaged: {path.parent.name}/{path.name}: {reason}; moved aside to {aside.name}, computed again "
                   "when next needed")
-    print(f"{n} entries checked in {cache.root}: {n - len(damaged)} whole, {len(damaged)} damaged")
+    print(f"{n} entries checked in {cache.root} (of every profile and setting): {n - len(damaged)} whole, "
+          f"{len(damaged)} damaged")
     return EXIT_FAILED if damaged else 0
 
 

@@ -1,17 +1,29 @@
-"""A Sphinx extension: the workflow's job counts in the book's prose, taken from the workflow's own job list.
+"""A Sphinx extension: the numbers the book's Markdown pages state, taken at build time from where they are
+generated or measured, and offered to MyST as substitutions (``{{ workflow_jobs }}`` and the rest).
 
-The cluster page states how many jobs the `nsd` graph has; written by hand, it said 107 long after the
-oracle's jobs made it 127. Here the counts are computed from :mod:`recon.stages` (the list the Snakefile plans
-from) at every build and offered to MyST as substitutions (``{{ workflow_jobs }}`` and the rest), so the text
-cannot drift from the graph.
+Written by hand they drifted: the cluster page said 107 jobs long after the oracle's jobs made the graph 127, and
+the introduction gave a first build "about 25 minutes" where the build report measured 33. The notebooks glue
+theirs (myst-nb); these pages are plain Markdown:
+
+- the workflow's job counts, from :mod:`recon.stages` (the list the Snakefile plans from);
+- the first build's minutes, from the build report ``results/build/latest.md`` shows (``benchmarks/build.py``);
+- the borderline band of the claims and how many times the largest measured move it is (:mod:`recon.claims`);
+- the model ids the `nsd` profile loads from the Hugging Face Hub (:func:`recon.config.nsd`).
 
 Enabled in ``_config.yml`` (``sphinx: extra_extensions``; MyST's ``substitution`` extension on).
 """
 
 from __future__ import annotations
 
-from . import stages
-from .config import SUBJECTS
+import json
+import re
+from pathlib import Path
+
+from . import claims, stages
+from .config import REPO_ROOT, SUBJECTS
+
+#: the fresh-clone build reports (benchmarks/build.py)
+BUILD_REPORTS = REPO_ROOT / "results" / "build"
 
 #: the rules the Snakefile adds to the stages' jobs: Table 1's printout and the final target
 WORKFLOW_ONLY_RULES = ("table1", "all")
@@ -31,8 +43,46 @@ def workflow_counts(subjects=None) -> dict[str, int]:
     }
 
 
+def build_report(folder: Path = BUILD_REPORTS) -> dict:
+    """The build report that ``latest.md`` shows (the one whose commit its caption names)."""
+    commit = re.search(r"\(commit (\w+),", (folder / "latest.md").read_text())
+    if commit is None:
+        raise ValueError(f"{folder / 'latest.md'} names no commit")
+    (report,) = [r for r in map(json.loads, map(Path.read_text, sorted(folder.glob("*.json"))))
+                 if r["meta"].get("commit") == commit.group(1)]
+    return report
+
+
+def build_facts(folder: Path = BUILD_REPORTS) -> dict[str, str]:
+    """What the latest fresh-clone build spent, for the prose."""
+    report = build_report(folder)
+    return {"build_book_minutes": f"{report['phases']['book'] / 60:.0f}",
+            "build_ci_minutes": f"{report['phases']['whole .ci/run'] / 60:.0f}",
+            "build_cpu": f"{report['meta']['cpu']}, {report['meta']['torch_cpu_capability']} kernels",
+            "build_date": report["meta"]["date"]}
+
+
+def claims_facts() -> dict[str, str]:
+    return {"claims_borderline": f"{claims.BORDERLINE:g}", "claims_borderline_ratio": f"{claims.borderline_ratio():.0f}"}
+
+
+def nsd_hub_models() -> list[str]:
+    """The Hugging Face ids the `nsd` profile loads (the torchvision networks' weights are named by enum)."""
+    import dataclasses
+
+    from .profiles import get_profile
+
+    ids = dataclasses.asdict(get_profile("nsd").models).values()
+    return list(dict.fromkeys(i for i in ids if isinstance(i, str) and "/" in i))
+
+
+def substitutions() -> dict[str, str]:
+    models = {"nsd_hub_models": ", ".join(f"`{i}`" for i in nsd_hub_models())}
+    return {k: str(v) for k, v in (workflow_counts() | build_facts() | claims_facts() | models).items()}
+
+
 def _substitute(app, config) -> None:
-    config.myst_substitutions = {**workflow_counts(), **(config.myst_substitutions or {})}
+    config.myst_substitutions = {**substitutions(), **(config.myst_substitutions or {})}
 
 
 def setup(app):

@@ -107,3 +107,17 @@ def test_judge_builds_one_row_per_claim_subject_and_metric():
 def test_judge_needs_the_overlap_list_for_the_control_claim():
     with pytest.raises(ValueError, match="overlap"):
         claims.judge({"subj01": FakeExperiment()}, overlap_ids=None, n_boot=10)
+
+
+def test_the_borderline_band_is_stated_against_the_moves_measured():
+    """The claims page and the how-built page state the band as a multiple of the largest measured move (they
+    said "twice" and "five times"); the subj01 move is the one benchmarks/measured records."""
+    import json
+
+    from recon.config import REPO_ROOT
+
+    measured = json.loads((REPO_ROOT / "benchmarks" / "measured" / "cpu_capability-toy-subj01-2026-12-02.json"
+                           ).read_text())
+    (comparison,) = measured["comparisons"].values()
+    assert round(comparison["claim interval ends: largest |d|"], 4) == claims.MEASURED_MOVES["subj01"]
+    assert claims.borderline_ratio() == claims.BORDERLINE / max(claims.MEASURED_MOVES.values()) == 2.0

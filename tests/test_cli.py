@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -243,7 +244,12 @@ def test_status_lists_what_is_cached_and_missing_per_subject_and_stage(smoke):
     assert {tuple(row[:2]) for row in oracle_rows if row[-1] == "cached"} == {("oracle", "30-sd-z+c"),
                                                                                ("swap", "30-sd-c")}
     assert [row[:2] for row in oracle_rows[3:5]] == [["oracle", "30-sd-z+c"], ["oracle", "T-sd-z+caption"]]
-    assert f"{len(CHAIN) - 1} of {4 * 26 + ORACLE_ROWS} entries cached" in out
+    counted = re.search(rf"{len(CHAIN) - 1} of {4 * 26 + ORACLE_ROWS} jobs cached \((\d+) entries of this profile; "
+                        r"`recon verify` checks every entry in the cache, of any profile\)", out)
+    assert counted, out[-500:]
+    # status and verify count the same entries where the cache holds one profile's; they said "entries" of both
+    _, checked, _ = run_cli("verify", "--cache", smoke["cache"])
+    assert checked.startswith(f"{counted.group(1)} entries checked in "), (counted.group(0), checked)
     assert "recon run features --subject subj01 --target c_sd2 --profile smoke --cache" in out
 
 
@@ -269,7 +275,7 @@ def test_markers_written_from_the_cache_keep_the_dataset_oldest(tmp_path):
 
 def test_status_of_an_empty_cache_simulates_nothing(tmp_path):
     code, out, _ = run_cli("status", *SMOKE, "--cache", tmp_path / "cache", "--subject", "subj02")
-    assert code == 0 and f"0 of {26 + ORACLE_ROWS} entries cached" in out and "recon run dataset --profile smoke" in out
+    assert code == 0 and f"0 of {26 + ORACLE_ROWS} jobs cached (0 entries" in out and "recon run dataset --profile smoke" in out
     assert not (tmp_path / "cache").exists()
 
 

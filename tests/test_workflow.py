@@ -18,7 +18,7 @@ import yaml
 
 from recon import cli, stages
 from recon.config import REPO_ROOT
-from recon.sphinx_workflow import workflow_counts
+from recon.sphinx_substitutions import workflow_counts
 from recon.stages import Job
 
 SNAKEFILE = REPO_ROOT / "workflow" / "Snakefile"
@@ -96,7 +96,7 @@ def test_the_documented_job_counts_are_the_workflows():
     page = (REPO_ROOT / "book" / "cluster.md").read_text()
     assert "{{ workflow_jobs }} jobs" in page and f"{counts['workflow_jobs']} jobs" not in page
     config = yaml.safe_load((REPO_ROOT / "book" / "_config.yml").read_text())
-    assert "recon.sphinx_workflow" in config["sphinx"]["extra_extensions"]
+    assert "recon.sphinx_substitutions" in config["sphinx"]["extra_extensions"]
     assert "substitution" in config["parse"]["myst_enable_extensions"]
     table = dict(re.findall(r"^\| (\w+) \| (\d+)", page, flags=re.M))
     per_stage = Counter(job.stage for job in stages.jobs())

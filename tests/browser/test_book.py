@@ -29,10 +29,13 @@ return {
   broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")),
   sources: images.map(i => i.getAttribute("src")),
   bare: images.filter(i => !i.closest("figure")).map(i => i.getAttribute("src")),
+  // the paper's own table and figures keep the paper's numbers: their caption is the paragraph beside them
   figures: Array.from(article.querySelectorAll("figure")).map(f => ({
-    id: f.id, caption: caption(f, "figcaption"), alt: (f.querySelector("img") || {}).alt || ""})),
+    id: f.id, paper: !!f.closest(".paper-numbered"), alt: (f.querySelector("img") || {}).alt || "",
+    caption: f.closest(".paper-numbered") ? caption(f.closest(".paper-numbered"), ":scope > p") : caption(f, "figcaption")})),
   tables: Array.from(article.querySelectorAll("table")).map(t => ({
-    id: t.id, caption: caption(t, "caption"),
+    id: t.id, paper: !!t.closest(".paper-numbered"),
+    caption: t.closest(".paper-numbered") ? caption(t.closest(".paper-numbered"), ":scope > p") : caption(t, "caption"),
     overflow: t.parentElement.scrollWidth - t.parentElement.clientWidth})),
   text: visibleText(article),
   page_overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
@@ -93,10 +96,12 @@ def test_page_renders(driver, book_url, page):
     repeated = sorted({s for s in seen["sources"] if seen["sources"].count(s) > 1})
     assert repeated == [], f"{page}: figures shown more than once: {repeated}"
     for figure in seen["figures"]:
-        assert re.match(r"Fig\. \d+", figure["caption"]), f"{page}: figure {figure['id']!r} has no number: {figure}"
+        number = r"Figure \d+ \(the paper's\)" if figure["paper"] else r"Fig\. \d+"
+        assert re.match(number, figure["caption"]), f"{page}: figure {figure['id']!r} has no number: {figure}"
         assert figure["alt"].strip(), f"{page}: figure {figure['id']!r} has no alt text"
     for table in seen["tables"]:
-        assert re.match(r"Table \d+", table["caption"]), f"{page}: table {table['id']!r} has no number: {table}"
+        number = r"Table \d+ \(the paper's\)" if table["paper"] else r"Table \d+"
+        assert re.match(number, table["caption"]), f"{page}: table {table['id']!r} has no number: {table}"
         assert table["overflow"] <= 1, f"{page}: table {table['id']!r} is {table['overflow']} px wider than the page"
     missing = sorted({m.group(0) for m in MISSING_VALUE.finditer(seen["text"])})
     assert missing == [], f"{page}: the page shows {missing}: " + _context(seen["text"], MISSING_VALUE)

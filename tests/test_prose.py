@@ -1,0 +1,44 @@
+"""Numbers and lists the README states, against where they are generated or measured (the book's Markdown pages
+take theirs from recon.sphinx_substitutions at build time; GitHub shows the README as written)."""
+
+import re
+
+import jupytext
+
+from recon import sphinx_substitutions
+from recon.config import REPO_ROOT
+from recon.book import _assigned_names
+
+README = (REPO_ROOT / "README.md").read_text()
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _paragraph(start: str) -> str:
+    return README[README.index(start):].split("\n\n", 1)[0]
+
+
+def test_the_readme_lists_every_section():
+    listed = re.findall(r"`(\w+)`", _paragraph("Sections:").split(". Subjects")[0])
+    assert sorted(listed) == sorted(path.stem for path in NOTEBOOKS)
+
+
+def test_the_readme_names_every_parameter_of_every_section():
+    named = set(re.findall(r"`(\w+)`", _paragraph("Every section is a notebook")))
+    for path in NOTEBOOKS:
+        cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
+        assert set(_assigned_names(cell.source)) <= named, path.name
+
+
+def test_the_readme_states_the_measured_build_and_the_profiles_models():
+    facts = sphinx_substitutions.build_facts()
+    assert re.search(rf"first build takes about \d+ minutes \({facts['build_book_minutes']} on an Intel Xeon, "
+                     rf"AVX512, on {facts['build_date']};", README.replace("\n", " ")), facts
+    models = _paragraph("The `nsd` profile runs the same code")
+    assert re.findall(r"`([\w.-]+/[\w.-]+)`", models) == sphinx_substitutions.nsd_hub_models()
+
+
+def test_the_book_pages_take_their_numbers_from_the_substitutions():
+    substitutions = sphinx_substitutions.substitutions()
+    for page in ("intro.md", "how_built.md", "cluster.md"):
+        used = set(re.findall(r"\{\{ (\w+) \}\}", (REPO_ROOT / "book" / page).read_text()))
+        assert used and used <= set(substitutions), (page, used - set(substitutions))
