@@ -21,7 +21,9 @@
 # of Stable Diffusion's VAE {cite:p}`rombach2022ldm` for the seen image, from the early visual
 # cortex; the other predicts **c**, the CLIP text encoder's {cite:p}`radford2021clip` embedding of
 # the image's captions, from the ventral stream. Decoded z is the init latent of an img2img
-# diffusion (DDIM {cite:p}`song2021ddim`, strength 0.8, guidance 5.0) conditioned on decoded c.
+# diffusion (DDIM {cite:p}`song2021ddim`, strength 0.8, guidance 5.0) conditioned on decoded c. As in
+# the authors' CompVis sampler, the init latent is noised one DDIM step above the first step denoised
+# (`recon.sampling`; 801 and 781 for their 50 steps).
 # Each test image is reconstructed five times with different noise.
 #
 # As in the authors' code (the [fidelity table](fidelity.ipynb) lists each step, and the tests that

@@ -118,6 +118,9 @@ class Profile:
     num_inference_steps: int = 50
     strength: float = 0.8
     guidance_scale: float = 5.0
+    # where img2img and depth2img noise the init latent (recon.sampling): "compvis", the authors' DDIMSampler,
+    # one DDIM step above the first step denoised (801 for 50 steps at 0.8); "diffusers", at that step (781)
+    init_noise: str = "compvis"
     repetition_penalty: float = 1.5
     caption_beams: int = 3  # BLIP beam search: the authors' decode_captions.py (tests/test_authors_pipeline.py)
     caption_max_length: int = 20  # tokens, the prompt's included (as their generate call counts them)
@@ -214,7 +217,8 @@ class Profile:
     def generation_settings(self) -> dict:
         """The sampling settings every reconstruction shares (:func:`recon.recipes.reconstruct`; its key holds them)."""
         return dict(n_samples=self.n_samples, strength=self.strength, guidance_scale=self.guidance_scale,
-                    num_inference_steps=self.num_inference_steps, seed=self.seed, batch_size=self.batch_size)
+                    num_inference_steps=self.num_inference_steps, seed=self.seed, batch_size=self.batch_size,
+                    init_noise=self.init_noise)
 
 
 def nsd(**overrides) -> Profile:
@@ -288,7 +292,7 @@ def check_parameters(profile: Profile) -> None:
     if not 0.0 < profile.strength <= 1.0:
         raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
     for name, allowed in (("z_latent", ("sample", "mean")), ("z_init", ("image", "latent")),
-                          ("generator_optimiser", ("adam", "sgd"))):
+                          ("generator_optimiser", ("adam", "sgd")), ("init_noise", ("compvis", "diffusers"))):
         if getattr(profile, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(profile, name)!r}")
     if profile.z_init == "latent" and profile.z_encode_size not in (None, profile.image_size):

@@ -57,6 +57,14 @@ def vgg19_layer_names() -> dict[str, str]:
     return names
 
 
+def _sampler(p: Profile) -> str:
+    from .sampling import noising_timesteps
+
+    noised, first = noising_timesteps(p.num_inference_steps, p.strength, p.init_noise)
+    return (f"DDIM, {p.num_inference_steps} steps, eta 0, strength {p.strength:g} (noised at {noised}, denoised "
+            f"from {first}: {p.init_noise}'s), scale {p.guidance_scale:g}")
+
+
 def _vgg_layers(p: Profile) -> str:
     known = vgg19_layer_names()
     names = [layer if layer.startswith("fc") else known.get(layer, f"features[{layer}]") for layer in p.vgg_layers]
@@ -201,11 +209,11 @@ STEPS: tuple[Step, ...] = (
     # ------------------------------------------------------------ generation
     Step("generation", "Stable Diffusion", "sd-v1-4.ckpt (CompVis)", "codes/diffusion_sd1/diffusion_decoding.py",
          lambda p: _name(p.models.sd), lambda p: not _zoo_models(p), {"toy": TOY_MODELS}),
-    Step("generation", "sampler", "DDIM, 50 steps, eta 0, strength 0.8, guidance scale 5",
-         "codes/diffusion_sd1/diffusion_decoding.py",
-         lambda p: f"DDIM, {p.num_inference_steps} steps, eta 0, strength {p.strength:g}, "
-                   f"scale {p.guidance_scale:g}",
-         lambda p: (p.num_inference_steps, p.strength, p.guidance_scale) == (50, 0.8, 5.0),
+    Step("generation", "sampler", "CompVis DDIM, 50 steps, eta 0, strength 0.8 (the init latent noised at "
+         "timestep 801, denoised from 781), guidance scale 5",
+         "codes/diffusion_sd1/diffusion_decoding.py, codes/diffusion_sd2/diffusion_decoding.py",
+         _sampler,
+         lambda p: (p.num_inference_steps, p.strength, p.guidance_scale, p.init_noise) == (50, 0.8, 5.0, "compvis"),
          {"toy": "toy: 20 steps (2 CPU cores); the zoo's scheduler is trained for them",
           "smoke": "smoke: 4 steps, for seconds per section"}),
     Step("generation", "resolution", "512 px", "codes/diffusion_sd1/diffusion_decoding.py",

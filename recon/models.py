@@ -115,34 +115,39 @@ def _from_pretrained(cls, model_id: str, **kwargs):
 
 
 @lru_cache(maxsize=16)
-def _img2img(model_id: str, device: str, dtype: torch.dtype):
-    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+def _img2img(model_id: str, device: str, dtype: torch.dtype, init_noise: str):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from .sampling import scheduler_class
 
     pipe = _from_pretrained(StableDiffusionImg2ImgPipeline, resolve(model_id), dtype=dtype, safety_checker=None,
                             requires_safety_checker=False)
-    # The authors sample with DDIM (eta 0); the Hub folders ship PNDM.
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    # The authors sample with CompVis's DDIM (eta 0), which noises the init latent one step above diffusers'
+    # (recon.sampling); the Hub folders ship PNDM.
+    pipe.scheduler = scheduler_class(init_noise).from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
 
 @lru_cache(maxsize=4)
-def _depth2img(model_id: str, device: str, dtype: torch.dtype):
-    from diffusers import DDIMScheduler, StableDiffusionDepth2ImgPipeline
+def _depth2img(model_id: str, device: str, dtype: torch.dtype, init_noise: str):
+    from diffusers import StableDiffusionDepth2ImgPipeline
+
+    from .sampling import scheduler_class
 
     pipe = _from_pretrained(StableDiffusionDepth2ImgPipeline, resolve(model_id), dtype=dtype)
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.scheduler = scheduler_class(init_noise).from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
 
 def img2img(profile: Profile, variant: str = "sd"):
     """``StableDiffusionImg2ImgPipeline``; ``variant`` is ``sd`` (SD 1.4) or ``sd2`` (SD 2.0)."""
-    return _img2img(getattr(profile.models, variant), profile.device, torch_dtype(profile))
+    return _img2img(getattr(profile.models, variant), profile.device, torch_dtype(profile), profile.init_noise)
 
 
 def depth2img(profile: Profile):
-    return _depth2img(profile.models.sd_depth, profile.device, torch_dtype(profile))
+    return _depth2img(profile.models.sd_depth, profile.device, torch_dtype(profile), profile.init_noise)
 
 
 @lru_cache(maxsize=8)

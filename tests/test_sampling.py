@@ -1,0 +1,91 @@
+"""img2img noises its init latent as the authors' CompVis DDIMSampler does (recon.sampling).
+
+The reference below re-implements, from the CompVis latent-diffusion code the authors run
+(ldm/models/diffusion/ddim.py: make_ddim_timesteps with "uniform" discretisation, stochastic_encode, decode,
+p_sample_ddim at eta 0 with classifier-free guidance), their img2img on the same UNet and the same noise, and the
+pipeline's latents must follow it step for step.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from recon import models
+from recon.profiles import get_profile
+from recon.sampling import CompVisDDIMScheduler, scheduler_class
+
+#: Stable Diffusion 1.4's scheduler settings (its Hub folder's scheduler_config.json), for DDIM
+SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                    clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def compvis_img2img(unet, x0, cond, uncond, noise, *, strength, steps, guidance_scale, alphas_cumprod):
+    """The authors' img2img: ``stochastic_encode(x0, t_enc)`` then ``decode(x, cond, t_start=t_enc)``."""
+    ddim_timesteps = np.arange(0, 1000, 1000 // steps) + 1  # make_ddim_timesteps("uniform", steps, 1000)
+    ddim_alphas = alphas_cumprod[ddim_timesteps]
+    ddim_alphas_prev = torch.cat([alphas_cumprod[:1], alphas_cumprod[ddim_timesteps[:-1]]])
+    t_enc = int(strength * steps)
+    x = ddim_alphas[t_enc].sqrt() * x0 + (1 - ddim_alphas[t_enc]).sqrt() * noise  # stochastic_encode
+    for i, step in enumerate(np.flip(ddim_timesteps[:t_enc])):  # decode
+        index = t_enc - i - 1
+        t = torch.full((2 * len(x),), int(step))
+        e_uncond, e_cond = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2)
+        e_t = e_uncond + guidance_scale * (e_cond - e_uncond)
+        a_t, a_prev = ddim_alphas[index], ddim_alphas_prev[index]
+        pred_x0 = (x - (1 - a_t).sqrt() * e_t) / a_t.sqrt()
+        x = a_prev.sqrt() * pred_x0 + (1 - a_prev).sqrt() * e_t  # eta 0: no noise, sigma 0
+    return x
+
+
+def test_the_authors_start_keeps_0191_of_the_init_latent():
+    """50 steps at strength 0.8: noised at 801 (sqrt(alpha_bar) 0.191), where diffusers noises at 781 (0.208)."""
+    scheduler = CompVisDDIMScheduler(**SD_SCHEDULER)
+    scheduler.set_timesteps(50)
+    first = scheduler.timesteps[50 - int(50 * 0.8):][:1]  # diffusers' img2img: the first step it denoises
+    assert first.tolist() == [781] and scheduler.timestep_above(first).tolist() == [801]
+    kept = scheduler.alphas_cumprod.sqrt()
+    assert round(float(kept[801]), 3) == 0.191 and round(float(kept[781]), 3) == 0.208
+    x0, noise = torch.ones(1, 4, 2, 2), torch.zeros(1, 4, 2, 2)
+    torch.testing.assert_close(scheduler.add_noise(x0, noise, first), kept[801] * x0)
+    # at strength 1 no timestep lies above the first: the last training timestep
+    assert scheduler.timestep_above(scheduler.timesteps[:1]).tolist() == [999]
+    with pytest.raises(ValueError, match="not all in the schedule"):
+        scheduler.timestep_above(torch.tensor([780]))
+    with pytest.raises(ValueError, match="init_noise must be one of compvis, diffusers"):
+        scheduler_class("k-diffusion")
+
+
+@pytest.mark.parametrize("init_noise", ["compvis", "diffusers"])
+def test_img2img_follows_the_compvis_sampler_step_for_step(init_noise):
+    torch.manual_seed(0)
+    profile = get_profile("toy", init_noise=init_noise)
+    pipe = models.img2img(profile)
+    assert type(pipe.scheduler) is scheduler_class(init_noise)
+    steps, strength, scale = 10, 0.8, 5.0
+    x0 = torch.randn(1, 4, 16, 16)
+    cond, uncond = torch.randn(1, 77, pipe.unet.config.cross_attention_dim), torch.randn(1, 77, pipe.unet.config.cross_attention_dim)
+    generator = torch.Generator().manual_seed(7)
+    latents = pipe(image=x0, prompt_embeds=cond, negative_prompt_embeds=uncond, strength=strength,
+                   guidance_scale=scale, num_inference_steps=steps, generator=[generator], output_type="latent").images
+    noise = torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(7))  # what the pipeline drew
+    with torch.no_grad():
+        reference = compvis_img2img(pipe.unet, x0, cond, uncond, noise, strength=strength, steps=steps,
+                                    guidance_scale=scale, alphas_cumprod=pipe.scheduler.alphas_cumprod)
+    if init_noise == "compvis":
+        torch.testing.assert_close(latents, reference, rtol=1e-4, atol=1e-4)
+    else:  # diffusers' own noising starts from another latent, so ends elsewhere
+        assert (latents - reference).abs().max() > 1e-2
+
+
+def test_depth2img_noises_as_the_authors_too_and_the_fidelity_table_says_where():
+    from recon import fidelity
+    from recon.sampling import noising_timesteps
+
+    assert type(models.depth2img(get_profile("toy")).scheduler) is CompVisDDIMScheduler
+    assert noising_timesteps(50, 0.8, "compvis") == (801, 781) and noising_timesteps(50, 0.8, "diffusers") == (781, 781)
+    assert noising_timesteps(20, 0.8, "compvis") == (801, 751)  # the toy's 20 steps
+    rows = fidelity.table(("nsd",)).set_index("step")
+    assert "noised at 801, denoised from 781: compvis's" in rows.loc["sampler", "nsd"]
+    assert rows.loc["sampler", "nsd: authors'?"] == "same"
+    diffusers = fidelity.table((get_profile("nsd", init_noise="diffusers"),)).set_index("step")
+    assert diffusers.loc["sampler", "nsd: authors'?"] == "deviation"
