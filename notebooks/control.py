@@ -30,8 +30,9 @@
 # its training data are what changes; `stable-diffusion-2` (768-v) would also change the resolution and
 # the prediction target. The overlap list is the `overlap_list` parameter
 # (`papermill ... -p overlap_list PATH`): a CSV with an `nsdId` column (NSD's 0-based image index, as in
-# `nsd_stim_info_merged.csv`) or a `73KID` column (the same images 1-based); NSD does not ship one, so on
-# `nsd` it must be given, and a missing one stops the page naming the parameter.
+# `nsd_stim_info_merged.csv`) or a `73KID` column (the same images 1-based). NSD does not ship one: on
+# `nsd` without it, this comparison and the claims page's overlap claim say "not run: no overlap list
+# given", and everything else runs. A list that is given but unreadable stops the page, naming it.
 #
 # In the toy profile, the simulator flags about 7% of the shared test images as "seen in training"
 # (`toy_extras/overlap_nsd_ids.csv`, a list in the format of the real overlap list; the toy models
@@ -50,28 +51,31 @@ overlap_list = None  # CSV of the test images in the generator's training data (
 # %% tags=["hide-input"]
 from myst_nb import glue
 
-from recon import book, control, figures
+from recon import book, claims, control, figures
 from recon.evaluate import METRICS
 
 exp = book.start(profile, subject, n_samples=n_samples, seed=seed, device=device, n_sessions=n_sessions,
                  overlap_list=overlap_list)
 subjects = book.experiments(exp)
-excluded = control.overlap_ids(exp.profile)
+excluded = control.overlap_ids_if_given(exp.profile)  # None: no list given (NSD ships none)
 control.glue_paper_control()
-glue("n_excluded", len(excluded), display=False)
+glue("overlap_listed", f"{len(excluded)} test images are on the overlap list." if excluded is not None else
+     "No overlap list was given (the overlap_list parameter; NSD ships none), so the comparison without the "
+     "overlapping images is not run.", display=False)
 
 # %% [markdown]
 # ## Excluding test images that overlap the generator's training data
 #
-# {glue:text}`n_excluded` test images are on the overlap list. {numref}`tbl-control-overlap` scores
-# the baseline with and without them.
+# {glue:text}`overlap_listed` {numref}`tbl-control-overlap` scores the baseline with and without
+# them.
 
 # %% tags=["hide-input", "remove-output"]
-overlap = control.baseline_scores(subjects, {"all test images": {}, "overlap excluded": {"exclude_ids": excluded}},
-                                  level="evaluation")
+conditions = {"all test images": {}} | ({} if excluded is None else {"overlap excluded": {"exclude_ids": excluded}})
+overlap = control.baseline_scores(subjects, conditions, level="evaluation")
 incep = overlap["Inception-v3"].unstack()
 glue("overlap_before", control.percent_mean_sd(incep["all test images"]), display=False)
-glue("overlap_after", control.percent_mean_sd(incep["overlap excluded"]), display=False)
+glue("overlap_after", claims.NOT_RUN if excluded is None else control.percent_mean_sd(incep["overlap excluded"]),
+     display=False)
 book.glue_table("tbl_overlap", overlap)
 
 # %% [markdown]

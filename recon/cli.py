@@ -146,15 +146,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="identification protocol (default: the paper's)")
     _profile_options(table)
     table.set_defaults(subparser=table)
+
+    claims = commands.add_parser("claims", help="judge the paper's claims from the cached identification entries",
+                                 description="Judge each of the paper's claims per subject and metric (paired "
+                                             "bootstrap over test images; recon.claims) from the cached "
+                                             "identification entries; computes nothing. "
+                                             "Without --overlap-list on nsd (NSD ships no list) the overlap claim "
+                                             "is 'not run' and the others are judged.")
+    claims.add_argument("--subject", action="append", choices=SUBJECTS, help="only this subject (repeatable)")
+    claims.add_argument("--overlap-list", type=Path, metavar="CSV",
+                        help="the test images in the generator's training data: a CSV with an nsdId (0-based) or "
+                             "73KID (1-based) column (default: the profile's; toy ships one, nsd none)")
+    claims.add_argument("--n-boot", type=int, default=10_000, metavar="N", help="bootstrap resamples (default 10000)")
+    _profile_options(claims)
+    claims.set_defaults(subparser=claims)
     return parser
 
 
+def _overrides(args) -> dict:
+    return {"cache_dir": args.cache, "nsd_root": args.nsd_root, "n_samples": args.n_samples, "seed": args.seed,
+            "device": args.device, "n_sessions": args.n_sessions}
+
+
 def _profile(args):
-    overrides = {"cache_dir": args.cache, "nsd_root": args.nsd_root, "n_samples": args.n_samples, "seed": args.seed,
-                 "device": args.device, "n_sessions": args.n_sessions}
     if args.profile != "nsd" and args.nsd_root is not None:
         raise ConfigError(f"--nsd-root is for the nsd profile; the {args.profile} profile simulates its own tree")
-    return get_profile(args.profile, **overrides)
+    return get_profile(args.profile, **_overrides(args))
 
 
 #: the profile options beside --profile, by their argparse names (also the workflow's --config keys)
@@ -452,20 +469,26 @@ def cmd_cache(args, parser) -> int:
 
 
 # --------------------------------------------------------------------------- table 1
-def cmd_table1(args, parser) -> int:
-    profile, subjects, experiments = _open(args, parser)
-    needed = [Job("identification", s, method=m, variant="sd") for s in subjects for m in METHODS]
+def _missing(profile, experiments, needed: list[Job], what: str, args) -> bool:
+    """Say which of the ``needed`` entries the cache lacks and how to compute them; False if none."""
     if experiments is None:
         missing = needed
     else:
         missing = [job for job in needed if _state(experiments[job.subject].cache,
                                                    stages.entry_path(experiments[job.subject], job)) != "cached"]
     if missing:
-        print(f"Table 1 needs {len(missing)} identification entries that are not in the cache {profile.cache_dir}; "
+        print(f"{what} needs {len(missing)} identification entries that are not in the cache {profile.cache_dir}; "
               "compute them with:", file=sys.stderr)
         for job in missing:
             print(f"  {_command(job, args)}", file=sys.stderr)
         print(f"or all at once: {_snakemake(args)}", file=sys.stderr)
+    return bool(missing)
+
+
+def cmd_table1(args, parser) -> int:
+    profile, subjects, experiments = _open(args, parser)
+    needed = [Job("identification", s, method=m, variant="sd") for s in subjects for m in METHODS]
+    if _missing(profile, experiments, needed, "Table 1", args):
         return EXIT_FAILED
 
     import pandas as pd
@@ -493,11 +516,43 @@ def cmd_table1(args, parser) -> int:
     return 0
 
 
+def cmd_claims(args, parser) -> int:
+    if args.n_boot < 1:
+        parser.error(f"--n-boot must be at least 1, got {args.n_boot}")
+    try:
+        _profile(args)  # the options' own checks
+        profile = get_profile(args.profile, **_overrides(args), overlap_list=args.overlap_list)
+    except ConfigError as err:
+        parser.error(str(err))
+    from . import claims, control
+
+    overlap = control.overlap_ids_if_given(profile)  # a list given but unreadable fails here, naming it
+    subjects = args.subject or list(SUBJECTS)
+    experiments = _experiments(profile, subjects)
+    needed = [j for j in stages.jobs(subjects, oracle=False) if j.stage == "identification"]
+    if _missing(profile, experiments, needed, "The claims", args):
+        return EXIT_FAILED
+    import pandas as pd
+
+    for exp in experiments.values():
+        exp.cache.require_warm = True  # claims from the cache; never a computation
+    table = claims.judge(experiments, overlap, n_boot=args.n_boot, seed=profile.seed)
+    summary = claims.summary(table)
+    summary["mean difference"] = summary["mean difference"].map(lambda d: f"{d:+.3f}" if d == d else "—")
+    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 80):
+        print(f"The paper's claims, judged per subject (95% paired bootstrap over test images, {args.n_boot} "
+              f"resamples; borderline within {claims.BORDERLINE:g}); profile {profile.name}; subjects "
+              f"{', '.join(subjects)}")
+        print()
+        print(summary.to_string())
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"run": cmd_run, "compute": cmd_compute, "status": cmd_status, "table1": cmd_table1, "verify": cmd_verify,
-               "cache": cmd_cache}[args.command]
+               "cache": cmd_cache, "claims": cmd_claims}[args.command]
     from .errors import ReconError
 
     try:

@@ -217,8 +217,13 @@ class Profile:
     def generation_settings(self) -> dict:
         """The sampling settings every reconstruction shares (:func:`recon.recipes.reconstruct`; its key holds them)."""
         return dict(n_samples=self.n_samples, strength=self.strength, guidance_scale=self.guidance_scale,
-                    num_inference_steps=self.num_inference_steps, seed=self.seed, batch_size=self.batch_size,
-                    init_noise=self.init_noise)
+                    num_inference_steps=self.num_inference_steps, seed=self.seed, batch_size=self.batch_size)
+
+    @property
+    def generation_key(self) -> dict:
+        """What a reconstruction's key holds of the sampling: its settings and how the pipelines' scheduler
+        noises the init latent (:mod:`recon.sampling`, chosen where the models load)."""
+        return self.generation_settings | {"init_noise": self.init_noise}
 
 
 def nsd(**overrides) -> Profile:

@@ -12,6 +12,12 @@ from .config import ConfigError, Profile
 OVERLAP_COLUMNS = {"nsdId": 0, "73KID": 1}
 
 
+def overlap_ids_if_given(profile: Profile) -> np.ndarray | None:
+    """:func:`overlap_ids`, or None where the profile names no list (``nsd`` without ``-p overlap_list``): the
+    comparison that needs it is then reported as not run, and everything else runs."""
+    return None if profile.overlap_list is None else overlap_ids(profile)
+
+
 def overlap_ids(profile: Profile) -> np.ndarray:
     """0-based 73k ids of the test images listed as present in the generative model's training data.
 

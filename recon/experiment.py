@@ -442,7 +442,7 @@ class Experiment:
         return self.true_captions if "caption" in true else self.decoded_captions
 
     def _reconstruct_key(self, method: str, variant: str) -> list:
-        return self._key("reconstruct", method, variant, self.profile.generation_settings | {"progress": None},
+        return self._key("reconstruct", method, variant, self.profile.generation_key | {"progress": None},
                          self._inputs_key(method, variant))
 
     # ------------------------------------------------------------ runs on true inputs
@@ -473,7 +473,7 @@ class Experiment:
         p = self.profile
         true = check_true_inputs(method, true)
         key = self._shared_key if is_oracle(method, true) else self._key
-        return key("true run", method, variant, p.generation_settings | {"progress": None},
+        return key("true run", method, variant, p.generation_key | {"progress": None},
                    self._inputs_key(method, variant, true), ["identification", p.eval_resolution, p.clip_eval_layers],
                    ["pixel metrics", PEER_RESOLUTION])
 

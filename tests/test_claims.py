@@ -104,9 +104,38 @@ def test_judge_builds_one_row_per_claim_subject_and_metric():
     assert summary.loc[("+T > [30]", "CLIP(Late)"), "verdicts"] == "reproduced 2/2"
 
 
-def test_judge_needs_the_overlap_list_for_the_control_claim():
-    with pytest.raises(ValueError, match="overlap"):
-        claims.judge({"subj01": FakeExperiment()}, overlap_ids=None, n_boot=10)
+def test_without_an_overlap_list_the_overlap_claim_is_not_run_and_the_others_are_judged():
+    """NSD ships no overlap list: the claims page stopped with a ConfigError on nsd."""
+    experiments = {"subj01": FakeExperiment(seed=0), "subj02": FakeExperiment(seed=1)}
+    table = claims.judge(experiments, overlap_ids=None, n_boot=300, seed=0)
+    overlap = table[table.claim == "excluding overlapping images changes nothing"]
+    assert len(overlap) == 2 and set(overlap.verdict) == {claims.NOT_RUN} and overlap.difference.isna().all()
+    others = table[table.claim != "excluding overlapping images changes nothing"]
+    assert claims.NOT_RUN not in set(others.verdict) and others.difference.notna().all()
+    assert claims.summary(table).loc[("excluding overlapping images changes nothing", "Inception-v3"),
+                                     "verdicts"] == f"{claims.NOT_RUN} 2/2"
+
+
+def test_recon_claims_judges_from_the_cache_with_or_without_an_overlap_list(tmp_path, monkeypatch, capsys):
+    from recon import cli
+
+    class Cached(FakeExperiment):
+        cache = SimpleNamespace(require_warm=False)
+
+    monkeypatch.setattr(cli, "_experiments", lambda profile, subjects: {s: Cached(seed=i) for i, s in
+                                                                         enumerate(subjects)})
+    monkeypatch.setattr(cli, "_missing", lambda *args: False)  # every identification entry cached
+    common = ["claims", "--profile", "nsd", "--cache", str(tmp_path), "--n-boot", "200"]
+    assert cli.main(common) == 0
+    out = capsys.readouterr().out
+    assert "profile nsd" in out and f"{claims.NOT_RUN} 4/4" in out and "+T > [30]" in out and "reproduced 4/4" in out
+    listed = tmp_path / "overlap.csv"
+    listed.write_text("nsdId\n100\n101\n102\n")
+    assert cli.main(common + ["--overlap-list", str(listed)]) == 0
+    assert claims.NOT_RUN not in capsys.readouterr().out
+    assert cli.main(common + ["--overlap-list", str(tmp_path / "missing.csv")]) == 1  # given but unreadable
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"overlap_list {tmp_path / 'missing.csv'} does not exist" in err
 
 
 def test_the_borderline_band_is_stated_against_the_moves_measured():

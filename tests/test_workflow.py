@@ -18,7 +18,7 @@ import yaml
 
 from recon import cli, stages
 from recon.config import REPO_ROOT
-from recon.sphinx_substitutions import workflow_counts
+from recon.sphinx_substitutions import WORKFLOW_ONLY_RULES, workflow_counts
 from recon.stages import Job
 
 SNAKEFILE = REPO_ROOT / "workflow" / "Snakefile"
@@ -51,9 +51,9 @@ def planned_jobs(output: str) -> list[dict]:
 
 def check_plan(jobs: list[dict], slurm: bool) -> None:
     graph = stages.jobs()  # 4 subjects
-    assert Counter(j["rule"] for j in jobs) == Counter([job.stage for job in graph] + ["table1", "all"])
+    assert Counter(j["rule"] for j in jobs) == Counter([job.stage for job in graph] + list(WORKFLOW_ONLY_RULES))
     for job in jobs:
-        if job["rule"] in ("all", "table1"):
+        if job["rule"] in WORKFLOW_ONLY_RULES:
             continue
         expected = stages.resources(job["rule"], "nsd")
         r = job["resources"]
@@ -79,7 +79,8 @@ def test_the_nsd_graph_is_planned_for_four_subjects_without_data(tmp_path):
     jobs = planned_jobs(output)
     counts = workflow_counts()  # what the book's cluster page states
     total = counts["workflow_jobs"]
-    assert len(jobs) == 1 + 4 * counts["subject_jobs"] + counts["oracle_jobs"] + counts["swap_jobs"] + 2 == total
+    assert len(jobs) == total == (1 + 4 * counts["subject_jobs"] + counts["oracle_jobs"] + counts["swap_jobs"] +
+                                  len(WORKFLOW_ONLY_RULES))
     assert re.search(rf"total\s+{total}", output)
     check_plan(jobs, slurm=False)
     commands = re.findall(r"recon run (\w+) .*--profile nsd .*--done", output)  # every job is one `recon run`
@@ -111,7 +112,7 @@ def test_the_slurm_profile_submits_the_same_graph_with_partitions(tmp_path):
                      f"cache={tmp_path / 'cache'}")
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
-    assert "Using profile" in output and re.search(rf"total\s+{len(stages.jobs()) + 2}", output)
+    assert "Using profile" in output and re.search(rf"total\s+{workflow_counts()['workflow_jobs']}", output)
     check_plan(planned_jobs(output), slurm=True)
 
 
@@ -210,7 +211,7 @@ def test_a_warm_cache_without_markers_plans_nothing(workflow_run, tmp_path):
         assert plan.returncode == 0, plan.stderr[-3000:]
         uncached = [job.stage for job in stages.jobs([SUBJECT]) if job not in closure(TARGETS)]
         assert Counter(j["rule"] for j in planned_jobs(plan.stdout + plan.stderr)) == Counter(
-            uncached + ["table1", "all"])
+            uncached + list(WORKFLOW_ONLY_RULES))
         assert not markers.exists()
         again = snakemake(workflow_run["work"], *[markers / j.marker() for j in TARGETS], "--cores", 1, *config)
         assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
