@@ -96,11 +96,11 @@ def test_page_renders(driver, book_url, page):
     repeated = sorted({s for s in seen["sources"] if seen["sources"].count(s) > 1})
     assert repeated == [], f"{page}: figures shown more than once: {repeated}"
     for figure in seen["figures"]:
-        number = r"Figure \d+ \(the paper's\)" if figure["paper"] else r"Fig\. \d+"
+        number = r"Figure \d+ \(the paper[’']s\)" if figure["paper"] else r"Fig\. \d+"
         assert re.match(number, figure["caption"]), f"{page}: figure {figure['id']!r} has no number: {figure}"
         assert figure["alt"].strip(), f"{page}: figure {figure['id']!r} has no alt text"
     for table in seen["tables"]:
-        number = r"Table \d+ \(the paper's\)" if table["paper"] else r"Table \d+"
+        number = r"Table \d+ \(the paper[’']s\)" if table["paper"] else r"Table \d+"
         assert re.match(number, table["caption"]), f"{page}: table {table['id']!r} has no number: {table}"
         assert table["overflow"] <= 1, f"{page}: table {table['id']!r} is {table['overflow']} px wider than the page"
     missing = sorted({m.group(0) for m in MISSING_VALUE.finditer(seen["text"])})
