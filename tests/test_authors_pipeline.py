@@ -11,6 +11,8 @@ from PIL import Image
 from recon import control, features, methods, models
 from recon.profiles import get_profile
 from recon.decode import RidgeDecoder
+from recon.experiment import decoder_alphas
+from recon.nsd import BETA_SCALE
 from recon.config import ConfigError
 from recon.ridge_streamed import StreamedRidgeCV
 from recon.toy import scenes
@@ -67,6 +69,33 @@ def test_the_intercept_option_adds_the_training_mean(decoding_data):
     assert get_profile("nsd").decoder_intercept is False and get_profile("toy").decoder_intercept is False
 
 
+def test_the_decoder_sees_the_authors_int16_betas_as_ours(decoding_data):
+    """make_subjmri.py keeps NSD's int16 values (beta x 300, as NSDAccess.read_betas returns them) and ridge.py
+    casts them to float32; recon's reader divides them by 300 into float32. The StandardScaler in front of both
+    decoders removes the scale: the decoded features agree."""
+    X, Y, index, X_test = decoding_data
+    stored, stored_test = (np.round(x * BETA_SCALE).astype(np.int16) for x in (X, X_test))
+    theirs = _authors_ridge(stored, Y[index], stored_test, ALPHAS)
+    ours = StreamedRidgeCV(alphas=ALPHAS, cv=5).fit((stored / BETA_SCALE).astype(np.float32), Y, index)
+    np.testing.assert_allclose(ours.predict((stored_test / BETA_SCALE).astype(np.float32)), theirs, atol=1e-4)
+
+
+def _authors_alphas(target: str) -> list[float]:
+    """ridge.py's grid for a target named as theirs: the small one for c and init_latent, the large for the rest."""
+    if target == 'c' or target == 'init_latent':
+        return [0.000001, 0.00001, 0.0001, 0.001, 0.01, 0.1, 1]
+    return [10000, 20000, 40000]
+
+
+def test_alpha_grids_go_to_the_targets_the_authors_give_them():
+    """Each of recon's targets, named as the authors' scripts name it, is decoded over their grid on nsd."""
+    nsd = get_profile("nsd")
+    their_names = {"z": "init_latent", "c": "c", "blip": "blip", "dpt": "dpt_emb0", "vgg": "conv1_2"}
+    for ours, theirs in their_names.items():
+        assert list(decoder_alphas(nsd, ours)) == _authors_alphas(theirs), ours
+    assert list(decoder_alphas(nsd, "vgg")) == _authors_alphas("fc6")  # fc layers too, had they run
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     return get_profile("toy", cache_dir=tmp_path_factory.mktemp("cache"))
@@ -111,6 +140,23 @@ def test_init_image_is_the_authors_decoded_z(toy, images):
         x_sample = 255.0 * x.numpy().transpose(1, 2, 0)
         theirs = np.array(Image.fromarray(x_sample.astype(np.uint8)).resize((toy.image_size, toy.image_size)))
         np.testing.assert_array_equal(image, theirs)
+
+
+@torch.no_grad()
+def test_c_is_the_authors_caption_average(toy):
+    """img2feat_sd.py: model.get_learned_conditioning(captions).mean(axis=0), where the FrozenCLIPEmbedder of their
+    ldm/modules/encoders/modules.py tokenises with truncation and padding to max_length (77; the toy tokenizer's
+    own here) and returns the text transformer's last_hidden_state: one mean over each image's captions."""
+    pipe = models.img2img(toy)
+    captions = [["a red ball on green grass", "a ball", "red"], ["a blue cube"],
+                ["two shapes on a plain background, one of them a large yellow triangle", "a scene"]]
+    ours = features.text_embeddings(pipe, captions, progress=False)
+    for group, c in zip(captions, ours):
+        tokens = pipe.tokenizer(group, truncation=True, max_length=pipe.tokenizer.model_max_length, return_length=True,
+                                return_overflowing_tokens=False, padding="max_length", return_tensors="pt")["input_ids"]
+        theirs = pipe.text_encoder(input_ids=tokens).last_hidden_state.mean(axis=0)
+        np.testing.assert_allclose(c, theirs.numpy(), atol=1e-5)
+    assert ours.shape[1] == pipe.tokenizer.model_max_length
 
 
 @torch.no_grad()
@@ -309,3 +355,97 @@ def test_reference_sd_is_the_training_features_sd(tmp_path):
     # brightest pixel can land on 254
     flat = images.reshape(len(images), -1)
     assert (flat.min(1) == 0).all() and flat.max(1).min() >= 254
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+def _authors_cnn_preprocess():
+    """img2feat_decoded.py's preprocess, for Inception-v3 and, on the same tensor, AlexNet."""
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.Resize(299),
+        transforms.CenterCrop(299),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
+
+
+def test_cnn_input_is_the_authors_within_a_grey_level(images):
+    """Theirs resizes the uint8 PIL image with PIL's bilinear (torchvision's Resize on a PIL image) and rounds to
+    uint8; recon resizes in float with torch's antialiased bilinear: at the originals' 425 px and the generations'
+    512 px the two inputs agree within one grey level."""
+    from types import SimpleNamespace
+
+    from recon import evaluate
+
+    nsd = get_profile("nsd", device="cpu")
+    preprocess = _authors_cnn_preprocess()
+    grey_level = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255  # one grey level, after Normalize
+    for size in (425, 512):
+        stimuli = features.pil_resize(images, size, "bicubic")
+        ours = evaluate.EvaluationFeatures._cnn_input(SimpleNamespace(profile=nsd), stimuli)
+        theirs = torch.stack([preprocess(Image.fromarray(image)) for image in stimuli])
+        assert ours.shape == theirs.shape == (len(images), 3, 299, 299)
+        assert float(((ours - theirs).abs() * grey_level).max()) <= 1.0 + 1e-3, size
+
+
+@torch.no_grad()
+def test_evaluation_features_are_the_authors_layers(toy, images):
+    """img2feat_decoded.py: create_feature_extractor(inception_v3, {'flatten'}) and AlexNet's features.5,
+    features.12 and classifier.5 on one input; CLIPProcessor(text='', images=PIL image) and CLIPModel(**inputs,
+    output_hidden_states=True): image_embeds and vision_model_output.hidden_states. recon's EvaluationFeatures on the
+    toy's networks gives the same features; CLIP(Late) is image_embeds before its L2 normalisation, which r
+    does not see."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    from recon import evaluate
+
+    extractor = evaluate.EvaluationFeatures(toy)
+    ours = extractor(images, progress=False)
+    x = extractor._cnn_input(images)  # the input itself: test_cnn_input_is_the_authors_within_a_grey_level
+    inception = create_feature_extractor(models.torchvision_net(toy, "inception"), {"flatten": "flatten"})
+    np.testing.assert_allclose(ours["Inception-v3"], inception(x)["flatten"].numpy(), rtol=1e-5, atol=1e-5)
+    nodes = {"CNN(Early)": "features.5", "CNN(Middle)": "features.12", "CNN(Late)": "classifier.5"}
+    alexnet = create_feature_extractor(models.torchvision_net(toy, "alexnet"), {n: n for n in nodes.values()})(x)
+    for metric, node in nodes.items():
+        np.testing.assert_allclose(ours[metric], alexnet[node].flatten(1).numpy(), rtol=1e-5, atol=1e-5)
+    clip, processor = models.clip(toy)
+    early, middle = toy.clip_eval_layers
+    for k, image in enumerate(images):
+        outputs = clip(**processor(text="", images=Image.fromarray(image), return_tensors="pt"),
+                       output_hidden_states=True)
+        hidden = outputs.vision_model_output.hidden_states
+        np.testing.assert_allclose(ours["CLIP(Early)"][k], hidden[early].flatten().numpy(), atol=1e-5)
+        np.testing.assert_allclose(ours["CLIP(Middle)"][k], hidden[middle].flatten().numpy(), atol=1e-5)
+        late = ours["CLIP(Late)"][k]
+        np.testing.assert_allclose(late / np.linalg.norm(late), outputs.image_embeds[0].numpy(), atol=1e-5)
+    assert get_profile("nsd").clip_eval_layers == (6, 12)
+
+
+def _authors_identification(feat_orgs, feat_gens) -> float:
+    """identification.py: r of each original with each of an image's samples (np.corrcoef(...)[0, 1:]), then for
+    every other image the mean r of the true pair strictly above the other's, the fraction of wins, the mean."""
+    nimage = len(feat_orgs)
+    rs_all = [[np.corrcoef(feat_orgs[row], feat_gens[col])[0, 1:] for col in range(nimage)] for row in range(nimage)]
+    acc_all = []
+    for imgid_org in range(nimage):
+        r_true = rs_all[imgid_org][imgid_org]
+        fakeimgs = [imgid for imgid in range(nimage) if imgid != imgid_org]
+        acc = [r_true.mean() > rs_all[imgid_org][imgid_fake].mean() for imgid_fake in fakeimgs]
+        acc_all.append(sum(acc) / len(acc))
+    return float(np.mean(acc_all))
+
+
+def test_identification_is_the_authors_loop():
+    """Their loop and recon's two-way identification agree, ties included: two identical reconstructions tie,
+    and a tie is a failure in both."""
+    from recon import evaluate
+
+    rng = np.random.default_rng(3)
+    n, n_samples, d = 12, 5, 40
+    originals = rng.normal(size=(n, d)).astype(np.float32)
+    generated = (0.3 * originals[:, None] + rng.normal(size=(n, n_samples, d))).astype(np.float32)
+    generated[7] = generated[3]
+    theirs = _authors_identification(list(originals), [list(samples) for samples in generated])
+    assert 0.5 < theirs < 1.0  # neither chance nor perfect, so the comparison can tell them apart
+    assert evaluate.two_way_identification(originals, generated) == pytest.approx(theirs, abs=1e-12)
