@@ -2,10 +2,19 @@
 
 Each :class:`Step` reads its setting from a :class:`~recon.config.Profile` (or from the code the profiles
 run), so the book's fidelity table (:func:`table`) is generated from the profiles and cannot drift from
-them. A step states what following the authors means for a profile (``follows``); where a profile does not,
-the step must say why (``why``), which ``tests/test_fidelity.py`` enforces. The authors' files are paths
-in github yu-takagi/StableDiffusionReconstruction; steps whose computation is re-implemented from their
-script and compared are checked in ``tests/test_authors_pipeline.py`` and ``tests/test_community_reader.py``.
+them. The authors' files are paths in github yu-takagi/StableDiffusionReconstruction (``codes/gan/bdpy`` is
+the copy of KamitaniLab/bdpy they ship).
+
+A step has one of four verdicts per profile:
+
+- ``same``: the profile follows the authors, and a test re-implements their step from their script and checks
+  recon's against it; the step names the test (``checked_by``, ``tests/<file>.py::<function>``), and
+  ``tests/test_fidelity.py`` fails if the function does not exist;
+- ``same setting, no test``: the profile's setting is the authors', but no test re-implements the step (a
+  model id, a resolution): nothing but the setting's value is checked;
+- ``deviation``: the profile does not follow them; the step says why (``why``), which
+  ``tests/test_fidelity.py`` enforces;
+- ``no authors' setting``: the authors publish none (the control analysis).
 """
 
 from __future__ import annotations
@@ -20,19 +29,56 @@ from .config import TARGET_ROIS, Profile
 
 from .profiles import get_profile
 
+SAME = "same"
+UNTESTED = "same setting, no test"
+DEVIATION = "deviation"
+NO_SETTING = "no authors' setting"
+VERDICTS = (SAME, UNTESTED, DEVIATION, NO_SETTING)
+
+#: What the authors' scripts load, as the Hub (or torchvision) id that holds the same weights; None where no
+#: id is documented as their checkpoint. SD 1.4: their sd-v1-4.ckpt is hosted by
+#: CompVis/stable-diffusion-v-1-4-original, whose card points to this id for the diffusers weights. SD 2
+#: depth: stabilityai/stable-diffusion-2-depth hosts their 512-depth-ema.ckpt beside its diffusers weights.
+#: DPT: their scripts load this id. BLIP: no Hub id is documented as model_base_capfilt_large.pth (the +T row).
+AUTHORS_MODELS = {
+    "sd": "CompVis/stable-diffusion-v1-4",
+    "sd_depth": "stabilityai/stable-diffusion-2-depth",
+    "dpt": "Intel/dpt-large",
+    "blip": None,
+}
+
+#: the ROIs the authors' README passes to ridge.py for each target
+AUTHORS_ROIS = {"z": ("early",), "c": ("ventral",),
+                "multi": ("early", "ventral", "midventral", "midlateral", "lateral", "parietal")}
+
+#: the tests named below, by file
+AUTHORS_PIPELINE = "tests/test_authors_pipeline.py"
+COMMUNITY_READER = "tests/test_community_reader.py"
+SAMPLING = "tests/test_sampling.py"
+
+
 def _name(model_id: str) -> str:
     """A model id as the table shows it: Hub ids as they are, zoo folders as ``zoo/<name>``."""
     return f"zoo/{Path(model_id).name}" if Path(model_id).is_absolute() else model_id
 
 
-def _zoo_models(p: Profile) -> bool:
-    return Path(p.models.sd).is_absolute()
+def _model(field_name: str) -> Callable[[Profile], str]:
+    return lambda p: _name(getattr(p.models, field_name))
+
+
+def _authors_model(*field_names: str) -> Callable[[Profile], bool]:
+    """Whether the profile loads the weights the authors load (an id equal to :data:`AUTHORS_MODELS`')."""
+    return lambda p: all(getattr(p.models, name) == AUTHORS_MODELS[name] for name in field_names)
 
 
 def _rois(target: str) -> Callable[[Profile], str]:
     def value(p: Profile) -> str:
         return ", ".join(TARGET_ROIS[target])
     return value
+
+
+def _authors_rois(*targets: str, authors: str) -> Callable[[Profile], bool]:
+    return lambda p: all(tuple(TARGET_ROIS[target]) == AUTHORS_ROIS[authors] for target in targets)
 
 
 def _trial_averaged(p: Profile) -> str:
@@ -80,7 +126,9 @@ TOY_CPU = "toy: the book runs on 2 CPU cores; the toy's images are 64 px"
 class Step:
     """One step of the pipeline. ``setting`` shows a profile's choice; ``follows`` says whether it is the
     authors' (None: the step is code every profile runs, the same as theirs); ``why`` gives, per profile
-    name, the reason it is not."""
+    name, the reason it is not. ``checked_by`` names the tests that re-implement the authors' step and check
+    recon's against it (``tests/<file>.py::<function>``); ``checked_for`` narrows them to the profiles whose
+    setting they run (None: every profile's). ``published`` is False where the authors publish no setting."""
 
     stage: str
     step: str
@@ -89,34 +137,72 @@ class Step:
     setting: Callable[[Profile], object]
     follows: Callable[[Profile], bool] | None = None
     why: dict[str, str] = field(default_factory=dict)
+    checked_by: str | tuple[str, ...] | None = None
+    checked_for: Callable[[Profile], bool] | None = None
+    published: bool = True
+
+    @property
+    def tests(self) -> tuple[str, ...]:
+        """``checked_by`` as a tuple (empty without a test)."""
+        if self.checked_by is None:
+            return ()
+        return (self.checked_by,) if isinstance(self.checked_by, str) else tuple(self.checked_by)
 
     def reason(self, name: str) -> str:
         """Why profile ``name`` deviates here (``smoke``, the toy shrunk for tests, shares the toy's reasons)."""
         return self.why.get(name) or (self.why.get("toy", "") if name == "smoke" else "")
 
-    def row(self, profile: Profile) -> tuple[str, bool]:
-        same = True if self.follows is None else bool(self.follows(profile))
-        return str(self.setting(profile)), same
+    def verdict(self, profile: Profile) -> str:
+        """One of :data:`VERDICTS`: "same" only where a test checks the profile's step against the authors'."""
+        if not self.published:
+            return NO_SETTING
+        if self.follows is not None and not self.follows(profile):
+            return DEVIATION
+        tested = bool(self.tests) and (self.checked_for is None or self.checked_for(profile))
+        return SAME if tested else UNTESTED
 
+    def row(self, profile: Profile) -> tuple[str, str]:
+        return str(self.setting(profile)), self.verdict(profile)
+
+
+def _test(file: str, function: str) -> str:
+    return f"{file}::{function}"
+
+
+def _authors_test(function: str) -> str:
+    return _test(AUTHORS_PIPELINE, function)
+
+
+AUTHORS_PREPARATION = _test(COMMUNITY_READER, "test_the_authors_preparation_gives_recons_trials_voxels_and_test_betas")
+AUTHORS_RIDGE = _authors_test("test_decoders_equal_the_authors_ridge_value_for_value")
+AUTHORS_FEATURE_MATCHING = _authors_test("test_feature_matching_is_the_authors_recipe")
+AUTHORS_SAMPLER = (_test(SAMPLING, "test_img2img_follows_the_compvis_sampler_step_for_step"),
+                   _test(SAMPLING, "test_the_authors_start_keeps_0191_of_the_init_latent"))
+ALPHA_GRIDS = _authors_test("test_alpha_grids_go_to_the_targets_the_authors_give_them")
 
 STEPS: tuple[Step, ...] = (
     # ------------------------------------------------------------------ data
     Step("data", "sessions per subject", "all 37 (subj01, 02, 05, 07)", "codes/utils/make_subjmri.py",
          lambda p: p.n_sessions, lambda p: p.n_sessions == 37,
-         {"toy": "toy: the simulated NSD is small enough for CI (its sessions and trials: the simulated NSD page)"}),
+         {"toy": "toy: the simulated NSD is small enough for CI (its sessions and trials: the simulated NSD page)"},
+         checked_by=AUTHORS_PREPARATION),
     Step("data", "betas", "raw betas / 300; each voxel standardised over the training trials by the decoder",
          "codes/utils/make_subjmri.py, codes/utils/ridge.py",
          lambda p: "z-scored per voxel within each session" if p.zscore_betas_per_session
          else "raw / 300, standardised by the decoder",
          lambda p: not p.zscore_betas_per_session,
-         {"toy": "toy: the simulated brain drifts between sessions; the simulated NSD page measures both ways"}),
+         {"toy": "toy: the simulated brain drifts between sessions; the simulated NSD page measures both ways"},
+         checked_by=AUTHORS_PREPARATION),
     Step("data", "test betas", "averaged over each test image's trials", "codes/utils/make_subjmri.py",
-         lambda p: "averaged per test image"),
+         lambda p: "averaged per test image", checked_by=AUTHORS_PREPARATION),
     # -------------------------------------------------------------- decoding
-    Step("decoding", "ROIs of z", "early", "README (ridge.py --roi early)", _rois("z")),
-    Step("decoding", "ROIs of c", "ventral", "README (ridge.py --roi ventral)", _rois("c")),
+    Step("decoding", "ROIs of z", "early", "README (ridge.py --roi early), codes/utils/make_subjmri.py", _rois("z"),
+         _authors_rois("z", authors="z"), checked_by=AUTHORS_PREPARATION),
+    Step("decoding", "ROIs of c", "ventral", "README (ridge.py --roi ventral), codes/utils/make_subjmri.py",
+         _rois("c"), _authors_rois("c", authors="c"), checked_by=AUTHORS_PREPARATION),
     Step("decoding", "ROIs of BLIP, DPT, VGG19", "early, ventral, midventral, midlateral, lateral, parietal",
-         "README (ridge.py --roi ...)", _rois("blip")),
+         "README (ridge.py --roi ...), codes/utils/make_subjmri.py", _rois("blip"),
+         _authors_rois("blip", "dpt", "vgg", authors="multi"), checked_by=AUTHORS_PREPARATION),
     Step("decoding", "training betas", "single trials; averaged per image for the VGG19 conv layers "
          "('conv' in the target name)", "codes/utils/ridge.py", _trial_averaged),
     Step("decoding", "decoder", "StandardScaler, then himalaya RidgeCV: 5 contiguous folds, an alpha per "
@@ -124,38 +210,51 @@ STEPS: tuple[Step, ...] = (
          lambda p: f"StandardScaler + ridge (streamed), {p.cv_folds} contiguous folds, alpha per target, "
                    f"{'intercept' if p.decoder_intercept else 'no intercept'}",
          lambda p: p.cv_folds == 5 and not p.decoder_intercept,
-         {"smoke": "smoke: 3 folds, for seconds per section"}),
+         {"smoke": "smoke: 3 folds, for seconds per section"}, checked_by=AUTHORS_RIDGE),
     Step("decoding", "alphas of z and c", "1e-6 ... 1 (7 values)", "codes/utils/ridge.py",
          lambda p: ", ".join(f"{a:g}" for a in p.alphas_lowdim),
          lambda p: tuple(p.alphas_lowdim) == (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-         {"toy": "toy: a grid for the simulated voxels' scale, set with the simulator, not NSD's"}),
+         {"toy": "toy: a grid for the simulated voxels' scale, set with the simulator, not NSD's"},
+         checked_by=ALPHA_GRIDS),
     Step("decoding", "alphas of BLIP, DPT, VGG19", "1e4, 2e4, 4e4", "codes/utils/ridge.py",
          lambda p: ", ".join(f"{a:g}" for a in p.alphas_highdim),
          lambda p: tuple(p.alphas_highdim) == (1e4, 2e4, 4e4),
-         {"toy": "toy: a grid for the simulated voxels' scale, set with the simulator, not NSD's"}),
+         {"toy": "toy: a grid for the simulated voxels' scale, set with the simulator, not NSD's"},
+         checked_by=ALPHA_GRIDS),
     # ------------------------------------------------------------------- z, c
     Step("[30]", "z", "a sample of the VAE posterior × 0.18215, of the image Lanczos-resized to 320 px "
          "(4 × 40 × 40 for 512 px generation)", "codes/utils/img2feat_sd.py",
          lambda p: f"{'posterior sample' if p.z_latent == 'sample' else 'posterior mean'} at {p.z_size} px "
                    f"for {p.image_size} px generation",
-         lambda p: p.z_latent == "sample" and p.z_size * 512 == 320 * p.image_size),
+         lambda p: p.z_latent == "sample" and p.z_size * 512 == 320 * p.image_size,
+         checked_by=_authors_test("test_z_is_the_authors_init_latent")),
     Step("[30]", "img2img start from decoded z", "decoded z decoded by the VAE, clamped, to uint8, resized "
          "to 512 px (bicubic) and encoded again", "codes/diffusion_sd1/diffusion_decoding.py",
          lambda p: "decoded to an image and encoded again" if p.z_init == "image" else "the decoded latent itself",
-         lambda p: p.z_init == "image"),
-    Step("[30]", "c", "the text encoder's last hidden state (77 × 768), averaged over the image's captions",
-         "codes/utils/img2feat_sd.py", lambda p: "last hidden state averaged over the captions"),
+         lambda p: p.z_init == "image", checked_by=_authors_test("test_init_image_is_the_authors_decoded_z")),
+    Step("[30]", "c", "the CLIP text encoder's last hidden state (77 × 768; padded to 77, truncated), averaged "
+         "over the image's COCO captions",
+         "codes/utils/img2feat_sd.py, codes/diffusion_sd1/stable-diffusion/ldm/modules/encoders/modules.py",
+         lambda p: "last hidden state averaged over the captions",
+         checked_by=_authors_test("test_c_is_the_authors_caption_average")),
     # --------------------------------------------------------------- +T BLIP
-    Step("+T", "BLIP model", "model_base_capfilt_large.pth", "codes/caption/BLIP/img2feat_blip.py",
-         lambda p: _name(p.models.blip), lambda p: not _zoo_models(p),
-         {"toy": TOY_MODELS}),
+    Step("+T", "BLIP model", "model_base_capfilt_large.pth: BLIP's pre-trained ViT-B (CapFilt-L), not its COCO "
+         "caption fine-tune model_base_caption_capfilt_large.pth (BLIP's README)",
+         "codes/caption/BLIP/img2feat_blip.py, codes/caption/BLIP/decode_captions.py",
+         _model("blip"), _authors_model("blip"),
+         {"nsd": "nsd: no Hub id is documented as model_base_capfilt_large.pth: the card of "
+                 "Salesforce/blip-image-captioning-base describes captioning pretrained on COCO, while "
+                 "transformers' convert_blip_original_pytorch_to_hf.py converts model_base_capfilt_large.pth; "
+                 "which weights the id holds is not verified here",
+          "toy": TOY_MODELS}),
     Step("+T", "BLIP input", "Lanczos to 240 px, [0, 1] pixels without mean / std normalisation "
          "(1 + 15 × 15 tokens)", "codes/caption/BLIP/img2feat_blip.py",
          lambda p: (f"{p.blip_image_size} px" if p.blip_image_size else "the processor's size")
          + (", mean / std normalised" if p.blip_normalise else ", [0, 1] pixels"),
          lambda p: p.blip_image_size == 240 and not p.blip_normalise,
          {"toy": "toy: the zoo's BLIP was trained at 64 px with normalised inputs; feeding it otherwise would "
-                 "measure the tiny model's fragility, not the real one's"}),
+                 "measure the tiny model's fragility, not the real one's"},
+         checked_by=_authors_test("test_blip_input_is_the_authors")),
     Step("+T", "caption decoding", "beam search, 3 beams, repetition penalty 1.5, 5-20 tokens counting the "
          "prompt 'a picture of ', which is then cut", "codes/caption/BLIP/decode_captions.py",
          lambda p: f"{p.caption_beams} beams, penalty {p.repetition_penalty:g}, {p.caption_min_length}-"
@@ -163,20 +262,22 @@ STEPS: tuple[Step, ...] = (
                    + (f"prompt {p.caption_prompt!r}" if p.caption_prompt else "no prompt"),
          lambda p: (p.caption_beams, p.repetition_penalty, p.caption_min_length, p.caption_max_length,
                     p.caption_prompt) == (3, 1.5, 5, 20, "a picture of "),
-         {"toy": "toy: the zoo's BLIP was trained on bare captions, so it starts from BOS alone"}),
+         {"toy": "toy: the zoo's BLIP was trained on bare captions, so it starts from BOS alone"},
+         checked_by=_authors_test("test_captions_with_the_authors_prompt")),
     # ------------------------------------------------------------------- +G
     Step("+G", "generator", "Shen et al.'s deep generator network (relu7 GAN), from a random code clipped to "
          "[0, 3 × fc7's range]",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", lambda p: p.generator,
          lambda p: p.generator.startswith("dgn:"),
          {"nsd": "nsd: the DGN's weights are Caffe files that cannot be fetched here; generator='dgn:<file>' "
-                 "takes converted ones (random start, clipped at 0; the upper bound needs their act_range file)", "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder "
-                 "is its learned image prior"}),
+                 "takes converted ones (random start, clipped at 0; the upper bound needs their act_range file)",
+          "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder is its learned image prior"}),
     Step("+G", "VGG19 layers", "conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before the ReLU, fc6, fc7, fc8",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", _vgg_layers,
          lambda p: tuple(p.vgg_layers) == ("2", "7", "16", "25", "34", "fc6", "fc7", "fc8"),
          {"toy": "toy: the zoo's narrowed VGG19 has no fc layers, and its conv4_4 / conv5_4 lowered what +G "
-                 "recovers (recon/config.py); its three conv layers are taken before the ReLU"}),
+                 "recovers (recon/config.py); its three conv layers are taken before the ReLU"},
+         checked_by=_authors_test("test_pre_relu_and_fc_layers_are_the_linear_outputs")),
     Step("+G", "decoded VGG19 maps", "full resolution (~6.1M targets per image)", "codes/utils/ridge.py",
          lambda p: f"average-pooled to at most {p.vgg_pool} × {p.vgg_pool}", lambda p: False,
          {"nsd": "nsd: full maps would not fit the 64 GB disk (nsd_scale page)",
@@ -187,11 +288,13 @@ STEPS: tuple[Step, ...] = (
          lambda p: p.generator_rescale_features,
          {"toy": "toy: as nsd"}),
     Step("+G", "loss", "squared error per layer, weighted by 1 / ‖t‖² (weights summing to 1)",
-         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
+         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/bdpy/bdpy/recon/torch/icnn.py",
          lambda p: "squared error per layer over ‖t‖²" + (", weights summing to 1" if p.generator_optimiser == "sgd"
-                                                          else " (Adam: the same up to a scale it ignores)")),
+                                                          else " (Adam: the same up to a scale it ignores)"),
+         checked_by=AUTHORS_FEATURE_MATCHING, checked_for=lambda p: p.generator_optimiser == "sgd"),
     Step("+G", "optimisation", "SGD, lr 2 → 1e-10 linear, momentum 0.9, decay 0.01, gradient over its mean "
-         "absolute value, 200 iterations", "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, bdpy icnn.py",
+         "absolute value, 200 iterations",
+         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/bdpy/bdpy/recon/torch/icnn.py",
          lambda p: (f"SGD, lr {p.generator_lr:g} → {p.generator_lr_end:g}, momentum {p.generator_momentum:g}, "
                     f"decay {p.generator_decay:g}, normalised gradient" if p.generator_optimiser == "sgd"
                     else f"Adam, lr {p.generator_lr:g}") + f", {p.generator_steps} iterations",
@@ -199,23 +302,24 @@ STEPS: tuple[Step, ...] = (
                     p.generator_decay, p.generator_steps) == ("sgd", 2.0, 1e-10, 0.9, 0.01, 200),
          {"toy": "toy: the lr is in the units of the DGN's code and Caffe's pixels, which the VAE latent has no "
                  "counterpart of; 200 iterations would add ~55 min to the book (2 cores); float64 on a 2^-16 grid "
-                 "so that every CPU gets the same images", "smoke": "smoke: 3 steps, as toy otherwise"}),
+                 "so that every CPU gets the same images", "smoke": "smoke: 3 steps, as toy otherwise"},
+         checked_by=AUTHORS_FEATURE_MATCHING),
     Step("+G", "output", "clipped at the 4% extremes, stretched to 0-255, resized to 512 px (bicubic)",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/diffusion_sd1/diffusion_decoding.py",
          lambda p: (f"{p.generator_contrast_pct:g}% extremes clipped, stretched, bicubic to {p.image_size} px"
                     if p.generator_contrast_pct else "clamped to [0, 1]"),
-         lambda p: p.generator_contrast_pct == 4.0,
-    ),
+         lambda p: p.generator_contrast_pct == 4.0, checked_by=AUTHORS_FEATURE_MATCHING),
     # ------------------------------------------------------------ generation
-    Step("generation", "Stable Diffusion", "sd-v1-4.ckpt (CompVis)", "codes/diffusion_sd1/diffusion_decoding.py",
-         lambda p: _name(p.models.sd), lambda p: not _zoo_models(p), {"toy": TOY_MODELS}),
+    Step("generation", "Stable Diffusion", "sd-v1-4.ckpt (CompVis): CompVis/stable-diffusion-v1-4 on the Hub",
+         "codes/diffusion_sd1/diffusion_decoding.py", _model("sd"), _authors_model("sd"), {"toy": TOY_MODELS}),
     Step("generation", "sampler", "CompVis DDIM, 50 steps, eta 0, strength 0.8 (the init latent noised at "
          "timestep 801, denoised from 781), guidance scale 5",
          "codes/diffusion_sd1/diffusion_decoding.py, codes/diffusion_sd2/diffusion_decoding.py",
          _sampler,
          lambda p: (p.num_inference_steps, p.strength, p.guidance_scale, p.init_noise) == (50, 0.8, 5.0, "compvis"),
          {"toy": "toy: 20 steps (2 CPU cores); the zoo's scheduler is trained for them",
-          "smoke": "smoke: 4 steps, for seconds per section"}),
+          "smoke": "smoke: 4 steps, for seconds per section"},
+         checked_by=AUTHORS_SAMPLER),
     Step("generation", "resolution", "512 px", "codes/diffusion_sd1/diffusion_decoding.py",
          lambda p: f"{p.image_size} px", lambda p: p.image_size == 512, {"toy": TOY_CPU}),
     Step("generation", "samples and their noise", "5 per image, drawn in turn from one stream seeded once "
@@ -228,45 +332,56 @@ STEPS: tuple[Step, ...] = (
     # ------------------------------------------------------------------- +D
     Step("+D", "depth model", "DPT-Large (Intel/dpt-large), hidden states at backbone_out_indices, each "
          "layer decoded on its own", "codes/depth/img2feat_dpt.py, codes/depth/dptemb2dpt.py",
-         lambda p: _name(p.models.dpt), lambda p: not _zoo_models(p), {"toy": TOY_MODELS}),
-    Step("+D", "depth-conditioned generator", "SD 2 512-depth-ema.ckpt", "codes/diffusion_sd2/diffusion_decoding.py",
-         lambda p: _name(p.models.sd_depth), lambda p: not _zoo_models(p), {"toy": TOY_MODELS}),
+         _model("dpt"), _authors_model("dpt"), {"toy": TOY_MODELS}),
+    Step("+D", "depth-conditioned generator", "SD 2 512-depth-ema.ckpt: stabilityai/stable-diffusion-2-depth on "
+         "the Hub", "codes/diffusion_sd2/diffusion_decoding.py",
+         _model("sd_depth"), _authors_model("sd_depth"), {"toy": TOY_MODELS}),
     # ---------------------------------------------------------------- control
     Step("control", "SD 2.0 (OpenCLIP)", "no script in the repository; the control page says which "
-         "checkpoint and why", "—",
-         lambda p: _name(p.models.sd2), lambda p: not _zoo_models(p),
-         {"toy": TOY_MODELS}),
+         "checkpoint and why", "—", _model("sd2"), published=False),
+
 )
 
 
 def table(profiles=("nsd", "toy")) -> pd.DataFrame:
-    """One row per step: the authors' setting and file, each profile's setting, whether it is the authors',
-    and why not where it is not."""
+    """One row per step: the authors' setting and file, each profile's setting and verdict (:data:`VERDICTS`),
+    the tests that check it, and why a profile deviates where it does."""
     loaded = [get_profile(name) if isinstance(name, str) else name for name in profiles]
     rows = []
     for step in STEPS:
         row = {"stage": step.stage, "step": step.step, "authors": step.authors, "authors' file": step.source}
         reasons = []
         for p in loaded:
-            setting, same = step.row(p)
+            setting, verdict = step.row(p)
             row[p.name] = setting
-            row[f"{p.name}: authors'?"] = "same" if same else "deviation"
-            if not same and step.reason(p.name):
+            row[f"{p.name}: authors'?"] = verdict
+            if verdict == DEVIATION and step.reason(p.name):
                 reasons.append(step.reason(p.name))
+        row["checked by"] = ", ".join(step.tests)
         row["why"] = "; ".join(reasons)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+#: how a profile's cell in the book marks a verdict other than "same"
+CELL_MARKS = {SAME: "", UNTESTED: " (no test)", DEVIATION: " (deviation)", NO_SETTING: " (no authors' setting)"}
+
+
+def _test_functions(tests: str) -> str:
+    """``checked by`` as the book shows it: the test functions' names alone."""
+    return ", ".join(test.split("::")[-1] for test in tests.split(", ") if test)
+
+
 def book_table(profiles=("nsd", "toy")) -> pd.DataFrame:
-    """:func:`table` narrowed for a page: the authors' file after their setting, a deviation marked in the
-    profile's own cell, indexed by stage and step (nine columns of prose do not fit beside the text)."""
+    """:func:`table` narrowed for a page: the authors' file after their setting, a verdict other than "same"
+    marked in the profile's own cell, the checking tests by function name, indexed by stage and step (ten
+    columns of prose do not fit beside the text)."""
     full = table(profiles)
     names = [p if isinstance(p, str) else p.name for p in profiles]
     shown = pd.DataFrame({"authors (file)": full["authors"] + " — " + full["authors' file"]})
     for name in names:
-        deviates = full[f"{name}: authors'?"] == "deviation"
-        shown[name] = full[name].where(~deviates, full[name] + " (deviation)")
+        shown[name] = full[name] + full[f"{name}: authors'?"].map(CELL_MARKS)
+    shown["test"] = full["checked by"].map(_test_functions)
     shown["why"] = full["why"]
     shown.index = pd.MultiIndex.from_frame(full[["stage", "step"]])
     return shown
@@ -274,4 +389,4 @@ def book_table(profiles=("nsd", "toy")) -> pd.DataFrame:
 
 def unexplained(profile: Profile) -> list[str]:
     """The steps where ``profile`` deviates from the authors without a reason (should be none)."""
-    return [step.step for step in STEPS if not step.row(profile)[1] and not step.reason(profile.name)]
+    return [step.step for step in STEPS if step.verdict(profile) == DEVIATION and not step.reason(profile.name)]
