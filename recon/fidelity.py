@@ -40,11 +40,13 @@ VERDICTS = (SAME, UNTESTED, DEVIATION, NO_SETTING)
 #: CompVis/stable-diffusion-v-1-4-original, whose card points to this id for the diffusers weights. SD 2
 #: depth: stabilityai/stable-diffusion-2-depth hosts their 512-depth-ema.ckpt beside its diffusers weights.
 #: DPT: their scripts load this id. BLIP: no Hub id is documented as model_base_capfilt_large.pth (the +T row).
+#: VGG19: theirs is the Caffe VGG_ILSVRC_19_layers, which torchvision does not have (the +G row).
 AUTHORS_MODELS = {
     "sd": "CompVis/stable-diffusion-v1-4",
     "sd_depth": "stabilityai/stable-diffusion-2-depth",
     "dpt": "Intel/dpt-large",
     "blip": None,
+    "vgg19": None,
 }
 
 #: the ROIs the authors' README passes to ridge.py for each target
@@ -81,10 +83,21 @@ def _authors_rois(*targets: str, authors: str) -> Callable[[Profile], bool]:
     return lambda p: all(tuple(TARGET_ROIS[target]) == AUTHORS_ROIS[authors] for target in targets)
 
 
-def _trial_averaged(p: Profile) -> str:
+def _trial_averaged() -> set[str]:
     from .experiment import TRIAL_AVERAGED
 
-    return "averaged per image for " + ", ".join(sorted(TRIAL_AVERAGED)) + "; single trials for the rest"
+    return set(TRIAL_AVERAGED)
+
+
+def _single_trials(p: Profile) -> str:
+    rest = sorted(set(TARGET_ROIS) - _trial_averaged())
+    return "single trials for " + ", ".join(rest)
+
+
+def _vgg_training_betas(p: Profile) -> str:
+    fc = [layer for layer in p.vgg_layers if layer.startswith("fc")]
+    return ("averaged per image for every VGG19 layer" + (f" ({', '.join(fc)} too)" if fc else "")
+            + ", rows sorted by 73k id (Experiment.train_image_ids)")
 
 
 def vgg19_layer_names() -> dict[str, str]:
@@ -115,6 +128,13 @@ def _vgg_layers(p: Profile) -> str:
     known = vgg19_layer_names()
     names = [layer if layer.startswith("fc") else known.get(layer, f"features[{layer}]") for layer in p.vgg_layers]
     return ", ".join(names)
+
+
+def _vgg_network(p: Profile) -> str:
+    weights = _name(p.models.vgg19)
+    if p.vgg_width_divisor != 1:
+        return f"{weights}: torchvision's VGG19 narrowed to 1/{p.vgg_width_divisor} width, RGB, ImageNet mean / SD"
+    return f"torchvision VGG19 {weights}, RGB in [0, 1] normalised by ImageNet's mean / SD"
 
 
 TOY_MODELS = ("toy: the zoo's tiny model of the same class, trained on the simulated world (no model hub is "
@@ -186,13 +206,14 @@ STEPS: tuple[Step, ...] = (
          lambda p: p.n_sessions, lambda p: p.n_sessions == 37,
          {"toy": "toy: the simulated NSD is small enough for CI (its sessions and trials: the simulated NSD page)"},
          checked_by=AUTHORS_PREPARATION),
-    Step("data", "betas", "raw betas / 300; each voxel standardised over the training trials by the decoder",
-         "codes/utils/make_subjmri.py, codes/utils/ridge.py",
+    Step("data", "betas", "NSD's int16 values as the hdf5 stores them (beta × 300; NSDAccess.read_betas); each "
+         "voxel standardised over the training trials by the decoder's StandardScaler",
+         "codes/utils/make_subjmri.py, codes/utils/nsd_access/nsda.py, codes/utils/ridge.py",
          lambda p: "z-scored per voxel within each session" if p.zscore_betas_per_session
-         else "raw / 300, standardised by the decoder",
+         else "the int16 values / 300 (float32), standardised by the decoder: a scale the standardisation removes",
          lambda p: not p.zscore_betas_per_session,
          {"toy": "toy: the simulated brain drifts between sessions; the simulated NSD page measures both ways"},
-         checked_by=AUTHORS_PREPARATION),
+         checked_by=(AUTHORS_PREPARATION, _authors_test("test_the_decoder_sees_the_authors_int16_betas_as_ours"))),
     Step("data", "test betas", "averaged over each test image's trials", "codes/utils/make_subjmri.py",
          lambda p: "averaged per test image", checked_by=AUTHORS_PREPARATION),
     # -------------------------------------------------------------- decoding
@@ -203,8 +224,22 @@ STEPS: tuple[Step, ...] = (
     Step("decoding", "ROIs of BLIP, DPT, VGG19", "early, ventral, midventral, midlateral, lateral, parietal",
          "README (ridge.py --roi ...), codes/utils/make_subjmri.py", _rois("blip"),
          _authors_rois("blip", "dpt", "vgg", authors="multi"), checked_by=AUTHORS_PREPARATION),
-    Step("decoding", "training betas", "single trials; averaged per image for the VGG19 conv layers "
-         "('conv' in the target name)", "codes/utils/ridge.py", _trial_averaged),
+    Step("decoding", "training betas", "single trials for init_latent, c, blip and dpt_emb0-3 (ridge.py averages "
+         "only targets whose name contains 'conv')", "codes/utils/ridge.py", _single_trials,
+         lambda p: _trial_averaged() == {"vgg"}, checked_by=AUTHORS_RIDGE),
+    Step("decoding", "training betas of VGG19", "conv layers: averaged per image (betas_ave_tr), rows in the order "
+         "each image was first shown (stims_unique), the order ridge.py's 5 contiguous folds split; fc6-fc8: no "
+         "runnable setting: ridge.py would fit them on single trials ('conv' not in the name) against "
+         "make_subjstim_vgg19.py's one feature row per image",
+         "codes/utils/ridge.py, codes/utils/make_subjmri.py, codes/gan/make_subjstim_vgg19.py",
+         _vgg_training_betas, lambda p: False,
+         {"nsd": "nsd: fc6-fc8 are a reading, as their published path cannot run (single-trial betas against one "
+                 "feature row per image, and file names that ridge.py does not read); recon averages them "
+                 "per image as the conv layers, the one reading under which the rows match. And the per-image rows "
+                 "are sorted by 73k id, not in first-showing order, so the 5 folds hold other images and may "
+                 "choose other alphas",
+          "toy": "toy: the per-image rows are sorted by 73k id, not in first-showing order, so the 5 folds hold "
+                 "other images (the toy has no fc layers)"}),
     Step("decoding", "decoder", "StandardScaler, then himalaya RidgeCV: 5 contiguous folds, an alpha per "
          "target, no intercept", "codes/utils/ridge.py",
          lambda p: f"StandardScaler + ridge (streamed), {p.cv_folds} contiguous folds, alpha per target, "
@@ -272,6 +307,14 @@ STEPS: tuple[Step, ...] = (
          {"nsd": "nsd: the DGN's weights are Caffe files that cannot be fetched here; generator='dgn:<file>' "
                  "takes converted ones (random start, clipped at 0; the upper bound needs their act_range file)",
           "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder is its learned image prior"}),
+    Step("+G", "VGG19 network", "Caffe's VGG_ILSVRC_19_layers converted to PyTorch (bdpy's VGG19, figshare "
+         "brain-decoding-cookbook), BGR in Caffe's 0-255 units minus the ImageNet mean, 224 px",
+         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/make_vgg19bdpy.py, README",
+         _vgg_network, _authors_model("vgg19"),
+         {"nsd": "nsd: torchvision's IMAGENET1K_V1 VGG19 has the authors' layers under the same names, but its "
+                 "own weights (another training) and its own input convention, so its features are not theirs; "
+                 "their converted Caffe weights and BGR input are not supported",
+          "toy": "toy: the zoo's VGG19, narrowed and trained on the simulated world"}),
     Step("+G", "VGG19 layers", "conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before the ReLU, fc6, fc7, fc8",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", _vgg_layers,
          lambda p: tuple(p.vgg_layers) == ("2", "7", "16", "25", "34", "fc6", "fc7", "fc8"),
@@ -282,11 +325,20 @@ STEPS: tuple[Step, ...] = (
          lambda p: f"average-pooled to at most {p.vgg_pool} × {p.vgg_pool}", lambda p: False,
          {"nsd": "nsd: full maps would not fit the 64 GB disk (nsd_scale page)",
           "toy": "toy: as nsd, at 8 × 8 of its 64 px"}),
-    Step("+G", "targets rescaled", "each decoded layer standardised over units, rescaled to the mean feature "
-         "SD of 10,000 ImageNet images", "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
-         lambda p: "to the SD over the subject's training images" if p.generator_rescale_features else "no",
-         lambda p: p.generator_rescale_features,
-         {"toy": "toy: as nsd"}),
+    Step("+G", "targets rescaled", "bdpy normalize_feature on each image's layer: minus its mean over units, "
+         "divided by the mean over channels of each channel's spatial SD (ddof 1; over all units for fc), times "
+         "the mean of feat_std0 (the Caffe VGG19's features of 10,000 ImageNet images), plus the mean",
+         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/bdpy/bdpy/feature/feature.py",
+         lambda p: ("divided by the SD over all of the layer's units (ddof 1), conv maps too; times the mean over "
+                    "units of each unit's SD over the subject's training images (methods.rescale_to_reference)"
+                    if p.generator_rescale_features else "no"),
+         lambda p: False,
+         {"nsd": "nsd: on conv maps the SD over all units is not bdpy's mean of the channels' spatial SDs, larger "
+                 "where channels differ in mean (on fc layers the two agree); and the reference comes from the "
+                 "subject's training images through torchvision's VGG19, since the authors' feat_std0 was measured "
+                 "on their Caffe network's features",
+          "toy": "toy: as nsd"},
+         checked_by=_authors_test("test_decoded_features_rescaled_as_bdpy_on_fc_layers_but_not_on_conv_maps")),
     Step("+G", "loss", "squared error per layer, weighted by 1 / ‖t‖² (weights summing to 1)",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/bdpy/bdpy/recon/torch/icnn.py",
          lambda p: "squared error per layer over ‖t‖²" + (", weights summing to 1" if p.generator_optimiser == "sgd"
