@@ -19,6 +19,7 @@ A step has one of four verdicts per profile:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,15 +40,25 @@ VERDICTS = (SAME, UNTESTED, DEVIATION, NO_SETTING)
 #: id is documented as their checkpoint. SD 1.4: their sd-v1-4.ckpt is hosted by
 #: CompVis/stable-diffusion-v-1-4-original, whose card points to this id for the diffusers weights. SD 2
 #: depth: stabilityai/stable-diffusion-2-depth hosts their 512-depth-ema.ckpt beside its diffusers weights.
-#: DPT: their scripts load this id. BLIP: no Hub id is documented as model_base_capfilt_large.pth (the +T row).
-#: VGG19: theirs is the Caffe VGG_ILSVRC_19_layers, which torchvision does not have (the +G row).
+#: DPT and CLIP: their scripts load these ids. AlexNet and Inception-v3: torchvision's ``pretrained=True``, the
+#: IMAGENET1K_V1 weights. BLIP: no Hub id is documented as model_base_capfilt_large.pth (the +T row). VGG19:
+#: theirs is the Caffe VGG_ILSVRC_19_layers, which torchvision does not have (the +G row).
 AUTHORS_MODELS = {
     "sd": "CompVis/stable-diffusion-v1-4",
     "sd_depth": "stabilityai/stable-diffusion-2-depth",
     "dpt": "Intel/dpt-large",
+    "clip_eval": "openai/clip-vit-large-patch14",
+    "alexnet": "IMAGENET1K_V1",
+    "inception": "IMAGENET1K_V1",
     "blip": None,
     "vgg19": None,
 }
+
+#: NSD's stimuli are 425 x 425 px (nsd_stimuli.hdf5's imgBrick), which recon reads as stored
+NSD_STIMULUS_PX = 425
+#: DPT-Large's depth map side: its 1 + 24 x 24 tokens (the 577 that the authors' dptemb2dpt.py reshapes to) of
+#: 16 px patches, a 384 px input, whose size its head returns the map at
+DPT_LARGE_DEPTH_PX = 384
 
 #: the ROIs the authors' README passes to ridge.py for each target
 AUTHORS_ROIS = {"z": ("early",), "c": ("ventral",),
@@ -57,6 +68,7 @@ AUTHORS_ROIS = {"z": ("early",), "c": ("ventral",),
 AUTHORS_PIPELINE = "tests/test_authors_pipeline.py"
 COMMUNITY_READER = "tests/test_community_reader.py"
 SAMPLING = "tests/test_sampling.py"
+EVALUATE = "tests/test_evaluate.py"
 
 
 def _name(model_id: str) -> str:
@@ -124,6 +136,13 @@ def _sampler(p: Profile) -> str:
             f"from {first}: {p.init_noise}'s), scale {p.guidance_scale:g}")
 
 
+def _noised_above_first(p: Profile) -> str:
+    from .sampling import noising_timesteps
+
+    noised, first = noising_timesteps(p.num_inference_steps, p.strength, p.init_noise)
+    return ("keeps it" if noised != first else "departs") + f": noised at {noised}, denoised from {first}"
+
+
 def _vgg_layers(p: Profile) -> str:
     known = vgg19_layer_names()
     names = [layer if layer.startswith("fc") else known.get(layer, f"features[{layer}]") for layer in p.vgg_layers]
@@ -135,6 +154,57 @@ def _vgg_network(p: Profile) -> str:
     if p.vgg_width_divisor != 1:
         return f"{weights}: torchvision's VGG19 narrowed to 1/{p.vgg_width_divisor} width, RGB, ImageNet mean / SD"
     return f"torchvision VGG19 {weights}, RGB in [0, 1] normalised by ImageNet's mean / SD"
+
+
+def _stimulus_px(p: Profile) -> int:
+    """The side at which recon reads the stimuli: NSD's, or the simulated NSD's."""
+    return getattr(p.simulation, "image_size", NSD_STIMULUS_PX) if p.simulation is not None else NSD_STIMULUS_PX
+
+
+def _dpt_input(p: Profile) -> str:
+    return f"the stimulus as stored ({_stimulus_px(p)} px) straight into the processor (features.dpt_hidden_states)"
+
+
+def _dpt_depth_px(p: Profile) -> int | None:
+    """The side of the depth map DPT's head returns: DPT-Large's, or, for a zoo DPT, 16 px per row of its tokens
+    (its input side over its patch size), as DPT's neck and head with their default reassemble factors (4, 2, 1,
+    0.5) return it (DPT-Large: 24 rows, 384 px; tests/test_authors_pipeline.py measures the toy's)."""
+    if p.models.dpt == AUTHORS_MODELS["dpt"]:
+        return DPT_LARGE_DEPTH_PX
+    folder = Path(p.models.dpt)
+    try:
+        size = json.loads((folder / "preprocessor_config.json").read_text())["size"]["height"]
+        patch = json.loads((folder / "config.json").read_text())["patch_size"]
+    except (OSError, KeyError, ValueError):
+        return None
+    return size // patch * 16
+
+
+def _depth_map(p: Profile) -> str:
+    side = _dpt_depth_px(p)
+    return (f"DPT's {side if side else '?'} px map bicubic to {p.image_size} px (recipes.depth), then diffusers' "
+            f"depth2img bicubic to the latent size and min-max to [-1, 1]: two resamplings")
+
+
+def _evaluation_networks(p: Profile) -> str:
+    return (f"AlexNet {_name(p.models.alexnet)}, Inception-v3 {_name(p.models.inception)}, "
+            f"CLIP {_name(p.models.clip_eval)}")
+
+
+def _cnn_input(p: Profile) -> str:
+    return (f"bilinear (torch, antialiased, in float) of the short side to {p.eval_resolution} px, centre crop, "
+            f"ImageNet mean / SD; the same tensor to both")
+
+
+def _clip_features(p: Profile) -> str:
+    early, middle = p.clip_eval_layers
+    return (f"the processor's input; the vision tower's hidden states {early} and {middle}, the projected pooled "
+            f"output (not L2-normalised: r does not see the scale)")
+
+
+def _evaluation_precision(p: Profile) -> str:
+    return (f"AlexNet, Inception-v3 float32, CLIP {p.dtype}; r from float32 products summed in float64 "
+            f"(evaluate.correlation_matrix)")
 
 
 TOY_MODELS = ("toy: the zoo's tiny model of the same class, trained on the simulated world (no model hub is "
@@ -234,9 +304,9 @@ STEPS: tuple[Step, ...] = (
          "codes/utils/ridge.py, codes/utils/make_subjmri.py, codes/gan/make_subjstim_vgg19.py",
          _vgg_training_betas, lambda p: False,
          {"nsd": "nsd: fc6-fc8 are a reading, as their published path cannot run (single-trial betas against one "
-                 "feature row per image, and file names that ridge.py does not read); recon averages them "
-                 "per image as the conv layers, the one reading under which the rows match. And the per-image rows "
-                 "are sorted by 73k id, not in first-showing order, so the 5 folds hold other images and may "
+                 "feature row per image, and file names that ridge.py does not read: quirks below); recon averages "
+                 "them per image as the conv layers, the one reading under which the rows match. And the per-image "
+                 "rows are sorted by 73k id, not in first-showing order, so the 5 folds hold other images and may "
                  "choose other alphas",
           "toy": "toy: the per-image rows are sorted by 73k id, not in first-showing order, so the 5 folds hold "
                  "other images (the toy has no fc layers)"}),
@@ -256,6 +326,11 @@ STEPS: tuple[Step, ...] = (
          lambda p: tuple(p.alphas_highdim) == (1e4, 2e4, 4e4),
          {"toy": "toy: a grid for the simulated voxels' scale, set with the simulator, not NSD's"},
          checked_by=ALPHA_GRIDS),
+    Step("decoding", "stored features", "float32 (.npy and .mat of float32 arrays; ridge.py's predictions float32)",
+         "codes/utils/img2feat_sd.py, codes/utils/ridge.py, codes/gan/make_vgg19bdpy.py",
+         lambda p: f"{p.feature_dtype} (feature_dtype), features and decoded features",
+         lambda p: p.feature_dtype == "float32",
+         {"nsd": "nsd: float16, so that one subject's features fit the 64 GB disk (README)", "toy": "toy: as nsd"}),
     # ------------------------------------------------------------------- z, c
     Step("[30]", "z", "a sample of the VAE posterior × 0.18215, of the image Lanczos-resized to 320 px "
          "(4 × 40 × 40 for 512 px generation)", "codes/utils/img2feat_sd.py",
@@ -381,17 +456,101 @@ STEPS: tuple[Step, ...] = (
          {"nsd": "nsd: a sample's noise does not depend on which images run together or in what order; "
                  "the draws are distributed alike", "toy": "toy: as nsd",
           "smoke": "smoke: 2 samples, as nsd otherwise"}),
+    Step("generation", "model arithmetic", "float32 for z's VAE encoding, BLIP, DPT and the evaluation networks; "
+         "SD 1.4 sampled under torch.autocast (float16 where autocast casts); SD 2 depth in float32 (its "
+         "torch.autocast('cuda') is a bare expression, never entered)",
+         "codes/utils/img2feat_sd.py, codes/caption/BLIP/img2feat_blip.py, codes/depth/img2feat_dpt.py, "
+         "codes/diffusion_sd1/diffusion_decoding.py, codes/diffusion_sd2/diffusion_decoding.py, "
+         "codes/utils/img2feat_decoded.py",
+         lambda p: f"every transformers / diffusers model in {p.dtype} (the profile's dtype); torchvision's float32",
+         lambda p: False,
+         {"nsd": "nsd: one dtype, float16, for every Hub model on the GPU; its effect against the authors' "
+                 "float32 features is not measured",
+          "toy": "toy: float32 on the CPU, SD 1.4's stand-in included (no autocast)"}),
     # ------------------------------------------------------------------- +D
-    Step("+D", "depth model", "DPT-Large (Intel/dpt-large), hidden states at backbone_out_indices, each "
-         "layer decoded on its own", "codes/depth/img2feat_dpt.py, codes/depth/dptemb2dpt.py",
+    Step("+D", "depth model", "Intel/dpt-large", "codes/depth/img2feat_dpt.py, codes/depth/dptemb2dpt.py",
          _model("dpt"), _authors_model("dpt"), {"toy": TOY_MODELS}),
+    Step("+D", "DPT input", "the stimulus Lanczos-resized to 512 px, then the processor (to DPT-Large's 384 px)",
+         "codes/depth/img2feat_dpt.py", _dpt_input, lambda p: _stimulus_px(p) == p.image_size,
+         {"nsd": "nsd: the Lanczos resize to 512 px before the processor's own resize is not reproduced: the "
+                 "425 px stimulus goes to the processor as stored"},
+         checked_by=_authors_test("test_dpt_hidden_states_are_the_authors_at_the_generation_size")),
+    Step("+D", "DPT hidden states", "hidden_states[1:] at backbone_out_indices (4 layers of 577 × 1024), each "
+         "layer decoded on its own", "codes/depth/img2feat_dpt.py, codes/depth/dptemb2dpt.py",
+         lambda p: "hidden_states[1:] at backbone_out_indices, decoded one layer at a time",
+         checked_by=_authors_test("test_dpt_hidden_states_are_the_authors_at_the_generation_size")),
+    Step("+D", "depth map", "the neck and head on the decoded states; DPT's 384 px map bicubic to 64 × 64 once, "
+         "then min-max to [-1, 1]", "codes/depth/dptemb2dpt.py", _depth_map,
+         lambda p: _dpt_depth_px(p) == p.image_size,
+         {"nsd": "nsd: recon keeps depth maps at the generation size (recipes.depth) and diffusers' pipeline "
+                 "resizes what it is given to the latent size: 384 → 512 → 64 where the authors resize "
+                 "384 → 64; the difference is not measured on NSD",
+          "toy": "toy: as nsd, 128 → 64 → 16"},
+         checked_by=_authors_test("test_depth_map_is_resampled_twice_where_the_authors_resample_once")),
     Step("+D", "depth-conditioned generator", "SD 2 512-depth-ema.ckpt: stabilityai/stable-diffusion-2-depth on "
          "the Hub", "codes/diffusion_sd2/diffusion_decoding.py",
          _model("sd_depth"), _authors_model("sd_depth"), {"toy": TOY_MODELS}),
     # ---------------------------------------------------------------- control
     Step("control", "SD 2.0 (OpenCLIP)", "no script in the repository; the control page says which "
          "checkpoint and why", "—", _model("sd2"), published=False),
-
+    # ------------------------------------------------------------- evaluation
+    Step("evaluation", "networks", "torchvision AlexNet and Inception-v3 (pretrained=True: IMAGENET1K_V1), "
+         "CLIP openai/clip-vit-large-patch14", "codes/utils/img2feat_decoded.py",
+         _evaluation_networks, _authors_model("alexnet", "inception", "clip_eval"),
+         {"toy": "toy: seeded random-feature networks of AlexNet's and Inception-v3's architectures (full-size "
+                 "ones would not fit the repository) and the zoo's CLIP"}),
+    Step("evaluation", "CNN input", "PIL image, Resize(299) (PIL's bilinear on uint8), CenterCrop(299), "
+         "ToTensor, ImageNet mean / SD; AlexNet gets Inception's input", "codes/utils/img2feat_decoded.py",
+         _cnn_input, lambda p: p.eval_resolution == 299,
+         {"toy": "toy: 96 px, for the CPU budget (book/how_built.md)"},
+         checked_by=_authors_test("test_cnn_input_is_the_authors_within_a_grey_level")),
+    Step("evaluation", "CNN layers", "Inception-v3's flatten (2048, after the average pool); AlexNet features.5, "
+         "features.12, classifier.5", "codes/utils/img2feat_decoded.py",
+         lambda p: "Inception-v3's avgpool, flattened; AlexNet features.5, features.12, classifier.5",
+         checked_by=_authors_test("test_evaluation_features_are_the_authors_layers")),
+    Step("evaluation", "CLIP features", "CLIPProcessor(text='', images=...) on the PIL image; image_embeds; the "
+         "vision tower's hidden states 6 and 12", "codes/utils/img2feat_decoded.py",
+         _clip_features, lambda p: tuple(p.clip_eval_layers) == (6, 12),
+         {"toy": "toy: the zoo's CLIP vision tower has 3 layers: its hidden states 1 and 2 stand for 6 and 12"},
+         checked_by=_authors_test("test_evaluation_features_are_the_authors_layers")),
+    Step("evaluation", "precision", "float32 networks; r by np.corrcoef (float64)",
+         "codes/utils/img2feat_decoded.py, codes/utils/identification.py",
+         _evaluation_precision, lambda p: p.dtype == "float32",
+         {"nsd": "nsd: CLIP in float16, the profile's dtype (model arithmetic above)"},
+         checked_by=_test(EVALUATE, "test_float32_products_equal_the_float64_einsum")),
+    Step("evaluation", "identification", "r of the original with each of the 5 samples, averaged; image i wins "
+         "against j when its mean r is strictly greater ('>': ties fail); the mean over images",
+         "codes/utils/identification.py",
+         lambda p: "the same (evaluate.correlation_matrix, identification_accuracy)",
+         checked_by=(_authors_test("test_identification_is_the_authors_loop"),
+                     _test(EVALUATE, "test_ties_count_as_failures"))),
+    # -------------------------------------------------------- authors' quirks
+    Step("authors' quirks", "init latent noised a step early", "stochastic_encode noises at ddim_timesteps[t_enc] "
+         "(801), one DDIM step above the first step decode denoises (781)",
+         "codes/diffusion_sd1/diffusion_decoding.py, codes/diffusion_sd1/stable-diffusion/ldm/models/diffusion/ddim.py",
+         _noised_above_first,
+         lambda p: p.init_noise == "compvis",
+         {"nsd": "nsd: init_noise 'diffusers' noises at the first step denoised, as diffusers does"},
+         checked_by=AUTHORS_SAMPLER),
+    Step("authors' quirks", "VGG19 targets' file names", "make_subjstim_vgg19.py writes {subject}_{layer}_tr.npy "
+         "and _te.npy; ridge.py reads {subject}_each_{target}_tr.npy and {subject}_ave_{target}_te.npy: as "
+         "published, no VGG19 layer is decoded",
+         "codes/gan/make_subjstim_vgg19.py, codes/utils/ridge.py",
+         lambda p: "departs: every layer is decoded (one feature matrix, Experiment.decoded('vgg'))",
+         lambda p: False,
+         {"nsd": "nsd: a run must bridge the names to decode anything; then the conv layers run and fc6-fc8 "
+                 "meet the row mismatch (training betas of VGG19, above)", "toy": "toy: as nsd"}),
+    Step("authors' quirks", "colour order around VGG19", "make_vgg19bdpy.py feeds RGB (minus ilsvrc_2012_mean's "
+         "BGR-ordered means) to the BGR Caffe network, while +G's image_preprocess feeds it BGR; the +G image is "
+         "then saved with its channels reversed ([2, 1, 0]), which undoes the swap this makes",
+         "codes/gan/make_vgg19bdpy.py, codes/gan/bdpy/bdpy/dl/torch/torch.py, "
+         "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
+         lambda p: "departs from both: RGB for the stimuli and the +G image alike; the +G image goes to Stable "
+                   "Diffusion as generated",
+         lambda p: False,
+         {"nsd": "nsd: torchvision's VGG19 takes one input convention for both, so there is no swap to undo; "
+                 "Stable Diffusion gets the colours in the stimulus's order, as after the authors' two reversals",
+          "toy": "toy: as nsd"}),
 )
 
 

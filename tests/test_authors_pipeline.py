@@ -201,6 +201,65 @@ def test_captions_with_the_authors_prompt(toy, images):
         assert caption == theirs.strip()
 
 
+# ------------------------------------------------------------------------------------------------ +D
+def _authors_dpt_hidden_states(model, processor, img_arr, resolution):
+    """img2feat_dpt.py: PIL Lanczos to the generation size, the processor, the model's hidden_states[1:] at
+    backbone_out_indices (the four layers the neck reads)."""
+    image = Image.fromarray(img_arr).convert("RGB").resize((resolution, resolution), resample=Image.LANCZOS)
+    outputs = model(**processor(images=image, return_tensors="pt"), output_hidden_states=True)
+    return np.stack([feature[0].numpy() for idx, feature in enumerate(outputs.hidden_states[1:])
+                     if idx in model.config.backbone_out_indices])
+
+
+@torch.no_grad()
+def test_dpt_hidden_states_are_the_authors_at_the_generation_size(toy, images):
+    """The toy's stimuli have the generation size (64 px), so the authors' Lanczos resize changes nothing and
+    recon's hidden states are theirs. From another size (NSD's 425 px, for 512) recon, which hands the processor
+    the stimulus as stored, differs: the fidelity table's deviation on nsd."""
+    from recon import fidelity
+
+    model, processor = models.dpt(toy)
+    at_generation_size = features.pil_resize(images, toy.image_size)
+    ours = features.dpt_hidden_states(model, processor, at_generation_size, progress=False)
+    for image, states in zip(at_generation_size, ours):
+        np.testing.assert_allclose(states, _authors_dpt_hidden_states(model, processor, image, toy.image_size),
+                                   atol=1e-5)
+    assert fidelity._stimulus_px(toy) == toy.image_size
+    as_stored = features.dpt_hidden_states(model, processor, images[:1], progress=False)  # 96 px stimuli
+    assert not np.allclose(as_stored[0], _authors_dpt_hidden_states(model, processor, images[0], toy.image_size),
+                           atol=1e-3)
+
+
+@torch.no_grad()
+def test_depth_map_is_resampled_twice_where_the_authors_resample_once(toy, images):
+    """dptemb2dpt.py: the neck and head on the hidden states, the depth map resized once (bicubic) to the latent
+    size, then min-max to [-1, 1]. recon resizes DPT's map to the generation size (recipes.depth) and diffusers'
+    depth2img resizes that to the latent size and min-max scales it: the authors' map only where DPT's map has
+    the generation size already. The toy's DPT returns 128 px for 64 px images (DPT-Large: 384 for 512)."""
+    from recon import fidelity
+
+    model, processor = models.dpt(toy)
+    pipe = models.depth2img(toy)
+    states = features.dpt_hidden_states(model, processor, features.pil_resize(images, toy.image_size), progress=False)
+    tokens = torch.from_numpy(states)
+    side = int(round(np.sqrt(tokens.shape[2] - 1)))
+    predicted_depth = model.head(model.neck([tokens[:, i] for i in range(tokens.shape[1])], side, side))
+    assert predicted_depth.shape[-1] == fidelity._dpt_depth_px(toy) != toy.image_size
+    latent = toy.image_size // pipe.vae_scale_factor
+    cc = torch.nn.functional.interpolate(predicted_depth.unsqueeze(1), size=(latent, latent), mode="bicubic",
+                                         align_corners=False)
+    depth_min, depth_max = torch.amin(cc, dim=[1, 2, 3], keepdim=True), torch.amax(cc, dim=[1, 2, 3], keepdim=True)
+    theirs = 2.0 * (cc - depth_min) / (depth_max - depth_min) - 1.0
+    init_images = np.zeros((len(images), toy.image_size, toy.image_size, 3), dtype=np.float32)
+
+    def in_the_pipeline(size):  # recon's depth map at ``size``, as depth2img prepares it for the UNet
+        depth = torch.from_numpy(methods.depth_from_hidden_states(model, states, size, progress=False))
+        return pipe.prepare_depth_map(init_images, depth, len(images), False, torch.float32, torch.device("cpu"))
+
+    assert (in_the_pipeline(toy.image_size) - theirs).abs().max() > 1e-2
+    torch.testing.assert_close(in_the_pipeline(predicted_depth.shape[-1]), theirs, rtol=1e-5, atol=1e-5)
+
+
 def test_overlap_list_formats(tmp_path, toy):
     zero_based = tmp_path / "zero.csv"
     pd.DataFrame({"nsdId": [2950, 72999]}).to_csv(zero_based, index=False)
@@ -320,7 +379,6 @@ def _bdpy_normalize_feature(ft, scale, channel_axis=0, std_ddof=1):
     return (ft - feat_mean) / feat_std * scale + feat_mean
 
 
-
 def test_decoded_features_rescaled_as_bdpy_on_fc_layers_but_not_on_conv_maps():
     """recon divides each image's layer by its SD over all units (ddof 1). On fc layers that is bdpy's; on conv maps
     (recon's columns are C x H x W, as vgg_activations flattens them) bdpy divides by the mean of the channels'
@@ -339,7 +397,6 @@ def test_decoded_features_rescaled_as_bdpy_on_fc_layers_but_not_on_conv_maps():
         np.testing.assert_allclose(ours["16"][k], over_all_units.reshape(-1), rtol=1e-5, atol=1e-5)
         authors = _bdpy_normalize_feature(conv[k], reference["16"]).reshape(-1)
         assert ours["16"][k].std() < 0.5 * authors.std()  # channels 2 apart in mean, 0.5 within: ~4x smaller
-
 
 
 def test_dgn_code_starts_random_and_stays_in_relu7_range():

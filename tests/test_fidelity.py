@@ -79,10 +79,12 @@ def verdicts(profile) -> dict[str, set[str]]:
 def test_nsd_deviates_only_where_the_book_says():
     nsd = verdicts(get_profile("nsd"))
     assert nsd[fidelity.DEVIATION] == {
-        "training betas of VGG19", "BLIP model", "generator", "VGG19 network", "decoded VGG19 maps",
-        "targets rescaled", "samples and their noise"}
+        "training betas of VGG19", "stored features", "BLIP model", "generator", "VGG19 network",
+        "decoded VGG19 maps", "targets rescaled", "samples and their noise", "model arithmetic", "DPT input",
+        "depth map", "precision", "VGG19 targets' file names", "colour order around VGG19"}
     # the authors' setting, with nothing but its value checked: model ids (no weights to compare here) and the size
-    assert nsd[fidelity.UNTESTED] == {"Stable Diffusion", "resolution", "depth model", "depth-conditioned generator"}
+    assert nsd[fidelity.UNTESTED] == {"Stable Diffusion", "resolution", "depth model", "depth-conditioned generator",
+                                      "networks"}
     assert nsd[fidelity.NO_SETTING] == {"SD 2.0 (OpenCLIP)"}
     table = fidelity.table(("nsd",)).set_index("step")
     assert table.loc["z", "nsd"] == "posterior sample at 320 px for 512 px generation"
