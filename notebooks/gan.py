@@ -43,20 +43,24 @@
 # The code starts where the recipe says (the mean image, zero latent, or the DGN's random code), not at
 # the decoded z, so that the +G image comes from the decoded VGG19 features alone, as the paper's does.
 # The objective is the authors' (bdpy's `icnn`, as their `recon_icnn_image_vgg19_dgn_relu7gen_gd.py`
-# runs it; `tests/test_authors_pipeline.py` runs their loop beside ours and they agree): each decoded
-# layer is standardised over its units and rescaled to a reference SD (here each layer's SD over the
-# subject's training images; theirs, over 10,000 ImageNet images), the layers are weighted by 1 / ‖t‖²,
-# and the image is contrast-stretched at the end (the 4% extremes clipped, then 0-255). On `nsd` the
-# layers and the optimisation are theirs too: conv1_2, conv2_2, conv3_4, conv4_4 and conv5_4 before their
-# ReLU plus fc6, fc7 and fc8; SGD with momentum 0.9 at a learning rate going from 2 to 1e-10, the gradient
-# divided by its mean absolute value, the code shrunk by 1% after each step, 200 iterations. Two
-# deviations remain there: the conv maps are average-pooled to 14 × 14 (the authors decode the full maps,
-# about 6.1 million targets, which would not fit the disk), and the generator is not the DGN (above).
-# The toy matches three layers of its narrowed VGG19, conv1_2, conv2_2 and conv3_4 before their ReLU (it
-# has no fc layers), rescaled and contrast-stretched as theirs, with Adam: the authors' learning rate is in the units of the DGN's code and of Caffe's pixels, which
-# the toy VAE's latent has no counterpart of, and their 200 iterations would add about 55 minutes to
-# the book on 2 cores. The [fidelity table](fidelity.ipynb) lists each step. The VGG19 decoder is fitted
-# on betas averaged over each image's trials, as in the authors' code.
+# runs it; `tests/test_authors_pipeline.py` runs their loop beside ours and they agree): the layers are
+# weighted by 1 / ‖t‖², and the image is contrast-stretched at the end (the 4% extremes clipped, then
+# 0-255). Before it each decoded layer is standardised and rescaled to a reference SD, as theirs is, but
+# not in the same way: recon divides a layer by its SD over all its units, where bdpy divides a conv map
+# by the mean of its channels' spatial SDs (for fc layers the two agree), and the reference is each
+# layer's SD over the subject's training images, where theirs comes from 10,000 ImageNet images through
+# their network. On `nsd` the layers and the optimisation are theirs: conv1_2, conv2_2, conv3_4, conv4_4
+# and conv5_4 before their ReLU plus fc6, fc7 and fc8; SGD with momentum 0.9 at a learning rate going
+# from 2 to 1e-10, the gradient divided by its mean absolute value, the code shrunk by 1% after each step,
+# 200 iterations. The network is not: torchvision's VGG19 has their layers under the same names, but not
+# the Caffe weights and input of theirs. The conv maps are average-pooled to 14 × 14 (the authors decode
+# the full maps, about 6.1 million targets, which would not fit the disk), and the generator is not the
+# DGN (above). The toy matches three layers of its narrowed VGG19, conv1_2, conv2_2 and conv3_4 before
+# their ReLU (it has no fc layers), rescaled and contrast-stretched as on `nsd`, with Adam: the authors'
+# learning rate is in the units of the DGN's code and of Caffe's pixels, which the toy VAE's latent has no
+# counterpart of, and their 200 iterations would add about 55 minutes to the book on 2 cores. The VGG19
+# decoder is fitted on betas averaged over each image's trials, as the authors fit the conv layers. The
+# [fidelity table](fidelity.ipynb) lists each step and each of these deviations.
 # This page uses the {glue:text}`gan_generator` generator, {glue:text}`gan_steps` steps of
 # {glue:text}`gan_optimiser` at a starting
 # learning rate of {glue:text}`gan_lr`, computed in {glue:text}`gan_dtype`. The arithmetic matters

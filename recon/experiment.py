@@ -46,6 +46,12 @@ TRIAL_AVERAGED = {"vgg"}
 TRAINING_SD = {"vgg"}
 
 
+def decoder_alphas(profile: Profile, target: str) -> tuple[float, ...]:
+    """The ridge alphas ``target`` is decoded with: the profile's small grid for z and c (and c_sd2), its large
+    grid for the rest, as the authors' ridge.py gives its small grid to c and init_latent alone."""
+    return profile.alphas_lowdim if target in LOW_DIMENSIONAL else profile.alphas_highdim
+
+
 def check_true_inputs(method: str, true) -> tuple[str, ...]:
     """``true`` (names of :data:`TRUE_INPUTS`, or ``"all"`` for :func:`all_true`) checked against ``method``'s
     inputs, in a canonical order."""
@@ -271,7 +277,7 @@ class Experiment:
         DPT is decoded one layer at a time, as the authors did."""
         p = self.profile
         rois = TARGET_ROIS[target]
-        alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
+        alphas = decoder_alphas(p, target)
 
         def fit(writer):
             truth = self.stimulus_features(target, "test")
@@ -305,7 +311,7 @@ class Experiment:
     def _decoded_key(self, target: str) -> list:
         p = self.profile
         rois = TARGET_ROIS[target]
-        alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
+        alphas = decoder_alphas(p, target)
         return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED),
                          self._feature_settings(target), {"intercept": p.decoder_intercept},
                          target in TRAINING_SD, *self._decoder_arithmetic())

@@ -11,6 +11,8 @@ from PIL import Image
 from recon import control, features, methods, models
 from recon.profiles import get_profile
 from recon.decode import RidgeDecoder
+from recon.experiment import decoder_alphas
+from recon.nsd import BETA_SCALE
 from recon.config import ConfigError
 from recon.ridge_streamed import StreamedRidgeCV
 from recon.toy import scenes
@@ -67,6 +69,33 @@ def test_the_intercept_option_adds_the_training_mean(decoding_data):
     assert get_profile("nsd").decoder_intercept is False and get_profile("toy").decoder_intercept is False
 
 
+def test_the_decoder_sees_the_authors_int16_betas_as_ours(decoding_data):
+    """make_subjmri.py keeps NSD's int16 values (beta x 300, as NSDAccess.read_betas returns them) and ridge.py
+    casts them to float32; recon's reader divides them by 300 into float32. The StandardScaler in front of both
+    decoders removes the scale: the decoded features agree."""
+    X, Y, index, X_test = decoding_data
+    stored, stored_test = (np.round(x * BETA_SCALE).astype(np.int16) for x in (X, X_test))
+    theirs = _authors_ridge(stored, Y[index], stored_test, ALPHAS)
+    ours = StreamedRidgeCV(alphas=ALPHAS, cv=5).fit((stored / BETA_SCALE).astype(np.float32), Y, index)
+    np.testing.assert_allclose(ours.predict((stored_test / BETA_SCALE).astype(np.float32)), theirs, atol=1e-4)
+
+
+def _authors_alphas(target: str) -> list[float]:
+    """ridge.py's grid for a target named as theirs: the small one for c and init_latent, the large for the rest."""
+    if target == 'c' or target == 'init_latent':
+        return [0.000001, 0.00001, 0.0001, 0.001, 0.01, 0.1, 1]
+    return [10000, 20000, 40000]
+
+
+def test_alpha_grids_go_to_the_targets_the_authors_give_them():
+    """Each of recon's targets, named as the authors' scripts name it, is decoded over their grid on nsd."""
+    nsd = get_profile("nsd")
+    their_names = {"z": "init_latent", "c": "c", "blip": "blip", "dpt": "dpt_emb0", "vgg": "conv1_2"}
+    for ours, theirs in their_names.items():
+        assert list(decoder_alphas(nsd, ours)) == _authors_alphas(theirs), ours
+    assert list(decoder_alphas(nsd, "vgg")) == _authors_alphas("fc6")  # fc layers too, had they run
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     return get_profile("toy", cache_dir=tmp_path_factory.mktemp("cache"))
@@ -114,6 +143,23 @@ def test_init_image_is_the_authors_decoded_z(toy, images):
 
 
 @torch.no_grad()
+def test_c_is_the_authors_caption_average(toy):
+    """img2feat_sd.py: model.get_learned_conditioning(captions).mean(axis=0), where the FrozenCLIPEmbedder of their
+    ldm/modules/encoders/modules.py tokenises with truncation and padding to max_length (77; the toy tokenizer's
+    own here) and returns the text transformer's last_hidden_state: one mean over each image's captions."""
+    pipe = models.img2img(toy)
+    captions = [["a red ball on green grass", "a ball", "red"], ["a blue cube"],
+                ["two shapes on a plain background, one of them a large yellow triangle", "a scene"]]
+    ours = features.text_embeddings(pipe, captions, progress=False)
+    for group, c in zip(captions, ours):
+        tokens = pipe.tokenizer(group, truncation=True, max_length=pipe.tokenizer.model_max_length, return_length=True,
+                                return_overflowing_tokens=False, padding="max_length", return_tensors="pt")["input_ids"]
+        theirs = pipe.text_encoder(input_ids=tokens).last_hidden_state.mean(axis=0)
+        np.testing.assert_allclose(c, theirs.numpy(), atol=1e-5)
+    assert ours.shape[1] == pipe.tokenizer.model_max_length
+
+
+@torch.no_grad()
 def test_blip_input_is_the_authors(toy, images):
     """img2feat_blip.py: PIL Lanczos to 240 px, torchvision ToTensor() (no mean / std), the ViT's output;
     here at 48 px on the toy BLIP (trained at 64), whose position embeddings are interpolated."""
@@ -153,6 +199,65 @@ def test_captions_with_the_authors_prompt(toy, images):
             eos_token_id=config.sep_token_id, pad_token_id=config.pad_token_id, do_sample=False, **settings)
         theirs = processor.tokenizer.decode(outputs[0], skip_special_tokens=True)[len(prompt):]
         assert caption == theirs.strip()
+
+
+# ------------------------------------------------------------------------------------------------ +D
+def _authors_dpt_hidden_states(model, processor, img_arr, resolution):
+    """img2feat_dpt.py: PIL Lanczos to the generation size, the processor, the model's hidden_states[1:] at
+    backbone_out_indices (the four layers the neck reads)."""
+    image = Image.fromarray(img_arr).convert("RGB").resize((resolution, resolution), resample=Image.LANCZOS)
+    outputs = model(**processor(images=image, return_tensors="pt"), output_hidden_states=True)
+    return np.stack([feature[0].numpy() for idx, feature in enumerate(outputs.hidden_states[1:])
+                     if idx in model.config.backbone_out_indices])
+
+
+@torch.no_grad()
+def test_dpt_hidden_states_are_the_authors_at_the_generation_size(toy, images):
+    """The toy's stimuli have the generation size (64 px), so the authors' Lanczos resize changes nothing and
+    recon's hidden states are theirs. From another size (NSD's 425 px, for 512) recon, which hands the processor
+    the stimulus as stored, differs: the fidelity table's deviation on nsd."""
+    from recon import fidelity
+
+    model, processor = models.dpt(toy)
+    at_generation_size = features.pil_resize(images, toy.image_size)
+    ours = features.dpt_hidden_states(model, processor, at_generation_size, progress=False)
+    for image, states in zip(at_generation_size, ours):
+        np.testing.assert_allclose(states, _authors_dpt_hidden_states(model, processor, image, toy.image_size),
+                                   atol=1e-5)
+    assert fidelity._stimulus_px(toy) == toy.image_size
+    as_stored = features.dpt_hidden_states(model, processor, images[:1], progress=False)  # 96 px stimuli
+    assert not np.allclose(as_stored[0], _authors_dpt_hidden_states(model, processor, images[0], toy.image_size),
+                           atol=1e-3)
+
+
+@torch.no_grad()
+def test_depth_map_is_resampled_twice_where_the_authors_resample_once(toy, images):
+    """dptemb2dpt.py: the neck and head on the hidden states, the depth map resized once (bicubic) to the latent
+    size, then min-max to [-1, 1]. recon resizes DPT's map to the generation size (recipes.depth) and diffusers'
+    depth2img resizes that to the latent size and min-max scales it: the authors' map only where DPT's map has
+    the generation size already. The toy's DPT returns 128 px for 64 px images (DPT-Large: 384 for 512)."""
+    from recon import fidelity
+
+    model, processor = models.dpt(toy)
+    pipe = models.depth2img(toy)
+    states = features.dpt_hidden_states(model, processor, features.pil_resize(images, toy.image_size), progress=False)
+    tokens = torch.from_numpy(states)
+    side = int(round(np.sqrt(tokens.shape[2] - 1)))
+    predicted_depth = model.head(model.neck([tokens[:, i] for i in range(tokens.shape[1])], side, side))
+    assert predicted_depth.shape[-1] == fidelity._dpt_depth_px(toy) != toy.image_size
+    latent = toy.image_size // pipe.vae_scale_factor
+    cc = torch.nn.functional.interpolate(predicted_depth.unsqueeze(1), size=(latent, latent), mode="bicubic",
+                                         align_corners=False)
+    depth_min, depth_max = torch.amin(cc, dim=[1, 2, 3], keepdim=True), torch.amax(cc, dim=[1, 2, 3], keepdim=True)
+    theirs = 2.0 * (cc - depth_min) / (depth_max - depth_min) - 1.0
+    init_images = np.zeros((len(images), toy.image_size, toy.image_size, 3), dtype=np.float32)
+
+    def in_the_pipeline(size):  # recon's depth map at ``size``, as depth2img prepares it for the UNet
+        depth = torch.from_numpy(methods.depth_from_hidden_states(model, states, size, progress=False))
+        return pipe.prepare_depth_map(init_images, depth, len(images), False, torch.float32, torch.device("cpu"))
+
+    assert (in_the_pipeline(toy.image_size) - theirs).abs().max() > 1e-2
+    torch.testing.assert_close(in_the_pipeline(predicted_depth.shape[-1]), theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_overlap_list_formats(tmp_path, toy):
@@ -263,18 +368,35 @@ def test_pre_relu_and_fc_layers_are_the_linear_outputs():
         "conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4", "fc6", "fc7", "fc8"]
 
 
-def test_decoded_features_rescaled_as_the_authors():
-    """bdpy normalize_feature(ft, channel_wise_mean=False, channel_wise_std=False, shift='self',
-    scale=mean(feat_std0), std_ddof=1): (ft - mean(ft)) / std(ft, ddof=1) * scale + mean(ft), per image."""
+def _bdpy_normalize_feature(ft, scale, channel_axis=0, std_ddof=1):
+    """codes/gan/bdpy/bdpy/feature/feature.py's normalize_feature as recon_icnn_image_vgg19_dgn_relu7gen_gd.py calls
+    it (channel_wise_mean=False, channel_wise_std=False, shift='self', scale=mean(feat_std0), std_ddof=1) on one
+    image's squeezed layer: (C, H, W) for a conv layer, (units,) for fc. The SD is the mean over channels of each
+    channel's SD over the other axes, and over all units for a 1-D layer."""
+    axes_along = None if ft.ndim == 1 else tuple(axis for axis in range(ft.ndim) if axis != channel_axis)
+    feat_mean = np.mean(ft, keepdims=True)
+    feat_std = np.mean(np.std(ft, axis=axes_along, ddof=std_ddof, keepdims=True), keepdims=True)
+    return (ft - feat_mean) / feat_std * scale + feat_mean
+
+
+def test_decoded_features_rescaled_as_bdpy_on_fc_layers_but_not_on_conv_maps():
+    """recon divides each image's layer by its SD over all units (ddof 1). On fc layers that is bdpy's; on conv maps
+    (recon's columns are C x H x W, as vgg_activations flattens them) bdpy divides by the mean of the channels'
+    spatial SDs, smaller where channels differ in mean, so recon's rescaled maps vary less than the authors'. The
+    fidelity table marks the row a deviation; this fails when recon takes bdpy's formula (then mark it same)."""
     rng = np.random.default_rng(0)
-    decoded = {"2": rng.normal(3.0, 0.2, (4, 50)), "fc6": rng.normal(-1.0, 5.0, (4, 20))}
-    reference = {"2": 1.5, "fc6": 0.7}
-    ours = methods.rescale_to_reference(decoded, reference)
-    for layer, values in decoded.items():
-        for row, out in zip(values, ours[layer]):
-            expected = (row - row.mean()) / row.std(ddof=1) * reference[layer] + row.mean()
-            np.testing.assert_allclose(out, expected, rtol=1e-5)
-            assert out.std(ddof=1) == pytest.approx(reference[layer], rel=1e-4)
+    n, channels, side = 4, 8, 5
+    conv = rng.normal(0.0, 2.0, (1, channels, 1, 1)) + rng.normal(0.0, 0.5, (n, channels, side, side))
+    fc = rng.normal(-1.0, 5.0, (n, 20))
+    reference = {"16": 1.5, "fc6": 0.7}
+    ours = methods.rescale_to_reference({"16": conv.reshape(n, -1), "fc6": fc}, reference)
+    for k in range(n):
+        np.testing.assert_allclose(ours["fc6"][k], _bdpy_normalize_feature(fc[k], reference["fc6"]),
+                                   rtol=1e-5, atol=1e-5)
+        over_all_units = (conv[k] - conv[k].mean()) / conv[k].std(ddof=1) * reference["16"] + conv[k].mean()
+        np.testing.assert_allclose(ours["16"][k], over_all_units.reshape(-1), rtol=1e-5, atol=1e-5)
+        authors = _bdpy_normalize_feature(conv[k], reference["16"]).reshape(-1)
+        assert ours["16"][k].std() < 0.5 * authors.std()  # channels 2 apart in mean, 0.5 within: ~4x smaller
 
 
 def test_dgn_code_starts_random_and_stays_in_relu7_range():
@@ -309,3 +431,97 @@ def test_reference_sd_is_the_training_features_sd(tmp_path):
     # brightest pixel can land on 254
     flat = images.reshape(len(images), -1)
     assert (flat.min(1) == 0).all() and flat.max(1).min() >= 254
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+def _authors_cnn_preprocess():
+    """img2feat_decoded.py's preprocess, for Inception-v3 and, on the same tensor, AlexNet."""
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.Resize(299),
+        transforms.CenterCrop(299),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
+
+
+def test_cnn_input_is_the_authors_within_a_grey_level(images):
+    """Theirs resizes the uint8 PIL image with PIL's bilinear (torchvision's Resize on a PIL image) and rounds to
+    uint8; recon resizes in float with torch's antialiased bilinear: at the originals' 425 px and the generations'
+    512 px the two inputs agree within one grey level."""
+    from types import SimpleNamespace
+
+    from recon import evaluate
+
+    nsd = get_profile("nsd", device="cpu")
+    preprocess = _authors_cnn_preprocess()
+    grey_level = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255  # one grey level, after Normalize
+    for size in (425, 512):
+        stimuli = features.pil_resize(images, size, "bicubic")
+        ours = evaluate.EvaluationFeatures._cnn_input(SimpleNamespace(profile=nsd), stimuli)
+        theirs = torch.stack([preprocess(Image.fromarray(image)) for image in stimuli])
+        assert ours.shape == theirs.shape == (len(images), 3, 299, 299)
+        assert float(((ours - theirs).abs() * grey_level).max()) <= 1.0 + 1e-3, size
+
+
+@torch.no_grad()
+def test_evaluation_features_are_the_authors_layers(toy, images):
+    """img2feat_decoded.py: create_feature_extractor(inception_v3, {'flatten'}) and AlexNet's features.5,
+    features.12 and classifier.5 on one input; CLIPProcessor(text='', images=PIL image) and CLIPModel(**inputs,
+    output_hidden_states=True): image_embeds and vision_model_output.hidden_states. recon's EvaluationFeatures on the
+    toy's networks gives the same features; CLIP(Late) is image_embeds before its L2 normalisation, which r
+    does not see."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    from recon import evaluate
+
+    extractor = evaluate.EvaluationFeatures(toy)
+    ours = extractor(images, progress=False)
+    x = extractor._cnn_input(images)  # the input itself: test_cnn_input_is_the_authors_within_a_grey_level
+    inception = create_feature_extractor(models.torchvision_net(toy, "inception"), {"flatten": "flatten"})
+    np.testing.assert_allclose(ours["Inception-v3"], inception(x)["flatten"].numpy(), rtol=1e-5, atol=1e-5)
+    nodes = {"CNN(Early)": "features.5", "CNN(Middle)": "features.12", "CNN(Late)": "classifier.5"}
+    alexnet = create_feature_extractor(models.torchvision_net(toy, "alexnet"), {n: n for n in nodes.values()})(x)
+    for metric, node in nodes.items():
+        np.testing.assert_allclose(ours[metric], alexnet[node].flatten(1).numpy(), rtol=1e-5, atol=1e-5)
+    clip, processor = models.clip(toy)
+    early, middle = toy.clip_eval_layers
+    for k, image in enumerate(images):
+        outputs = clip(**processor(text="", images=Image.fromarray(image), return_tensors="pt"),
+                       output_hidden_states=True)
+        hidden = outputs.vision_model_output.hidden_states
+        np.testing.assert_allclose(ours["CLIP(Early)"][k], hidden[early].flatten().numpy(), atol=1e-5)
+        np.testing.assert_allclose(ours["CLIP(Middle)"][k], hidden[middle].flatten().numpy(), atol=1e-5)
+        late = ours["CLIP(Late)"][k]
+        np.testing.assert_allclose(late / np.linalg.norm(late), outputs.image_embeds[0].numpy(), atol=1e-5)
+    assert get_profile("nsd").clip_eval_layers == (6, 12)
+
+
+def _authors_identification(feat_orgs, feat_gens) -> float:
+    """identification.py: r of each original with each of an image's samples (np.corrcoef(...)[0, 1:]), then for
+    every other image the mean r of the true pair strictly above the other's, the fraction of wins, the mean."""
+    nimage = len(feat_orgs)
+    rs_all = [[np.corrcoef(feat_orgs[row], feat_gens[col])[0, 1:] for col in range(nimage)] for row in range(nimage)]
+    acc_all = []
+    for imgid_org in range(nimage):
+        r_true = rs_all[imgid_org][imgid_org]
+        fakeimgs = [imgid for imgid in range(nimage) if imgid != imgid_org]
+        acc = [r_true.mean() > rs_all[imgid_org][imgid_fake].mean() for imgid_fake in fakeimgs]
+        acc_all.append(sum(acc) / len(acc))
+    return float(np.mean(acc_all))
+
+
+def test_identification_is_the_authors_loop():
+    """Their loop and recon's two-way identification agree, ties included: two identical reconstructions tie,
+    and a tie is a failure in both."""
+    from recon import evaluate
+
+    rng = np.random.default_rng(3)
+    n, n_samples, d = 12, 5, 40
+    originals = rng.normal(size=(n, d)).astype(np.float32)
+    generated = (0.3 * originals[:, None] + rng.normal(size=(n, n_samples, d))).astype(np.float32)
+    generated[7] = generated[3]
+    theirs = _authors_identification(list(originals), [list(samples) for samples in generated])
+    assert 0.5 < theirs < 1.0  # neither chance nor perfect, so the comparison can tell them apart
+    assert evaluate.two_way_identification(originals, generated) == pytest.approx(theirs, abs=1e-12)
