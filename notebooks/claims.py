@@ -49,6 +49,7 @@ n_boot = 10000
 overlap_list = None  # CSV of the test images in the generator's training data (None: the profile's; see the control page)
 
 # %% tags=["hide-input", "remove-output"]
+import numpy as np
 from myst_nb import glue
 
 from recon import book, claims, control, figures, models, results
@@ -66,8 +67,8 @@ glue("claims_borderline_ratio", claims.borderline_ratio(), display=False)
 glue("claims_move_subj01", claims.MEASURED_MOVES["subj01"], display=False)
 glue("claims_move_all", claims.MEASURED_MOVES["all subjects"], display=False)
 summary = claims.summary(table)
-summary["mean difference"] = [f"{d:+.3f}" if d == d else "—" for d in summary["mean difference"]]  # NaN: not run
-summary["oracle difference"] = [f"{d:+.3f} [{low:+.3f}, {high:+.3f}]" if d == d else "—"
+summary["mean difference"] = summary["mean difference"].map(claims.signed)  # "—": not run
+summary["oracle difference"] = [f"{claims.signed(d)} [{low:+.3f}, {high:+.3f}]" if np.isfinite(d) else "—"
                                 for d, (low, high) in zip(summary["oracle difference"], summary.pop("oracle interval"))]
 book.glue_table("tbl_claims_summary", summary.rename(columns={"oracle difference": "oracle difference [95% CI]"}))
 book.glue_figure("fig_claims_intervals", figures.claim_intervals(judged))

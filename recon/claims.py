@@ -62,6 +62,16 @@ MEASURED_MOVES = {
 }
 
 
+def signed(difference: float) -> str:
+    """A difference as the tables show it (``+0.012``); "—" where the claim was not run (NaN)."""
+    return f"{difference:+.3f}" if np.isfinite(difference) else "—"
+
+
+def _not_run(claim: Claim, overlap_ids) -> bool:
+    """Whether ``claim`` needs the overlap list and none was given."""
+    return claim.b_excludes_overlap and overlap_ids is None
+
+
 def borderline_ratio() -> float:
     """How many times the largest measured move the borderline band is."""
     return BORDERLINE / max(MEASURED_MOVES.values())
@@ -185,7 +195,7 @@ def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 1
     runs are shared by the subjects; they are read through the first experiment."""
     rows = []
     for claim in claims:
-        if claim.b_excludes_overlap and overlap_ids is None:  # every other claim runs
+        if _not_run(claim, overlap_ids):  # every other claim runs
             rows += [dict(claim=claim.name, subject=subject, metric=metric, difference=np.nan, ci_low=np.nan,
                           ci_high=np.nan, verdict=NOT_RUN) for subject in experiments for metric in claim.metrics]
             continue
@@ -205,7 +215,7 @@ def judge(experiments: Mapping, overlap_ids=None, claims=CLAIMS, n_boot: int = 1
 
     differences = {}
     for claim in claims:
-        if claim.b_excludes_overlap and overlap_ids is None:
+        if _not_run(claim, overlap_ids):
             differences |= {(claim.name, metric): (np.nan, np.nan, np.nan) for metric in claim.metrics}
             continue
         a, b = _paired(on_true_inputs, claim, exp.data.test_ids, overlap_ids)

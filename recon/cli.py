@@ -168,10 +168,10 @@ def _overrides(args) -> dict:
             "device": args.device, "n_sessions": args.n_sessions}
 
 
-def _profile(args):
+def _profile(args, **extra):
     if args.profile != "nsd" and args.nsd_root is not None:
         raise ConfigError(f"--nsd-root is for the nsd profile; the {args.profile} profile simulates its own tree")
-    return get_profile(args.profile, **_overrides(args))
+    return get_profile(args.profile, **_overrides(args), **extra)
 
 
 #: the profile options beside --profile, by their argparse names (also the workflow's --config keys)
@@ -384,8 +384,8 @@ def cmd_status(args, parser) -> int:
             state = next((s for s in states if s != "cached"), "cached")
             if state == "cached":
                 cached_entries.append(len(entries))
-            if markers and state == "cached":
-                mark(job, entries)
+                if markers:
+                    mark(job, entries)
         if state != "cached":
             missing.append((place, job))
         return state
@@ -520,8 +520,7 @@ def cmd_claims(args, parser) -> int:
     if args.n_boot < 1:
         parser.error(f"--n-boot must be at least 1, got {args.n_boot}")
     try:
-        _profile(args)  # the options' own checks
-        profile = get_profile(args.profile, **_overrides(args), overlap_list=args.overlap_list)
+        profile = _profile(args, overlap_list=args.overlap_list)
     except ConfigError as err:
         parser.error(str(err))
     from . import claims, control
@@ -538,7 +537,7 @@ def cmd_claims(args, parser) -> int:
         exp.cache.require_warm = True  # claims from the cache; never a computation
     table = claims.judge(experiments, overlap, n_boot=args.n_boot, seed=profile.seed)
     summary = claims.summary(table)
-    summary["mean difference"] = summary["mean difference"].map(lambda d: f"{d:+.3f}" if d == d else "—")
+    summary["mean difference"] = summary["mean difference"].map(claims.signed)
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 80):
         print(f"The paper's claims, judged per subject (95% paired bootstrap over test images, {args.n_boot} "
               f"resamples; borderline within {claims.BORDERLINE:g}); profile {profile.name}; subjects "
