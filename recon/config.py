@@ -121,6 +121,10 @@ class Profile:
     # where img2img and depth2img noise the init latent (recon.sampling): "compvis", the authors' DDIMSampler,
     # one DDIM step above the first step denoised (801 for 50 steps at 0.8); "diffusers", at that step (781)
     init_noise: str = "compvis"
+    # how a run's generations draw their noise (recon.methods.SAMPLE_NOISE): "authors", every image's generations
+    # continue one stream seeded by ``seed`` (the k-th generation of every image starts from the same noise, as
+    # in the authors' scripts); "independent", each (image, sample) its own generator
+    sample_noise: str = "authors"
     repetition_penalty: float = 1.5
     caption_beams: int = 3  # BLIP beam search: the authors' decode_captions.py (tests/test_authors_pipeline.py)
     caption_max_length: int = 20  # tokens, the prompt's included (as their generate call counts them)
@@ -217,7 +221,8 @@ class Profile:
     def generation_settings(self) -> dict:
         """The sampling settings every reconstruction shares (:func:`recon.recipes.reconstruct`; its key holds them)."""
         return dict(n_samples=self.n_samples, strength=self.strength, guidance_scale=self.guidance_scale,
-                    num_inference_steps=self.num_inference_steps, seed=self.seed, batch_size=self.batch_size)
+                    num_inference_steps=self.num_inference_steps, seed=self.seed, batch_size=self.batch_size,
+                    sample_noise=self.sample_noise)
 
     @property
     def generation_key(self) -> dict:
@@ -297,7 +302,8 @@ def check_parameters(profile: Profile) -> None:
     if not 0.0 < profile.strength <= 1.0:
         raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
     for name, allowed in (("z_latent", ("sample", "mean")), ("z_init", ("image", "latent")),
-                          ("generator_optimiser", ("adam", "sgd")), ("init_noise", ("compvis", "diffusers"))):
+                          ("generator_optimiser", ("adam", "sgd")), ("init_noise", ("compvis", "diffusers")),
+                          ("sample_noise", ("authors", "independent"))):
         if getattr(profile, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(profile, name)!r}")
     if profile.z_init == "latent" and profile.z_encode_size not in (None, profile.image_size):

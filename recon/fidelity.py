@@ -449,13 +449,18 @@ STEPS: tuple[Step, ...] = (
          checked_by=AUTHORS_SAMPLER),
     Step("generation", "resolution", "512 px", "codes/diffusion_sd1/diffusion_decoding.py",
          lambda p: f"{p.image_size} px", lambda p: p.image_size == 512, {"toy": TOY_CPU}),
-    Step("generation", "samples and their noise", "5 per image, drawn in turn from one stream seeded once "
-         "per run (seed_everything)", "codes/diffusion_sd1/diffusion_decoding.py",
-         lambda p: f"{p.n_samples} per image, each from its own generator seeded by (seed, image, sample)",
-         lambda p: False,
-         {"nsd": "nsd: a sample's noise does not depend on which images run together or in what order; "
-                 "the draws are distributed alike", "toy": "toy: as nsd",
-          "smoke": "smoke: 2 samples, as nsd otherwise"}),
+    Step("generation", "samples and their noise", "5 per image; SD 1.4: one test image per process after "
+         "seed_everything(42), its posterior sample once, then each generation's noise; SD 2 depth: one stream "
+         "through a process's images, a posterior sample and a noise per generation",
+         "codes/diffusion_sd1/diffusion_decoding.py, codes/diffusion_sd2/diffusion_decoding.py",
+         lambda p: (f"{p.n_samples} per image, " + (
+             "each image's from one stream seeded by seed: the posterior sample once (+D: one per generation), then "
+             "each generation's noise" if p.sample_noise == "authors"
+             else "each from its own generator seeded by (seed, image, sample)")),
+         lambda p: p.n_samples == 5 and p.sample_noise == "authors",
+         {"toy": "toy: as nsd", "smoke": "smoke: 2 samples, as nsd otherwise",
+          "nsd": "nsd: sample_noise 'independent' draws a sample's noise whatever images run with it"},
+         checked_by="tests/test_sampling.py::test_every_images_kth_generation_starts_from_the_same_noise"),
     Step("generation", "model arithmetic", "float32 for z's VAE encoding, BLIP, DPT and the evaluation networks; "
          "SD 1.4 sampled under torch.autocast (float16 where autocast casts); SD 2 depth in float32 (its "
          "torch.autocast('cuda') is a bare expression, never entered)",

@@ -1,8 +1,9 @@
 """The reconstruction methods: [30] (baseline), +T, +G and +D, as functions of decoded inputs.
 
 Each takes decoded features (numpy, one row per test image) and returns uint8 images of shape
-(n_images, n_samples, H, W, 3). Generation is batched; every sample has its own generator seeded
-from (seed, image index, sample index), so its noise does not depend on the batch size. The arithmetic
+(n_images, n_samples, H, W, 3). Generation is batched; every sample's noise comes from a generator of its own
+(:data:`SAMPLE_NOISE`: a copy of its image's stream at that sample's place, as the authors draw them, or one
+seeded by (seed, image index, sample index)), so it does not depend on the batch size. The arithmetic
 can: batched kernels may round differently (the toy zoo's img2img moved a few uint8 pixels by 1 between
 batches of 60 and 120 on 2 CPU cores), so a result table holds for the profile's own ``batch_size``.
 """
@@ -28,6 +29,48 @@ def sample_generators(seed: int, image_indices, n_samples: int, device) -> list[
     return gens
 
 
+#: how a run's generations draw their noise (Profile.sample_noise):
+#: "authors": as the authors' scripts, every image's generations continue one stream seeded by ``seed`` alone, so
+#: the k-th generation of every test image starts from the same noise (their SD 1.4 script runs one image per
+#: process after seed_everything(42): the init image's posterior sample once, then each generation's DDIM noise;
+#: their SD 2 depth script draws a posterior sample and a noise per generation);
+#: "independent": each (image, sample) its own generator, seeded by (seed, image, sample)
+SAMPLE_NOISE = ("authors", "independent")
+
+
+def stream_generators(seed: int, n_images: int, n_samples: int, prefix: list[tuple], per_sample: list[tuple],
+                      dtype: torch.dtype = torch.float32) -> list[torch.Generator]:
+    """One generator per (image, sample), row-major, each continuing one stream seeded by ``seed``: sample k's starts
+    where the stream stands after the draws of ``prefix`` (tensors of these shapes, drawn once) and of ``per_sample``
+    for samples 0..k-1. A pipeline given these draws, row by row, what a loop over the samples would draw from the
+    one stream. Every image's stream is the same one. ``dtype``: the pipeline's, in which its draws are made (the
+    stream is advanced by the same draws)."""
+    stream = torch.Generator(device="cpu").manual_seed(int(seed))
+    for shape in prefix:
+        torch.randn(shape, generator=stream, dtype=dtype)
+    states = []
+    for _ in range(n_samples):
+        states.append(stream.get_state())
+        for shape in per_sample:
+            torch.randn(shape, generator=stream, dtype=dtype)
+    return [torch.Generator(device="cpu").set_state(state) for _ in range(n_images) for state in states]
+
+
+def _check_sample_noise(sample_noise: str) -> None:
+    if sample_noise not in SAMPLE_NOISE:
+        raise ValueError(f"sample_noise must be one of {', '.join(SAMPLE_NOISE)}, got {sample_noise!r}")
+
+
+@torch.no_grad()
+def _encode_once_per_image(pipe, images: np.ndarray, seed: int) -> torch.Tensor:
+    """The init images' scaled latents as the pipeline would encode them, each a posterior sample drawn first from
+    its image's stream (the authors' SD 1.4 script encodes once, before its generations)."""
+    pixels = pipe.image_processor.preprocess(images.astype(np.float32) / 255.0).to(pipe.vae.device, pipe.vae.dtype)
+    posterior = pipe.vae.encode(pixels).latent_dist
+    generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for _ in range(len(images))]
+    return pipe.vae.config.scaling_factor * posterior.sample(generator=generators)
+
+
 def _as_images(output, n: int, n_samples: int) -> np.ndarray:
     images = to_uint8(np.asarray(output.images))
     return images.reshape(n, n_samples, *images.shape[1:])
@@ -51,12 +94,16 @@ def init_images_from_latents(vae, latents: np.ndarray, size: int, batch_size: in
 
 def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None = None, prompts=None,
             init_images: np.ndarray | None = None, n_samples: int, strength: float, guidance_scale: float,
-            num_inference_steps: int, seed: int, batch_size: int, progress=True) -> np.ndarray:
+            num_inference_steps: int, seed: int, batch_size: int, sample_noise: str = "independent",
+            progress=True) -> np.ndarray:
     """Stable Diffusion img2img from decoded z (or an init image) and decoded c (or a caption).
 
     ``init_latents`` are scaled VAE latents (n, 4, h, w), passed to the pipeline as the image, or
-    ``None`` with ``init_images`` (uint8) to let the pipeline encode them (+G).
+    ``None`` with ``init_images`` (uint8) to let the pipeline encode them (+G). ``sample_noise``: see
+    :data:`SAMPLE_NOISE`; with "authors" an init image is encoded here, once, its posterior sample the first draw
+    of its stream, and each generation's noise the next.
     """
+    _check_sample_noise(sample_noise)
     n = len(init_latents) if init_latents is not None else len(init_images)
     device, dtype = pipe.unet.device, pipe.unet.dtype
     per_batch = max(1, batch_size // n_samples)
@@ -64,9 +111,21 @@ def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None 
     for rows in batches(n, per_batch, "img2img", progress):
         idx = np.arange(n)[rows]
         if init_latents is not None:
-            image = torch.from_numpy(np.repeat(init_latents[rows], n_samples, axis=0)).to(device, dtype)
+            latents = torch.from_numpy(np.asarray(init_latents[rows])).to(device, dtype)
+            posterior_draws = []
+        elif sample_noise == "authors":
+            latents = _encode_once_per_image(pipe, init_images[rows], seed).to(device, dtype)
+            posterior_draws = [(1, *latents.shape[1:])]
+        else:
+            latents = None
+        if latents is not None:
+            image = latents.repeat_interleave(n_samples, dim=0)
         else:
             image = np.repeat(init_images[rows], n_samples, axis=0).astype(np.float32) / 255.0
+        if sample_noise == "authors":
+            generators = stream_generators(seed, len(idx), n_samples, posterior_draws, [(1, *latents.shape[1:])], dtype)
+        else:
+            generators = sample_generators(seed, idx, n_samples, device)
         kwargs = {}
         if prompt_embeds is not None:
             kwargs["prompt_embeds"] = torch.from_numpy(np.repeat(prompt_embeds[rows], n_samples, axis=0)).to(device, dtype)
@@ -77,7 +136,7 @@ def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None 
             strength=strength,
             guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
-            generator=sample_generators(seed, idx, n_samples, device),
+            generator=generators,
             output_type="np",
             **kwargs,
         )
@@ -86,8 +145,13 @@ def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None 
 
 
 def depth2img(pipe, init_images: np.ndarray, depth_maps: np.ndarray, prompts, *, n_samples: int, strength: float,
-              guidance_scale: float, num_inference_steps: int, seed: int, batch_size: int, progress=True) -> np.ndarray:
-    """Depth-conditioned Stable Diffusion 2 from an init image, a decoded depth map and a caption."""
+              guidance_scale: float, num_inference_steps: int, seed: int, batch_size: int,
+              sample_noise: str = "independent", progress=True) -> np.ndarray:
+    """Depth-conditioned Stable Diffusion 2 from an init image, a decoded depth map and a caption. ``sample_noise``:
+    see :data:`SAMPLE_NOISE`; with "authors" each generation draws its posterior sample and then its noise from the
+    image's stream, as their SD 2 script does (which runs one stream through a process's range of images; one
+    stream per image is the nearest choice that does not depend on how images are split over processes)."""
+    _check_sample_noise(sample_noise)
     n = len(init_images)
     depth_range = np.ptp(np.asarray(depth_maps, dtype=np.float32).reshape(n, -1), axis=1)
     if not np.all(np.isfinite(depth_range)) or np.any(depth_range == 0):
@@ -108,11 +172,19 @@ def depth2img(pipe, init_images: np.ndarray, depth_maps: np.ndarray, prompts, *,
             strength=strength,
             guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
-            generator=sample_generators(seed, idx, n_samples, pipe.unet.device),
+            generator=(stream_generators(seed, len(idx), n_samples, [], [_latent_shape(pipe, image)] * 2,
+                                         pipe.unet.dtype)
+                       if sample_noise == "authors" else sample_generators(seed, idx, n_samples, pipe.unet.device)),
             output_type="np",
         )
         out.append(_as_images(result, len(idx), n_samples))
     return np.concatenate(out)
+
+
+def _latent_shape(pipe, images: np.ndarray) -> tuple[int, int, int, int]:
+    """The shape of one image's VAE latent, as the pipeline encodes ``images`` (n, H, W, 3)."""
+    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    return (1, pipe.vae.config.latent_channels, images.shape[1] // factor, images.shape[2] // factor)
 
 
 @torch.no_grad()

@@ -80,7 +80,7 @@ def test_nsd_deviates_only_where_the_book_says():
     nsd = verdicts(get_profile("nsd"))
     assert nsd[fidelity.DEVIATION] == {
         "training betas of VGG19", "stored features", "BLIP model", "generator", "VGG19 network",
-        "decoded VGG19 maps", "targets rescaled", "samples and their noise", "model arithmetic", "DPT input",
+        "decoded VGG19 maps", "targets rescaled", "model arithmetic", "DPT input",
         "depth map", "precision", "VGG19 targets' file names", "colour order around VGG19"}
     # the authors' setting, with nothing but its value checked: model ids (no weights to compare here) and the size
     assert nsd[fidelity.UNTESTED] == {"Stable Diffusion", "resolution", "depth model", "depth-conditioned generator",

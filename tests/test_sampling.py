@@ -89,3 +89,56 @@ def test_depth2img_noises_as_the_authors_too_and_the_fidelity_table_says_where()
     assert rows.loc["sampler", "nsd: authors'?"] == "same"
     diffusers = fidelity.table((get_profile("nsd", init_noise="diffusers"),)).set_index("step")
     assert diffusers.loc["sampler", "nsd: authors'?"] == "deviation"
+
+
+def test_every_images_kth_generation_starts_from_the_same_noise():
+    """sample_noise "authors": the authors' SD 1.4 script runs one test image per process after seed_everything(42),
+    encodes its init image once (a posterior sample) and then draws each of its 5 generations' noise in turn, so
+    the k-th generation of every image starts from the same noise; the draws are re-made here in that order."""
+    from recon import methods
+
+    latent = (1, 4, 8, 8)
+    stream = torch.Generator().manual_seed(42)  # the authors' order: posterior first, then the noises
+    posterior, noises = torch.randn(latent, generator=stream), [torch.randn(latent, generator=stream) for _ in range(3)]
+    generators = methods.stream_generators(42, 2, 3, [latent], [latent])
+    assert len(generators) == 6
+    for row, generator in enumerate(generators):  # image row // 3, sample row % 3: the same noise for every image
+        torch.testing.assert_close(torch.randn(latent, generator=generator), noises[row % 3], rtol=0, atol=0)
+    assert not torch.equal(posterior, noises[0])
+    # +D (their SD 2 script): a posterior sample and a noise per generation
+    depth = methods.stream_generators(42, 1, 2, [], [latent, latent])
+    stream = torch.Generator().manual_seed(42)
+    draws = [torch.randn(latent, generator=stream) for _ in range(4)]
+    for k, generator in enumerate(depth):
+        assert torch.equal(torch.randn(latent, generator=generator), draws[2 * k])
+        assert torch.equal(torch.randn(latent, generator=generator), draws[2 * k + 1])
+
+    # the pipeline draws them so: two copies of one image at different places get the same generations
+    profile = get_profile("toy")
+    pipe = models.img2img(profile)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    images, embeds = np.concatenate([image, image]), np.repeat(rng.normal(size=(1, pipe.tokenizer.model_max_length, pipe.unet.config.cross_attention_dim)).astype(np.float32), 2, axis=0)
+    common = dict(prompt_embeds=embeds, init_images=images, n_samples=2, strength=0.8, guidance_scale=5.0,
+                  num_inference_steps=4, seed=0, batch_size=4, progress=False)
+    authors = methods.img2img(pipe, None, sample_noise="authors", **common)
+    assert np.array_equal(authors[0], authors[1]) and not np.array_equal(authors[0, 0], authors[0, 1])
+    independent = methods.img2img(pipe, None, sample_noise="independent", **common)
+    assert not np.array_equal(independent[0], independent[1])
+    with pytest.raises(ValueError, match="sample_noise must be one of authors, independent"):
+        methods.img2img(pipe, None, sample_noise="shared", **common)
+
+
+def test_depth2img_draws_each_generations_posterior_and_noise_from_the_images_stream():
+    from recon import methods
+
+    profile = get_profile("toy")
+    pipe = models.depth2img(profile)
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    depth = rng.uniform(0, 1, (1, 16, 16)).astype(np.float32)
+    common = dict(n_samples=2, strength=0.8, guidance_scale=5.0, num_inference_steps=4, seed=0, batch_size=4,
+                  progress=False)
+    twice = methods.depth2img(pipe, np.concatenate([image, image]), np.concatenate([depth, depth]), ["a red ball"] * 2,
+                              sample_noise="authors", **common)
+    assert np.array_equal(twice[0], twice[1]) and not np.array_equal(twice[0, 0], twice[0, 1])
