@@ -1,5 +1,6 @@
 """Every GPU figure the book quotes, from one prepared run: the nsd profile's real architectures with random
-weights, at 512 px in float16.
+weights, at 512 px, in the profile's precision (float32 weights, SD 1.4 img2img under float16 autocast, as the
+authors'; ``--dtype float16`` measures half-precision weights instead).
 
     python benchmarks/gpu_check.py --device cuda     # on a GPU: writes results/gpu/<gpu>-<date>.json and .md
     python benchmarks/gpu_check.py --tiny            # the same code on tiny configurations, on the CPU (CI)
@@ -77,7 +78,8 @@ def measure(profile, plan: dict, device: str, release) -> list[dict]:
     common = dict(n_samples=1, strength=profile.strength, guidance_scale=profile.guidance_scale,
                   num_inference_steps=profile.num_inference_steps, seed=0, progress=False)
     for name, run in (("img2img", lambda pipe, images, prompts, batch: methods.img2img(
-                           pipe, None, init_images=images, prompts=prompts, batch_size=batch, **common)),
+                           pipe, None, init_images=images, prompts=prompts, batch_size=batch,
+                           autocast=models.sd_autocast(profile), **common)),
                       ("depth2img", lambda pipe, images, prompts, batch: methods.depth2img(
                            pipe, images, rng.random((len(images), size, size), dtype=np.float32) + 0.1, prompts,
                            batch_size=batch, **common))):
@@ -147,7 +149,8 @@ def subject_hours(rows: list[dict], profile) -> dict:
 def markdown(report: dict) -> str:
     meta = report["meta"]
     tiny = " (tiny configurations, not the real architectures)" if meta["tiny"] else ""
-    lines = [f":::{{table}} Measured by `benchmarks/gpu_check.py` on {meta['device_name']}{tiny}, {meta['dtype']}, "
+    lines = [f":::{{table}} Measured by `benchmarks/gpu_check.py` on {meta['device_name']}{tiny}, {meta['dtype']} weights"
+             f"{', SD img2img under ' + meta['sd_autocast'] + ' autocast' if meta.get('sd_autocast') else ''}, "
              f"torch {meta['torch']}, {meta['date']}.", ":name: tbl-gpu-check", "",
              "| what | setting | value |", "| --- | --- | ---: |"]
     lines += [f"| {r['what']} | {r['setting']} | {r['value']:.4g} {r['unit']} |" for r in report["rows"]]
@@ -166,6 +169,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cuda on a GPU")
     parser.add_argument("--tiny", action="store_true", help="tiny configurations and sizes, on the CPU (CI's test)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                        help="the models' weights (default float32, the nsd profile's)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS,
                         help="where the JSON report and latest.md go (default results/gpu/)")
     parser.add_argument("--workdir", type=Path, help="keep the written model folders here and reuse them")
@@ -176,7 +181,7 @@ def main(argv=None) -> int:
 
     quiet_libraries()
     dryrun = _dryrun_module()
-    dtype = "float32" if args.tiny else "float16"
+    dtype = args.dtype
     settings = dryrun.Settings(device=args.device, dtype=dtype, steps=2 if args.tiny else 50, tiny=args.tiny,
                                gan_steps=2 if args.tiny else 200, n_samples=N_SAMPLES)
     plan = (dict(batches=(1, 2), blip_images=2, gan_images=2, voxels=200, identification=(8, 1000)) if args.tiny
@@ -196,7 +201,7 @@ def main(argv=None) -> int:
             shutil.rmtree(temporary, ignore_errors=True)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     date = datetime.date.today().isoformat()
-    report = {"meta": {"device": args.device, "device_name": device_name, "dtype": dtype, "tiny": args.tiny,
+    report = {"meta": {"device": args.device, "device_name": device_name, "dtype": dtype, "sd_autocast": settings.sd_autocast, "tiny": args.tiny,
                        "torch": torch.__version__, "date": date, "threads": torch.get_num_threads()},
               "rows": rows, "subject": subject_hours(rows, profile)}
     args.out_dir.mkdir(parents=True, exist_ok=True)

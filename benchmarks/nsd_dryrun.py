@@ -462,7 +462,8 @@ CAPTIONS = ("a small red circle on the grass", "a large blue square in front of 
 @dataclass(frozen=True)
 class Settings:
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str = "float32"  # the models' weights (the nsd profile's: float32, the authors')
+    sd_autocast: str | None = "float16"  # SD img2img under torch.autocast (the nsd profile's, the authors')
     steps: int = 2  # DDIM steps; with strength 0.8, int(steps * 0.8) of them denoise
     strength: float = 0.8
     gan_steps: int = 2
@@ -480,6 +481,7 @@ def dryrun_profile(root: Path, settings: Settings) -> Profile:
     """The ``nsd`` profile pointed at the written folders, with the run's device, dtype and step counts."""
     profile = get_profile("nsd", nsd_root=root / "nsd", cache_dir=root / "cache")
     changes = dict(models=model_ids(root / "models", settings.seed), device=settings.device, dtype=settings.dtype,
+                   sd_autocast=settings.sd_autocast,
                    num_inference_steps=settings.steps, strength=settings.strength,
                    generator_steps=settings.gan_steps, n_samples=settings.n_samples, seed=settings.seed,
                    ridge_backend="torch_cuda" if settings.device.startswith("cuda") else "torch")
@@ -507,18 +509,18 @@ def decoded(target: str, truth: np.ndarray, p: Profile, settings: Settings, seed
     """``Experiment.decoded``'s recipe (:func:`recon.recipes.ridge_decode`) on random betas: ``StreamedRidgeCV`` on
     per-image training targets scattered around the true test features (so predictions have the real shape and a
     plausible scale), trial-averaged betas where the authors averaged, DPT one layer at a time (later layers reuse
-    the decomposition), the predictions stored in the profile's ``feature_dtype``."""
+    the decomposition), the predictions stored in the profile's dtype for the target (``feature_dtype_of``)."""
     rng = np.random.default_rng(seed)
     n_images = settings.n_train_images
     shown = np.arange(2 * n_images) % n_images  # every training image on two trials
     noise = rng.standard_normal((n_images, *truth.shape[1:]), dtype=np.float32) * truth.std()
-    Y = (truth[np.arange(n_images) % len(truth)] + noise).astype(p.feature_dtype)
+    Y = (truth[np.arange(n_images) % len(truth)] + noise).astype(p.feature_dtype_of(target))
     X = rng.standard_normal((len(shown), settings.n_voxels), dtype=np.float32)
     X_test = rng.standard_normal((len(truth), settings.n_voxels), dtype=np.float32)
     if target in TRIAL_AVERAGED:
         X, shown = image_means(X, shown, n_images), None
     alphas = p.alphas_lowdim if target in LOW_DIMENSIONAL else p.alphas_highdim
-    predicted = np.empty(truth.shape, dtype=p.feature_dtype)
+    predicted = np.empty(truth.shape, dtype=p.feature_dtype_of(target))
     decoder = StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device, block_size=p.ridge_block_size,
                               fit_intercept=p.decoder_intercept, dtype=p.decoder_dtype)
     targets = [(layer, Y[:, layer]) for layer in range(truth.shape[1])] if target == "dpt" else [(None, Y)]
@@ -740,7 +742,10 @@ def metadata(settings: Settings, profile: Profile) -> dict:
 def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="diffusion pipelines' dtype")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                        help="the models' weights (default: float32, the nsd profile's)")
+    parser.add_argument("--sd-autocast", default="float16", choices=("float16", "none"),
+                        help="SD img2img under torch.autocast in float16 (default, the nsd profile's) or not")
     parser.add_argument("--steps", type=int, default=2, help="DDIM steps (int(steps * strength) of them denoise)")
     parser.add_argument("--strength", type=float, default=0.8)
     parser.add_argument("--gan-steps", type=int, default=2, help="+G optimisation steps")
@@ -760,7 +765,8 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
         parser.error(f"--steps {args.steps} at strength {args.strength} runs no denoising step")
     if args.images < 2:
         parser.error("two-way identification needs --images >= 2")
-    settings = Settings(device=args.device, dtype=args.dtype, steps=args.steps, strength=args.strength,
+    settings = Settings(device=args.device, dtype=args.dtype,
+                        sd_autocast=None if args.sd_autocast == "none" else args.sd_autocast, steps=args.steps, strength=args.strength,
                         gan_steps=args.gan_steps, generator=args.generator, n_images=args.images,
                         n_samples=args.samples, batch_size=args.batch_size, seed=args.seed, tiny=args.tiny)
     return settings, args

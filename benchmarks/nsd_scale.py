@@ -42,7 +42,62 @@ N_TEST = 982  # shared images seen in 37 sessions, averaged over repeats
 N_STREAMS = 15_700  # streams voxels read by the reader
 N_DECODE = 14_000  # the six ROIs of section 2.1; an upper bound for z (early) and c (ventral) too
 N_SAMPLES = 5
-FEATURE_BYTES = 2  # the nsd profile's feature_dtype, float16
+
+
+def feature_dtype(target: str) -> np.dtype:
+    """The dtype ``target``'s features are stored in on the nsd profile (float32, DPT float16: feature_dtype_of)."""
+    from recon.profiles import get_profile
+
+    return np.dtype(get_profile("nsd").feature_dtype_of(target))
+
+
+def feature_bytes(target: str) -> int:
+    return feature_dtype(target).itemsize
+
+
+def weight_bytes() -> int:
+    """Bytes per weight of the nsd profile's Hub models (its dtype: float32, the authors')."""
+    from recon.profiles import get_profile
+
+    return np.dtype(get_profile("nsd").dtype).itemsize
+
+
+def model_parameters() -> dict[str, int]:
+    """Parameters of every network the nsd profile loads, counted on models built from their published
+    configurations (benchmarks/nsd_dryrun.py) on the meta device: no memory, no weights."""
+    import importlib.util
+    import sys
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torchvision import models as tv
+    from transformers import (BlipConfig, BlipForConditionalGeneration, CLIPConfig, CLIPModel, CLIPTextConfig,
+                              CLIPTextModel, DPTConfig, DPTForDepthEstimation)
+
+    spec = importlib.util.spec_from_file_location("nsd_dryrun", Path(__file__).with_name("nsd_dryrun.py"))
+    dryrun = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, dryrun)
+    spec.loader.exec_module(dryrun)
+    c = dryrun.Architectures.published().configs
+    builders = {
+        "SD 1.4 UNet": lambda: UNet2DConditionModel.from_config(c["sd_unet"]),
+        "SD 2.0 UNet": lambda: UNet2DConditionModel.from_config(c["sd2_unet"]),
+        "SD 2 depth UNet": lambda: UNet2DConditionModel.from_config(c["sd2_depth_unet"]),
+        "VAE (each SD)": lambda: AutoencoderKL.from_config(c["vae"]),
+        "SD 1.4 text encoder": lambda: CLIPTextModel(CLIPTextConfig(**c["sd_text"])),
+        "SD 2 text encoder (each SD 2)": lambda: CLIPTextModel(CLIPTextConfig(**c["sd2_text"])),
+        "SD 2 depth's DPT-Hybrid": lambda: DPTForDepthEstimation(DPTConfig(**c["depth_estimator"])),
+        "BLIP": lambda: BlipForConditionalGeneration(BlipConfig(**c["blip"])),
+        "DPT-Large": lambda: DPTForDepthEstimation(DPTConfig(**c["dpt"])),
+        "CLIP ViT-L/14": lambda: CLIPModel(CLIPConfig(**c["clip"])),
+        "VGG19": lambda: tv.vgg19(),
+        "AlexNet": lambda: tv.alexnet(),
+        "Inception-v3": lambda: tv.inception_v3(aux_logits=False, init_weights=False),
+    }
+    counts = {}
+    with torch.device("meta"):
+        for name, build in builders.items():
+            counts[name] = sum(p.numel() for p in build().parameters())
+    return counts
 
 
 def _nsd_targets() -> dict:
@@ -165,8 +220,9 @@ def measure_decoder(name: str, q: int, decoder: StreamedRidgeCV, prepared: dict,
     p_measured = decoder.n_features_in_
     q_measured = min(q, args.columns)
     X_test = np.random.default_rng(1).standard_normal((N_TEST, p_measured), dtype=np.float32)
-    Y = random_memmap(tmp / f"{name}-train.npy", (N_IMAGES, q_measured), np.float16, 1)
-    out = np.lib.format.open_memmap(tmp / f"{name}-pred.npy", mode="w+", dtype=np.float16, shape=(N_TEST, q_measured))
+    Y = random_memmap(tmp / f"{name}-train.npy", (N_IMAGES, q_measured), feature_dtype(name), 1)
+    out = np.lib.format.open_memmap(tmp / f"{name}-pred.npy", mode="w+", dtype=feature_dtype(name),
+                                    shape=(N_TEST, q_measured))
     with PeakAnonymousMemory() as m:
         decoder.fit_targets(Y)
         decoder.predict(X_test, out=out)
@@ -180,8 +236,8 @@ def measure_decoder(name: str, q: int, decoder: StreamedRidgeCV, prepared: dict,
                             + N_TEST * N_DECODE)
     prepare_flops = 2 * (folds + 1) * (N_TRIALS * N_DECODE**2 + N_DECODE**2 * N_IMAGES)
     gpu = (folds + 1) * GPU_FP64_EIGH_SECONDS_14K + (target_flops + prepare_flops) / GPU_FP32_FLOPS
-    disk = (N_TEST * q * FEATURE_BYTES + q * 4) / GB  # predictions and alphas kept
-    scratch = N_IMAGES * q * FEATURE_BYTES / GB
+    disk = (N_TEST * q * feature_bytes(name) + q * 4) / GB  # predictions and alphas kept
+    scratch = N_IMAGES * q * feature_bytes(name) / GB
     host = model_full["host"] / GB + (0 if args.device == "cuda" else model_full["device"] / GB)
     note = (f"measured {q_measured:,} of {q:,} columns from {p_measured:,} voxels: {measured:.2f} GB "
             f"(model {predicted_small:.2f} GB), {m.seconds:.1f} s (voxel side, shared: {prepared['seconds']:.1f} s); "
@@ -204,9 +260,9 @@ def measure_feature_stream(name: str, shape, args, tmp: Path) -> tuple[Row, floa
 
     with PeakAnonymousMemory() as m:
         with cache.scratch(lambda w: features.write_batches(blocks(), n_measured,
-                                                            lambda s, d: w.create("x", s, np.float16))):
+                                                            lambda s, d: w.create("x", s, feature_dtype(name)))):
             pass
-    per_image = int(np.prod(shape)) * FEATURE_BYTES
+    per_image = int(np.prod(shape)) * feature_bytes(name)
     train, test = N_IMAGES * per_image / GB, N_TEST * per_image / GB
     host = batch * int(np.prod(shape)) * 4 * 2 / GB  # one float32 batch and its cast
     note = (f"measured {n_measured:,} images: {m.used:.2f} GB beyond one batch, {m.seconds:.1f} s of writing; "
@@ -260,7 +316,7 @@ def measure_gan(args) -> Row:
     flops_per_image_step = 3 * 2 * 19.6e9  # forward to fc8 + backward (2x), VGG19 at 224
     gpu = flops_per_image_step * N_TEST * steps / GPU_FP16_FLOPS
     per_image_memory = m.used / 2  # activations kept for backward, float32 here
-    gpu_memory = batch * per_image_memory / 2 + 0.3  # float16 on the GPU, plus VGG19's weights
+    gpu_memory = batch * per_image_memory + 0.6  # float32 on the GPU too (torchvision's VGG19), plus its weights
     note = (f"measured 2 images x {measured_steps} steps: {m.seconds:.1f} s, {m.used:.2f} GB; "
             f"GPU: {flops_per_image_step / 1e9:.0f} GFLOP per image-step at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s; "
             f"budget 15 min: {'met' if gpu <= 900 else 'NOT met'}")
@@ -268,24 +324,52 @@ def measure_gan(args) -> Row:
                cpu, gpu, note)
 
 
-def generation_row() -> Row:
+#: activations of one generation batch (8 images x 2 for classifier-free guidance at 64 x 64 latents): an assumption
+#: until benchmarks/gpu_check.py measures it, float16 under SD 1.4's autocast, twice that for SD 2 depth in float32
+ACTIVATIONS_GB = {"autocast": 4.0, "float32": 8.0}
+
+
+def resident_weights_gb(parameters: dict[str, int]) -> float:
+    """Every network of one ``recon compute`` process (recon.models memoises each it loads, so a process that runs
+    every stage holds them all at the end), at the nsd profile's weight dtype; torchvision's in float32."""
+    torchvision = {"VGG19", "AlexNet", "Inception-v3"}
+    hub = sum(n for name, n in parameters.items() if name not in torchvision)
+    # three Stable Diffusion pipelines (1.4, 2.0, 2 depth) each hold a VAE; SD 2.0 and SD 2 depth each a text encoder
+    hub += 2 * parameters["VAE (each SD)"] + parameters["SD 2 text encoder (each SD 2)"]
+    return (hub * weight_bytes() + sum(parameters[name] for name in torchvision) * 4) / GB
+
+
+def generation_row(parameters: dict[str, int]) -> Row:
     """img2img / depth2img: 982 x 5 samples, 50 DDIM steps x strength 0.8, classifier-free guidance."""
     unet_flops = 2 * 0.4e12  # SD UNet at 64 x 64 latents: ~0.4 TMAC per image and step
     steps = int(50 * 0.8)
-    gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES / GPU_FP16_FLOPS * METHODS_RUN
+    # four of the five runs (SD 1.4 and 2.0 img2img) under float16 autocast, +T+G+D's depth2img in float32
+    gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES * ((METHODS_RUN - 1) / GPU_FP16_FLOPS + 1 / GPU_FP32_FLOPS)
     images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
-    return Row("generation (5 runs)", images + 2, 2 * 3.5 + 4, images * METHODS_RUN, float("nan"), gpu,
-               f"{images:.2f} GB of uint8 images per run; GPU: two UNets (fp16) + activations of a batch of 8")
+    weights = resident_weights_gb(parameters)
+    peak = weights + max(ACTIVATIONS_GB.values())
+    return Row("generation (5 runs)", images + 2, peak, images * METHODS_RUN, float("nan"), gpu,
+               f"{images:.2f} GB of uint8 images per run; GPU: the weights of every network a process loads "
+               f"({sum(parameters.values()) / 1e9:.2f} G parameters counted from their published configurations, "
+               f"{weights:.1f} GB in {get_dtype_name()}) + activations of a batch of 8 (assumed: "
+               f"{ACTIVATIONS_GB['autocast']:.0f} GB under autocast, {ACTIVATIONS_GB['float32']:.0f} GB for depth2img "
+               f"in float32); GPU time at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s under autocast, "
+               f"{GPU_FP32_FLOPS / 1e12:.0f} in float32")
 
 
-def oracle_row(gan: Row) -> Row:
+def get_dtype_name() -> str:
+    from recon.profiles import get_profile
+
+    return get_profile("nsd").dtype
+
+
+def oracle_row(gan: Row, generation: Row) -> Row:
     """The oracle's runs (once for all subjects) and one subject's swaps: each a generation run scored as it is
     made, its five generations held in memory, only the first kept on disk (Experiment.true_run); plus one +G on
     true features. Counted against the one subject that computes them."""
     from recon.stages import ORACLE_RUNS, SWAP_RUNS
 
     runs = len(ORACLE_RUNS) + len(SWAP_RUNS)
-    generation = generation_row()
     images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
     first = N_TEST * 512 * 512 * 3 / GB
     scores = N_TEST * N_TEST * 2 * len(EVAL_DIMS) * 4 / GB  # mean and first R matrices per metric, float32
@@ -338,8 +422,11 @@ def main() -> None:
         gan = rows[-1]
         rows.append(measure_identification(args))
         print(rows[-1], flush=True)
-        rows.append(generation_row())
-        rows.append(oracle_row(gan))
+        parameters = model_parameters()
+        for name, count in parameters.items():
+            print(f"  {name}: {count / 1e6:,.0f} M parameters", flush=True)
+        rows.append(generation_row(parameters))
+        rows.append(oracle_row(gan, rows[-1]))
     rows.append(Row("scratch (largest at once)", 0.0, 0.0, scratch_peak, float("nan"), 0.0,
                     "training features of one target (one DPT layer), deleted once decoded"))
     print()

@@ -155,7 +155,13 @@ class Profile:
     n_samples: int = 5
     seed: int = 0
     device: str = "cpu"
+    # the weights of every transformers / diffusers model (SD, SD 2 depth, BLIP, DPT, CLIP): float32 on nsd, as the
+    # authors load them; "float16" halves their GPU memory at the cost of the authors' arithmetic
     dtype: str = "float32"
+    # SD 1.4 / 2.0 img2img run under torch.autocast in this dtype (nsd: "float16", the authors' precision_scope
+    # around their whole sampling loop: VAE encoding, DDIM and decoding); None: the weights' dtype throughout.
+    # depth2img never does (the authors' SD 2 script calls torch.autocast("cuda") without entering it)
+    sd_autocast: str | None = None
     batch_size: int = 16
     cache_dir: Path = field(default_factory=default_cache_dir)
     # ridge alphas per target family, as in the authors' code
@@ -169,6 +175,9 @@ class Profile:
     ridge_backend: str = "torch"  # himalaya backend; "torch_cuda" on a GPU
     ridge_block_size: int = 4096  # target columns decoded at once (bounds memory for BLIP / DPT)
     feature_dtype: str = "float16"  # stimulus features and decoded predictions on disk
+    # targets stored in float16 whatever feature_dtype says (nsd: DPT, whose float32 features and predictions would
+    # take 16.9 GB more than the 64 GB disk budget leaves; benchmarks/nsd_scale.py)
+    features_float16: tuple[str, ...] = ()
     # +G: "pixels" optimises the image itself (smoothness prior), "vae" the SD VAE decoder's latent
     # (too costly at 512 px), "dgn:<file>" Shen et al.'s deep generator network from converted weights
     generator: str = "pixels"
@@ -226,9 +235,14 @@ class Profile:
 
     @property
     def generation_key(self) -> dict:
-        """What a reconstruction's key holds of the sampling: its settings and how the pipelines' scheduler
-        noises the init latent (:mod:`recon.sampling`, chosen where the models load)."""
-        return self.generation_settings | {"init_noise": self.init_noise}
+        """What a reconstruction's key holds of the sampling: its settings, how the pipelines' scheduler noises the
+        init latent (:mod:`recon.sampling`, chosen where the models load) and their arithmetic."""
+        return self.generation_settings | {"init_noise": self.init_noise, "dtype": self.dtype,
+                                           "sd_autocast": self.sd_autocast}
+
+    def feature_dtype_of(self, target: str) -> str:
+        """The dtype ``target``'s stimulus features and decoded predictions are stored in."""
+        return "float16" if target in self.features_float16 else self.feature_dtype
 
 
 def nsd(**overrides) -> Profile:
@@ -272,7 +286,10 @@ def nsd(**overrides) -> Profile:
         generator_rescale_features=True,
         generator_batch_size=64,
         device="cuda",
-        dtype="float16",
+        dtype="float32",  # the authors' weights and arithmetic, SD 1.4 sampled under autocast (sd_autocast)
+        sd_autocast="float16",
+        feature_dtype="float32",  # as the authors' np.save of float32 features, where the disk allows
+        features_float16=("dpt",),
         ridge_backend="torch_cuda",
         batch_size=8,
         zscore_betas_per_session=False,  # the authors' preprocessing
@@ -306,6 +323,13 @@ def check_parameters(profile: Profile) -> None:
                           ("sample_noise", ("authors", "independent"))):
         if getattr(profile, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(profile, name)!r}")
+    for name, allowed in (("dtype", ("float32", "float16", "bfloat16")), ("sd_autocast", (None, "float16", "bfloat16")),
+                          ("feature_dtype", ("float32", "float16"))):
+        if getattr(profile, name) not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(profile, name)!r}")
+    unknown = [t for t in profile.features_float16 if t not in TARGET_ROIS]
+    if unknown:
+        raise ConfigError(f"features_float16 names decoding targets, one of {', '.join(TARGET_ROIS)}; got {unknown}")
     if profile.z_init == "latent" and profile.z_encode_size not in (None, profile.image_size):
         raise ConfigError(f"z_init 'latent' passes decoded z straight to img2img, so z_encode_size "
                           f"({profile.z_encode_size}) must equal image_size ({profile.image_size}); use z_init 'image'")

@@ -238,8 +238,8 @@ class Experiment:
         else:
             raise KeyError(f"unknown decoding target {target!r}; expected one of {list(TARGET_ROIS)}")
 
-    def _creator(self, writer, name: str = "x"):
-        return lambda shape, dtype: writer.create(name, shape, self.profile.feature_dtype)
+    def _creator(self, writer, target: str):
+        return lambda shape, dtype: writer.create("x", shape, self.profile.feature_dtype_of(target))
 
     def stimulus_features(self, target: str, split: str = "test") -> np.ndarray:
         """True features of the test images (cached, one row per image, a memory map).
@@ -250,10 +250,10 @@ class Experiment:
             raise ValueError(f"only test features are kept; got split {split!r} (decoders stream training features)")
         ids = self.test_ids
         return self.cache.get_streamed(*self._entry("features", target),
-                                       lambda w: self._extract(target, ids, self._creator(w)))["x"]
+                                       lambda w: self._extract(target, ids, self._creator(w, target)))["x"]
 
     def _features_key(self, target: str) -> list:
-        return self._key(target, self.test_ids, self.profile.feature_dtype, self._feature_settings(target))
+        return self._key(target, self.test_ids, self.profile.feature_dtype_of(target), self._feature_settings(target))
 
     def _feature_settings(self, target: str) -> dict:
         """The profile fields that shape one target's features (beyond those of every key)."""
@@ -284,7 +284,7 @@ class Experiment:
             columns = self.data.columns(rois)
             X, index = self._decoder_inputs(target, columns)
             X_test = self.data.test_betas[:, columns]
-            predicted = writer.create("predicted", truth.shape, p.feature_dtype)
+            predicted = writer.create("predicted", truth.shape, p.feature_dtype_of(target))
             chosen = writer.create("alphas", (int(np.prod(truth.shape[1:])),), np.float32)
             decoder = ridge_streamed.StreamedRidgeCV(alphas=alphas, cv=p.cv_folds, device=p.device,
                                                      block_size=p.ridge_block_size, progress=self.progress,
@@ -294,7 +294,7 @@ class Experiment:
                 for layer in range(truth.shape[1]) if target == "dpt" else [None]:
                     layers = None if layer is None else [layer]
                     with self.cache.scratch(lambda w: self._extract(target, self.train_image_ids,
-                                                                    self._creator(w), dpt_layers=layers)) as train:
+                                                                    self._creator(w, target), dpt_layers=layers)) as train:
                         yield layer, train["x"] if layer is None else train["x"][:, 0]
 
             def keep_training_sd(layer, Y):
@@ -312,7 +312,7 @@ class Experiment:
         p = self.profile
         rois = TARGET_ROIS[target]
         alphas = decoder_alphas(p, target)
-        return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype, sorted(TRIAL_AVERAGED),
+        return self._key("decoded", target, rois, alphas, p.cv_folds, p.feature_dtype_of(target), sorted(TRIAL_AVERAGED),
                          self._feature_settings(target), {"intercept": p.decoder_intercept},
                          target in TRAINING_SD, *self._decoder_arithmetic())
 
@@ -381,7 +381,7 @@ class Experiment:
 
     # ----------------------------------------------------- true inputs (oracle)
     def _true_features_key(self, target: str) -> list:
-        return self._shared_key("features", target, self.profile.feature_dtype, self._feature_settings(target))
+        return self._shared_key("features", target, self.profile.feature_dtype_of(target), self._feature_settings(target))
 
     @cached_property
     def true_captions(self) -> list[str]:

@@ -202,6 +202,12 @@ def _clip_features(p: Profile) -> str:
             f"output (not L2-normalised: r does not see the scale)")
 
 
+def _model_arithmetic(p: Profile) -> str:
+    scope = (f"SD img2img under torch.autocast({p.sd_autocast}) from the z decoding to the last image, the init "
+             f"image and the captions encoded before it" if p.sd_autocast else "no autocast")
+    return f"every transformers / diffusers model's weights in {p.dtype} (dtype); {scope}; torchvision's float32"
+
+
 def _evaluation_precision(p: Profile) -> str:
     return (f"AlexNet, Inception-v3 float32, CLIP {p.dtype}; r from float32 products summed in float64 "
             f"(evaluate.correlation_matrix)")
@@ -328,9 +334,12 @@ STEPS: tuple[Step, ...] = (
          checked_by=ALPHA_GRIDS),
     Step("decoding", "stored features", "float32 (.npy and .mat of float32 arrays; ridge.py's predictions float32)",
          "codes/utils/img2feat_sd.py, codes/utils/ridge.py, codes/gan/make_vgg19bdpy.py",
-         lambda p: f"{p.feature_dtype} (feature_dtype), features and decoded features",
-         lambda p: p.feature_dtype == "float32",
-         {"nsd": "nsd: float16, so that one subject's features fit the 64 GB disk (README)", "toy": "toy: as nsd"}),
+         lambda p: f"{p.feature_dtype} (feature_dtype), features and decoded features"
+                   + (f"; {', '.join(p.features_float16)} float16" if p.features_float16 else ""),
+         lambda p: p.feature_dtype == "float32" and not p.features_float16,
+         {"nsd": "nsd: DPT's in float16 (features_float16): in float32 its features, predictions and the training "
+                 "features of one layer would need 16.9 GB more, past the 64 GB disk (benchmarks/nsd_scale.py)",
+          "toy": "toy: float16 throughout, as its committed results were built"}),
     # ------------------------------------------------------------------- z, c
     Step("[30]", "z", "a sample of the VAE posterior × 0.18215, of the image Lanczos-resized to 320 px "
          "(4 × 40 × 40 for 512 px generation)", "codes/utils/img2feat_sd.py",
@@ -467,11 +476,10 @@ STEPS: tuple[Step, ...] = (
          "codes/utils/img2feat_sd.py, codes/caption/BLIP/img2feat_blip.py, codes/depth/img2feat_dpt.py, "
          "codes/diffusion_sd1/diffusion_decoding.py, codes/diffusion_sd2/diffusion_decoding.py, "
          "codes/utils/img2feat_decoded.py",
-         lambda p: f"every transformers / diffusers model in {p.dtype} (the profile's dtype); torchvision's float32",
-         lambda p: False,
-         {"nsd": "nsd: one dtype, float16, for every Hub model on the GPU; its effect against the authors' "
-                 "float32 features is not measured",
-          "toy": "toy: float32 on the CPU, SD 1.4's stand-in included (no autocast)"}),
+         _model_arithmetic, lambda p: p.dtype == "float32" and p.sd_autocast == "float16",
+         {"nsd": "nsd: dtype 'float16' halves the weights' memory and departs from the authors' arithmetic",
+          "toy": "toy: float32 on the CPU, SD 1.4's stand-in included (no autocast)"},
+         checked_by=_test(SAMPLING, "test_sd_samples_under_autocast_as_the_authors_precision_scope_and_depth_never")),
     # ------------------------------------------------------------------- +D
     Step("+D", "depth model", "Intel/dpt-large", "codes/depth/img2feat_dpt.py, codes/depth/dptemb2dpt.py",
          _model("dpt"), _authors_model("dpt"), {"toy": TOY_MODELS}),
@@ -521,7 +529,7 @@ STEPS: tuple[Step, ...] = (
     Step("evaluation", "precision", "float32 networks; r by np.corrcoef (float64)",
          "codes/utils/img2feat_decoded.py, codes/utils/identification.py",
          _evaluation_precision, lambda p: p.dtype == "float32",
-         {"nsd": "nsd: CLIP in float16, the profile's dtype (model arithmetic above)"},
+         {"nsd": "nsd: dtype 'float16' runs CLIP in float16 (model arithmetic above)"},
          checked_by=_test(EVALUATE, "test_float32_products_equal_the_float64_einsum")),
     Step("evaluation", "identification", "r of the original with each of the 5 samples, averaged; image i wins "
          "against j when its mean r is strictly greater ('>': ties fail); the mean over images",

@@ -11,6 +11,7 @@ batches of 60 and 120 on 2 CPU cores), so a result table holds for the profile's
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -71,22 +72,30 @@ def _encode_once_per_image(pipe, images: np.ndarray, seed: int) -> torch.Tensor:
     return pipe.vae.config.scaling_factor * posterior.sample(generator=generators)
 
 
+def under_autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` on ``device`` in ``dtype`` (the authors' ``precision_scope``), or no change for None."""
+    return nullcontext() if dtype is None else torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
 def _as_images(output, n: int, n_samples: int) -> np.ndarray:
     images = to_uint8(np.asarray(output.images))
     return images.reshape(n, n_samples, *images.shape[1:])
 
 
 @torch.no_grad()
-def init_images_from_latents(vae, latents: np.ndarray, size: int, batch_size: int = 32, progress=True) -> np.ndarray:
+def init_images_from_latents(vae, latents: np.ndarray, size: int, batch_size: int = 32, progress=True,
+                             autocast: torch.dtype | None = None) -> np.ndarray:
     """Decoded z as the init image of img2img, as the authors' diffusion_decoding.py makes it: the VAE decodes
-    the (scaled) latent, the image is clamped to [0, 1], scaled to 0-255 and truncated to uint8, then resized to
-    ``size`` by PIL's default (bicubic); img2img encodes it again."""
+    the (scaled) latent (under ``autocast``, as theirs in its precision_scope), the image is clamped to [0, 1],
+    scaled to 0-255 and truncated to uint8, then resized to ``size`` by PIL's default (bicubic); img2img encodes
+    it again."""
     from .features import pil_resize
 
     out = []
     for rows in batches(len(latents), batch_size, "decoded z -> init images", progress):
         z = torch.from_numpy(np.asarray(latents[rows], dtype=np.float32)).to(vae.device, vae.dtype)
-        x = ((vae.decode(z / vae.config.scaling_factor).sample.float() + 1) / 2).clamp(0, 1)
+        with under_autocast(vae.device, autocast):
+            x = ((vae.decode(z / vae.config.scaling_factor).sample.float() + 1) / 2).clamp(0, 1)
         pixels = (255.0 * x.permute(0, 2, 3, 1).cpu().numpy()).astype(np.uint8)
         out.append(pil_resize(pixels, size, "bicubic"))
     return np.concatenate(out)
@@ -95,13 +104,15 @@ def init_images_from_latents(vae, latents: np.ndarray, size: int, batch_size: in
 def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None = None, prompts=None,
             init_images: np.ndarray | None = None, n_samples: int, strength: float, guidance_scale: float,
             num_inference_steps: int, seed: int, batch_size: int, sample_noise: str = "independent",
-            progress=True) -> np.ndarray:
+            autocast: torch.dtype | None = None, progress=True) -> np.ndarray:
     """Stable Diffusion img2img from decoded z (or an init image) and decoded c (or a caption).
 
     ``init_latents`` are scaled VAE latents (n, 4, h, w), passed to the pipeline as the image, or
     ``None`` with ``init_images`` (uint8) to let the pipeline encode them (+G). ``sample_noise``: see
     :data:`SAMPLE_NOISE`; with "authors" an init image is encoded here, once, its posterior sample the first draw
-    of its stream, and each generation's noise the next.
+    of its stream, and each generation's noise the next. ``autocast``: the pipeline runs under
+    ``torch.autocast`` in this dtype, as the authors' sampling loop (the empty prompt, DDIM and the decoding);
+    the init image and the captions are encoded before it, in the weights' dtype, as theirs are.
     """
     _check_sample_noise(sample_noise)
     n = len(init_latents) if init_latents is not None else len(init_images)
@@ -129,17 +140,22 @@ def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None 
         kwargs = {}
         if prompt_embeds is not None:
             kwargs["prompt_embeds"] = torch.from_numpy(np.repeat(prompt_embeds[rows], n_samples, axis=0)).to(device, dtype)
+        elif autocast is not None:  # the captions' embeddings outside autocast, as the authors' get_learned_conditioning
+            with torch.no_grad():
+                kwargs["prompt_embeds"] = pipe.encode_prompt(
+                    [p for p in np.asarray(prompts)[rows] for _ in range(n_samples)], device, 1, False)[0]
         else:
             kwargs["prompt"] = [p for p in np.asarray(prompts)[rows] for _ in range(n_samples)]
-        result = pipe(
-            image=image,
-            strength=strength,
-            guidance_scale=guidance_scale,
-            num_inference_steps=num_inference_steps,
-            generator=generators,
-            output_type="np",
-            **kwargs,
-        )
+        with under_autocast(device, autocast):
+            result = pipe(
+                image=image,
+                strength=strength,
+                guidance_scale=guidance_scale,
+                num_inference_steps=num_inference_steps,
+                generator=generators,
+                output_type="np",
+                **kwargs,
+            )
         out.append(_as_images(result, len(idx), n_samples))
     return np.concatenate(out)
 

@@ -28,6 +28,11 @@ def torch_dtype(profile: Profile) -> torch.dtype:
     return _dtype_named(profile.dtype, "dtype")
 
 
+def sd_autocast(profile: Profile) -> torch.dtype | None:
+    """The dtype SD img2img samples in under ``torch.autocast`` (the profile's ``sd_autocast``), or None."""
+    return None if profile.sd_autocast is None else _dtype_named(profile.sd_autocast, "sd_autocast")
+
+
 def generator_dtype(profile: Profile) -> torch.dtype | None:
     """+G's arithmetic: None (the networks' own dtype) or the profile's ``generator_dtype``."""
     return None if profile.generator_dtype is None else _dtype_named(profile.generator_dtype, "generator_dtype")
@@ -168,7 +173,7 @@ def _pair(model_class: str, processor_class: str, model_id: str, profile: Profil
 
 
 def blip(profile: Profile):
-    """(``BlipForConditionalGeneration``, ``BlipProcessor``) in the profile's dtype (float16 for ``nsd``)."""
+    """(``BlipForConditionalGeneration``, ``BlipProcessor``) in the profile's dtype (float32 for ``nsd``, the authors')."""
     return _pair("BlipForConditionalGeneration", "BlipProcessor", profile.models.blip, profile)
 
 

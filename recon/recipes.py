@@ -82,7 +82,8 @@ def init_from_z(profile: Profile, variant: str, z: np.ndarray, *, progress=True)
     p = profile
     if p.z_init == "latent":
         return {"init_latents": z}
-    images = methods.init_images_from_latents(models.img2img(p, variant).vae, z, p.image_size, progress=progress)
+    images = methods.init_images_from_latents(models.img2img(p, variant).vae, z, p.image_size, progress=progress,
+                                              autocast=models.sd_autocast(p))
     return {"init_latents": None, "init_images": images}
 
 
@@ -99,15 +100,16 @@ def reconstruct(profile: Profile, method: str, variant: str, inputs: dict, *, pr
         value = inputs[name]
         return value() if callable(value) else value
 
+    sd = common | {"autocast": models.sd_autocast(p)}  # img2img under autocast as the authors' SD 1.4; depth2img never
     if method == "[30]":
         return methods.img2img(models.img2img(p, variant), **init_from_z(p, variant, read("z"), progress=progress),
-                               prompt_embeds=read("c"), **common)
+                               prompt_embeds=read("c"), **sd)
     if method == "+T":
         start = init_from_z(p, variant, read("z"), progress=progress)
-        return methods.img2img(models.img2img(p, variant), **start, prompts=read("caption"), **common)
+        return methods.img2img(models.img2img(p, variant), **start, prompts=read("caption"), **sd)
     if method == "+T+G":
         return methods.img2img(models.img2img(p, variant), None, init_images=read("gan"), prompts=read("caption"),
-                               **common)
+                               **sd)
     if method == "+T+G+D":
         gan = read("gan")
         return methods.depth2img(models.depth2img(p), gan, read("depth"), read("caption"), **common)

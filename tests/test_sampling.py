@@ -142,3 +142,47 @@ def test_depth2img_draws_each_generations_posterior_and_noise_from_the_images_st
     twice = methods.depth2img(pipe, np.concatenate([image, image]), np.concatenate([depth, depth]), ["a red ball"] * 2,
                               sample_noise="authors", **common)
     assert np.array_equal(twice[0], twice[1]) and not np.array_equal(twice[0, 0], twice[0, 1])
+
+
+def test_sd_samples_under_autocast_as_the_authors_precision_scope_and_depth_never():
+    """sd_autocast: the authors' SD 1.4 script decodes z to its init image and runs its whole sampling loop (the empty
+    prompt, DDIM, the decoding) inside ``precision_scope("cuda")`` (torch.autocast), but encodes the init image and
+    the caption before it, in float32; their SD 2 depth script never enters autocast. Forward hooks record the dtype
+    each network computes in (float16 on the CPU's autocast stands in for the GPU's)."""
+    from recon import recipes
+
+    profile = get_profile("toy", sd_autocast="float16", n_samples=1, num_inference_steps=4)
+    sd, depth = models.img2img(profile), models.depth2img(profile)
+    seen = []
+
+    def record(name, module):
+        module.register_forward_hook(lambda m, i, out: seen.append((name, out.dtype)))
+
+    for prefix, pipe in (("sd", sd), ("depth", depth)):
+        record(f"{prefix} vae encoder", pipe.vae.encoder.conv_in)
+        record(f"{prefix} vae decoder", pipe.vae.decoder.conv_in)
+        record(f"{prefix} text encoder", pipe.text_encoder.encoder.layers[0].mlp.fc1)
+        record(f"{prefix} unet", pipe.unet.conv_in)
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2, 4, profile.z_size // 8, profile.z_size // 8)).astype(np.float32)
+    gan = rng.integers(0, 256, (2, profile.image_size, profile.image_size, 3), dtype=np.uint8)
+    inputs = {"z": z, "caption": ["a red ball", "a dog"], "gan": gan,
+              "depth": rng.uniform(0.1, 1, (2, 16, 16)).astype(np.float32)}
+    try:
+        for method in ("+T", "+T+G+D"):
+            recipes.reconstruct(profile, method, "sd", inputs, progress=False)
+    finally:
+        for pipe in (sd, depth):
+            for module in (pipe.vae.encoder.conv_in, pipe.vae.decoder.conv_in, pipe.unet.conv_in,
+                           pipe.text_encoder.encoder.layers[0].mlp.fc1):
+                module._forward_hooks.clear()
+    half, single = torch.float16, torch.float32
+    plus_t = [entry for entry in seen if entry[0].startswith("sd ")]
+    assert plus_t[0] == ("sd vae decoder", half)  # z -> init image, inside precision_scope
+    assert plus_t[1] == ("sd vae encoder", single)  # the init image's encoding, before it
+    assert plus_t[2] == ("sd text encoder", single)  # the captions' conditioning, before it
+    assert plus_t[3] == ("sd text encoder", half)  # the empty prompt, inside it
+    assert {dtype for name, dtype in plus_t[4:]} == {half}  # DDIM and the decoding
+    assert {name for name, _ in plus_t[4:]} == {"sd unet", "sd vae decoder"}
+    assert {dtype for name, dtype in seen if name.startswith("depth ")} == {single}
+    assert sum(name == "depth unet" for name, _ in seen) > 0
