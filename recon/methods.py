@@ -103,7 +103,7 @@ def init_images_from_latents(vae, latents: np.ndarray, size: int, batch_size: in
 
 def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None = None, prompts=None,
             init_images: np.ndarray | None = None, n_samples: int, strength: float, guidance_scale: float,
-            num_inference_steps: int, seed: int, batch_size: int, sample_noise: str = "independent",
+            num_inference_steps: int, seed: int, batch_size: int, sample_noise: str = "authors",
             autocast: torch.dtype | None = None, progress=True) -> np.ndarray:
     """Stable Diffusion img2img from decoded z (or an init image) and decoded c (or a caption).
 
@@ -162,7 +162,7 @@ def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None 
 
 def depth2img(pipe, init_images: np.ndarray, depth_maps: np.ndarray, prompts, *, n_samples: int, strength: float,
               guidance_scale: float, num_inference_steps: int, seed: int, batch_size: int,
-              sample_noise: str = "independent", progress=True) -> np.ndarray:
+              sample_noise: str = "authors", progress=True) -> np.ndarray:
     """Depth-conditioned Stable Diffusion 2 from an init image, a decoded depth map and a caption. ``sample_noise``:
     see :data:`SAMPLE_NOISE`; with "authors" each generation draws its posterior sample and then its noise from the
     image's stream, as their SD 2 script does (which runs one stream through a process's range of images; one

@@ -102,9 +102,7 @@ def test_an_oracle_run_is_img2img_on_the_true_latent_and_embedding(smoke):
     pipe = models.img2img(p)
     init = methods.init_images_from_latents(pipe.vae, exp.stimulus_features("z"), p.image_size, progress=False)
     expected = methods.img2img(pipe, None, init_images=init, prompt_embeds=exp.stimulus_features("c"),
-                               n_samples=p.n_samples, strength=p.strength, guidance_scale=p.guidance_scale,
-                               num_inference_steps=p.num_inference_steps, seed=p.seed, batch_size=p.batch_size,
-                               progress=False)
+                               **p.generation_settings, progress=False)
     run = exp.true_run("[30]", "sd", "all")
     np.testing.assert_array_equal(run["first generation"], expected[:, 0])
     R = exp._identify(expected, "[30]")  # the decoded runs' scoring, on these generations

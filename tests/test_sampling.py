@@ -91,6 +91,17 @@ def test_depth2img_noises_as_the_authors_too_and_the_fidelity_table_says_where()
     assert diffusers.loc["sampler", "nsd: authors'?"] == "deviation"
 
 
+def same_noise(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two generations from the same noise and input, at different rows of one batch: equal but for the kernels'
+    rounding, which may differ by batch row (with AVX2 kernels 0.004% of pixels moved by 1 grey level; AVX512 gave
+    equal bytes). Generations from different noise differ by ~19 grey levels on average."""
+    return np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def different_noise(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.abs(a.astype(int) - b.astype(int)).mean() > 4
+
+
 def test_every_images_kth_generation_starts_from_the_same_noise():
     """sample_noise "authors": the authors' SD 1.4 script runs one test image per process after seed_everything(42),
     encodes its init image once (a posterior sample) and then draws each of its 5 generations' noise in turn, so
@@ -122,9 +133,9 @@ def test_every_images_kth_generation_starts_from_the_same_noise():
     common = dict(prompt_embeds=embeds, init_images=images, n_samples=2, strength=0.8, guidance_scale=5.0,
                   num_inference_steps=4, seed=0, batch_size=4, progress=False)
     authors = methods.img2img(pipe, None, sample_noise="authors", **common)
-    assert np.array_equal(authors[0], authors[1]) and not np.array_equal(authors[0, 0], authors[0, 1])
+    assert same_noise(authors[0], authors[1]) and different_noise(authors[0, 0], authors[0, 1])
     independent = methods.img2img(pipe, None, sample_noise="independent", **common)
-    assert not np.array_equal(independent[0], independent[1])
+    assert different_noise(independent[0], independent[1])
     with pytest.raises(ValueError, match="sample_noise must be one of authors, independent"):
         methods.img2img(pipe, None, sample_noise="shared", **common)
 
@@ -141,7 +152,7 @@ def test_depth2img_draws_each_generations_posterior_and_noise_from_the_images_st
                   progress=False)
     twice = methods.depth2img(pipe, np.concatenate([image, image]), np.concatenate([depth, depth]), ["a red ball"] * 2,
                               sample_noise="authors", **common)
-    assert np.array_equal(twice[0], twice[1]) and not np.array_equal(twice[0, 0], twice[0, 1])
+    assert same_noise(twice[0], twice[1]) and different_noise(twice[0, 0], twice[0, 1])
 
 
 def test_sd_samples_under_autocast_as_the_authors_precision_scope_and_depth_never():
