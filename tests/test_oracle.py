@@ -134,3 +134,21 @@ def test_a_swap_replaces_one_input_and_keeps_the_subjects_others(smoke):
         smoke["subj02"].entry_path("swap", "+T+G", "sd", ("caption",))  # the decoded +G is the subject's
     if exp.true_captions != exp.decoded_captions:
         assert not np.array_equal(swapped, decoded)
+
+
+def test_on_a_simulated_tree_without_an_overlap_list_every_claim_but_the_overlap_runs(smoke):
+    """As on nsd (NSD ships no overlap list): the simulated tree's experiments, judged with the profile's list
+    removed, report the overlap claim as not run and judge every other claim, the oracle's differences included."""
+    from recon import claims, control
+
+    profile = smoke["subj01"].profile.replace(overlap_list=None)
+    overlap_ids = control.overlap_ids_if_given(profile)
+    assert overlap_ids is None
+    table = claims.judge(smoke, overlap_ids, n_boot=200, seed=0, oracle=True)
+    overlap = table.claim == "excluding overlapping images changes nothing"
+    assert overlap.any() and set(table.verdict[overlap]) == {claims.NOT_RUN}
+    assert table.loc[overlap, ["difference", "ci_low", "ci_high"]].isna().all().all()
+    others = table[~overlap]
+    assert set(others.subject) == {"subj01", "subj02"} and claims.NOT_RUN not in set(others.verdict)
+    assert others[["difference", "ci_low", "ci_high"]].notna().all().all()
+    assert others[list(claims.ORACLE_COLUMNS)].notna().all().all()
