@@ -291,11 +291,11 @@ class NSDReader:
         return mask, roi_of_voxel
 
     # ----------------------------------------------------------------- betas
-    def check_betas(self, subject: str, session: int, grid: tuple[int, int, int]) -> Path:
+    def check_betas(self, subject: str, session: int, grid: tuple[int, int, int] | None) -> Path:
         """The session's betas file, after checking from its header alone (no beta is read) that it holds
-        (X, Y, Z, trials) = (*grid, trials_per_session) betas."""
+        (X, Y, Z, trials) = (*grid, trials_per_session) betas (``grid`` None: only that the header reads)."""
         path = self.betas_path(subject, session)
-        expected = (*grid, self.trials_per_session)
+        expected = (*(grid or (None,) * 3), self.trials_per_session)
         try:
             if path.suffix == ".hdf5":
                 with h5py.File(path, "r") as f:
@@ -308,7 +308,7 @@ class NSDReader:
             raise
         except Exception as err:  # OSError from h5py, nibabel's ImageFileError, EOFError from a cut header
             raise NSDFileError(f"cannot read {path} (truncated or corrupt?): {err}") from err
-        if tuple(shape) != expected:
+        if grid is not None and tuple(shape) != expected:
             raise NSDFileError(f"{path} has shape {tuple(shape)}, expected {expected} {order}")
         return path
 
