@@ -11,11 +11,12 @@ archive removed), not from the bucket.
 
 What was fetched is recorded in ``.recon-fetch.json`` at the root (each file's size, ETag, sha256 and origin):
 a later run keeps a file whose size and ETag still match the server's (one put there otherwise, whose size
-does), fetches again one the server changed, and continues partials. The sha256 computed while downloading goes into the reader's digest memo
-(``.recon-digests.json``), so the subjects' fingerprints are computed without reading the files again.
+does), fetches again one the server changed, and continues partials. The sha256 computed while downloading
+goes into the reader's digest memo (``.recon-digests.json``), so the subjects' fingerprints are computed
+without reading the files again.
 
 The behaviour file (``responses.tsv``), which the reader reads where present to check the design against it,
-is fetched too (a few MB a subject); a server without it is told, not refused.
+is fetched too, being small beside the betas; a server without it is told, not refused.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from pathlib import Path
 from .config import ConfigError
 from .nsd import NSDReader
 from .nsd_servers import TERMS, Servers
-from .transfer import CHUNK, HTTPSource, Remote, RemoteFile, S3Source, TransferError, download, resumable_bytes
+from .transfer import (CHUNK, HTTPSource, Remote, RemoteFile, S3Source, TransferError, download, partial_paths,
+                       resumable_bytes)
 
 #: what was fetched, at the root: path inside the tree -> size, ETag, sha256, origin
 FETCH_MANIFEST = ".recon-fetch.json"
@@ -319,11 +321,13 @@ def _writing(path: Path, write: Callable[[], object]):
 
 
 def _install(staged: Path, target: Path) -> str:
-    """Copy a file downloaded to plan into its place, through a partial beside it."""
-    part = target.with_name(f".{target.name}.part")
+    """Copy a file downloaded to plan into its place, through a partial beside it (replacing one an interrupted
+    download left there, and its note)."""
+    part, note = partial_paths(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(staged, part)
     os.replace(part, target)
+    note.unlink(missing_ok=True)
     return _sha256(target)
 
 

@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import re
-import shutil
 import socket
 import threading
 import uuid
@@ -386,6 +385,17 @@ def test_more_sessions_than_the_design_has_are_refused_naming_them(world, monkey
     code, _, err = run_cli("nsd", "check", "--root", world.root / "absent", "--subject", "subj01",
                            monkeypatch=monkeypatch)
     assert code == 1 and "does not exist" in err
+    world.root.mkdir()
+    code, out, err = run_cli("nsd", "check", "--root", world.root, "--subject", "subj01", monkeypatch=monkeypatch)
+    assert code == 1 and "the first: nsddata/experiments/nsd/nsd_expdesign.mat: missing" in err
+
+
+def test_check_reads_a_tree_that_was_not_fetched(world, monkeypatch):
+    """A tree copied by other means (no .recon-fetch.json, no digests): present and readable is what it can say."""
+    code, out, err = run_cli("nsd", "check", "--root", world.source.root, "--subject", "subj01", "--subject",
+                             "subj02", "--sessions", N_SESSIONS, monkeypatch=monkeypatch)
+    assert code == 0, err
+    assert "no digest recorded to compare" in out and "(optional, absent: the reader goes without it)" in out
 
 
 def test_a_download_that_does_not_match_its_md5_etag_is_removed_not_installed(world):
