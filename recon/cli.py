@@ -7,6 +7,8 @@
     recon verify --profile toy
     recon cache clean --older-than 24
     recon table1 --profile toy
+    recon nsd fetch --subject subj01 --dry-run
+    recon nsd check --subject subj01
 
 ``recon run`` computes one stage (:mod:`recon.stages`) and everything it needs that is not cached
 yet; the Snakemake workflow (``workflow/Snakefile``) calls it once per job. Bad arguments exit with
@@ -160,7 +162,55 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--n-boot", type=int, default=10_000, metavar="N", help="bootstrap resamples (default 10000)")
     _profile_options(claims)
     claims.set_defaults(subparser=claims)
+    _nsd_parser(commands)
     return parser
+
+
+def _nsd_parser(commands) -> None:
+    nsd = commands.add_parser("nsd", help="get the real NSD's files for some subjects, and check a tree",
+                              description="The files the nsd profile reads, per subject: `recon nsd fetch` downloads "
+                                          "them (NSD's public S3 bucket, COCO's caption archive), `recon nsd check` "
+                                          "checks a tree holds them whole.")
+    actions = nsd.add_subparsers(dest="nsd_command", required=True, metavar="ACTION")
+    fetch = actions.add_parser(
+        "fetch", help="download exactly the files the reader reads for the subjects (resumable)",
+        description="Download exactly the files the reader reads for the subjects' sessions: from NSD's S3 bucket "
+                    "(anonymous requests) and, for the captions, COCO's 2017 annotations archive. Prints each "
+                    "file's size and the total, and refuses a disk without room, before writing anything; continues "
+                    "partial downloads; checks sizes and single-part ETags; records what it fetched in "
+                    ".recon-fetch.json and the digests in .recon-digests.json. NSD's terms: accept them at "
+                    "https://naturalscenesdataset.org first.")
+    check = actions.add_parser(
+        "check", help="check a tree holds, whole, every file a run reads for the subjects",
+        description="Per subject, every file a run reads: present, of the size and sha256 recorded when it was "
+                    "fetched, readable by the reader's checks (reads every byte). Exit status 1 naming the first "
+                    "missing or damaged file.")
+    from .nsd_servers import COCO_ANNOTATIONS_URL, NSD_BUCKET, NSD_REGION
+
+    for action in (fetch, check):
+        action.add_argument("--subject", action="append", choices=SUBJECTS, required=True,
+                            help="a subject (repeatable)")
+        action.add_argument("--root", type=Path, metavar="DIR",
+                            help="the NSD tree (default: $RECON_NSD_ROOT, else the nsd profile's /data/nsd)")
+        action.add_argument("--sessions", type=int, metavar="N", help="sessions per subject (default: the nsd "
+                                                                       "profile's, 37)")
+        action.add_argument("--progress", action="store_true", default=None,
+                            help="show a progress bar (default: on a terminal)")
+        action.set_defaults(subparser=action)
+    fetch.add_argument("--dry-run", action="store_true", help="print the files, their sizes and the total; write "
+                                                              "nothing")
+    fetch.add_argument("--betas-format", choices=["hdf5", "nii.gz"], default="hdf5",
+                       help="the betas' format (default hdf5: the reader reads it in part)")
+    fetch.add_argument("--workers", type=int, default=4, metavar="N", help="transfers at once (default 4)")
+    fetch.add_argument("--bucket", default=os.environ.get("RECON_NSD_BUCKET", NSD_BUCKET),
+                       help=f"S3 bucket (default: $RECON_NSD_BUCKET, else {NSD_BUCKET})")
+    fetch.add_argument("--endpoint-url", default=os.environ.get("RECON_NSD_ENDPOINT_URL"), metavar="URL",
+                       help="S3 endpoint of a mirror (default: $RECON_NSD_ENDPOINT_URL, else AWS)")
+    fetch.add_argument("--region", default=NSD_REGION, help=f"the bucket's region (default {NSD_REGION})")
+    fetch.add_argument("--annotations-url", metavar="URL",
+                       default=os.environ.get("RECON_COCO_ANNOTATIONS_URL", COCO_ANNOTATIONS_URL),
+                       help="COCO's 2017 annotations archive (default: $RECON_COCO_ANNOTATIONS_URL, else "
+                            f"{COCO_ANNOTATIONS_URL})")
 
 
 def _overrides(args) -> dict:
@@ -547,11 +597,42 @@ def cmd_claims(args, parser) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ nsd
+def cmd_nsd(args, parser) -> int:
+    try:
+        profile = get_profile("nsd", nsd_root=args.root, n_sessions=args.sessions)
+    except ConfigError as err:
+        parser.error(str(err))
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    subjects = list(dict.fromkeys(args.subject))
+    if args.nsd_command == "fetch":
+        from .nsd_fetch import fetch
+        from .nsd_servers import Servers
+
+        if args.workers < 1:
+            parser.error(f"--workers must be at least 1, got {args.workers}")
+        servers = Servers(bucket=args.bucket, endpoint_url=args.endpoint_url, region=args.region,
+                          annotations_url=args.annotations_url)
+        fetch(profile.nsd_root, subjects, profile.n_sessions, servers, dry_run=args.dry_run, workers=args.workers,
+              progress=progress, trials_per_session=profile.trials_per_session,
+              betas_suffix="." + args.betas_format)
+        return 0
+    from .nsd_check import check_tree, report, require_whole
+
+    findings = check_tree(profile.nsd_root, subjects, profile.n_sessions, profile.trials_per_session,
+                          progress=progress)
+    report(findings, profile.nsd_root)
+    require_whole(findings, profile.nsd_root)
+    files = {f.path for listed in findings.values() for f in listed if f.size is not None}
+    print(f"{len(files)} files of {', '.join(subjects)} ({profile.n_sessions} sessions) in {profile.nsd_root}: whole")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"run": cmd_run, "compute": cmd_compute, "status": cmd_status, "table1": cmd_table1, "verify": cmd_verify,
-               "cache": cmd_cache, "claims": cmd_claims}[args.command]
+               "cache": cmd_cache, "claims": cmd_claims, "nsd": cmd_nsd}[args.command]
     from .errors import ReconError
 
     try:

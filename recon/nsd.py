@@ -39,6 +39,8 @@ from .errors import ReconError
 
 BETA_SCALE = 300.0
 BETAS_DIR = "betas_fithrf_GLMdenoise_RR"
+#: the formats NSD ships each session's betas in, in the reader's order of preference (HDF5 reads in part)
+BETAS_SUFFIXES = (".hdf5", ".nii.gz")
 
 
 #: where :meth:`NSDReader.fingerprint` remembers file digests, at the NSD root
@@ -113,17 +115,21 @@ class NSDReader:
     def roi_path(self, subject: str, atlas: str) -> Path:
         return self.path("nsddata", "ppdata", check_subject(subject), "func1pt8mm", "roi", f"{atlas}.nii.gz")
 
-    def betas_path(self, subject: str, session: int) -> Path:
-        """The session's betas file, preferring HDF5 (partial reads) over NIfTI."""
+    def betas_file(self, subject: str, session: int, suffix: str | None = None) -> Path:
+        """The session's betas file in the format ``suffix`` (one of :data:`BETAS_SUFFIXES`), there or not; None: the
+        format present, preferring HDF5 (partial reads), else the HDF5 name."""
         folder = self.path("nsddata_betas", "ppdata", check_subject(subject), "func1pt8mm", BETAS_DIR)
-        for suffix in (".hdf5", ".nii.gz"):
-            candidate = folder / f"betas_session{session:02d}{suffix}"
-            if candidate.is_file():
-                return candidate
-        raise NSDFileError(
-            f"missing NSD file {folder / f'betas_session{session:02d}.hdf5'} (or .nii.gz): "
-            f"betas of {subject} session {session}"
-        )
+        if suffix is not None and suffix not in BETAS_SUFFIXES:
+            raise ConfigError(f"betas format {suffix!r} is not one NSD ships; valid: {', '.join(BETAS_SUFFIXES)}")
+        candidates = [folder / f"betas_session{session:02d}{s}" for s in ((suffix,) if suffix else BETAS_SUFFIXES)]
+        return next((c for c in candidates if c.is_file()), candidates[0])
+
+    def betas_path(self, subject: str, session: int) -> Path:
+        """The session's betas file, preferring HDF5 (partial reads) over NIfTI; fails naming it if neither is there."""
+        path = self.betas_file(subject, session)
+        if not path.is_file():
+            raise NSDFileError(f"missing NSD file {path} (or .nii.gz): betas of {subject} session {session}")
+        return path
 
     def captions_path(self, split: str) -> Path:
         return self.path("nsddata_stimuli", "stimuli", "nsd", "annotations", f"captions_{split}.json")
@@ -285,19 +291,35 @@ class NSDReader:
         return mask, roi_of_voxel
 
     # ----------------------------------------------------------------- betas
-    def session_betas(self, subject: str, session: int, mask: np.ndarray, chunk: int = 125) -> np.ndarray:
-        """(trials, voxels) float32 betas of one session within ``mask``, divided by 300."""
+    def check_betas(self, subject: str, session: int, grid: tuple[int, int, int] | None) -> Path:
+        """The session's betas file, after checking from its header alone (no beta is read) that it holds
+        (X, Y, Z, trials) = (*grid, trials_per_session) betas (``grid`` None: only that the header reads)."""
         path = self.betas_path(subject, session)
-        expected = (*mask.shape, self.trials_per_session)
-        out = np.empty((self.trials_per_session, int(mask.sum())), dtype=np.float32)
+        expected = (*(grid or (None,) * 3), self.trials_per_session)
         try:
             if path.suffix == ".hdf5":
                 with h5py.File(path, "r") as f:
                     if "betas" not in f:
                         raise NSDFileError(f"{path} has no dataset 'betas'")
+                    shape, expected, order = f["betas"].shape, expected[::-1], "(trials, Z, Y, X)"
+            else:
+                shape, order = nib.load(path).shape, "(X, Y, Z, trials)"
+        except NSDFileError:
+            raise
+        except Exception as err:  # OSError from h5py, nibabel's ImageFileError, EOFError from a cut header
+            raise NSDFileError(f"cannot read {path} (truncated or corrupt?): {err}") from err
+        if grid is not None and tuple(shape) != expected:
+            raise NSDFileError(f"{path} has shape {tuple(shape)}, expected {expected} {order}")
+        return path
+
+    def session_betas(self, subject: str, session: int, mask: np.ndarray, chunk: int = 125) -> np.ndarray:
+        """(trials, voxels) float32 betas of one session within ``mask``, divided by 300."""
+        path = self.check_betas(subject, session, mask.shape)
+        out = np.empty((self.trials_per_session, int(mask.sum())), dtype=np.float32)
+        try:
+            if path.suffix == ".hdf5":
+                with h5py.File(path, "r") as f:
                     data = f["betas"]  # (trials, Z, Y, X)
-                    if data.shape != expected[::-1]:
-                        raise NSDFileError(f"{path} has shape {data.shape}, expected {expected[::-1]} (trials, Z, Y, X)")
                     mask_zyx = mask.T
                     for start in range(0, self.trials_per_session, chunk):
                         block = data[start : start + chunk]
@@ -308,13 +330,9 @@ class NSDReader:
                 out = reordered
             else:
                 image = nib.load(path)
-                if image.shape != expected:
-                    raise NSDFileError(f"{path} has shape {image.shape}, expected {expected} (X, Y, Z, trials)")
                 for start in range(0, self.trials_per_session, chunk):
                     block = np.asarray(image.dataobj[..., start : start + chunk])
                     out[start : start + block.shape[-1]] = block[mask].T
-        except NSDFileError:
-            raise
         except Exception as err:  # EOFError, zlib.error, OSError from a truncated file
             raise NSDFileError(f"cannot read {path} (truncated or corrupt?): {err}") from err
         not_finite = int(np.count_nonzero(~np.isfinite(out)))
@@ -369,16 +387,37 @@ class NSDReader:
         )
 
     # ------------------------------------------------------------ identity
+    @property
+    def design_files(self) -> tuple[Path, Path]:
+        """The design and the stimulus table: what the rest of a subject's list of files is derived from (the
+        sessions there are, the COCO splits of the captions)."""
+        return self.expdesign_path, self.stim_info_path
+
+    @property
+    def caption_splits(self) -> tuple[str, ...]:
+        """The COCO splits (``train2017``, ``val2017``) the stimuli come from: one caption file each."""
+        return tuple(sorted(set(self.stim_info["cocoSplit"])))
+
+    def optional_files(self, subject: str) -> tuple[Path, ...]:
+        """Files read where present and not needed otherwise: the behaviour file, checked against the design."""
+        return (self.behaviour_path(subject),)
+
+    def files_needed(self, subject: str, n_sessions: int, betas_suffix: str | None = None) -> list[Path]:
+        """Every file this reader reads for ``subject``'s first ``n_sessions`` sessions, there or not, in a fixed
+        order, the optional ones last; only the design files must be there. The betas in ``betas_suffix``
+        (None: the format present, else HDF5). The one list of what a subject needs: the fetcher and the checker
+        of a tree (:mod:`recon.nsd_fetch`, :mod:`recon.nsd_check`) read it."""
+        self.check_sessions(subject, n_sessions)
+        files = [*self.design_files, self.stimuli_path, self.ctab_path("streams"), self.roi_path(subject, "streams")]
+        files += [self.betas_file(subject, session, betas_suffix) for session in range(1, n_sessions + 1)]
+        files += [self.captions_path(split) for split in self.caption_splits]
+        return files + list(self.optional_files(subject))
+
     def files_used(self, subject: str, n_sessions: int) -> list[Path]:
         """Every file this reader reads for ``subject``'s first ``n_sessions`` sessions (those present of the
-        optional ones), in a fixed order."""
-        self.check_sessions(subject, n_sessions)
-        files = [self.expdesign_path, self.stim_info_path, self.stimuli_path, self.ctab_path("streams"),
-                 self.roi_path(subject, "streams")]
-        files += [self.betas_path(subject, session) for session in range(1, n_sessions + 1)]
-        files += [self.captions_path(split) for split in sorted(set(self.stim_info["cocoSplit"]))]
-        if self.behaviour_path(subject).is_file():
-            files.append(self.behaviour_path(subject))
+        optional ones), in a fixed order; fails naming the first that is missing."""
+        optional = set(self.optional_files(subject))
+        files = [f for f in self.files_needed(subject, n_sessions) if f not in optional or f.is_file()]
         for file in files:
             self._require(file, "a file of the NSD layout")
         return files
@@ -391,13 +430,8 @@ class NSDReader:
         Hashing reads every byte once (NSD: ~75 GB a subject with the stimuli, about a minute at 1.5 GB/s);
         the digests are remembered in ``.recon-digests.json`` at the root (or, where the tree is read-only,
         in ``memo_dir``) by path, size and modification time, so later calls only ``stat`` the files."""
-        memo_file = self.root / DIGEST_MEMO
-        if not os.access(self.root, os.W_OK) and memo_dir is not None:
-            memo_file = Path(memo_dir) / f"{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:24]}.json"
-        try:
-            memo = json.loads(memo_file.read_text())
-        except (OSError, ValueError):
-            memo = {}
+        memo_file = self._memo_file(memo_dir)
+        memo = _read_memo(memo_file)
         listing, changed = [], False
         for file in self.files_used(subject, n_sessions):
             name = file.relative_to(self.root).as_posix()
@@ -409,14 +443,28 @@ class NSDReader:
                 memo[name], changed = known, True
             listing.append([name, known["size"], known["sha256"]])
         if changed:
-            try:
-                memo_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}")
-                tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
-                os.replace(tmp, memo_file)
-            except OSError:
-                pass  # a read-only place: the digests are computed again next time
+            _write_memo(memo_file, memo)
         return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:24]
+
+    def _memo_file(self, memo_dir: Path | None = None) -> Path:
+        if not os.access(self.root, os.W_OK) and memo_dir is not None:
+            return Path(memo_dir) / f"{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:24]}.json"
+        return self.root / DIGEST_MEMO
+
+    def digest_memo(self, memo_dir: Path | None = None) -> dict[str, dict]:
+        """The digest memo: path inside the tree -> ``{"size", "mtime_ns", "sha256"}`` as last hashed."""
+        return _read_memo(self._memo_file(memo_dir))
+
+    def remember_digests(self, digests: dict[Path, str], memo_dir: Path | None = None) -> None:
+        """Put sha256 digests computed elsewhere (the fetcher hashes what it downloads) in the memo, with each
+        file's size and modification time now, so that :meth:`fingerprint` need not read the files again."""
+        memo_file = self._memo_file(memo_dir)
+        memo = _read_memo(memo_file)
+        for file, sha256 in digests.items():
+            stat = Path(file).stat()
+            memo[Path(file).relative_to(self.root).as_posix()] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                                                  "sha256": sha256}
+        _write_memo(memo_file, memo)
 
     # --------------------------------------------------------------- stimuli
     @cached_property
@@ -455,7 +503,7 @@ class NSDReader:
     @cached_property
     def _captions_by_coco_id(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
-        for split in sorted(set(self.stim_info["cocoSplit"])):
+        for split in self.caption_splits:
             path = self._require(self.captions_path(split), "COCO-style caption annotations")
             try:
                 annotations = json.loads(path.read_text())["annotations"]
@@ -476,6 +524,24 @@ class NSDReader:
                 raise NSDFileError(f"no caption for nsdId {nsd_id} (cocoId {coco_id}) in the annotations")
             out.append(by_coco[coco_id])
         return out
+
+
+def _read_memo(memo_file: Path) -> dict:
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def _write_memo(memo_file: Path, memo: dict) -> None:
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(memo, indent=0, sort_keys=True))
+        os.replace(tmp, memo_file)
+    except OSError:
+        pass  # a read-only place: the digests are computed again next time
 
 
 def zscore_in_place(block: np.ndarray, ddof: int = 0) -> None:

@@ -356,3 +356,36 @@ def test_another_tree_with_other_values_gives_other_betas(tmp_path):
     a, b = MiniNSD(tmp_path / "a", seed=1), MiniNSD(tmp_path / "b", seed=2)
     assert not np.array_equal(reader(a).load_subject("subj01", ["early"], 2).train_betas,
                               reader(b).load_subject("subj01", ["early"], 2).train_betas)
+
+
+# ----------------------------------------------------------------- the layout without the files
+def test_the_files_a_subject_needs_are_known_from_the_design_alone(mini_nsd_hdf5, tmp_path):
+    """What the fetcher downloads: the same list as the files read, from the design and stimulus table alone."""
+    mini_nsd_hdf5.write_behaviour("subj01")
+    used = reader(mini_nsd_hdf5).files_used("subj01", N_SESSIONS)
+    bare = tmp_path / "bare"
+    for file in reader(mini_nsd_hdf5).design_files:
+        target = bare / file.relative_to(mini_nsd_hdf5.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file.read_bytes())
+    needed = NSDReader(bare, TRIALS_PER_SESSION).files_needed("subj01", N_SESSIONS, betas_suffix=".hdf5")
+    assert [p.relative_to(bare) for p in needed] == [p.relative_to(mini_nsd_hdf5.root) for p in used]
+    assert needed[-1].name == "responses.tsv"  # optional, last: the fetcher fetches it where the server has it
+    nifti = NSDReader(bare, TRIALS_PER_SESSION).files_needed("subj01", 1, betas_suffix=".nii.gz")
+    assert [p.name for p in nifti if "betas" in p.name] == ["betas_session01.nii.gz"]
+    with pytest.raises(ConfigError, match=r"betas format '\.mat' is not one NSD ships; valid: \.hdf5, \.nii\.gz"):
+        NSDReader(bare, TRIALS_PER_SESSION).files_needed("subj01", 1, betas_suffix=".mat")
+    # without the optional file the reader reads the rest
+    mini_nsd_hdf5.behaviour_path("subj01").unlink()
+    assert reader(mini_nsd_hdf5).files_used("subj01", N_SESSIONS) == used[:-1]
+
+
+def test_betas_are_checked_from_their_header(mini_nsd, mini_nsd_hdf5):
+    for tree in (mini_nsd, mini_nsd_hdf5):
+        assert reader(tree).check_betas("subj01", 1, LABELS["subj01"].shape) == reader(tree).betas_path("subj01", 1)
+        with pytest.raises(NSDFileError, match=r"has shape .*, expected"):
+            reader(tree).check_betas("subj01", 1, (4, 3, 3))
+    path = mini_nsd_hdf5.betas_path(1, "hdf5")
+    path.write_bytes(b"\0" * 8 + path.read_bytes()[8:])  # the HDF5 signature gone
+    with pytest.raises(NSDFileError, match=f"cannot read {path_pattern(path)} \\(truncated or corrupt\\?\\)"):
+        reader(mini_nsd_hdf5).check_betas("subj01", 1, LABELS["subj01"].shape)
