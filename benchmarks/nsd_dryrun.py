@@ -444,13 +444,7 @@ class Stages:
 
 def release_models() -> None:
     """Drop every model ``recon.models`` memoised, so the next stage's models fit beside nothing else."""
-    for value in vars(models).values():
-        clear = getattr(value, "cache_clear", None)
-        if callable(clear):
-            clear()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    models.release()
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -28,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon import evaluate, features, methods, recipes
+from recon import evaluate, features, gpu_budget, methods, recipes
 from recon.cache import Cache
-from recon.ridge_streamed import StreamedRidgeCV
+from recon.ridge_streamed import StreamedRidgeCV, memory_bytes
 
 GB = 1e9
 BUDGET = {"host": 128, "gpu": 80, "disk": 64}
@@ -53,51 +54,6 @@ def feature_dtype(target: str) -> np.dtype:
 
 def feature_bytes(target: str) -> int:
     return feature_dtype(target).itemsize
-
-
-def weight_bytes() -> int:
-    """Bytes per weight of the nsd profile's Hub models (its dtype: float32, the authors')."""
-    from recon.profiles import get_profile
-
-    return np.dtype(get_profile("nsd").dtype).itemsize
-
-
-def model_parameters() -> dict[str, int]:
-    """Parameters of every network the nsd profile loads, counted on models built from their published
-    configurations (benchmarks/nsd_dryrun.py) on the meta device: no memory, no weights."""
-    import importlib.util
-    import sys
-
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from torchvision import models as tv
-    from transformers import (BlipConfig, BlipForConditionalGeneration, CLIPConfig, CLIPModel, CLIPTextConfig,
-                              CLIPTextModel, DPTConfig, DPTForDepthEstimation)
-
-    spec = importlib.util.spec_from_file_location("nsd_dryrun", Path(__file__).with_name("nsd_dryrun.py"))
-    dryrun = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, dryrun)
-    spec.loader.exec_module(dryrun)
-    c = dryrun.Architectures.published().configs
-    builders = {
-        "SD 1.4 UNet": lambda: UNet2DConditionModel.from_config(c["sd_unet"]),
-        "SD 2.0 UNet": lambda: UNet2DConditionModel.from_config(c["sd2_unet"]),
-        "SD 2 depth UNet": lambda: UNet2DConditionModel.from_config(c["sd2_depth_unet"]),
-        "VAE (each SD)": lambda: AutoencoderKL.from_config(c["vae"]),
-        "SD 1.4 text encoder": lambda: CLIPTextModel(CLIPTextConfig(**c["sd_text"])),
-        "SD 2 text encoder (each SD 2)": lambda: CLIPTextModel(CLIPTextConfig(**c["sd2_text"])),
-        "SD 2 depth's DPT-Hybrid": lambda: DPTForDepthEstimation(DPTConfig(**c["depth_estimator"])),
-        "BLIP": lambda: BlipForConditionalGeneration(BlipConfig(**c["blip"])),
-        "DPT-Large": lambda: DPTForDepthEstimation(DPTConfig(**c["dpt"])),
-        "CLIP ViT-L/14": lambda: CLIPModel(CLIPConfig(**c["clip"])),
-        "VGG19": lambda: tv.vgg19(),
-        "AlexNet": lambda: tv.alexnet(),
-        "Inception-v3": lambda: tv.inception_v3(aux_logits=False, init_weights=False),
-    }
-    counts = {}
-    with torch.device("meta"):
-        for name, build in builders.items():
-            counts[name] = sum(p.numel() for p in build().parameters())
-    return counts
 
 
 def _nsd_targets() -> dict:
@@ -186,22 +142,6 @@ def random_memmap(path: Path, shape, dtype, seed: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the decoder's memory model
-def decoder_bytes(n_trials: int, n_images: int, n_test: int, p: int, block: int, n_alphas: int, folds: int) -> dict:
-    """Arrays :class:`StreamedRidgeCV` holds at once (float32 unless noted), by where they live."""
-    n_val = n_trials // folds
-    device = (
-        2 * n_trials * p * 4  # X on the device and its standardised copy (freed after _prepare)
-        + p * p * (8 + 8 + 4)  # Gram and eigenvectors in float64 (transient), eigenvectors in float32
-        + folds * (p * n_images * 4 + n_val * p * 4)  # per fold: Vᵀ Sᵀ and X_val V
-        + p * n_images * 4 + p * p * 4  # the whole-set system and its eigenvectors (kept for predict)
-        + n_images * p * 4  # per-image sums (transient)
-        + block * (n_images + p + 2 * n_val + n_test) * 4  # one column block: Y, right-hand side, truth, prediction
-        + n_alphas * block * 8  # CV scores of the block
-    )
-    host = n_trials * p * 4 + n_test * p * 4 + n_images * block * 4  # betas, test betas, one block read and cast
-    return {"device": device, "host": host}
-
-
 def prepared_decoder(args) -> tuple[StreamedRidgeCV, dict]:
     """The voxel side of a decoder (standardise, diagonalise five folds and the whole set), once:
     it does not depend on the targets, which :meth:`StreamedRidgeCV.fit_targets` then adds."""
@@ -226,8 +166,8 @@ def measure_decoder(name: str, q: int, decoder: StreamedRidgeCV, prepared: dict,
     with PeakAnonymousMemory() as m:
         decoder.fit_targets(Y)
         decoder.predict(X_test, out=out)
-    model_small = decoder_bytes(N_TRIALS, N_IMAGES, N_TEST, p_measured, min(block, q_measured), n_alphas, folds)
-    model_full = decoder_bytes(N_TRIALS, N_IMAGES, N_TEST, N_DECODE, block, n_alphas, folds)
+    model_small = memory_bytes(N_TRIALS, N_IMAGES, N_TEST, p_measured, min(block, q_measured), n_alphas, folds)
+    model_full = memory_bytes(N_TRIALS, N_IMAGES, N_TEST, N_DECODE, block, n_alphas, folds)
     measured = prepared["used"] + m.used  # an upper bound: voxel-side peak plus the targets phase
     predicted_small = (model_small["host"] + (model_small["device"] if args.device == "cpu" else 0)) / GB
     cpu = m.seconds  # at the measured size: not extrapolated (the budget is the GPU's)
@@ -316,7 +256,7 @@ def measure_gan(args) -> Row:
     flops_per_image_step = 3 * 2 * 19.6e9  # forward to fc8 + backward (2x), VGG19 at 224
     gpu = flops_per_image_step * N_TEST * steps / GPU_FP16_FLOPS
     per_image_memory = m.used / 2  # activations kept for backward, float32 here
-    gpu_memory = batch * per_image_memory + 0.6  # float32 on the GPU too (torchvision's VGG19), plus its weights
+    gpu_memory = gpu_budget.gan_gb(nsd, batch) + gpu_budget.CUDA_OVERHEAD_GB  # float32 (torchvision's VGG19)
     note = (f"measured 2 images x {measured_steps} steps: {m.seconds:.1f} s, {m.used:.2f} GB; "
             f"GPU: {flops_per_image_step / 1e9:.0f} GFLOP per image-step at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s; "
             f"budget 15 min: {'met' if gpu <= 900 else 'NOT met'}")
@@ -324,43 +264,19 @@ def measure_gan(args) -> Row:
                cpu, gpu, note)
 
 
-#: activations of one generation batch (8 images x 2 for classifier-free guidance at 64 x 64 latents): an assumption
-#: until benchmarks/gpu_check.py measures it, float16 under SD 1.4's autocast, twice that for SD 2 depth in float32
-ACTIVATIONS_GB = {"autocast": 4.0, "float32": 8.0}
-
-
-def resident_weights_gb(parameters: dict[str, int]) -> float:
-    """Every network of one ``recon compute`` process (recon.models memoises each it loads, so a process that runs
-    every stage holds them all at the end), at the nsd profile's weight dtype; torchvision's in float32."""
-    torchvision = {"VGG19", "AlexNet", "Inception-v3"}
-    hub = sum(n for name, n in parameters.items() if name not in torchvision)
-    # three Stable Diffusion pipelines (1.4, 2.0, 2 depth) each hold a VAE; SD 2.0 and SD 2 depth each a text encoder
-    hub += 2 * parameters["VAE (each SD)"] + parameters["SD 2 text encoder (each SD 2)"]
-    return (hub * weight_bytes() + sum(parameters[name] for name in torchvision) * 4) / GB
-
-
-def generation_row(parameters: dict[str, int]) -> Row:
-    """img2img / depth2img: 982 x 5 samples, 50 DDIM steps x strength 0.8, classifier-free guidance."""
+def generation_row(peaks: dict[str, float]) -> Row:
+    """img2img / depth2img: 982 x 5 samples, 50 DDIM steps x strength 0.8, classifier-free guidance. GPU memory:
+    the largest of the generation stages of recon.gpu_budget (each job's networks and one batch)."""
     unet_flops = 2 * 0.4e12  # SD UNet at 64 x 64 latents: ~0.4 TMAC per image and step
     steps = int(50 * 0.8)
     # four of the five runs (SD 1.4 and 2.0 img2img) under float16 autocast, +T+G+D's depth2img in float32
     gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES * ((METHODS_RUN - 1) / GPU_FP16_FLOPS + 1 / GPU_FP32_FLOPS)
     images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
-    weights = resident_weights_gb(parameters)
-    peak = weights + max(ACTIVATIONS_GB.values())
+    stage, peak = max(((s, gb) for s, gb in peaks.items() if "img2img" in s), key=lambda item: item[1])
     return Row("generation (5 runs)", images + 2, peak, images * METHODS_RUN, float("nan"), gpu,
-               f"{images:.2f} GB of uint8 images per run; GPU: the weights of every network a process loads "
-               f"({sum(parameters.values()) / 1e9:.2f} G parameters counted from their published configurations, "
-               f"{weights:.1f} GB in {get_dtype_name()}) + activations of a batch of 8 (assumed: "
-               f"{ACTIVATIONS_GB['autocast']:.0f} GB under autocast, {ACTIVATIONS_GB['float32']:.0f} GB for depth2img "
-               f"in float32); GPU time at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s under autocast, "
-               f"{GPU_FP32_FLOPS / 1e12:.0f} in float32")
-
-
-def get_dtype_name() -> str:
-    from recon.profiles import get_profile
-
-    return get_profile("nsd").dtype
+               f"{images:.2f} GB of uint8 images per run; GPU: {stage} at its peak (recon.gpu_budget: its networks' "
+               f"weights and one batch's measured activations); GPU time at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s under "
+               f"autocast, {GPU_FP32_FLOPS / 1e12:.0f} in float32 (depth2img)")
 
 
 def oracle_row(gan: Row, generation: Row) -> Row:
@@ -388,6 +304,93 @@ def reader_row() -> Row:
                "model: output arrays + one chunk (measured by benchmarks/simulate_and_read.py at smaller sizes)")
 
 
+def gpu_plan(gpu_gb: float, alone: bool = False) -> dict[str, float]:
+    """recon.gpu_budget's plan for a card of ``gpu_gb``: the settings it chooses and each stage's peak. Exits naming
+    the stage that cannot fit."""
+    from recon.config import ConfigError
+    from recon.profiles import get_profile
+
+    nsd = get_profile("nsd")
+    try:
+        fitted, peaks = gpu_budget.fit(nsd, gpu_gb)
+    except ConfigError as err:
+        print(f"does not fit: {err}")
+        raise SystemExit(1)
+    changed = {k: getattr(fitted, k) for k in ("batch_size", "generator_batch_size", "vae_slicing")
+               if getattr(fitted, k) != getattr(nsd, k)}
+    print(f"a {gpu_gb:g} GB card: " + (", ".join(f"{k} {v}" for k, v in changed.items()) if changed
+                                      else "the nsd profile's own settings") + " (recon.gpu_budget.fit)")
+    for stage, gb in peaks.items():
+        print(f"  {stage:<44}{gb:>6.1f} GB")
+    print(f"  (weights in {nsd.dtype}, SD 1.4 under {nsd.sd_autocast} autocast; each job's networks released after "
+          f"it; {gpu_budget.CUDA_OVERHEAD_GB:g} GB of CUDA context counted per stage; planned to "
+          f"{gpu_budget.HEADROOM:.0%} of the card)")
+    if alone:  # the plan is the whole report
+        print(f"fits: gpu {max(peaks.values()):.1f}/{gpu_gb:g} GB")
+    return peaks
+
+
+#: activation probes: kind -> (what runs, the rows recon.gpu_budget counts)
+PROBES = ("unet", "vae decode", "vae encode", "vgg19 forward and backward")
+
+
+def probe_activation(kind: str, rows: int) -> float:
+    """Peak anonymous memory (GB) of one call of ``kind`` at ``rows`` rows, float32, in this (fresh) process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nsd_dryrun", Path(__file__).with_name("nsd_dryrun.py"))
+    dryrun = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, dryrun)
+    spec.loader.exec_module(dryrun)
+    configs = dryrun.Architectures.published().configs
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        if kind == "unet":
+            net = UNet2DConditionModel.from_config(configs["sd_unet"]).eval()
+            args = (torch.randn(rows, 4, 64, 64), torch.full((rows,), 781), torch.randn(rows, 77, 768))
+            call = lambda: net(args[0], args[1], encoder_hidden_states=args[2])  # noqa: E731
+        elif kind in ("vae decode", "vae encode"):
+            net = AutoencoderKL.from_config(configs["vae"]).eval()
+            z, x = torch.randn(rows, 4, 64, 64), torch.randn(rows, 3, 512, 512)
+            call = (lambda: net.decode(z)) if kind == "vae decode" else (lambda: net.encode(x))
+    if kind == "vgg19 forward and backward":
+        net = vgg19().eval().requires_grad_(False)
+        x = torch.rand(rows, 3, 224, 224, requires_grad=True)
+        call = lambda: net(x).square().sum().backward()  # noqa: E731
+    if kind not in PROBES:
+        raise SystemExit(f"unknown probe {kind!r}; one of {', '.join(PROBES)}")
+    with PeakAnonymousMemory() as m:
+        if kind == "vgg19 forward and backward":
+            call()
+        else:
+            with torch.no_grad():
+                call()
+    return m.used
+
+
+def measure_activations() -> None:
+    """Each probe at two sizes, each in a fresh process (an allocator that has memory to reuse hides a peak): the
+    fixed part and the slope per row, beside those recon.gpu_budget plans with."""
+    import subprocess
+
+    sizes = {"unet": (2, 4), "vae decode": (1, 2), "vae encode": (1, 2), "vgg19 forward and backward": (2, 8)}
+    for kind in PROBES:
+        used = []
+        for rows in sizes[kind]:
+            out = subprocess.run([sys.executable, __file__, "--threads", "1", "--probe", kind, str(rows)],
+                                 capture_output=True, text=True, check=True).stdout
+            used.append(float(out.strip().splitlines()[-1]))
+        (a, b), (ua, ub) = sizes[kind], used
+        slope = (ub - ua) / (b - a)
+        fixed = max(0.0, ua - slope * a)
+        planned = gpu_budget.ACTIVATIONS[kind]
+        print(f"{kind:<28} measured {fixed:.2f} GB + {slope:.3f} GB per row ({a} rows {ua:.2f}, {b} rows {ub:.2f}); "
+              f"planned {planned[0]:.2f} + {planned[1]:.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fraction", type=float, default=0.05, help="share of rows measured where rows are cut")
@@ -395,8 +398,26 @@ def main() -> None:
     parser.add_argument("--voxels", type=int, default=1024, help="voxels measured per decoder (time scales as p³)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gpu-gb", type=float, default=BUDGET["gpu"],
+                        help="the card to plan for, GB (default 80): each stage's peak against it and the settings "
+                             "recon.gpu_budget.fit chooses")
+    parser.add_argument("--gpu-plan", action="store_true",
+                        help="only the card's plan (no measurement): stage peaks, settings and a fits: line for the GPU")
+    parser.add_argument("--activations", action="store_true",
+                        help="measure the activations recon.gpu_budget plans with (each call in a fresh process, "
+                             "two batch sizes, on this CPU in float32; ~5 min) and compare")
+    parser.add_argument("--probe", nargs=2, metavar=("KIND", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.probe:
+        print(probe_activation(args.probe[0], int(args.probe[1])))
+        return
+    if args.activations:
+        measure_activations()
+        return
+    plan = gpu_plan(args.gpu_gb, alone=args.gpu_plan)
+    if args.gpu_plan:
+        return
     rows: list[Row] = [reader_row()]
     scratch_peak = 0.0
     with tempfile.TemporaryDirectory(prefix="nsd-scale-") as tmp:
@@ -422,10 +443,7 @@ def main() -> None:
         gan = rows[-1]
         rows.append(measure_identification(args))
         print(rows[-1], flush=True)
-        parameters = model_parameters()
-        for name, count in parameters.items():
-            print(f"  {name}: {count / 1e6:,.0f} M parameters", flush=True)
-        rows.append(generation_row(parameters))
+        rows.append(generation_row(plan))
         rows.append(oracle_row(gan, rows[-1]))
     rows.append(Row("scratch (largest at once)", 0.0, 0.0, scratch_peak, float("nan"), 0.0,
                     "training features of one target (one DPT layer), deleted once decoded"))
@@ -438,7 +456,8 @@ def main() -> None:
         if r.note:
             print(f"  {r.stage}: {r.note}")
     host = max(r.host_gb for r in rows)
-    gpu = max(r.gpu_gb for r in rows)
+    gpu = max(max(r.gpu_gb for r in rows), max(plan.values()))
+    BUDGET["gpu"] = args.gpu_gb
     disk = sum(r.disk_gb for r in rows)
     total_gpu = sum(r.gpu_seconds for r in rows) / 3600
     print(f"GPU time per subject (arithmetic): {total_gpu:.1f} h")
@@ -447,7 +466,7 @@ def main() -> None:
     if over:
         print("does not fit: " + ", ".join(over))
         raise SystemExit(1)
-    print(f"fits: host {host:.1f}/128 GB, gpu {gpu:.1f}/80 GB, disk {disk:.1f}/64 GB")
+    print(f"fits: host {host:.1f}/128 GB, gpu {gpu:.1f}/{args.gpu_gb:g} GB, disk {disk:.1f}/64 GB")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import stages
+from . import gpu_budget, stages
 from .config import METHODS, SUBJECTS, ConfigError, check_device
 from .profiles import PROFILES, get_profile
 from .stages import RUNS, STAGES, TARGETS, VARIANTS, Job
@@ -282,6 +282,7 @@ def cmd_run(args, parser) -> int:
         profile = _profile(args)
         if job.stage != "dataset":  # checking the files needs no GPU
             check_device(profile.device)
+            profile = gpu_budget.fit_to_device(profile)
     except ConfigError as err:
         parser.error(str(err))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -318,6 +319,7 @@ def cmd_compute(args, parser) -> int:
     try:
         profile = _profile(args)
         check_device(profile.device)
+        profile = gpu_budget.fit_to_device(profile)
     except ConfigError as err:
         parser.error(str(err))
     from . import parallel

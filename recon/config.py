@@ -163,6 +163,11 @@ class Profile:
     # depth2img never does (the authors' SD 2 script calls torch.autocast("cuda") without entering it)
     sd_autocast: str | None = None
     batch_size: int = 16
+    # the GPU the run plans for (recon.gpu_budget.fit): None, the card torch finds when a GPU run starts; a number of
+    # GB plans for that card. Fitting lowers batch_size and generator_batch_size and turns on vae_slicing (the
+    # pipelines decode one image at a time), never the precision
+    gpu_memory_gb: float | None = None
+    vae_slicing: bool = False
     cache_dir: Path = field(default_factory=default_cache_dir)
     # ridge alphas per target family, as in the authors' code
     alphas_lowdim: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -238,7 +243,7 @@ class Profile:
         """What a reconstruction's key holds of the sampling: its settings, how the pipelines' scheduler noises the
         init latent (:mod:`recon.sampling`, chosen where the models load) and their arithmetic."""
         return self.generation_settings | {"init_noise": self.init_noise, "dtype": self.dtype,
-                                           "sd_autocast": self.sd_autocast}
+                                           "sd_autocast": self.sd_autocast, "vae_slicing": self.vae_slicing}
 
     def feature_dtype_of(self, target: str) -> str:
         """The dtype ``target``'s stimulus features and decoded predictions are stored in."""

@@ -120,7 +120,7 @@ def _from_pretrained(cls, model_id: str, **kwargs):
 
 
 @lru_cache(maxsize=16)
-def _img2img(model_id: str, device: str, dtype: torch.dtype, init_noise: str):
+def _img2img(model_id: str, device: str, dtype: torch.dtype, init_noise: str, vae_slicing: bool = False):
     from diffusers import StableDiffusionImg2ImgPipeline
 
     from .sampling import scheduler_class
@@ -129,30 +129,36 @@ def _img2img(model_id: str, device: str, dtype: torch.dtype, init_noise: str):
                             requires_safety_checker=False)
     # The authors sample with CompVis's DDIM (eta 0), which noises the init latent one step above diffusers'
     # (recon.sampling); the Hub folders ship PNDM.
-    pipe.scheduler = scheduler_class(init_noise).from_config(pipe.scheduler.config)
+    return _ready(pipe, scheduler_class(init_noise), device, vae_slicing)
+
+
+def _ready(pipe, scheduler_class, device: str, vae_slicing: bool):
+    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    if vae_slicing:  # one image at a time through the VAE: a smaller card's peak (recon.gpu_budget)
+        pipe.vae.enable_slicing()
     return pipe.to(device)
 
 
 @lru_cache(maxsize=4)
-def _depth2img(model_id: str, device: str, dtype: torch.dtype, init_noise: str):
+def _depth2img(model_id: str, device: str, dtype: torch.dtype, init_noise: str, vae_slicing: bool = False):
     from diffusers import StableDiffusionDepth2ImgPipeline
 
     from .sampling import scheduler_class
 
     pipe = _from_pretrained(StableDiffusionDepth2ImgPipeline, resolve(model_id), dtype=dtype)
-    pipe.scheduler = scheduler_class(init_noise).from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return _ready(pipe, scheduler_class(init_noise), device, vae_slicing)
 
 
 def img2img(profile: Profile, variant: str = "sd"):
     """``StableDiffusionImg2ImgPipeline``; ``variant`` is ``sd`` (SD 1.4) or ``sd2`` (SD 2.0)."""
-    return _img2img(getattr(profile.models, variant), profile.device, torch_dtype(profile), profile.init_noise)
+    return _img2img(getattr(profile.models, variant), profile.device, torch_dtype(profile), profile.init_noise,
+                    profile.vae_slicing)
 
 
 def depth2img(profile: Profile):
-    return _depth2img(profile.models.sd_depth, profile.device, torch_dtype(profile), profile.init_noise)
+    return _depth2img(profile.models.sd_depth, profile.device, torch_dtype(profile), profile.init_noise,
+                      profile.vae_slicing)
 
 
 @lru_cache(maxsize=8)
@@ -353,3 +359,17 @@ def gan_generator(profile: Profile):
     if spec.startswith("dgn:"):
         return methods.DGNGenerator(_dgn(spec[4:], profile.device, torch_dtype(profile)), profile.generator_size)
     raise ValueError(f"unknown +G generator {spec!r}; expected 'pixels', 'vae' or 'dgn:<weights file>'")
+
+
+def release() -> None:
+    """Drop every model this module memoised and return the GPU's cached blocks, so that the next job's models fit
+    beside nothing else (:func:`recon.stages.compute` calls it after each job on a GPU)."""
+    import gc
+
+    for value in list(globals().values()):
+        clear = getattr(value, "cache_clear", None)
+        if callable(clear) and getattr(value, "__module__", None) == __name__:
+            clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

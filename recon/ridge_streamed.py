@@ -134,6 +134,24 @@ def _column_blocks(parts, block_size: int):
             yield k, slice(start, min(part.shape[1], start + block_size))
 
 
+def memory_bytes(n_trials: int, n_images: int, n_test: int, p: int, block: int, n_alphas: int, folds: int) -> dict:
+    """Bytes of the arrays :class:`StreamedRidgeCV` holds at once (float32 unless noted), by where they live
+    ("device", "host"), for ``n_trials`` trials of ``n_images`` images, ``p`` voxels and target blocks of ``block``
+    columns; benchmarks/nsd_scale.py checks it against a measurement, recon.gpu_budget plans cards with it."""
+    n_val = n_trials // folds
+    device = (
+        2 * n_trials * p * 4  # X on the device and its standardised copy (freed after _prepare)
+        + p * p * (8 + 8 + 4)  # Gram and eigenvectors in float64 (transient), eigenvectors in float32
+        + folds * (p * n_images * 4 + n_val * p * 4)  # per fold: Vᵀ Sᵀ and X_val V
+        + p * n_images * 4 + p * p * 4  # the whole-set system and its eigenvectors (kept for predict)
+        + n_images * p * 4  # per-image sums (transient)
+        + block * (n_images + p + 2 * n_val + n_test) * 4  # one column block: Y, right-hand side, truth, prediction
+        + n_alphas * block * 8  # CV scores of the block
+    )
+    host = n_trials * p * 4 + n_test * p * 4 + n_images * block * 4  # betas, test betas, one block read and cast
+    return {"device": device, "host": host}
+
+
 class StreamedRidgeCV(RegressorMixin, BaseEstimator):
     """Ridge with a per-target alpha chosen by K-fold CV, for targets defined per image.
 

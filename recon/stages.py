@@ -367,7 +367,13 @@ def compute(exp, job: Job) -> Path:
         raise ValueError("the dataset stage is computed by recon.experiment.ensure_dataset, without a subject")
     if job.subject is not None and job.subject != exp.subject:  # a job for all subjects runs in any one's
         raise ValueError(f"job {job} is not for the experiment's subject {exp.subject}")
-    STAGES[job.stage].compute(exp, job)
+    try:
+        STAGES[job.stage].compute(exp, job)
+    finally:
+        if exp.profile.device != "cpu":  # the next job's models then fit beside nothing else (recon.gpu_budget)
+            from . import models
+
+            models.release()
     return entry_path(exp, job)
 
 
