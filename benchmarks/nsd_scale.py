@@ -304,6 +304,77 @@ def reader_row() -> Row:
                "model: output arrays + one chunk (measured by benchmarks/simulate_and_read.py at smaller sizes)")
 
 
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "nsd_scale"
+#: the cards the report plans for
+CARDS = (80, 40, 24, 16, 12)
+
+
+def card_plans() -> list[dict]:
+    """recon.gpu_budget's plan for each card of :data:`CARDS`: fits or not, the settings it changes, the peak."""
+    from recon.config import ConfigError
+    from recon.profiles import get_profile
+
+    nsd = get_profile("nsd")
+    plans = []
+    for card in CARDS:
+        try:
+            fitted, peaks = gpu_budget.fit(nsd, card)
+        except ConfigError as err:
+            plans.append({"gpu_gb": card, "fits": False, "why": str(err)})
+            continue
+        stage = max(peaks, key=peaks.get)
+        changed = {k: getattr(fitted, k) for k in ("batch_size", "generator_batch_size", "vae_slicing")
+                   if getattr(fitted, k) != getattr(nsd, k)}
+        plans.append({"gpu_gb": card, "fits": True, "peak_gb": round(peaks[stage], 1), "peak_stage": stage,
+                      "changed": changed})
+    return plans
+
+
+def write_report(folder: Path, rows: list[Row], figures: dict, gpu_hours: float, args) -> None:
+    """latest.json (every row, the peaks, the card plans) and latest.md (the book's table), written whole."""
+    import datetime
+    import json
+    import os
+    import platform
+
+    from recon.results import environment
+
+    plans = card_plans()
+    smallest = min(plan["gpu_gb"] for plan in plans if plan["fits"])
+    report = {"meta": {"date": datetime.date.today().isoformat(), "cpu": environment()["cpu"],
+                       "machine": platform.machine(), "torch": torch.__version__, "fraction": args.fraction,
+                       "columns": args.columns, "voxels": args.voxels},
+              "rows": [r.__dict__ for r in rows],
+              "peak": {k: round(v, 1) for k, v in figures.items()}, "gpu_hours": round(gpu_hours, 1),
+              "cards": plans, "smallest_card_gb": smallest}
+    lines = [":::{table} Host memory, GPU memory, disk and GPU time of each stage for one subject of the real NSD "
+             f"(`benchmarks/nsd_scale.py`, {report['meta']['date']}), against the 128 GB host, the GPU and the 64 GB "
+             "disk of the target machine. GPU memory: each job's networks and batch (their models are released "
+             "after it) plus 1 GB of CUDA context.", ":name: tbl-nsd-budget", "",
+             "| stage | host GB | GPU GB | disk GB | GPU time |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        minutes = r.gpu_seconds / 60
+        time_text = "–" if minutes == 0 else "< 1 min" if minutes < 1 else f"{minutes:.1f} min"
+        lines.append(f"| {r.stage} | {r.host_gb:.1f} | {r.gpu_gb:.1f} | {r.disk_gb:.2f} | {time_text} |")
+    lines += [f"| **peak / total** | **{figures['host']:.1f} / 128** | **{figures['gpu']:.1f}** | "
+              f"**{figures['disk']:.1f} / 64** | **~{gpu_hours:.1f} h** |", ":::", "",
+              ":::{table} The cards `recon.gpu_budget` plans for (`benchmarks/nsd_scale.py --gpu-gb N`): the settings "
+              "it changes and the largest stage. Precision stays the profile's on every card.", ":name: tbl-gpu-cards",
+              "", "| card | fits | settings | largest stage |", "| ---: | --- | --- | --- |"]
+    for plan in plans:
+        if plan["fits"]:
+            settings = ", ".join(f"{k} {v}" for k, v in plan["changed"].items()) or "the profile's own"
+            lines.append(f"| {plan['gpu_gb']} GB | yes | {settings} | {plan['peak_stage']}, {plan['peak_gb']} GB |")
+        else:
+            lines.append(f"| {plan['gpu_gb']} GB | no | – | {plan['why']} |")
+    lines.append(":::")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("latest.json", json.dumps(report, indent=1) + "\n"), ("latest.md", "\n".join(lines) + "\n")):
+        tmp = folder / f".{name}.{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, folder / name)
+
+
 def gpu_plan(gpu_gb: float, alone: bool = False) -> dict[str, float]:
     """recon.gpu_budget's plan for a card of ``gpu_gb``: the settings it chooses and each stage's peak. Exits naming
     the stage that cannot fit."""
@@ -406,8 +477,12 @@ def main() -> None:
     parser.add_argument("--activations", action="store_true",
                         help="measure the activations recon.gpu_budget plans with (each call in a fresh process, "
                              "two batch sizes, on this CPU in float32; ~5 min) and compare")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS,
+                        help="where latest.json and latest.md go (default results/nsd_scale/; the book includes the "
+                             "table and its prose takes the figures from the JSON); '' writes nothing")
     parser.add_argument("--probe", nargs=2, metavar=("KIND", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.out_dir = args.out_dir or None
     torch.set_num_threads(args.threads)
     if args.probe:
         print(probe_activation(args.probe[0], int(args.probe[1])))
@@ -466,6 +541,8 @@ def main() -> None:
     if over:
         print("does not fit: " + ", ".join(over))
         raise SystemExit(1)
+    if args.out_dir is not None:
+        write_report(args.out_dir, rows, figures, total_gpu, args)
     print(f"fits: host {host:.1f}/128 GB, gpu {gpu:.1f}/{args.gpu_gb:g} GB, disk {disk:.1f}/64 GB")
 
 

@@ -8,7 +8,9 @@ theirs (myst-nb); these pages are plain Markdown:
 - the workflow's job counts, from :mod:`recon.stages` (the list the Snakefile plans from);
 - the first build's minutes, from the build report ``results/build/latest.md`` shows (``benchmarks/build.py``);
 - the borderline band of the claims and how many times the largest measured move it is (:mod:`recon.claims`);
-- the model ids the `nsd` profile loads from the Hugging Face Hub (:func:`recon.config.nsd`).
+- the model ids the `nsd` profile loads from the Hugging Face Hub (:func:`recon.config.nsd`);
+- one NSD subject's peak host and GPU memory, disk, GPU hours and the smallest card that fits, from the budget
+  report ``results/nsd_scale/latest.json`` (``benchmarks/nsd_scale.py``).
 
 Enabled in ``_config.yml`` (``sphinx: extra_extensions``; MyST's ``substitution`` extension on).
 """
@@ -24,6 +26,9 @@ from .config import REPO_ROOT, SUBJECTS
 
 #: the fresh-clone build reports (benchmarks/build.py)
 BUILD_REPORTS = REPO_ROOT / "results" / "build"
+
+#: the budget report of one NSD subject (benchmarks/nsd_scale.py)
+NSD_SCALE_REPORT = REPO_ROOT / "results" / "nsd_scale" / "latest.json"
 
 #: the rules the Snakefile adds to the stages' jobs: Table 1's and the claims' printouts and the final target
 WORKFLOW_ONLY_RULES = ("table1", "claims", "all")
@@ -62,6 +67,18 @@ def build_facts(folder: Path = BUILD_REPORTS) -> dict[str, str]:
             "build_date": report["meta"]["date"]}
 
 
+def nsd_scale_facts(report: Path = NSD_SCALE_REPORT) -> dict[str, str]:
+    """One NSD subject's budget, as the prose states it."""
+    data = json.loads(report.read_text())
+    too_small = [plan["gpu_gb"] for plan in data["cards"] if not plan["fits"]]
+    oracle_hours = sum(r["gpu_seconds"] for r in data["rows"] if r["stage"].startswith("oracle")) / 3600
+    return {"nsd_host_gb": f"{data['peak']['host']:.1f}", "nsd_gpu_gb": f"{data['peak']['gpu']:.1f}",
+            "nsd_disk_gb": f"{data['peak']['disk']:.1f}", "nsd_gpu_hours": f"{data['gpu_hours']:.1f}",
+            "nsd_gpu_hours_other": f"{data['gpu_hours'] - oracle_hours:.1f}",
+            "nsd_smallest_card_gb": f"{data['smallest_card_gb']}",
+            "nsd_too_small_card_gb": f"{max(too_small)}" if too_small else "none", "nsd_scale_date": data["meta"]["date"]}
+
+
 def claims_facts() -> dict[str, str]:
     return {"claims_borderline": f"{claims.BORDERLINE:g}", "claims_borderline_ratio": f"{claims.borderline_ratio():.0f}"}
 
@@ -78,7 +95,7 @@ def nsd_hub_models() -> list[str]:
 
 def substitutions() -> dict[str, str]:
     models = {"nsd_hub_models": ", ".join(f"`{i}`" for i in nsd_hub_models())}
-    return {k: str(v) for k, v in (workflow_counts() | build_facts() | claims_facts() | models).items()}
+    return {k: str(v) for k, v in (workflow_counts() | build_facts() | claims_facts() | nsd_scale_facts() | models).items()}
 
 
 def _substitute(app, config) -> None:

@@ -39,6 +39,18 @@ def test_the_readme_states_the_measured_build_and_the_profiles_models():
 
 def test_the_book_pages_take_their_numbers_from_the_substitutions():
     substitutions = sphinx_substitutions.substitutions()
-    for page in ("intro.md", "how_built.md", "cluster.md"):
+    for page in ("intro.md", "how_built.md", "cluster.md", "nsd_scale.md"):
         used = set(re.findall(r"\{\{ (\w+) \}\}", (REPO_ROOT / "book" / page).read_text()))
         assert used and used <= set(substitutions), (page, used - set(substitutions))
+
+
+def test_the_readme_states_the_nsd_budget_the_benchmark_wrote():
+    facts = sphinx_substitutions.nsd_scale_facts()
+    budget = _paragraph("The sizes of the download are what the dry run prints").replace("\n", " ")
+    stated = re.search(r"\): ([\d.]+) GB of cache disk .*?, ([\d.]+) GB of host memory and ([\d.]+) GB of GPU memory "
+                       r"at peak, and about ([\d.]+) h of GPU time.*the other subjects take about ([\d.]+) h", budget)
+    assert stated, budget
+    assert stated.groups() == (facts["nsd_disk_gb"], facts["nsd_host_gb"], facts["nsd_gpu_gb"], facts["nsd_gpu_hours"],
+                               facts["nsd_gpu_hours_other"])
+    fits = _paragraph("One subject fits one GPU of").replace("\n", " ")
+    assert f"GPU of {facts['nsd_smallest_card_gb']} GB or more ({facts['nsd_too_small_card_gb']} GB does not" in fits
