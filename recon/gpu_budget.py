@@ -42,14 +42,17 @@ PARAMETERS = {
 #: are latents at 64 x 64 (classifier-free guidance runs two rows per generation), VAE rows 512 px images, VGG19
 #: rows 224 px images through forward and backward (+G)
 ACTIVATIONS = {
-    "unet": (0.37, 0.106),
-    "vae decode": (0.34, 0.67),
+    "unet": (0.28, 0.145),
+    "vae decode": (0.44, 0.607),
     "vae encode": (0.0, 0.67),
-    "vgg19 forward and backward": (0.15, 0.066),
+    "vgg19 forward and backward": (0.04, 0.080),
 }
 #: one NSD subject's sizes (the decoders' memory depends on them): training trials of 37 sessions, distinct
 #: training images, test images, and the voxels of the largest decoder (the six ROIs of section 2.1)
 NSD_SIZES = dict(n_trials=24_980, n_images=8_859, n_test=982, n_voxels=14_000)
+#: activations allowed to the transformers stages (BLIP, DPT, CLIP), not measured: a ViT-L batch of 16 at 384 px
+#: holds ~0.4 GB at once in float32 (577 tokens x 1024 per layer output, one layer's 16 x 577^2 attention)
+TRANSFORMER_ACTIVATIONS_GB = 1.0
 #: the CUDA context and the allocator's slack, beside every stage
 CUDA_OVERHEAD_GB = 1.0
 #: the share of the card a stage may plan for
@@ -114,10 +117,10 @@ def stage_peaks(profile: Profile, settings: Settings) -> dict[str, float]:
             profile, ["SD 2 depth UNet", "VAE", "SD 2 text encoder", "SD 2 depth's DPT-Hybrid"],
             settings.batch_size, settings.vae_slicing, False),
         "+G": gan_gb(profile, settings.generator_batch_size),
-        "captions (BLIP)": weights_gb(["BLIP"], _bytes(profile.dtype)) + 1.0,
-        "features and depth (DPT-Large)": weights_gb(["DPT-Large"], _bytes(profile.dtype)) + 1.0,
+        "captions (BLIP)": weights_gb(["BLIP"], _bytes(profile.dtype)) + TRANSFORMER_ACTIVATIONS_GB,
+        "features and depth (DPT-Large)": weights_gb(["DPT-Large"], _bytes(profile.dtype)) + TRANSFORMER_ACTIVATIONS_GB,
         "evaluation (CLIP, AlexNet, Inception-v3)": weights_gb(["CLIP ViT-L/14"], _bytes(profile.dtype))
-        + weights_gb(["AlexNet", "Inception-v3"], 4) + 1.0,
+        + weights_gb(["AlexNet", "Inception-v3"], 4) + TRANSFORMER_ACTIVATIONS_GB,
     }
     return {stage: gb + CUDA_OVERHEAD_GB for stage, gb in peaks.items()}
 
