@@ -184,7 +184,8 @@ class Profile:
     # take 16.9 GB more than the 64 GB disk budget leaves; benchmarks/nsd_scale.py)
     features_float16: tuple[str, ...] = ()
     # +G: "pixels" optimises the image itself (smoothness prior), "vae" the SD VAE decoder's latent
-    # (too costly at 512 px), "dgn:<file>" Shen et al.'s deep generator network from converted weights
+    # (too costly at 512 px), "authors" the authors' relu7 generator from the cookbook's files (authors_gan_dir,
+    # below), "dgn:<file>" Shen et al.'s deep generator network from converted weights (not the authors' arithmetic)
     generator: str = "pixels"
     generator_size: int = 224  # +G image side (VGG19's input size in Shen et al.)
     generator_batch_size: int = 32

@@ -351,6 +351,8 @@ class DeepGeneratorNetwork(torch.nn.Module):
 class DGNGenerator:
     """+G through Shen et al.'s DGN: the code is a 4096-d AlexNet relu7 vector, kept in relu7's range
     (non-negative, and below ``upper_bound`` where given: the authors clip to 3x fc7's activation range).
+    Not the authors' arithmetic (see :class:`AuthorsDGNGenerator` for theirs, from the cookbook's files): its
+    crop, resize and clamp to [0, 1] are Shen et al.'s Caffe recipe, and its convolutions are not bdpy's layout.
 
     The DGN's 256 px output is converted to RGB in [0, 1], centre-cropped to 227 px as in Shen et
     al. and resized to ``size`` for VGG19."""
@@ -415,8 +417,12 @@ class AuthorsDGNGenerator:
         self.device = next(network.parameters()).device
 
     def initial(self, n: int, random: torch.Generator | None = None) -> torch.Tensor:
-        """N(0, 1) per element, the authors' start (``random``: the draws' generator)."""
-        return torch.randn((n, self.upper_bound.numel()), generator=random).to(self.device)
+        """One N(0, 1) code repeated for the ``n`` images, as the authors draw one start (np.random.normal, before
+        their loop over images) that every image of a run shares: drawn afresh from ``random``'s seed (so every
+        batch gets the same one), or from torch's global generator without it."""
+        fresh = None if random is None else torch.Generator().manual_seed(random.initial_seed())
+        start = torch.randn((1, self.upper_bound.numel()), generator=fresh)
+        return start.expand(n, -1).clone().to(self.device)
 
     def to(self, dtype: torch.dtype) -> "AuthorsDGNGenerator":
         """A copy whose network computes in ``dtype``."""

@@ -269,8 +269,10 @@ def test_feature_matching_steps_are_bdpy_s_with_the_authors_generator(vgg, gener
                                      batch_size=1, dtype=torch.float64, optimiser="sgd", lr_end=1e-10, momentum=0.9,
                                      decay=0.01, progress=False)
     ours = recording.code.numpy()[0]
-    # their start: N(0, 1) per element (recon draws it from a generator seeded by the profile's seed)
+    # their start: N(0, 1) per element, one draw for every image (recon's from a generator seeded by the seed)
     initial = torch.randn((1, 4096), generator=torch.Generator().manual_seed(seed)).double().numpy()[0]
+    starts = adapter.initial(3, torch.Generator().manual_seed(seed))
+    assert torch.equal(starts[0], starts[2]) and np.array_equal(starts[0].numpy(), initial.astype(np.float32))
     norms = np.array([np.linalg.norm(targets[layer].astype(np.float64)) for layer in LAYERS])
     weights = 1.0 / norms ** 2
     layer_weights = dict(zip(LAYERS, weights / weights.sum()))
