@@ -332,3 +332,51 @@ def test_nsd_profile_reads_the_authors_networks_only_when_named(cookbook, tmp_pa
             models.gan_generator(missing)
     finally:
         models.release()
+
+
+def test_experiment_rescales_to_the_authors_feat_std0(cookbook, tmp_path):
+    """With the authors' VGG19 the reference +G rescales decoded layers to is their feat_std0's mean per layer (the
+    cookbook's .mat, by bdpy's layer names), not the subject's training images' SD; read without decoding."""
+    from recon.experiment import Experiment
+
+    smoke = get_profile("smoke", cache_dir=tmp_path)
+    theirs = smoke.replace(models=smoke.models.__class__(**{**smoke.models.__dict__, "vgg19": models.AUTHORS}),
+                           generator=models.AUTHORS, authors_gan_dir=cookbook, vgg_width_divisor=1,
+                           generator_size=224, vgg_layers=LAYERS)
+    table = scipy.io.loadmat(cookbook / kamitani.FILES["feature_std"][0])
+    try:
+        reference = Experiment(theirs, "subj01", progress=False).vgg_reference_std()
+    finally:
+        models.release()
+    assert reference == {layer: pytest.approx(float(np.mean(table[name]))) for layer, name in zip(LAYERS, BDPY_NAMES)}
+
+
+def test_gan_recipe_takes_bdpys_rescaling_with_the_authors_vgg19_only(cookbook, monkeypatch):
+    """recipes.gan_images: the authors' VGG19 -> rescale_as_bdpy with its channel counts; torchvision's (the toy's,
+    smoke's and nsd's default) -> rescale_to_reference, as before."""
+    from recon import recipes
+
+    called = []
+    monkeypatch.setattr(methods, "images_from_vgg_features", lambda generator, vgg, targets, **kw: targets)
+    monkeypatch.setattr(methods, "rescale_as_bdpy", lambda t, r, c: called.append(("bdpy", c)) or t)
+    monkeypatch.setattr(methods, "rescale_to_reference", lambda t, r: called.append(("units", None)) or t)
+    nsd = get_profile("nsd", device="cpu", authors_gan_dir=cookbook)
+    theirs = nsd.replace(generator=models.AUTHORS, vgg_pool=2,
+                         models=nsd.models.__class__(**{**nsd.models.__dict__, "vgg19": models.AUTHORS}))
+    width = 2 * 2 * (64 + 128 + 256 + 512 + 512) + 4096 * 2 + 1000
+    try:
+        targets = recipes.gan_images(theirs, np.ones((1, width), np.float32), {layer: 1.0 for layer in LAYERS},
+                                     progress=False)
+    finally:
+        models.release()
+    assert called == [("bdpy", {"2": 64, "7": 128, "16": 256, "25": 512, "34": 512, "fc6": None, "fc7": None,
+                                "fc8": None})]
+    assert targets["34"].shape == (1, 512 * 4)
+    smoke = get_profile("smoke")
+    try:
+        widths = vgg_layer_widths(models.vgg19_features(smoke), smoke.vgg_layers, smoke.vgg_pool, smoke.generator_size)
+        recipes.gan_images(smoke, np.ones((1, sum(widths.values())), np.float32), dict.fromkeys(widths, 1.0),
+                           progress=False)
+    finally:
+        models.release()
+    assert called[1:] == [("units", None)]
