@@ -91,6 +91,25 @@ def files_in(folder: Path | str | None) -> AuthorsFiles:
 
 
 # ------------------------------------------------------------------ networks
+#: VGG19's five blocks of 3 x 3 convolutions: (width, convolutions), each block ending in a 2 x 2 max-pool
+VGG19_BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
+
+
+def _bdpy_layer_names() -> dict[str, str]:
+    """recon's VGG19 layer names (``features`` indices of each convolution's output; fc6-fc8) -> bdpy's (its
+    layer_map('vgg19'): conv1_2 is features[2]), by which feat_std0 is keyed."""
+    names, index = {}, 0
+    for block, (_, n_convs) in enumerate(VGG19_BLOCKS, start=1):
+        for conv in range(1, n_convs + 1):
+            names[str(index)] = f"conv{block}_{conv}"
+            index += 2  # the convolution and its ReLU
+        index += 1  # the block's max-pool
+    return names | {name: name for name in ("fc6", "fc7", "fc8")}
+
+
+BDPY_LAYER_NAMES = _bdpy_layer_names()
+
+
 def _conv(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1)
 
@@ -116,7 +135,7 @@ class CaffeVGG19(nn.Module):
         self.mean_bgr = torch.as_tensor(np.asarray(mean_bgr, dtype=np.float32))
         layers: list[nn.Module] = []
         c_in = 3
-        for block, (width, n_convs) in enumerate(((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))):
+        for width, n_convs in VGG19_BLOCKS:
             for _ in range(n_convs):
                 layers += [_conv(c_in, width), nn.ReLU(inplace=False)]
                 c_in = width

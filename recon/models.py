@@ -337,19 +337,14 @@ def authors_feature_std(profile: Profile, layers) -> dict[str, float]:
     return {recon_name: by_authors[name] for recon_name, name in names.items()}
 
 
-#: recon's VGG19 layer names (torchvision ``features`` indices, before the ReLU) -> bdpy's
-_AUTHORS_LAYER_NAMES = {"0": "conv1_1", "2": "conv1_2", "5": "conv2_1", "7": "conv2_2", "10": "conv3_1",
-                        "12": "conv3_2", "14": "conv3_3", "16": "conv3_4", "19": "conv4_1", "21": "conv4_2",
-                        "23": "conv4_3", "25": "conv4_4", "28": "conv5_1", "30": "conv5_2", "32": "conv5_3",
-                        "34": "conv5_4", "fc6": "fc6", "fc7": "fc7", "fc8": "fc8"}
-
-
 def authors_layer_name(layer: str) -> str:
     """bdpy's name of a recon VGG19 layer (a convolution's output or fc6-fc8), as feat_std0 is keyed."""
-    if str(layer) not in _AUTHORS_LAYER_NAMES:
+    from .kamitani import BDPY_LAYER_NAMES
+
+    if str(layer) not in BDPY_LAYER_NAMES:
         raise ConfigError(f"VGG19 layer {layer!r} is not one of bdpy's (feat_std0 has the convolutions' outputs "
-                          f"and fc6-fc8: {sorted(_AUTHORS_LAYER_NAMES, key=str)})")
-    return _AUTHORS_LAYER_NAMES[str(layer)]
+                          f"and fc6-fc8: {list(BDPY_LAYER_NAMES)})")
+    return BDPY_LAYER_NAMES[str(layer)]
 
 
 def vgg19_features(profile: Profile) -> torch.nn.Module:

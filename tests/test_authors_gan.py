@@ -110,6 +110,12 @@ def test_distributed_files_load_strictly(files, vgg, generator_network, cookbook
     sds = kamitani.feature_std(files, BDPY_NAMES)
     assert sds["conv3_4"] == pytest.approx(float(np.mean(table["conv3_4"])))  # the script's np.mean(feat_std0[layer])
     assert [models.authors_layer_name(layer) for layer in LAYERS] == list(BDPY_NAMES)
+    # bdpy's layer_map('vgg19') (dl/torch/models.py): name -> features[i] / classifier[i]
+    layer_map = {"conv1_1": "0", "conv1_2": "2", "conv2_1": "5", "conv2_2": "7", "conv3_1": "10", "conv3_2": "12",
+                 "conv3_3": "14", "conv3_4": "16", "conv4_1": "19", "conv4_2": "21", "conv4_3": "23", "conv4_4": "25",
+                 "conv5_1": "28", "conv5_2": "30", "conv5_3": "32", "conv5_4": "34", "fc6": "fc6", "fc7": "fc7",
+                 "fc8": "fc8"}
+    assert kamitani.BDPY_LAYER_NAMES == {index: name for name, index in layer_map.items()}
 
 
 def test_forward_shapes(vgg, generator_network, files):
