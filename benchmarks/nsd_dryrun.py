@@ -31,6 +31,7 @@ configuration, random weights), so nothing is patched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import platform
@@ -311,6 +312,38 @@ def write_dgn(path: Path, seed: int) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB written"
 
 
+COOKBOOK = "cookbook"  # the authors' models/pytorch folder, as the Kamitani lab cookbook lays it out
+#: bdpy's VGG19 layer names, each with its channel count (the feat_std0 table has one SD per channel)
+BDPY_VGG19_CHANNELS = {"conv1_1": 64, "conv1_2": 64, "conv2_1": 128, "conv2_2": 128,
+                       **{f"conv3_{i}": 256 for i in range(1, 5)}, **{f"conv4_{i}": 512 for i in range(1, 5)},
+                       **{f"conv5_{i}": 512 for i in range(1, 5)}, "fc6": 4096, "fc7": 4096, "fc8": 1000}
+#: the authors' +G layers (their script's), which the dry run's "authors" generator matches at full size
+AUTHORS_LAYERS = ("2", "7", "16", "25", "34", "fc6", "fc7", "fc8")
+
+
+def write_cookbook(folder: Path, seed: int) -> str:
+    """The five files the authors' +G script loads (recon.kamitani.FILES), with random weights under bdpy's keys
+    and shapes (full size: bdpy's architectures are fixed), a mean image near ImageNet's, random feat_std0 and
+    code bounds, as ``generator='authors'`` / ``models.vgg19='authors'`` read them."""
+    import scipy.io
+
+    from recon import kamitani
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    for name in kamitani.FILES:
+        (folder / kamitani.FILES[name][0]).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(kamitani.CaffeVGG19().state_dict(), folder / kamitani.FILES["vgg19_weights"][0])
+    torch.save(kamitani.AlexNetGenerator().state_dict(), folder / kamitani.FILES["generator_weights"][0])
+    np.save(folder / kamitani.FILES["image_mean"][0],
+            np.float32([104.0, 116.7, 122.7]).reshape(3, 1, 1) + rng.normal(0, 5, (3, 256, 256)).astype(np.float32))
+    scipy.io.savemat(folder / kamitani.FILES["feature_std"][0],
+                     {name: rng.uniform(0.5, 3.0, (1, c)) for name, c in BDPY_VGG19_CHANNELS.items()})
+    np.savetxt(folder / kamitani.FILES["code_upper_bound"][0], rng.uniform(0.5, 4.0, (1, kamitani.CODE_SIZE)),
+               delimiter=" ")
+    return folder_size(folder)
+
+
 def folder_size(folder: Path) -> str:
     return f"{sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6:.1f} MB written"
 
@@ -485,6 +518,10 @@ def dryrun_profile(root: Path, settings: Settings) -> Profile:
         changes["generator"] = settings.generator
     if settings.tiny:
         changes |= TINY_PROFILE
+    if settings.generator == models.AUTHORS:  # their generator and VGG19, full size even in a tiny run
+        changes |= dict(models=dataclasses.replace(changes["models"], vgg19=models.AUTHORS),
+                        authors_gan_dir=root / "models" / COOKBOOK, vgg_width_divisor=1, generator_size=224,
+                        vgg_layers=AUTHORS_LAYERS)
     return profile.replace(**changes)
 
 
@@ -575,7 +612,9 @@ def product_stages(stages: Stages, p: Profile, dec: dict, batch: int | None, lab
 
     def gan():
         reference = None
-        if rescale and p.generator_rescale_features:  # the reference SD here: the decoded features' own, over images
+        if rescale and p.generator_rescale_features and p.models.vgg19 == models.AUTHORS:
+            reference = models.authors_feature_std(p, p.vgg_layers)  # their feat_std0, as Experiment reads it
+        elif rescale and p.generator_rescale_features:  # the reference SD here: the decoded features' own, over images
             vgg = models.vgg19_features(p)
             targets = features.split_vgg_matrix(dec["vgg"], features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool,
                                                                                        p.generator_size))
@@ -703,12 +742,16 @@ def _dryrun(settings: Settings, workdir: Path) -> dict:
     models_dir = workdir / "models"
     needs_models = not built(models_dir, arch_name)
     needs_dgn = settings.generator == "dgn" and not (models_dir / DGN_FILE).is_file()
-    if needs_models or needs_dgn:
+    needs_cookbook = settings.generator == models.AUTHORS and not (models_dir / COOKBOOK).is_dir()
+    if needs_models or needs_dgn or needs_cookbook:
         print("setup (not part of the nsd profile)\n" + Stages.HEADER, flush=True)
     if needs_models:
         write_models(models_dir, arch_name, settings, setup)
     if needs_dgn:
-        setup.run("build + save DGN (Shen et al.)", lambda: write_dgn(models_dir / DGN_FILE, settings.seed + 90))
+        setup.run(None, "build + save DGN (Shen et al.)", lambda: write_dgn(models_dir / DGN_FILE, settings.seed + 90))
+    if needs_cookbook:
+        setup.run(None, "build + save the authors' VGG19 and generator (cookbook files)",
+                  lambda: write_cookbook(models_dir / COOKBOOK, settings.seed + 95))
     profile = dryrun_profile(workdir, settings)
     stages = Stages(settings.device)
     generator = profile.generator.split(":")[0]
@@ -743,8 +786,10 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--steps", type=int, default=2, help="DDIM steps (int(steps * strength) of them denoise)")
     parser.add_argument("--strength", type=float, default=0.8)
     parser.add_argument("--gan-steps", type=int, default=2, help="+G optimisation steps")
-    parser.add_argument("--generator", choices=("pixels", "vae", "dgn"),
-                        help="+G generator (default: the nsd profile's); dgn: Shen et al.'s, random weights")
+    parser.add_argument("--generator", choices=("pixels", "vae", "dgn", "authors"),
+                        help="+G generator (default: the nsd profile's); dgn: Shen et al.'s, random weights; "
+                             "authors: their relu7 generator and Caffe VGG19 (recon.kamitani), random weights "
+                             "saved as the cookbook's files, full size even with --tiny")
     parser.add_argument("--images", type=int, default=2, help="test images (two-way identification needs >= 2)")
     parser.add_argument("--samples", type=int, default=2, help="samples per image")
     parser.add_argument("--batch-size", type=int, help="every stage's batch (default: 1 on the CPU, the nsd "

@@ -184,7 +184,8 @@ class Profile:
     # take 16.9 GB more than the 64 GB disk budget leaves; benchmarks/nsd_scale.py)
     features_float16: tuple[str, ...] = ()
     # +G: "pixels" optimises the image itself (smoothness prior), "vae" the SD VAE decoder's latent
-    # (too costly at 512 px), "dgn:<file>" Shen et al.'s deep generator network from converted weights
+    # (too costly at 512 px), "authors" the authors' relu7 generator from the cookbook's files (authors_gan_dir,
+    # below), "dgn:<file>" Shen et al.'s deep generator network from converted weights (not the authors' arithmetic)
     generator: str = "pixels"
     generator_size: int = 224  # +G image side (VGG19's input size in Shen et al.)
     generator_batch_size: int = 32
@@ -209,6 +210,14 @@ class Profile:
     # on every CPU, so rounding differences cannot accumulate from step to step; they survive only where a step
     # lands within float64 rounding of a grid boundary
     generator_code_quantum: float | None = None
+    # +G with the authors' own networks and files (recon.kamitani): generator "authors" is their relu7 generator,
+    # models.vgg19 "authors" their Caffe VGG19 (with their feat_std0 rescaling where generator_rescale_features).
+    # authors_gan_dir: the folder of the Kamitani lab cookbook's files (their models/pytorch; nsd: from
+    # RECON_AUTHORS_GAN_DIR), None fails at once where they are needed, naming the first file
+    authors_gan_dir: Path | None = None
+    # the authors' VGG19's input channels (recon.kamitani.CHANNEL_ORDERS): "authors", RGB minus the BGR-ordered means
+    # as their make_vgg19bdpy.py computes the targets (kept: their +G is consistent with it); "caffe", BGR as trained
+    vgg19_channel_order: str = "authors"
     # True: betas z-scored per voxel within each session (NSD's usual preparation). False: raw
     # betas / 300, standardised per voxel over the training trials by the decoder, exactly as the
     # authors' make_subjmri.py + ridge.py do.
@@ -290,6 +299,9 @@ def nsd(**overrides) -> Profile:
         generator_contrast_pct=4.0,
         generator_rescale_features=True,
         generator_batch_size=64,
+        # the authors' networks and files for generator="authors" / models.vgg19="authors" (recon.kamitani); the
+        # default generator stays "pixels" and the VGG19 torchvision's, which run without them
+        authors_gan_dir=Path(os.environ["RECON_AUTHORS_GAN_DIR"]) if os.environ.get("RECON_AUTHORS_GAN_DIR") else None,
         device="cuda",
         dtype="float32",  # the authors' weights and arithmetic, SD 1.4 sampled under autocast (sd_autocast)
         sd_autocast="float16",
@@ -325,7 +337,7 @@ def check_parameters(profile: Profile) -> None:
         raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
     for name, allowed in (("z_latent", ("sample", "mean")), ("z_init", ("image", "latent")),
                           ("generator_optimiser", ("adam", "sgd")), ("init_noise", ("compvis", "diffusers")),
-                          ("sample_noise", ("authors", "independent"))):
+                          ("sample_noise", ("authors", "independent")), ("vgg19_channel_order", ("authors", "caffe"))):
         if getattr(profile, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(profile, name)!r}")
     for name, allowed in (("dtype", ("float32", "float16", "bfloat16")), ("sd_autocast", (None, "float16", "bfloat16")),

@@ -116,7 +116,9 @@ def _model_fingerprint(profile: Profile) -> dict:
     out = {}
     for role, model_id in asdict(profile.models).items():
         path = Path(model_id)
-        if path.is_dir() and (path.parent / manifest.MANIFEST).is_file():
+        if role == "vgg19" and model_id == "authors":  # recon.kamitani's network: its input convention keys it too
+            out[role] = f"authors, {profile.vgg19_channel_order} channel order"
+        elif path.is_dir() and (path.parent / manifest.MANIFEST).is_file():
             entry = manifest.read(path.parent)["models"].get(path.name, {})
             out[role] = {name: f["sha256"] for name, f in entry.get("files", {}).items()}
         else:
@@ -417,8 +419,11 @@ class Experiment:
     def vgg_reference_std(self) -> dict[str, float]:
         """Each VGG19 layer's SD over the subject's training images (per unit, ddof 1), averaged over units: the
         reference +G rescales decoded layers to (the authors' is ImageNet's, from 10,000 images). The per-unit
-        SDs are kept by the VGG19 decoder, which reads those features anyway."""
+        SDs are kept by the VGG19 decoder, which reads those features anyway. With the authors' VGG19
+        (``models.vgg19`` "authors"), theirs: the mean of feat_std0 per layer, from the cookbook's file."""
         p = self.profile
+        if p.models.vgg19 == models.AUTHORS:
+            return models.authors_feature_std(p, p.vgg_layers)
         widths = features.vgg_layer_widths(models.vgg19_features(p), p.vgg_layers, p.vgg_pool, p.generator_size)
         per_layer = features.split_vgg_matrix(self.decoded("vgg")["train_std"][None], widths)
         return {layer: float(sd.mean()) for layer, sd in per_layer.items()}

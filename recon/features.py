@@ -88,7 +88,7 @@ def pil_resize(images: np.ndarray, size: int, resample: str = "lanczos") -> np.n
     images = check_images(images)
     if images.shape[1:3] == (size, size):
         return images
-    method = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}[resample]
+    method = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[resample]
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), resample=method)) for im in images])
 
 
@@ -221,7 +221,8 @@ def vgg_activations(network: torch.nn.Module, x: torch.Tensor, layers, pool: int
     conv = [layer for layer in wanted if layer not in VGG19_FC_LAYERS]
     last = max((int(layer) for layer in conv), default=-1) if not fc else len(stack) - 1
     out = {}
-    h = imagenet_normalise(x)
+    # the authors' Caffe VGG19 (recon.kamitani.CaffeVGG19) brings its own input convention
+    h = getattr(network, "preprocess", imagenet_normalise)(x)
     for index, module in enumerate(stack):
         h = module(h)
         if str(index) in wanted:
@@ -241,6 +242,31 @@ def vgg_activations(network: torch.nn.Module, x: torch.Tensor, layers, pool: int
     return out
 
 
+def vgg_input(network: torch.nn.Module, images: np.ndarray, size: int, device) -> torch.Tensor:
+    """uint8 stimuli -> RGB in [0, 1] at ``size`` for ``network``: resized by PIL's bilinear filter where the
+    network says so (``resize_with = "pil_bilinear"``: the authors' VGG19, as bdpy's ImageDatasetNSD resizes),
+    else by torch's antialiased bilinear."""
+    if getattr(network, "resize_with", None) == "pil_bilinear":
+        return to_unit_tensor(pil_resize(images, size, "bilinear"), None, device)
+    return to_unit_tensor(images, size, device)
+
+
+def vgg_layer_channels(network: torch.nn.Module, layers) -> dict[str, int | None]:
+    """Each layer's channel count (the last convolution's at or before its index in ``features``), None for the
+    fully connected fc6 / fc7 / fc8: how :func:`recon.methods.rescale_as_bdpy` unflattens a conv map."""
+    stack = network.features if hasattr(network, "features") else network
+    out = {}
+    for layer in layers:
+        if str(layer) in VGG19_FC_LAYERS:
+            out[str(layer)] = None
+            continue
+        convs = [m for m in list(stack)[: int(layer) + 1] if isinstance(m, torch.nn.Conv2d)]
+        if not convs:
+            raise ValueError(f"VGG19 layer {layer!r} comes before any convolution")
+        out[str(layer)] = convs[-1].out_channels
+    return out
+
+
 @torch.no_grad()
 def vgg_feature_matrix(features, images, layers, pool: int, size: int, batch_size: int = 32, progress=True,
                        out=None) -> np.ndarray:
@@ -250,7 +276,7 @@ def vgg_feature_matrix(features, images, layers, pool: int, size: int, batch_siz
 
     def blocks():
         for rows in batches(len(images), batch_size, "VGG19 features", progress):
-            acts = vgg_activations(features, to_unit_tensor(images[rows], size, device).to(dtype), layers, pool)
+            acts = vgg_activations(features, vgg_input(features, images[rows], size, device).to(dtype), layers, pool)
             yield rows, torch.cat([acts[str(layer)] for layer in layers], dim=1)
 
     return write_batches(blocks(), len(images), out)

@@ -42,7 +42,8 @@ VERDICTS = (SAME, UNTESTED, DEVIATION, NO_SETTING)
 #: depth: stabilityai/stable-diffusion-2-depth hosts their 512-depth-ema.ckpt beside its diffusers weights.
 #: DPT and CLIP: their scripts load these ids. AlexNet and Inception-v3: torchvision's ``pretrained=True``, the
 #: IMAGENET1K_V1 weights. BLIP: no Hub id is documented as model_base_capfilt_large.pth (the +T row). VGG19:
-#: theirs is the Caffe VGG_ILSVRC_19_layers, which torchvision does not have (the +G row).
+#: theirs is the Caffe VGG_ILSVRC_19_layers, which torchvision does not have; "authors" reads it from the Kamitani
+#: lab cookbook's file (recon.kamitani, the +G row).
 AUTHORS_MODELS = {
     "sd": "CompVis/stable-diffusion-v1-4",
     "sd_depth": "stabilityai/stable-diffusion-2-depth",
@@ -51,7 +52,7 @@ AUTHORS_MODELS = {
     "alexnet": "IMAGENET1K_V1",
     "inception": "IMAGENET1K_V1",
     "blip": None,
-    "vgg19": None,
+    "vgg19": "authors",
 }
 
 #: NSD's stimuli are 425 x 425 px (nsd_stimuli.hdf5's imgBrick), which recon reads as stored
@@ -68,6 +69,7 @@ AUTHORS_ROIS = {"z": ("early",), "c": ("ventral",),
 AUTHORS_PIPELINE = "tests/test_authors_pipeline.py"
 COMMUNITY_READER = "tests/test_community_reader.py"
 SAMPLING = "tests/test_sampling.py"
+AUTHORS_GAN = "tests/test_authors_gan.py"
 EVALUATE = "tests/test_evaluate.py"
 
 
@@ -150,10 +152,29 @@ def _vgg_layers(p: Profile) -> str:
 
 
 def _vgg_network(p: Profile) -> str:
+    if p.models.vgg19 == AUTHORS_MODELS["vgg19"]:
+        order = ("RGB minus the BGR-ordered means, as their targets" if p.vgg19_channel_order == "authors"
+                 else "BGR minus the means, as Caffe trained it")
+        return f"the authors' Caffe VGG19 from the cookbook's .pt (recon.kamitani), 0-255 {order}, PIL bilinear 224 px"
     weights = _name(p.models.vgg19)
     if p.vgg_width_divisor != 1:
         return f"{weights}: torchvision's VGG19 narrowed to 1/{p.vgg_width_divisor} width, RGB, ImageNet mean / SD"
     return f"torchvision VGG19 {weights}, RGB in [0, 1] normalised by ImageNet's mean / SD"
+
+
+def _rescaling(p: Profile) -> str:
+    if not p.generator_rescale_features:
+        return "no"
+    if p.models.vgg19 == AUTHORS_MODELS["vgg19"]:
+        return ("bdpy's formula (methods.rescale_as_bdpy) with the authors' feat_std0, on the decoded maps as "
+                f"stored (pooled to at most {p.vgg_pool} × {p.vgg_pool}: a channel's SD over fewer, smoother cells)")
+    return ("divided by the SD over all of the layer's units (ddof 1), conv maps too; times the mean over units of "
+            "each unit's SD over the subject's training images (methods.rescale_to_reference)")
+
+
+def _authors_colour_order(p: Profile) -> bool:
+    return (p.models.vgg19 == AUTHORS_MODELS["vgg19"] and p.generator == "authors"
+            and p.vgg19_channel_order == "authors")
 
 
 def _stimulus_px(p: Profile) -> int:
@@ -387,10 +408,13 @@ STEPS: tuple[Step, ...] = (
     Step("+G", "generator", "Shen et al.'s deep generator network (relu7 GAN), from a random code clipped to "
          "[0, 3 × fc7's range]",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", lambda p: p.generator,
-         lambda p: p.generator.startswith("dgn:"),
-         {"nsd": "nsd: the DGN's weights are Caffe files that cannot be fetched here; generator='dgn:<file>' "
-                 "takes converted ones (random start, clipped at 0; the upper bound needs their act_range file)",
-          "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder is its learned image prior"}),
+         lambda p: p.generator == "authors",
+         {"nsd": "nsd: the default runs without the authors' files, which cannot be fetched here; generator "
+                 "'authors' runs theirs from the Kamitani lab cookbook's files (authors_gan_dir; dgn:<file> is an "
+                 "older approximation: 227 px crop resized, pixels clamped, no upper bound)",
+          "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder is its learned image prior"},
+         checked_by=_test(AUTHORS_GAN, "test_feature_matching_steps_are_bdpy_s_with_the_authors_generator"),
+         checked_for=lambda p: p.generator == "authors"),
     Step("+G", "VGG19 network", "Caffe's VGG_ILSVRC_19_layers converted to PyTorch (bdpy's VGG19, figshare "
          "brain-decoding-cookbook), BGR in Caffe's 0-255 units minus the ImageNet mean, 224 px",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/make_vgg19bdpy.py, README",
@@ -398,7 +422,10 @@ STEPS: tuple[Step, ...] = (
          {"nsd": "nsd: torchvision's IMAGENET1K_V1 VGG19 has the authors' layers under the same names, but its "
                  "own weights (another training) and its own input convention, so its features are not theirs; "
                  "their converted Caffe weights and BGR input are not supported",
-          "toy": "toy: the zoo's VGG19, narrowed and trained on the simulated world"}),
+          "toy": "toy: the zoo's VGG19, narrowed and trained on the simulated world"},
+         checked_by=(_test(AUTHORS_GAN, "test_stimulus_features_are_make_vgg19bdpy_s"),
+                     _test(AUTHORS_GAN, "test_feature_matching_steps_are_bdpy_s_with_the_authors_generator")),
+         checked_for=lambda p: p.models.vgg19 == AUTHORS_MODELS["vgg19"]),
     Step("+G", "VGG19 layers", "conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before the ReLU, fc6, fc7, fc8",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", _vgg_layers,
          lambda p: tuple(p.vgg_layers) == ("2", "7", "16", "25", "34", "fc6", "fc7", "fc8"),
@@ -413,16 +440,14 @@ STEPS: tuple[Step, ...] = (
          "divided by the mean over channels of each channel's spatial SD (ddof 1; over all units for fc), times "
          "the mean of feat_std0 (the Caffe VGG19's features of 10,000 ImageNet images), plus the mean",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/bdpy/bdpy/feature/feature.py",
-         lambda p: ("divided by the SD over all of the layer's units (ddof 1), conv maps too; times the mean over "
-                    "units of each unit's SD over the subject's training images (methods.rescale_to_reference)"
-                    if p.generator_rescale_features else "no"),
-         lambda p: False,
-         {"nsd": "nsd: on conv maps the SD over all units is not bdpy's mean of the channels' spatial SDs, larger "
-                 "where channels differ in mean (on fc layers the two agree); and the reference comes from the "
-                 "subject's training images through torchvision's VGG19, since the authors' feat_std0 was measured "
-                 "on their Caffe network's features",
+         _rescaling,
+         lambda p: p.generator_rescale_features and p.models.vgg19 == AUTHORS_MODELS["vgg19"],
+         {"nsd": "nsd: with torchvision's VGG19 (the default), the SD over all units is not bdpy's mean of the "
+                 "channels' spatial SDs, larger where channels differ in mean (on fc layers the two agree), and the "
+                 "reference comes from the subject's training images, since the authors' feat_std0 was measured on "
+                 "their Caffe network's features; models.vgg19 'authors' takes bdpy's formula and their feat_std0",
           "toy": "toy: as nsd"},
-         checked_by=_authors_test("test_decoded_features_rescaled_as_bdpy_on_fc_layers_but_not_on_conv_maps")),
+         checked_by=_test(AUTHORS_GAN, "test_decoded_features_rescaled_as_bdpy")),
     Step("+G", "loss", "squared error per layer, weighted by 1 / ‖t‖² (weights summing to 1)",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/bdpy/bdpy/recon/torch/icnn.py",
          lambda p: "squared error per layer over ‖t‖²" + (", weights summing to 1" if p.generator_optimiser == "sgd"
@@ -554,16 +579,24 @@ STEPS: tuple[Step, ...] = (
          {"nsd": "nsd: a run must bridge the names to decode anything; then the conv layers run and fc6-fc8 "
                  "meet the row mismatch (training betas of VGG19, above)", "toy": "toy: as nsd"}),
     Step("authors' quirks", "colour order around VGG19", "make_vgg19bdpy.py feeds RGB (minus ilsvrc_2012_mean's "
-         "BGR-ordered means) to the BGR Caffe network, while +G's image_preprocess feeds it BGR; the +G image is "
-         "then saved with its channels reversed ([2, 1, 0]), which undoes the swap this makes",
+         "BGR-ordered means) to the BGR Caffe network, while +G feeds it the generator's output as it comes (BGR "
+         "to the generator, trained on Caffe's images), matching its channel k to the stimulus's channel k; the +G "
+         "image is saved with its channels reversed twice (deprocess, then [2, 1, 0]), in that same order",
          "codes/gan/make_vgg19bdpy.py, codes/gan/bdpy/bdpy/dl/torch/torch.py, "
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py",
-         lambda p: "departs from both: RGB for the stimuli and the +G image alike; the +G image goes to Stable "
-                   "Diffusion as generated",
-         lambda p: False,
-         {"nsd": "nsd: torchvision's VGG19 takes one input convention for both, so there is no swap to undo; "
-                 "Stable Diffusion gets the colours in the stimulus's order, as after the authors' two reversals",
-          "toy": "toy: as nsd"}),
+         lambda p: ("kept: the stimuli RGB minus the BGR-ordered means, the generator's output to VGG19 as it "
+                    "comes, the +G image's channel k the generator's channel k plus the k-th mean"
+                    if _authors_colour_order(p) else
+                    "departs from both: RGB for the stimuli and the +G image alike; the +G image goes to Stable "
+                    "Diffusion as generated"),
+         _authors_colour_order,
+         {"nsd": "nsd: torchvision's VGG19 (the default) takes one input convention for both, so there is no swap "
+                 "to undo; Stable Diffusion gets the colours in the stimulus's order, as after the authors' two "
+                 "reversals; generator and models.vgg19 'authors' with vgg19_channel_order 'authors' keep theirs",
+          "toy": "toy: as nsd"},
+         checked_by=(_test(AUTHORS_GAN, "test_stimulus_features_are_make_vgg19bdpy_s"),
+                     _test(AUTHORS_GAN, "test_the_authors_generator_hands_vgg19_its_output_as_it_comes")),
+         checked_for=_authors_colour_order),
 )
 
 

@@ -351,6 +351,8 @@ class DeepGeneratorNetwork(torch.nn.Module):
 class DGNGenerator:
     """+G through Shen et al.'s DGN: the code is a 4096-d AlexNet relu7 vector, kept in relu7's range
     (non-negative, and below ``upper_bound`` where given: the authors clip to 3x fc7's activation range).
+    Not the authors' arithmetic (see :class:`AuthorsDGNGenerator` for theirs, from the cookbook's files): its
+    crop, resize and clamp to [0, 1] are Shen et al.'s Caffe recipe, and its convolutions are not bdpy's layout.
 
     The DGN's 256 px output is converted to RGB in [0, 1], centre-cropped to 227 px as in Shen et
     al. and resized to ``size`` for VGG19."""
@@ -391,6 +393,60 @@ class DGNGenerator:
             code.copy_(torch.minimum(code, torch.as_tensor(self.upper_bound, device=code.device, dtype=code.dtype)))
 
 
+class AuthorsDGNGenerator:
+    """+G as the authors run it (bdpy's icnn with their relu7 generator, recon.kamitani.AlexNetGenerator): the
+    code is a 4096-d relu7 vector from N(0, 1), clipped to [0, ``upper_bound``] after every step (their
+    act_range/3x/fc7.txt; lower bound 0), and VGG19 sees the centre 224 px of the generator's 256 px output as it
+    comes out (Caffe's units). The image is handed on as RGB in [0, 1], unclipped, such that the VGG19's own
+    ``preprocess`` (:class:`recon.kamitani.CaffeVGG19`, the same ``mean_bgr`` and ``channel_order``) gives back
+    the generator's output: ``(output + mean) / 255``, its channels reversed for ``channel_order="caffe"`` only.
+    With "authors" the image's channel k is the generator's channel k plus the k-th BGR mean, which is the image
+    the authors save (their deprocess reverses the channels and their final [2, 1, 0] re-save reverses them
+    back); its offsets are ilsvrc_2012_mean.npy's channel means, theirs (104, 117, 123), within 0.33 of them."""
+
+    def __init__(self, network, upper_bound, mean_bgr, channel_order: str = "authors", side: int = 224):
+        from .kamitani import CHANNEL_ORDERS
+
+        if channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f"channel_order must be one of {', '.join(CHANNEL_ORDERS)}, got {channel_order!r}")
+        self.network = network
+        self.upper_bound = torch.as_tensor(np.asarray(upper_bound, dtype=np.float32))
+        self.mean_bgr = torch.as_tensor(np.asarray(mean_bgr, dtype=np.float32))
+        self.channel_order = channel_order
+        self.side = side
+        self.device = next(network.parameters()).device
+
+    def initial(self, n: int, random: torch.Generator | None = None) -> torch.Tensor:
+        """One N(0, 1) code repeated for the ``n`` images, as the authors draw one start (np.random.normal, before
+        their loop over images) that every image of a run shares: drawn afresh from ``random``'s seed (so every
+        batch gets the same one), or from torch's global generator without it."""
+        fresh = None if random is None else torch.Generator().manual_seed(random.initial_seed())
+        start = torch.randn((1, self.upper_bound.numel()), generator=fresh)
+        return start.expand(n, -1).clone().to(self.device)
+
+    def to(self, dtype: torch.dtype) -> "AuthorsDGNGenerator":
+        """A copy whose network computes in ``dtype``."""
+        if next(self.network.parameters()).dtype == dtype:
+            return self
+        return AuthorsDGNGenerator(copy.deepcopy(self.network).to(dtype), self.upper_bound, self.mean_bgr,
+                                   self.channel_order, self.side)
+
+    def __call__(self, code: torch.Tensor) -> torch.Tensor:
+        from .kamitani import centre_crop
+
+        output = self.network(code.to(next(self.network.parameters()).dtype))
+        output = centre_crop(output, self.side).to(torch.promote_types(code.dtype, torch.float32))
+        pixels = output + self.mean_bgr.to(output.device, output.dtype).view(1, 3, 1, 1)
+        if self.channel_order == "caffe":
+            pixels = pixels.flip(1)  # the generator's BGR as RGB
+        return pixels / 255.0
+
+    @torch.no_grad()
+    def after_step(self, code: torch.Tensor) -> None:
+        code.clamp_(min=0)  # the authors' feature_lower_bound
+        code.copy_(torch.minimum(code, self.upper_bound.to(code.device, code.dtype)))
+
+
 def contrast_stretch(images: torch.Tensor, pct: float) -> np.ndarray:
     """Each image's values clipped at the pct / 2 and 100 - pct / 2 percentiles, then mapped min -> 0 and
     max -> 255 and truncated to uint8: bdpy's ``normalize_image(clip_extreme(x, pct))``, which the authors
@@ -417,6 +473,39 @@ def rescale_to_reference(targets: dict[str, np.ndarray], reference_std: dict[str
         sd = values.std(axis=1, ddof=1, keepdims=True)
         sd[sd == 0] = 1.0
         out[layer] = ((values - mean) / sd * reference_std[layer] + mean).astype(np.float32)
+    return out
+
+
+def rescale_as_bdpy(targets: dict[str, np.ndarray], reference_std: dict[str, float],
+                     channels: dict[str, int | None]) -> dict[str, np.ndarray]:
+    """Each image's decoded layer rescaled as the authors do before +G, bdpy's ``normalize_feature(ft,
+    channel_wise_mean=False, channel_wise_std=False, channel_axis=0, shift='self', scale=mean(feat_std0[layer]),
+    std_ddof=1)`` on the squeezed layer: ``(t - mean) / sd * reference + mean``, the mean over all its units,
+    ``sd`` the mean over channels of each channel's SD over its positions (ddof 1) for a conv map (C, H, W), and
+    the SD over all units (ddof 1) for an fc layer (a 1-D vector there).
+
+    ``targets``: (n, units) per layer, a conv map's units channel-major (as ``vgg_activations`` flattens them);
+    ``channels``: each layer's channel count, None for fc layers. On maps average-pooled to 14 x 14 (the nsd
+    profile's ``vgg_pool``) a channel's SD is over 196 pooled cells, not the full map's positions, and smaller
+    (pooling averages the fine spatial variation away); ``reference_std`` from feat_std0, measured on full maps,
+    then widens the pooled targets' spatial spread beyond what pooled features of real images have."""
+    out = {}
+    for layer, values in targets.items():
+        values = np.asarray(values, dtype=np.float64)
+        n = len(values)
+        mean = values.mean(axis=1, keepdims=True)
+        if channels.get(layer) is None:
+            sd = values.std(axis=1, ddof=1, keepdims=True)
+        else:
+            if values.shape[1] % channels[layer]:
+                raise ValueError(f"layer {layer!r} has {values.shape[1]} units, not a multiple of its "
+                                 f"{channels[layer]} channels")
+            per_channel = values.reshape(n, channels[layer], -1).std(axis=2, ddof=1)
+            sd = per_channel.mean(axis=1, keepdims=True)
+        # bdpy divides by a zero SD (inf / nan); a constant decoded layer is kept as it is instead
+        sd[sd == 0] = np.inf
+        out[layer] = np.where(np.isinf(sd), values, (values - mean) / sd * reference_std[layer] + mean)
+        out[layer] = out[layer].astype(np.float32)
     return out
 
 

@@ -298,11 +298,63 @@ def _vgg19_features(spec: str, width_divisor: int, device: str):
     return features.to(device).eval().requires_grad_(False)
 
 
+#: the model id (``models.vgg19``) and +G generator (``generator``) that name the authors' own networks, read from
+#: the Kamitani lab cookbook's files under the profile's ``authors_gan_dir`` (recon.kamitani)
+AUTHORS = "authors"
+
+
+@lru_cache(maxsize=2)
+def _authors_vgg19(folder: Path | None, channel_order: str, device: str):
+    from . import kamitani
+
+    return kamitani.load_vgg19(kamitani.files_in(folder), channel_order).to(device)
+
+
+def authors_vgg19(profile: Profile) -> torch.nn.Module:
+    """The authors' Caffe VGG19 (recon.kamitani.CaffeVGG19), frozen, with their input convention."""
+    if profile.vgg_width_divisor != 1:
+        raise ConfigError(f"models.vgg19 'authors' is the full-width VGG19; vgg_width_divisor is "
+                          f"{profile.vgg_width_divisor}")
+    return _authors_vgg19(profile.authors_gan_dir, profile.vgg19_channel_order, profile.device)
+
+
+@lru_cache(maxsize=2)
+def _authors_generator(folder: Path | None, channel_order: str, device: str):
+    from . import kamitani, methods
+
+    files = kamitani.files_in(folder)
+    network = kamitani.load_generator(files).to(device)
+    return methods.AuthorsDGNGenerator(network, kamitani.code_upper_bound(files), kamitani.image_mean_bgr(files),
+                                       channel_order, kamitani.VGG19_SIDE)
+
+
+def authors_feature_std(profile: Profile, layers) -> dict[str, float]:
+    """The mean of the authors' feat_std0 per layer, by recon's layer names (``"2"`` for conv1_2...)."""
+    from . import kamitani
+
+    names = {recon_name: authors_layer_name(recon_name) for recon_name in layers}
+    by_authors = kamitani.feature_std(kamitani.files_in(profile.authors_gan_dir), list(names.values()))
+    return {recon_name: by_authors[name] for recon_name, name in names.items()}
+
+
+def authors_layer_name(layer: str) -> str:
+    """bdpy's name of a recon VGG19 layer (a convolution's output or fc6-fc8), as feat_std0 is keyed."""
+    from .kamitani import BDPY_LAYER_NAMES
+
+    if str(layer) not in BDPY_LAYER_NAMES:
+        raise ConfigError(f"VGG19 layer {layer!r} is not one of bdpy's (feat_std0 has the convolutions' outputs "
+                          f"and fc6-fc8: {list(BDPY_LAYER_NAMES)})")
+    return BDPY_LAYER_NAMES[str(layer)]
+
+
 def vgg19_features(profile: Profile) -> torch.nn.Module:
     """The VGG19 of +G's feature matching: its ``features`` stack (layer indices as torchvision's), or the
-    whole network when the profile's layers include fc6 / fc7 / fc8 (the authors' +G)."""
+    whole network when the profile's layers include fc6 / fc7 / fc8 (the authors' +G), or with ``models.vgg19``
+    "authors" their Caffe VGG19 from the cookbook's file (:func:`authors_vgg19`)."""
     from .features import VGG19_FC_LAYERS
 
+    if profile.models.vgg19 == AUTHORS:
+        return authors_vgg19(profile)
     if any(layer in VGG19_FC_LAYERS for layer in profile.vgg_layers):
         if profile.vgg_width_divisor != 1:
             raise ConfigError(f"vgg_layers {profile.vgg_layers} include fully connected layers, which only the "
@@ -345,7 +397,8 @@ def _dgn(path: str, device: str, dtype: torch.dtype):
 
 def gan_generator(profile: Profile):
     """The +G generator the profile names: ``pixels``, ``vae`` (the SD VAE's latent of a ``generator_size``
-    image) or ``dgn:<file>``."""
+    image), ``authors`` (their relu7 generator from the cookbook's files: :class:`recon.methods.AuthorsDGNGenerator`)
+    or ``dgn:<file>``."""
     from . import methods
 
     spec = profile.generator
@@ -358,7 +411,12 @@ def gan_generator(profile: Profile):
         return methods.VAEGenerator(pipe.vae, (pipe.vae.config.latent_channels, side, side))
     if spec.startswith("dgn:"):
         return methods.DGNGenerator(_dgn(spec[4:], profile.device, torch_dtype(profile)), profile.generator_size)
-    raise ValueError(f"unknown +G generator {spec!r}; expected 'pixels', 'vae' or 'dgn:<weights file>'")
+    if spec == AUTHORS:
+        if profile.generator_size != 224:
+            raise ConfigError(f"generator 'authors' feeds VGG19 the 224 px centre of its 256 px image; "
+                              f"generator_size is {profile.generator_size}")
+        return _authors_generator(profile.authors_gan_dir, profile.vgg19_channel_order, profile.device)
+    raise ValueError(f"unknown +G generator {spec!r}; expected 'pixels', 'vae', 'authors' or 'dgn:<weights file>'")
 
 
 def release() -> None:

@@ -18,7 +18,7 @@ def get_profile(name: str = "toy", **overrides) -> Profile:
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}; valid profiles are {', '.join(PROFILES)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("cache_dir", "nsd_root", "overlap_list", "results_dir"):
+    for key in ("cache_dir", "nsd_root", "overlap_list", "results_dir", "authors_gan_dir"):
         if key in overrides:
             overrides[key] = Path(overrides[key])
     profile = PROFILES[name](**overrides)

@@ -64,13 +64,17 @@ def feature_matching_options(profile: Profile) -> dict:
 def gan_images(profile: Profile, vgg_matrix: np.ndarray, reference_std: dict[str, float] | None = None, *,
                progress=True, batch_size: int | None = None) -> np.ndarray:
     """+G: images optimised to match VGG19 features (one row per image, the profile's layers concatenated). With
-    ``reference_std`` each layer is first rescaled to it (:func:`recon.methods.rescale_to_reference`), as the
-    authors rescale decoded features; true features are matched as they are."""
+    ``reference_std`` each layer is first rescaled to it, as the authors rescale decoded features; true features
+    are matched as they are. With the authors' VGG19 (``models.vgg19`` "authors") the rescaling is theirs, bdpy's
+    (:func:`recon.methods.rescale_as_bdpy`; the reference their feat_std0, :func:`recon.models.authors_feature_std`);
+    with another VGG19, :func:`recon.methods.rescale_to_reference` (the SD over all of a layer's units)."""
     p = profile
     vgg = models.vgg19_features(p)
     widths = features.vgg_layer_widths(vgg, p.vgg_layers, p.vgg_pool, p.generator_size)
     targets = features.split_vgg_matrix(vgg_matrix, widths)
-    if reference_std is not None:
+    if reference_std is not None and p.models.vgg19 == models.AUTHORS:
+        targets = methods.rescale_as_bdpy(targets, reference_std, features.vgg_layer_channels(vgg, p.vgg_layers))
+    elif reference_std is not None:
         targets = methods.rescale_to_reference(targets, reference_std)
     options = feature_matching_options(p) | ({"batch_size": batch_size} if batch_size else {})
     return methods.images_from_vgg_features(models.gan_generator(p), vgg, targets, **options, progress=progress)

@@ -382,8 +382,9 @@ def _bdpy_normalize_feature(ft, scale, channel_axis=0, std_ddof=1):
 def test_decoded_features_rescaled_as_bdpy_on_fc_layers_but_not_on_conv_maps():
     """recon divides each image's layer by its SD over all units (ddof 1). On fc layers that is bdpy's; on conv maps
     (recon's columns are C x H x W, as vgg_activations flattens them) bdpy divides by the mean of the channels'
-    spatial SDs, smaller where channels differ in mean, so recon's rescaled maps vary less than the authors'. The
-    fidelity table marks the row a deviation; this fails when recon takes bdpy's formula (then mark it same)."""
+    spatial SDs, smaller where channels differ in mean, so recon's rescaled maps vary less than the authors'. That is
+    the rescaling with torchvision's VGG19 (the toy's and nsd's default, a deviation in the fidelity table); with the
+    authors' VGG19 recon takes bdpy's formula, methods.rescale_as_bdpy (tests/test_authors_gan.py)."""
     rng = np.random.default_rng(0)
     n, channels, side = 4, 8, 5
     conv = rng.normal(0.0, 2.0, (1, channels, 1, 1)) + rng.normal(0.0, 0.5, (n, channels, side, side))

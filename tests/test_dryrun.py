@@ -101,3 +101,18 @@ def test_nan_outputs_fail_their_stage(dryrun):
 def test_steps_must_denoise(dryrun):
     with pytest.raises(SystemExit):
         dryrun.parse_args(["--steps", "1", "--strength", "0.5"])
+
+
+def test_the_authors_generator_and_vgg19_run_from_cookbook_files(dryrun, tmp_path):
+    """--generator authors: the authors' relu7 generator and Caffe VGG19 (recon.kamitani), random weights saved as
+    the Kamitani lab cookbook's files, read through the nsd profile (full size even in a tiny run: bdpy's
+    architectures are fixed), the decoded maps rescaled by bdpy's formula with the file's feat_std0."""
+    out = tmp_path / "report.json"
+    assert dryrun.main(["--tiny", "--generator", "authors", "--workdir", str(tmp_path), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {row["stage"]: row for row in report["stages"]}
+    assert report["meta"]["generator"] == "authors" and report["meta"]["generator_size"] == 224
+    assert rows["load VGG19"]["output"] == "143.7 M params"  # bdpy's VGG19, fc layers included
+    # the authors' eight layers, their conv maps pooled to 14 x 14 as the nsd profile stores them
+    assert rows["features VGG19"]["output"] == f"(2, {196 * (64 + 128 + 256 + 512 + 512) + 4096 * 2 + 1000}) float32"
+    assert rows["+G feature matching (authors, 2 steps)"]["output"] == "(2, 64, 64, 3) uint8"

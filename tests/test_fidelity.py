@@ -93,6 +93,20 @@ def test_nsd_deviates_only_where_the_book_says():
         "tests/test_sampling.py::test_img2img_follows_the_compvis_sampler_step_for_step")
 
 
+def test_the_authors_networks_make_their_gan_rows_the_same():
+    """generator and models.vgg19 'authors' (recon.kamitani) turn +G's network rows from deviations to "same",
+    each checked by a test that re-implements the authors' step; their channel order kept, or corrected."""
+    nsd = get_profile("nsd")
+    theirs = nsd.replace(generator="authors", models=dataclasses.replace(nsd.models, vgg19="authors"))
+    table = fidelity.table((theirs,)).set_index("step")
+    rows = ["generator", "VGG19 network", "targets rescaled", "colour order around VGG19"]
+    assert set(table.loc[rows, "nsd: authors'?"]) == {fidelity.SAME}
+    assert all(table.loc[row, "checked by"].startswith("tests/test_authors_gan.py::") for row in rows)
+    corrected = fidelity.table((theirs.replace(vgg19_channel_order="caffe"),)).set_index("step")
+    assert corrected.loc["colour order around VGG19", "nsd: authors'?"] == fidelity.DEVIATION
+    assert corrected.loc["VGG19 network", "nsd: authors'?"] == fidelity.SAME
+
+
 def test_the_table_reads_the_profile():
     half = fidelity.table((get_profile("nsd", dtype="float16"),)).set_index("step")
     assert half.loc["model arithmetic", "nsd: authors'?"] == half.loc["precision", "nsd: authors'?"] == "deviation"
