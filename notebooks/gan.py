@@ -23,8 +23,13 @@
 # comes from [+T](captions.ipynb).
 #
 # The authors used the deep generator network (DGN) of Shen et al., the image generator of
-# {cite:t}`dosovitskiy2016generating`, which has no public diffusers/transformers port. Two
-# generators stand in for it:
+# {cite:t}`dosovitskiy2016generating`, with their Caffe VGG19. With the Kamitani lab cookbook's
+# files of both networks (`authors_gan_dir`, or `RECON_AUTHORS_GAN_DIR`), `generator = "authors"`
+# and `models.vgg19 = "authors"` run them as the authors' script does (`recon.kamitani`: their relu7
+# code clipped to the fc7 range, the 224 px crop of the 256 px output, bdpy's rescaling against
+# their feat_std0; each step tested against a re-implementation of bdpy's loop). They are not the
+# default, as they have not yet run with their real weights here. Without them, two generators
+# stand in:
 #
 # - `generator = "pixels"` (the `nsd` profile's default) optimises the image itself at the profile's
 #   `generator_size` (VGG19's 224 px on NSD): Shen et al.'s reconstruction without the DGN. Under the
