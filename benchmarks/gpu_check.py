@@ -70,7 +70,7 @@ def timed(fn, device: str, warm_up: bool = True) -> float:
 def measure(profile, plan: dict, device: str, release) -> list[dict]:
     """Every measurement of the plan, as rows of (what, setting, value, unit); ``release()`` frees the loaded
     models between families, so each fits beside nothing else."""
-    from recon import evaluate, methods, models, recipes
+    from recon import evaluate, gpu_budget, methods, models, recipes
 
     rows = []
     rng = np.random.default_rng(0)
@@ -87,8 +87,16 @@ def measure(profile, plan: dict, device: str, release) -> list[dict]:
         for batch in plan["batches"]:
             images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
             prompts = ["a photograph of a scene"] * batch
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats(device)
             seconds = timed(lambda: run(pipe, images, prompts, batch), device)
             rows.append({"what": name, "setting": f"batch {batch}", "value": batch / seconds, "unit": "images/s"})
+            if device.startswith("cuda"):  # beside what recon.gpu_budget plans for it (one sample per image here)
+                planned = gpu_budget.generation_gb(
+                    profile.replace(n_samples=1), gpu_budget.PIPELINE_NETWORKS["sd" if name == "img2img" else "sd_depth"],
+                    batch, profile.vae_slicing, autocast=name == "img2img" and profile.sd_autocast is not None)
+                rows.append({"what": f"{name} peak GPU memory", "setting": f"batch {batch}; planned {planned:.1f} GB",
+                             "value": torch.cuda.max_memory_allocated(device) / 1e9, "unit": "GB"})
         del pipe
         release()
 

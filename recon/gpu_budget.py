@@ -59,6 +59,14 @@ CUDA_OVERHEAD_GB = 1.0
 HEADROOM = 0.9
 
 
+#: the networks each diffusion pipeline holds
+PIPELINE_NETWORKS = {
+    "sd": ("SD 1.4 UNet", "VAE", "SD 1.4 text encoder"),
+    "sd2": ("SD 2.0 UNet", "VAE", "SD 2 text encoder"),
+    "sd_depth": ("SD 2 depth UNet", "VAE", "SD 2 text encoder", "SD 2 depth's DPT-Hybrid"),
+}
+
+
 def weights_gb(networks, dtype_bytes: int) -> float:
     return sum(PARAMETERS[n] for n in networks) * dtype_bytes / GB
 
@@ -109,13 +117,12 @@ def stage_peaks(profile: Profile, settings: Settings) -> dict[str, float]:
                            profile.ridge_block_size, n_alphas, profile.cv_folds)["device"] / GB
     peaks = {
         "decoders (ridge, voxel side on the GPU)": decoder,
-        "img2img (SD 1.4)": generation_gb(profile, ["SD 1.4 UNet", "VAE", "SD 1.4 text encoder"],
-                                          settings.batch_size, settings.vae_slicing, autocast),
-        "img2img (SD 2.0, control)": generation_gb(profile, ["SD 2.0 UNet", "VAE", "SD 2 text encoder"],
-                                                   settings.batch_size, settings.vae_slicing, autocast),
-        "depth2img (SD 2 depth)": generation_gb(
-            profile, ["SD 2 depth UNet", "VAE", "SD 2 text encoder", "SD 2 depth's DPT-Hybrid"],
-            settings.batch_size, settings.vae_slicing, False),
+        "img2img (SD 1.4)": generation_gb(profile, PIPELINE_NETWORKS["sd"], settings.batch_size,
+                                          settings.vae_slicing, autocast),
+        "img2img (SD 2.0, control)": generation_gb(profile, PIPELINE_NETWORKS["sd2"], settings.batch_size,
+                                                   settings.vae_slicing, autocast),
+        "depth2img (SD 2 depth)": generation_gb(profile, PIPELINE_NETWORKS["sd_depth"], settings.batch_size,
+                                                settings.vae_slicing, False),
         "+G": gan_gb(profile, settings.generator_batch_size),
         "captions (BLIP)": weights_gb(["BLIP"], _bytes(profile.dtype)) + TRANSFORMER_ACTIVATIONS_GB,
         "features and depth (DPT-Large)": weights_gb(["DPT-Large"], _bytes(profile.dtype)) + TRANSFORMER_ACTIVATIONS_GB,
