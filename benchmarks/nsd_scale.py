@@ -272,7 +272,7 @@ def generation_row(peaks: dict[str, float]) -> Row:
     # four of the five runs (SD 1.4 and 2.0 img2img) under float16 autocast, +T+G+D's depth2img in float32
     gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES * ((METHODS_RUN - 1) / GPU_FP16_FLOPS + 1 / GPU_FP32_FLOPS)
     images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
-    stage, peak = max(((s, gb) for s, gb in peaks.items() if "img2img" in s), key=lambda item: item[1])
+    stage, peak = max(((s, gb) for s, gb in peaks.items() if "2img" in s), key=lambda item: item[1])
     return Row("generation (5 runs)", images + 2, peak, images * METHODS_RUN, float("nan"), gpu,
                f"{images:.2f} GB of uint8 images per run; GPU: {stage} at its peak (recon.gpu_budget: its networks' "
                f"weights and one batch's measured activations); GPU time at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s under "
@@ -473,7 +473,7 @@ def main() -> None:
                         help="the card to plan for, GB (default 80): each stage's peak against it and the settings "
                              "recon.gpu_budget.fit chooses")
     parser.add_argument("--gpu-plan", action="store_true",
-                        help="only the card's plan (no measurement): stage peaks, settings and a fits: line for the GPU")
+                        help="only the card's plan (no measurement): stage peaks, settings and a GPU fits: line")
     parser.add_argument("--activations", action="store_true",
                         help="measure the activations recon.gpu_budget plans with (each call in a fresh process, "
                              "two batch sizes, on this CPU in float32; ~5 min) and compare")

@@ -181,7 +181,7 @@ class Profile:
     ridge_block_size: int = 4096  # target columns decoded at once (bounds memory for BLIP / DPT)
     feature_dtype: str = "float16"  # stimulus features and decoded predictions on disk
     # targets stored in float16 whatever feature_dtype says (nsd: DPT, whose float32 features and predictions would
-    # take 16.9 GB more than the 64 GB disk budget leaves; benchmarks/nsd_scale.py)
+    # take 16.2 GB more, 72.2 GB of the 64 GB disk budget; benchmarks/nsd_scale.py)
     features_float16: tuple[str, ...] = ()
     # +G: "pixels" optimises the image itself (smoothness prior), "vae" the SD VAE decoder's latent
     # (too costly at 512 px), "authors" the authors' relu7 generator from the cookbook's files (authors_gan_dir,

@@ -359,7 +359,8 @@ STEPS: tuple[Step, ...] = (
                    + (f"; {', '.join(p.features_float16)} float16" if p.features_float16 else ""),
          lambda p: p.feature_dtype == "float32" and not p.features_float16,
          {"nsd": "nsd: DPT's in float16 (features_float16): in float32 its features, predictions and the training "
-                 "features of one layer would need 16.9 GB more, past the 64 GB disk (benchmarks/nsd_scale.py)",
+                 "features of one layer would need 16.2 GB more: 72.2 GB against the 64 GB disk "
+                 "(benchmarks/nsd_scale.py)",
           "toy": "toy: float16 throughout, as its committed results were built"}),
     # ------------------------------------------------------------------- z, c
     Step("[30]", "z", "a sample of the VAE posterior × 0.18215, of the image Lanczos-resized to 320 px "

@@ -161,7 +161,7 @@ def fit(profile: Profile, gpu_memory_gb: float | None = None) -> tuple[Profile, 
         raise ConfigError(f"the {profile.name} profile's stage {stage!r} needs {need:.1f} GB of GPU memory at its "
                           f"smallest setting, more than {HEADROOM:.0%} of this {card:.0f} GB card")
     gan_batch = chosen.generator_batch_size
-    while gan_batch > 1 and stage_peaks(profile, Settings(chosen.batch_size, gan_batch, chosen.vae_slicing))["+G"] > budget:
+    while gan_batch > 1 and gan_gb(profile, gan_batch) + CUDA_OVERHEAD_GB > budget:
         gan_batch //= 2
     chosen = Settings(chosen.batch_size, gan_batch, chosen.vae_slicing)
     peaks = stage_peaks(profile, chosen)
