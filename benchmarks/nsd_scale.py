@@ -477,12 +477,12 @@ def main() -> None:
     parser.add_argument("--activations", action="store_true",
                         help="measure the activations recon.gpu_budget plans with (each call in a fresh process, "
                              "two batch sizes, on this CPU in float32; ~5 min) and compare")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS,
+    parser.add_argument("--out-dir", default=str(RESULTS),
                         help="where latest.json and latest.md go (default results/nsd_scale/; the book includes the "
                              "table and its prose takes the figures from the JSON); '' writes nothing")
     parser.add_argument("--probe", nargs=2, metavar=("KIND", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.out_dir = args.out_dir or None
+    args.out_dir = Path(args.out_dir) if args.out_dir else None  # '' writes nothing
     torch.set_num_threads(args.threads)
     if args.probe:
         print(probe_activation(args.probe[0], int(args.probe[1])))
