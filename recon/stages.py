@@ -312,12 +312,13 @@ def jobs(subjects=SUBJECTS, runs=RUNS, oracle: bool = True) -> list[Job]:
 #: ``gpu_gb`` is that budget's device memory (for choosing a partition; not sent to SLURM).
 NSD_RESOURCES = {
     "dataset": dict(gpu=0, mem_mb=4_000, runtime=10, cpus=1, gpu_gb=0),
-    "features": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),  # SD / BLIP / DPT / VGG weights
-    "decoded": dict(gpu=1, mem_mb=48_000, runtime=180, cpus=8, gpu_gb=16),  # 14.5 GB host, 12.9 GB GPU; DPT 4 layers
+    "features": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),  # DPT-Large's 3.4 GB the largest
+    "decoded": dict(gpu=1, mem_mb=48_000, runtime=180, cpus=8, gpu_gb=16),  # 14.5 GB host, 13.9 GB GPU; DPT 4 layers
     "captions": dict(gpu=1, mem_mb=16_000, runtime=60, cpus=4, gpu_gb=4),
     "depth": dict(gpu=1, mem_mb=16_000, runtime=30, cpus=4, gpu_gb=4),
-    "gan": dict(gpu=1, mem_mb=16_000, runtime=60, cpus=4, gpu_gb=4),  # 5.3 GB host, 3.0 GB GPU
-    "reconstruct": dict(gpu=1, mem_mb=32_000, runtime=240, cpus=4, gpu_gb=12),  # 5.9 / 11.0 GB; ~26 GPU-min a run
+    "gan": dict(gpu=1, mem_mb=16_000, runtime=60, cpus=4, gpu_gb=8),  # 6.7 GB GPU (VGG19 in float32, batch 64)
+    # 5.9 GB host, 10.1 GB GPU (depth2img in float32); ~26 GPU-min an img2img run, ~131 a depth2img run
+    "reconstruct": dict(gpu=1, mem_mb=32_000, runtime=240, cpus=4, gpu_gb=12),
     "evaluation": dict(gpu=1, mem_mb=16_000, runtime=30, cpus=4, gpu_gb=8),
     "identification": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),  # 6.2 / 6.2 GB
     # the oracle's: the same work on true inputs (true features are the test images', read or extracted)

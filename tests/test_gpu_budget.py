@@ -97,3 +97,22 @@ def test_vae_slicing_decodes_one_image_at_a_time_and_release_drops_every_model()
     assert models._img2img.cache_info().currsize >= 2
     models.release()
     assert models._img2img.cache_info().currsize == 0 and models._depth2img.cache_info().currsize == 0
+
+
+def test_every_gpu_job_asks_for_at_least_the_plan_of_its_largest_stage():
+    """recon.stages.NSD_RESOURCES' gpu_gb (and the cluster page) against the plan, on the nsd profile's settings."""
+    from recon.stages import NSD_RESOURCES
+
+    _, peaks = gpu_budget.fit(get_profile("nsd"), 80)
+    generation = max(peaks["img2img (SD 1.4)"], peaks["img2img (SD 2.0, control)"], peaks["depth2img (SD 2 depth)"])
+    largest = {"features": peaks["features and depth (DPT-Large)"], "decoded": peaks["decoders (ridge, voxel side on the GPU)"],
+               "captions": peaks["captions (BLIP)"], "depth": peaks["features and depth (DPT-Large)"],
+               "gan": peaks["+G"], "evaluation": peaks["evaluation (CLIP, AlexNet, Inception-v3)"],
+               "reconstruct": generation, "true_captions": peaks["captions (BLIP)"],
+               "true_depth": peaks["features and depth (DPT-Large)"], "true_gan": peaks["+G"],
+               "oracle": generation, "swap": generation}
+    for stage, gb in largest.items():
+        assert NSD_RESOURCES[stage]["gpu_gb"] >= gb, (stage, gb)
+    page = (REPO_ROOT / "book" / "cluster.md").read_text()
+    for stage in ("decoded", "gan", "reconstruct"):
+        assert f"| {stage} | " in page and f"| {largest[stage]:.1f} GB |" in page.split(f"| {stage} | ")[1].split("\n")[0]
