@@ -32,7 +32,8 @@ PARAMETERS = {
     "BLIP": 223_971_644,
     "DPT-Large": 343_030_465,
     "CLIP ViT-L/14": 427_616_513,
-    "VGG19": 143_667_240,
+    "VGG19": 143_667_240,  # torchvision's; the authors' Caffe VGG19 (recon.kamitani) has as many
+    "relu7 generator": 56_097_891,  # the authors' DGN (recon.kamitani.AlexNetGenerator), with generator "authors"
     "AlexNet": 61_100_840,
     "Inception-v3": 23_834_568,
 }
@@ -103,7 +104,8 @@ def generation_gb(profile: Profile, networks, batch_size: int, vae_slicing: bool
 def gan_gb(profile: Profile, batch: int) -> float:
     """+G: VGG19 forward and backward, float32 (torchvision's), its activations scaled by the generator's area."""
     fixed, per_image = ACTIVATIONS["vgg19 forward and backward"]
-    return weights_gb(["VGG19"], 4) + fixed + batch * per_image * (profile.generator_size / 224) ** 2
+    networks = ["VGG19"] + (["relu7 generator"] if profile.generator == "authors" else [])
+    return weights_gb(networks, 4) + fixed + batch * per_image * (profile.generator_size / 224) ** 2
 
 
 def stage_peaks(profile: Profile, settings: Settings) -> dict[str, float]:

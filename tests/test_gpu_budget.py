@@ -29,6 +29,8 @@ def test_the_parameter_counts_are_the_published_architectures():
     from transformers import (BlipConfig, BlipForConditionalGeneration, CLIPConfig, CLIPModel, CLIPTextConfig,
                               CLIPTextModel, DPTConfig, DPTForDepthEstimation)
 
+    from recon import kamitani
+
     c = published_configs()
     builders = {
         "SD 1.4 UNet": lambda: UNet2DConditionModel.from_config(c["sd_unet"]),
@@ -44,12 +46,17 @@ def test_the_parameter_counts_are_the_published_architectures():
         "VGG19": tv.vgg19,
         "AlexNet": tv.alexnet,
         "Inception-v3": lambda: tv.inception_v3(aux_logits=False, init_weights=False),
+        "relu7 generator": kamitani.AlexNetGenerator,
     }
     assert set(builders) == set(gpu_budget.PARAMETERS)
     with torch.device("meta"):  # no memory, no weights
         counted = {name: sum(p.numel() for p in build().parameters()) for name, build in builders.items()}
     assert counted == gpu_budget.PARAMETERS
     assert round(counted["SD 1.4 UNet"] / 1e6) == 860  # as published for SD 1.x's UNet
+    with torch.device("meta"):
+        assert sum(p.numel() for p in kamitani.CaffeVGG19().parameters()) == gpu_budget.PARAMETERS["VGG19"]
+    authors = get_profile("nsd", generator="authors")
+    assert gpu_budget.gan_gb(authors, 64) - gpu_budget.gan_gb(get_profile("nsd"), 64) == pytest.approx(0.224, abs=1e-3)
 
 
 def test_the_nsd_profile_fits_16_gb_as_it_is_and_not_12():
