@@ -323,8 +323,7 @@ def card_plans() -> list[dict]:
             plans.append({"gpu_gb": card, "fits": False, "why": str(err)})
             continue
         stage = max(peaks, key=peaks.get)
-        changed = {k: getattr(fitted, k) for k in ("batch_size", "generator_batch_size", "vae_slicing")
-                   if getattr(fitted, k) != getattr(nsd, k)}
+        changed = gpu_budget.Settings.of(fitted).changes(nsd)
         plans.append({"gpu_gb": card, "fits": True, "peak_gb": round(peaks[stage], 1), "peak_stage": stage,
                       "changed": changed})
     return plans
@@ -387,8 +386,7 @@ def gpu_plan(gpu_gb: float, alone: bool = False) -> dict[str, float]:
     except ConfigError as err:
         print(f"does not fit: {err}")
         raise SystemExit(1)
-    changed = {k: getattr(fitted, k) for k in ("batch_size", "generator_batch_size", "vae_slicing")
-               if getattr(fitted, k) != getattr(nsd, k)}
+    changed = gpu_budget.Settings.of(fitted).changes(nsd)
     print(f"a {gpu_gb:g} GB card: " + (", ".join(f"{k} {v}" for k, v in changed.items()) if changed
                                       else "the nsd profile's own settings") + " (recon.gpu_budget.fit)")
     for stage, gb in peaks.items():
@@ -407,13 +405,9 @@ PROBES = ("unet", "vae decode", "vae encode", "vgg19 forward and backward")
 
 def probe_activation(kind: str, rows: int) -> float:
     """Peak anonymous memory (GB) of one call of ``kind`` at ``rows`` rows, float32, in this (fresh) process."""
-    import importlib.util
+    import nsd_dryrun  # beside this script, which runs each probe (its folder is on sys.path)
 
-    spec = importlib.util.spec_from_file_location("nsd_dryrun", Path(__file__).with_name("nsd_dryrun.py"))
-    dryrun = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, dryrun)
-    spec.loader.exec_module(dryrun)
-    configs = dryrun.Architectures.published().configs
+    configs = nsd_dryrun.Architectures.published().configs
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from torchvision.models import vgg19
 

@@ -13,9 +13,9 @@ its smallest setting is named with what it needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from .config import ConfigError, Profile
+from .config import TARGET_ROIS, ConfigError, Profile
 
 GB = 1e9
 
@@ -86,6 +86,16 @@ class Settings:
     generator_batch_size: int
     vae_slicing: bool
 
+    @classmethod
+    def of(cls, profile: Profile) -> "Settings":
+        """The profile's own (each field a profile field of the same name)."""
+        return cls(**{f.name: getattr(profile, f.name) for f in fields(cls)})
+
+    def changes(self, profile: Profile) -> dict:
+        """The fields whose values differ from ``profile``'s."""
+        mine = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in mine.items() if value != getattr(profile, name)}
+
 
 def _bytes(dtype: str) -> int:
     return {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}[dtype]
@@ -114,7 +124,7 @@ def stage_peaks(profile: Profile, settings: Settings) -> dict[str, float]:
     from .experiment import decoder_alphas
     from .ridge_streamed import memory_bytes
 
-    n_alphas = max(len(decoder_alphas(profile, target)) for target in ("z", "c", "blip", "dpt", "vgg"))
+    n_alphas = max(len(decoder_alphas(profile, target)) for target in TARGET_ROIS)
     decoder = memory_bytes(NSD_SIZES["n_trials"], NSD_SIZES["n_images"], NSD_SIZES["n_test"], NSD_SIZES["n_voxels"],
                            profile.ridge_block_size, n_alphas, profile.cv_folds)["device"] / GB
     peaks = {
@@ -137,7 +147,7 @@ def stage_peaks(profile: Profile, settings: Settings) -> dict[str, float]:
 def _candidates(profile: Profile):
     """Settings from the profile's own down to the smallest: fewer whole images per generation batch, then VAE
     slicing (+G's batch is halved apart)."""
-    yield Settings(profile.batch_size, profile.generator_batch_size, profile.vae_slicing)
+    yield Settings.of(profile)
     per_image = profile.n_samples
     images = max(1, profile.batch_size // per_image)
     for slicing in sorted({profile.vae_slicing, True}):
@@ -159,23 +169,23 @@ def fit(profile: Profile, gpu_memory_gb: float | None = None) -> tuple[Profile, 
             chosen = candidate
             break
     if chosen is None:
-        stage, need = max(peaks.items(), key=lambda item: item[1])
-        raise ConfigError(f"the {profile.name} profile's stage {stage!r} needs {need:.1f} GB of GPU memory at its "
-                          f"smallest setting, more than {HEADROOM:.0%} of this {card:.0f} GB card")
+        raise _too_big(profile, peaks, card)
     gan_batch = chosen.generator_batch_size
     while gan_batch > 1 and gan_gb(profile, gan_batch) + CUDA_OVERHEAD_GB > budget:
         gan_batch //= 2
     chosen = Settings(chosen.batch_size, gan_batch, chosen.vae_slicing)
     peaks = stage_peaks(profile, chosen)
     if max(peaks.values()) > budget:
-        stage, need = max(peaks.items(), key=lambda item: item[1])
-        raise ConfigError(f"the {profile.name} profile's stage {stage!r} needs {need:.1f} GB of GPU memory at its "
-                          f"smallest setting, more than {HEADROOM:.0%} of this {card:.0f} GB card")
-    if chosen == Settings(profile.batch_size, profile.generator_batch_size, profile.vae_slicing):
-        return profile, peaks  # unchanged: the same cache keys as a run that never asked
-    fitted = profile.replace(batch_size=chosen.batch_size, generator_batch_size=chosen.generator_batch_size,
-                             vae_slicing=chosen.vae_slicing)
-    return fitted, peaks
+        raise _too_big(profile, peaks, card)
+    changes = chosen.changes(profile)
+    # unchanged, the profile itself: the same cache keys as a run that never asked
+    return (profile.replace(**changes) if changes else profile), peaks
+
+
+def _too_big(profile: Profile, peaks: dict[str, float], card: float) -> ConfigError:
+    stage, need = max(peaks.items(), key=lambda item: item[1])
+    return ConfigError(f"the {profile.name} profile's stage {stage!r} needs {need:.1f} GB of GPU memory at its "
+                       f"smallest setting, more than {HEADROOM:.0%} of this {card:.0f} GB card")
 
 
 def detected_gpu_gb(device: str) -> float:
