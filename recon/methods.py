@@ -140,12 +140,13 @@ def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None 
         kwargs = {}
         if prompt_embeds is not None:
             kwargs["prompt_embeds"] = torch.from_numpy(np.repeat(prompt_embeds[rows], n_samples, axis=0)).to(device, dtype)
-        elif autocast is not None:  # captions embedded outside autocast, as the authors' get_learned_conditioning
-            with torch.no_grad():
-                kwargs["prompt_embeds"] = pipe.encode_prompt(
-                    [p for p in np.asarray(prompts)[rows] for _ in range(n_samples)], device, 1, False)[0]
         else:
-            kwargs["prompt"] = [p for p in np.asarray(prompts)[rows] for _ in range(n_samples)]
+            repeated = [p for p in np.asarray(prompts)[rows] for _ in range(n_samples)]
+            if autocast is None:
+                kwargs["prompt"] = repeated
+            else:  # captions embedded outside autocast, as the authors' get_learned_conditioning
+                with torch.no_grad():
+                    kwargs["prompt_embeds"] = pipe.encode_prompt(repeated, device, 1, False)[0]
         with under_autocast(device, autocast):
             result = pipe(
                 image=image,

@@ -4,6 +4,8 @@ Everything is small enough to check by hand: two subjects with (X, Y, Z) grids w
 axes all differ (so an axis mix-up cannot pass), two sessions of four trials, ten stimuli.
 """
 
+import contextlib
+import io
 import json
 import socket
 from pathlib import Path
@@ -16,6 +18,19 @@ import pytest
 import scipy.io
 import torch
 from threadpoolctl import threadpool_limits
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    """``recon`` with ``argv`` in this process: its exit code (argparse's too), stdout and stderr."""
+    from recon import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in argv])
+        except SystemExit as exit:
+            code = exit.code
+    return code, out.getvalue(), err.getvalue()
+
 
 @pytest.fixture(autouse=True, scope="session")
 def single_threaded():

@@ -1,7 +1,5 @@
 """The ``recon`` command line: one stage per call into the cache, status, Table 1, and bad arguments."""
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -19,19 +17,11 @@ from recon.config import METHODS
 from recon.evaluate import METRICS
 from recon.stages import Job
 
+from conftest import run_cli
+
 SMOKE = ["--profile", "smoke"]
 #: the status rows of the oracle: three true inputs, the oracle runs, the first subject's swaps
 ORACLE_ROWS = 3 + len(stages.ORACLE_RUNS) + len(stages.SWAP_RUNS)
-
-
-def run_cli(*argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exit:
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
 
 
 # ------------------------------------------------------------------------------- bad arguments

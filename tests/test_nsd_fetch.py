@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import conftest
 from conftest import N_SESSIONS, TRIALS_PER_SESSION, MiniNSD
 
 boto3 = pytest.importorskip("boto3")
@@ -238,13 +239,7 @@ def run_cli(*argv, monkeypatch) -> tuple[int, str, str]:
     """The command line with the nsd profile's sessions of the mini tree's 4 trials, not NSD's 750."""
     real = cli.get_profile
     monkeypatch.setattr(cli, "get_profile", lambda *a, **k: real(*a, **k).replace(trials_per_session=4))
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exit:
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
+    return conftest.run_cli(*argv)
 
 
 def server_flags(world) -> list[str]:
