@@ -337,13 +337,11 @@ def check_parameters(profile: Profile) -> None:
         raise ConfigError(f"strength must be in (0, 1], got {profile.strength}")
     for name, allowed in (("z_latent", ("sample", "mean")), ("z_init", ("image", "latent")),
                           ("generator_optimiser", ("adam", "sgd")), ("init_noise", ("compvis", "diffusers")),
-                          ("sample_noise", ("authors", "independent")), ("vgg19_channel_order", ("authors", "caffe"))):
-        if getattr(profile, name) not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(profile, name)!r}")
-    for name, allowed in (("dtype", ("float32", "float16", "bfloat16")), ("sd_autocast", (None, "float16", "bfloat16")),
+                          ("sample_noise", ("authors", "independent")), ("vgg19_channel_order", ("authors", "caffe")),
+                          ("dtype", ("float32", "float16", "bfloat16")), ("sd_autocast", (None, "float16", "bfloat16")),
                           ("feature_dtype", ("float32", "float16"))):
         if getattr(profile, name) not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(profile, name)!r}")
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}, got {getattr(profile, name)!r}")
     unknown = [t for t in profile.features_float16 if t not in TARGET_ROIS]
     if unknown:
         raise ConfigError(f"features_float16 names decoding targets, one of {', '.join(TARGET_ROIS)}; got {unknown}")
