@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from . import gpu_budget, stages
-from .config import METHODS, SUBJECTS, ConfigError, check_device
+from .config import METHODS, SUBJECTS, ConfigError
 from .profiles import PROFILES, get_profile
 from .stages import RUNS, STAGES, TARGETS, VARIANTS, Job
 
@@ -281,7 +281,6 @@ def cmd_run(args, parser) -> int:
     try:
         profile = _profile(args)
         if job.stage != "dataset":  # checking the files needs no GPU
-            check_device(profile.device)
             profile = gpu_budget.fit_to_device(profile)
     except ConfigError as err:
         parser.error(str(err))
@@ -318,7 +317,6 @@ def cmd_compute(args, parser) -> int:
         parser.error(f"--workers and --threads must be at least 1 (got {args.workers} and {args.threads})")
     try:
         profile = _profile(args)
-        check_device(profile.device)
         profile = gpu_budget.fit_to_device(profile)
     except ConfigError as err:
         parser.error(str(err))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .config import TARGET_ROIS, ConfigError, Profile
+from .config import TARGET_ROIS, ConfigError, Profile, check_device
 
 GB = 1e9
 
@@ -198,9 +198,10 @@ def detected_gpu_gb(device: str) -> float:
 
 
 def fit_to_device(profile: Profile) -> Profile:
-    """``profile`` as a run on its device uses it: on a GPU, :func:`fit` to the card (``gpu_memory_gb`` or the one
-    found); on the CPU unchanged. The command line and the notebooks both start here, so they plan the same batches
-    and read each other's cache entries."""
+    """``profile`` as a run on its device uses it, once the device is checked (:func:`recon.config.check_device`):
+    on a GPU, :func:`fit` to the card (``gpu_memory_gb`` or the one found); on the CPU unchanged. The command line
+    and the notebooks both start here, so they plan the same batches and read each other's cache entries."""
+    check_device(profile.device)
     if not str(profile.device).startswith("cuda"):
         return profile
     return fit(profile)[0]
