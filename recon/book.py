@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import gpu_budget
+from . import preflight
 from .config import SUBJECTS, ConfigError, check_subject
 
 from .profiles import get_profile
@@ -111,7 +111,7 @@ def start(profile: str = "toy", subject: str = "subj01", *, n_samples: int = 5, 
     check_subject(subject)
     quiet_libraries()
     config = get_profile(profile, n_samples=n_samples, seed=seed, device=device, **overrides)
-    config = gpu_budget.fit_to_device(config)  # the device checked first
+    config = preflight.prepare(config)  # the device and the authors' +G files checked first
     pin_threads(config.compute_threads)  # what the section computes outside the cache too
     return Experiment(config, subject, progress=progress)
 

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import gpu_budget, stages
+from . import preflight, stages
 from .config import METHODS, SUBJECTS, ConfigError
 from .profiles import PROFILES, get_profile
 from .stages import RUNS, STAGES, TARGETS, VARIANTS, Job
@@ -280,8 +280,8 @@ def cmd_run(args, parser) -> int:
     job = _job(args, parser)
     try:
         profile = _profile(args)
-        if job.stage != "dataset":  # checking the files needs no GPU
-            profile = gpu_budget.fit_to_device(profile)
+        if job.stage != "dataset":  # checking the NSD files needs no GPU and no +G network
+            profile = preflight.prepare(profile)
     except ConfigError as err:
         parser.error(str(err))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -316,8 +316,7 @@ def cmd_compute(args, parser) -> int:
     if args.workers < 1 or (args.threads is not None and args.threads < 1):
         parser.error(f"--workers and --threads must be at least 1 (got {args.workers} and {args.threads})")
     try:
-        profile = _profile(args)
-        profile = gpu_budget.fit_to_device(profile)
+        profile = preflight.prepare(_profile(args))
     except ConfigError as err:
         parser.error(str(err))
     from . import parallel

@@ -410,9 +410,10 @@ STEPS: tuple[Step, ...] = (
          "[0, 3 × fc7's range]",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py", lambda p: p.generator,
          lambda p: p.generator == "authors",
-         {"nsd": "nsd: the default runs without the authors' files, which cannot be fetched here; generator "
-                 "'authors' runs theirs from the Kamitani lab cookbook's files (authors_gan_dir; dgn:<file> is an "
-                 "older approximation: 227 px crop resized, pixels clamped, no upper bound)",
+         {"nsd": "nsd: the default is theirs, from the Kamitani lab cookbook's files (authors_gan_dir), which "
+                 "cannot be fetched here; generator 'pixels', for a run without them, optimises the image's pixels "
+                 "with no image prior (dgn:<file> is an older approximation: 227 px crop resized, pixels clamped, "
+                 "no upper bound)",
           "toy": "toy: no DGN of the toy world exists; the zoo's VAE decoder is its learned image prior"},
          checked_by=_test(AUTHORS_GAN, "test_feature_matching_steps_are_bdpy_s_with_the_authors_generator"),
          checked_for=lambda p: p.generator == "authors"),
@@ -420,9 +421,9 @@ STEPS: tuple[Step, ...] = (
          "brain-decoding-cookbook), BGR in Caffe's 0-255 units minus the ImageNet mean, 224 px",
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/make_vgg19bdpy.py, README",
          _vgg_network, _authors_model("vgg19"),
-         {"nsd": "nsd: torchvision's IMAGENET1K_V1 VGG19 has the authors' layers under the same names, but its "
-                 "own weights (another training) and its own input convention, so its features are not theirs; "
-                 "their converted Caffe weights and BGR input are not supported",
+         {"nsd": "nsd: the default is their Caffe VGG19 from the cookbook's file; models.vgg19 'IMAGENET1K_V1' "
+                 "(torchvision's, for a run without the file) has the authors' layers under the same names but its "
+                 "own weights (another training) and its own input convention, so its features are not theirs",
           "toy": "toy: the zoo's VGG19, narrowed and trained on the simulated world"},
          checked_by=(_test(AUTHORS_GAN, "test_stimulus_features_are_make_vgg19bdpy_s"),
                      _test(AUTHORS_GAN, "test_feature_matching_steps_are_bdpy_s_with_the_authors_generator")),
@@ -443,10 +444,10 @@ STEPS: tuple[Step, ...] = (
          "codes/gan/recon_icnn_image_vgg19_dgn_relu7gen_gd.py, codes/gan/bdpy/bdpy/feature/feature.py",
          _rescaling,
          lambda p: p.generator_rescale_features and p.models.vgg19 == AUTHORS_MODELS["vgg19"],
-         {"nsd": "nsd: with torchvision's VGG19 (the default), the SD over all units is not bdpy's mean of the "
-                 "channels' spatial SDs, larger where channels differ in mean (on fc layers the two agree), and the "
-                 "reference comes from the subject's training images, since the authors' feat_std0 was measured on "
-                 "their Caffe network's features; models.vgg19 'authors' takes bdpy's formula and their feat_std0",
+         {"nsd": "nsd: the default (their VGG19) takes bdpy's formula and their feat_std0; with torchvision's "
+                 "VGG19 the SD over all units is not bdpy's mean of the channels' spatial SDs, larger where channels "
+                 "differ in mean (on fc layers the two agree), and the reference comes from the subject's training "
+                 "images, since the authors' feat_std0 was measured on their Caffe network's features",
           "toy": "toy: as nsd"},
          checked_by=_test(AUTHORS_GAN, "test_decoded_features_rescaled_as_bdpy")),
     Step("+G", "loss", "squared error per layer, weighted by 1 / ‖t‖² (weights summing to 1)",
@@ -591,9 +592,10 @@ STEPS: tuple[Step, ...] = (
                     "departs from both: RGB for the stimuli and the +G image alike; the +G image goes to Stable "
                     "Diffusion as generated"),
          _authors_colour_order,
-         {"nsd": "nsd: torchvision's VGG19 (the default) takes one input convention for both, so there is no swap "
-                 "to undo; Stable Diffusion gets the colours in the stimulus's order, as after the authors' two "
-                 "reversals; generator and models.vgg19 'authors' with vgg19_channel_order 'authors' keep theirs",
+         {"nsd": "nsd: the default (their generator and VGG19, vgg19_channel_order 'authors') keeps theirs; "
+                 "vgg19_channel_order 'caffe' feeds the Caffe network BGR as it was trained; torchvision's VGG19 "
+                 "takes one input convention for both, so there is no swap to undo, and Stable Diffusion gets the "
+                 "colours in the stimulus's order, as after the authors' two reversals",
           "toy": "toy: as nsd"},
          checked_by=(_test(AUTHORS_GAN, "test_stimulus_features_are_make_vgg19bdpy_s"),
                      _test(AUTHORS_GAN, "test_the_authors_generator_hands_vgg19_its_output_as_it_comes")),

@@ -337,6 +337,28 @@ def authors_feature_std(profile: Profile, layers) -> dict[str, float]:
     return {recon_name: by_authors[name] for recon_name, name in names.items()}
 
 
+def check_authors_files(profile: Profile) -> Profile:
+    """Where the profile names the authors' +G networks (``generator`` or ``models.vgg19`` "authors"), every
+    cookbook file they read present, and the small ones read whole, before anything is computed: a run fails at
+    once naming the first missing or malformed file (the weights' keys are checked when they load). Returns the
+    profile, unchanged."""
+    from . import kamitani
+
+    uses_generator, uses_vgg19 = profile.generator == AUTHORS, profile.models.vgg19 == AUTHORS
+    if not (uses_generator or uses_vgg19):
+        return profile
+    files = kamitani.files_in(profile.authors_gan_dir)
+    kamitani.image_mean_bgr(files)
+    if uses_vgg19:
+        files.existing("vgg19_weights")
+        if profile.generator_rescale_features:
+            kamitani.feature_std(files, [authors_layer_name(layer) for layer in profile.vgg_layers])
+    if uses_generator:
+        files.existing("generator_weights")
+        kamitani.code_upper_bound(files)
+    return profile
+
+
 def authors_layer_name(layer: str) -> str:
     """bdpy's name of a recon VGG19 layer (a convolution's output or fc6-fc8), as feat_std0 is keyed."""
     from .kamitani import BDPY_LAYER_NAMES

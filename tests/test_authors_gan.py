@@ -324,11 +324,9 @@ def test_missing_or_malformed_files_fail_naming_the_file(tmp_path, cookbook):
         kamitani.feature_std(kamitani.files_in(cookbook), ["conv9_9"])
 
 
-def test_nsd_profile_reads_the_authors_networks_only_when_named(cookbook, tmp_path):
-    nsd = get_profile("nsd", device="cpu", authors_gan_dir=cookbook)
-    assert nsd.generator == "pixels" and nsd.models.vgg19 != models.AUTHORS  # the default runs without the files
-    authors = nsd.replace(generator=models.AUTHORS, models=nsd.models.__class__(
-        **{**nsd.models.__dict__, "vgg19": models.AUTHORS}))
+def test_nsd_profile_reads_the_authors_networks_by_default(cookbook, tmp_path):
+    authors = get_profile("nsd", device="cpu", authors_gan_dir=cookbook)
+    assert authors.generator == authors.models.vgg19 == models.AUTHORS  # nsd's +G is theirs
     try:
         assert isinstance(models.gan_generator(authors), methods.AuthorsDGNGenerator)
         assert isinstance(models.vgg19_features(authors), kamitani.CaffeVGG19)

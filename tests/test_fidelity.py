@@ -79,9 +79,8 @@ def verdicts(profile) -> dict[str, set[str]]:
 def test_nsd_deviates_only_where_the_book_says():
     nsd = verdicts(get_profile("nsd"))
     assert nsd[fidelity.DEVIATION] == {
-        "training betas of VGG19", "stored features", "BLIP model", "generator", "VGG19 network",
-        "decoded VGG19 maps", "targets rescaled", "DPT input",
-        "depth map", "VGG19 targets' file names", "colour order around VGG19"}
+        "training betas of VGG19", "stored features", "BLIP model", "decoded VGG19 maps", "DPT input",
+        "depth map", "VGG19 targets' file names"}
     assert {"model arithmetic", "precision"} <= nsd[fidelity.SAME]  # float32 weights, SD 1.4 under autocast
     # the authors' setting, with nothing but its value checked: model ids (no weights to compare here) and the size
     assert nsd[fidelity.UNTESTED] == {"Stable Diffusion", "resolution", "depth model", "depth-conditioned generator",
@@ -94,14 +93,20 @@ def test_nsd_deviates_only_where_the_book_says():
 
 
 def test_the_authors_networks_make_their_gan_rows_the_same():
-    """generator and models.vgg19 'authors' (recon.kamitani) turn +G's network rows from deviations to "same",
-    each checked by a test that re-implements the authors' step; their channel order kept, or corrected."""
-    nsd = get_profile("nsd")
-    theirs = nsd.replace(generator="authors", models=dataclasses.replace(nsd.models, vgg19="authors"))
+    """nsd's +G is the authors' networks (generator and models.vgg19 'authors', recon.kamitani): its network rows
+    are "same", each checked by a test that re-implements the authors' step; the pixel generator and torchvision's
+    VGG19, asked for by name, are deviations; their channel order kept, or corrected."""
+    theirs = get_profile("nsd")
+    assert theirs.generator == theirs.models.vgg19 == "authors"
     table = fidelity.table((theirs,)).set_index("step")
     rows = ["generator", "VGG19 network", "targets rescaled", "colour order around VGG19"]
     assert set(table.loc[rows, "nsd: authors'?"]) == {fidelity.SAME}
     assert all(table.loc[row, "checked by"].startswith("tests/test_authors_gan.py::") for row in rows)
+    without_files = theirs.replace(generator="pixels",
+                                   models=dataclasses.replace(theirs.models, vgg19="IMAGENET1K_V1"))
+    pixels = fidelity.table((without_files,)).set_index("step")
+    assert set(pixels.loc[rows, "nsd: authors'?"]) == {fidelity.DEVIATION}
+    assert fidelity.unexplained(without_files) == []
     corrected = fidelity.table((theirs.replace(vgg19_channel_order="caffe"),)).set_index("step")
     assert corrected.loc["colour order around VGG19", "nsd: authors'?"] == fidelity.DEVIATION
     assert corrected.loc["VGG19 network", "nsd: authors'?"] == fidelity.SAME

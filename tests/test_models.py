@@ -1,5 +1,6 @@
 """The loader: models in the profile's dtype, and Hub ids that are not on this machine fail naming them."""
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -57,8 +58,25 @@ def test_offline_torchvision_weights_not_in_the_cache_fail_naming_them(no_networ
                 f"torch hub's cache {re.escape(str(empty_caches / 'torch'))}.*downloads are off.*TORCH_HOME")
     with pytest.raises(models.ModelNotAvailableError, match=expected):
         models.torchvision_net(nsd, "alexnet")
+    torchvision_vgg19 = nsd.replace(models=dataclasses.replace(nsd.models, vgg19="IMAGENET1K_V1"))
     with pytest.raises(models.ModelNotAvailableError, match=r"VGG19_Weights\.IMAGENET1K_V1 .*TORCH_HOME"):
-        models.vgg19_features(nsd)
+        models.vgg19_features(torchvision_vgg19)
+
+
+def test_nsd_without_the_authors_gan_files_fails_at_once_naming_the_first(monkeypatch, tmp_path):
+    """nsd's +G is the authors' networks: with no cookbook folder named, or an empty one, a run stops before it
+    computes anything, naming the first file the authors' script reads and the cookbook that distributes it."""
+    from recon import kamitani, preflight
+
+    monkeypatch.delenv(kamitani.ENV_VAR, raising=False)
+    nsd = get_profile("nsd", device="cpu")
+    with pytest.raises(kamitani.AuthorsFileError, match=r"VGG_ILSVRC_19_layers\.pt.*cookbook.*RECON_AUTHORS_GAN_DIR"):
+        preflight.prepare(nsd)
+    with pytest.raises(kamitani.AuthorsFileError, match=r"ilsvrc_2012_mean\.npy \(ImageNet's mean image.*is missing"):
+        preflight.prepare(nsd.replace(authors_gan_dir=tmp_path))
+    # the pixel generator and torchvision's VGG19, asked for by name, need none of them
+    pixels = nsd.replace(generator="pixels", models=dataclasses.replace(nsd.models, vgg19="IMAGENET1K_V1"))
+    assert preflight.prepare(pixels) == pixels
 
 
 class Recorder:
