@@ -494,7 +494,7 @@ class Settings:
     steps: int = 2  # DDIM steps; with strength 0.8, int(steps * 0.8) of them denoise
     strength: float = 0.8
     gan_steps: int = 2
-    generator: str | None = None  # +G generator: pixels, vae or dgn; None: the profile's ("pixels")
+    generator: str | None = None  # +G generator: authors, pixels, vae or dgn; None: the nsd profile's ("authors")
     n_images: int = 2
     n_samples: int = 2
     batch_size: int | None = None  # None: 1 on the CPU (memory), the nsd profile's batching on a GPU
@@ -502,6 +502,11 @@ class Settings:
     tiny: bool = False
     n_train_images: int = 6  # random "training images" of the ridge decoders, each shown on two trials
     n_voxels: int = 48
+
+
+def generator_of(settings: Settings) -> str:
+    """The +G generator the run uses: the one asked for, or the ``nsd`` profile's own."""
+    return settings.generator or get_profile("nsd").generator
 
 
 def dryrun_profile(root: Path, settings: Settings) -> Profile:
@@ -512,13 +517,11 @@ def dryrun_profile(root: Path, settings: Settings) -> Profile:
                    num_inference_steps=settings.steps, strength=settings.strength,
                    generator_steps=settings.gan_steps, n_samples=settings.n_samples, seed=settings.seed,
                    ridge_backend="torch_cuda" if settings.device.startswith("cuda") else "torch")
-    if settings.generator == "dgn":
-        changes["generator"] = f"dgn:{root / 'models' / DGN_FILE}"
-    elif settings.generator:
-        changes["generator"] = settings.generator
+    generator = generator_of(settings)
+    changes["generator"] = f"dgn:{root / 'models' / DGN_FILE}" if generator == "dgn" else generator
     if settings.tiny:
         changes |= TINY_PROFILE
-    if settings.generator == models.AUTHORS:  # their generator and VGG19, full size even in a tiny run
+    if generator == models.AUTHORS:  # their generator and VGG19, full size even in a tiny run
         changes |= dict(models=dataclasses.replace(changes["models"], vgg19=models.AUTHORS),
                         authors_gan_dir=root / "models" / COOKBOOK, vgg_width_divisor=1, generator_size=224,
                         vgg_layers=AUTHORS_LAYERS)
@@ -741,8 +744,8 @@ def _dryrun(settings: Settings, workdir: Path) -> dict:
     setup = Stages(settings.device)
     models_dir = workdir / "models"
     needs_models = not built(models_dir, arch_name)
-    needs_dgn = settings.generator == "dgn" and not (models_dir / DGN_FILE).is_file()
-    needs_cookbook = settings.generator == models.AUTHORS and not (models_dir / COOKBOOK).is_dir()
+    needs_dgn = generator_of(settings) == "dgn" and not (models_dir / DGN_FILE).is_file()
+    needs_cookbook = generator_of(settings) == models.AUTHORS and not (models_dir / COOKBOOK).is_dir()
     if needs_models or needs_dgn or needs_cookbook:
         print("setup (not part of the nsd profile)\n" + Stages.HEADER, flush=True)
     if needs_models:
@@ -787,7 +790,7 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--strength", type=float, default=0.8)
     parser.add_argument("--gan-steps", type=int, default=2, help="+G optimisation steps")
     parser.add_argument("--generator", choices=("pixels", "vae", "dgn", "authors"),
-                        help="+G generator (default: the nsd profile's); dgn: Shen et al.'s, random weights; "
+                        help="+G generator (default: the nsd profile's, authors); dgn: Shen et al.'s, random weights; "
                              "authors: their relu7 generator and Caffe VGG19 (recon.kamitani), random weights "
                              "saved as the cookbook's files, full size even with --tiny")
     parser.add_argument("--images", type=int, default=2, help="test images (two-way identification needs >= 2)")

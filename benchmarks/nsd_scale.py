@@ -234,33 +234,57 @@ def measure_identification(args) -> Row:
     return Row("identification (Table 1)", host, host, evaluation_disk, cpu, gpu, note)
 
 
-def measure_gan(args) -> Row:
-    """+G with the nsd profile's recipe and pixel generator: VGG19 forward + backward at 224 px (to fc8),
-    per image and step."""
+def gan_networks(profile):
+    """+G's generator and VGG19 as the profile names them, with random weights: the authors' relu7 generator and
+    Caffe VGG19 (recon.kamitani's architectures, the cookbook files' shapes), or the pixel generator and
+    torchvision's VGG19."""
     from torchvision.models import vgg19
+
+    from recon import kamitani
+
+    if profile.generator == "authors":
+        generator = methods.AuthorsDGNGenerator(kamitani.AlexNetGenerator().eval().requires_grad_(False),
+                                                np.full(kamitani.CODE_SIZE, 30.0, np.float32), (104.0, 117.0, 123.0),
+                                                profile.vgg19_channel_order, kamitani.VGG19_SIDE)
+    else:
+        generator = methods.PixelGenerator(profile.generator_size, space="caffe")
+    vgg = (kamitani.CaffeVGG19(channel_order=profile.vgg19_channel_order) if profile.models.vgg19 == "authors"
+           else vgg19(weights=None)).eval().requires_grad_(False)
+    return generator, vgg
+
+
+def measure_gan(args) -> Row:
+    """+G with the nsd profile's recipe and networks (the authors' relu7 generator and Caffe VGG19, random weights):
+    the generator forward, VGG19 forward to fc8 at 224 px, and both backward, per image and step, in float32 (the
+    profile's dtype); its FLOPs counted by torch's FlopCounterMode on the same call."""
+    from torch.utils.flop_counter import FlopCounterMode
 
     from recon.profiles import get_profile
 
     nsd = get_profile("nsd")
-    vgg = vgg19(weights=None).eval().requires_grad_(False)
-    steps, batch = nsd.generator_steps, 64
+    generator, vgg = gan_networks(nsd)
+    steps, batch = nsd.generator_steps, nsd.generator_batch_size
     widths = features.vgg_layer_widths(vgg, nsd.vgg_layers, nsd.vgg_pool, nsd.generator_size)
     targets = {layer: np.ones((2, dims), np.float32) for layer, dims in widths.items()}
     measured_steps = 2
     options = recipes.feature_matching_options(nsd) | dict(steps=measured_steps, batch_size=2, dtype=None)
     with PeakAnonymousMemory() as m:
-        methods.images_from_vgg_features(methods.PixelGenerator(224, space="caffe"), vgg, targets, **options,
-                                         progress=False)
+        methods.images_from_vgg_features(generator, vgg, targets, **options, progress=False)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        methods.images_from_vgg_features(generator, vgg, targets, **options, progress=False)
+    flops_per_image_step = counter.get_total_flops() / (2 * measured_steps)
     per_image_step = m.seconds / (2 * measured_steps)
     cpu = per_image_step * N_TEST * steps
-    flops_per_image_step = 3 * 2 * 19.6e9  # forward to fc8 + backward (2x), VGG19 at 224
-    gpu = flops_per_image_step * N_TEST * steps / GPU_FP16_FLOPS
+    rate = GPU_FP32_FLOPS if nsd.dtype == "float32" else GPU_FP16_FLOPS
+    gpu = flops_per_image_step * N_TEST * steps / rate
     per_image_memory = m.used / 2  # activations kept for backward, float32 here
-    gpu_memory = gpu_budget.gan_gb(nsd, batch) + gpu_budget.CUDA_OVERHEAD_GB  # float32 (torchvision's VGG19)
+    gpu_memory = gpu_budget.gan_gb(nsd, batch) + gpu_budget.CUDA_OVERHEAD_GB
     note = (f"measured 2 images x {measured_steps} steps: {m.seconds:.1f} s, {m.used:.2f} GB; "
-            f"GPU: {flops_per_image_step / 1e9:.0f} GFLOP per image-step at {GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s; "
-            f"budget 15 min: {'met' if gpu <= 900 else 'NOT met'}")
-    return Row("+G (pixels, 200 steps)", per_image_memory * batch, gpu_memory, N_TEST * 512 * 512 * 3 / GB,
+            f"GPU: {flops_per_image_step / 1e9:.0f} GFLOP per image-step (counted) at {rate / 1e12:.0f} TFLOP/s "
+            f"({nsd.dtype}); budget 15 min: {'met' if gpu <= 900 else 'NOT met'}")
+    kind = "authors' generator" if nsd.generator == "authors" else nsd.generator
+    return Row(f"+G ({kind}, {steps} steps)", per_image_memory * batch, gpu_memory, N_TEST * 512 * 512 * 3 / GB,
                cpu, gpu, note)
 
 
@@ -400,7 +424,7 @@ def gpu_plan(gpu_gb: float, alone: bool = False) -> dict[str, float]:
 
 
 #: activation probes: kind -> (what runs, the rows recon.gpu_budget counts)
-PROBES = ("unet", "vae decode", "vae encode", "vgg19 forward and backward")
+PROBES = ("unet", "vae decode", "vae encode", "vgg19 forward and backward", "relu7 generator forward and backward")
 
 
 def probe_activation(kind: str, rows: int) -> float:
@@ -425,10 +449,16 @@ def probe_activation(kind: str, rows: int) -> float:
         net = vgg19().eval().requires_grad_(False)
         x = torch.rand(rows, 3, 224, 224, requires_grad=True)
         call = lambda: net(x).square().sum().backward()  # noqa: E731
+    elif kind == "relu7 generator forward and backward":  # +G's code -> 256 px image, the gradient back to the code
+        from recon.kamitani import AlexNetGenerator
+
+        net = AlexNetGenerator().eval().requires_grad_(False)
+        x = torch.rand(rows, 4096, requires_grad=True)
+        call = lambda: net(x).square().sum().backward()  # noqa: E731
     if kind not in PROBES:
         raise SystemExit(f"unknown probe {kind!r}; one of {', '.join(PROBES)}")
     with PeakAnonymousMemory() as m:
-        if kind == "vgg19 forward and backward":
+        if kind.endswith("forward and backward"):
             call()
         else:
             with torch.no_grad():
@@ -441,7 +471,8 @@ def measure_activations() -> None:
     fixed part and the slope per row, beside those recon.gpu_budget plans with."""
     import subprocess
 
-    sizes = {"unet": (2, 4), "vae decode": (1, 2), "vae encode": (1, 2), "vgg19 forward and backward": (2, 8)}
+    sizes = {"unet": (2, 4), "vae decode": (1, 2), "vae encode": (1, 2), "vgg19 forward and backward": (2, 8),
+             "relu7 generator forward and backward": (2, 8)}
     for kind in PROBES:
         used = []
         for rows in sizes[kind]:

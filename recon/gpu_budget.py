@@ -41,12 +41,14 @@ PARAMETERS = {
 #: activations in GB, float32, (fixed, per row): the peak anonymous memory of one call on the CPU at NSD's sizes,
 #: at two batch sizes (benchmarks/nsd_scale.py --activations; 2026-12-06, torch 2.14.1, random weights). UNet rows
 #: are latents at 64 x 64 (classifier-free guidance runs two rows per generation), VAE rows 512 px images, VGG19
-#: rows 224 px images through forward and backward (+G)
+#: rows 224 px images through forward and backward (+G), relu7 generator rows a 4096-d code to a 256 px image and
+#: its gradient back (+G with generator "authors"; measured 2026-12-06: 0.04 GB at 2 rows, 0.14 at 8)
 ACTIVATIONS = {
     "unet": (0.28, 0.145),
     "vae decode": (0.44, 0.607),
     "vae encode": (0.0, 0.67),
     "vgg19 forward and backward": (0.04, 0.080),
+    "relu7 generator forward and backward": (0.01, 0.016),
 }
 #: one NSD subject's sizes (the decoders' memory depends on them): training trials of 37 sessions, distinct
 #: training images, test images, and the voxels of the largest decoder (the six ROIs of section 2.1)
@@ -112,10 +114,14 @@ def generation_gb(profile: Profile, networks, batch_size: int, vae_slicing: bool
 
 
 def gan_gb(profile: Profile, batch: int) -> float:
-    """+G: VGG19 forward and backward, float32 (torchvision's), its activations scaled by the generator's area."""
+    """+G: VGG19 forward and backward in float32, its activations scaled by the generator's area, and with generator
+    "authors" the relu7 generator's weights and its own forward and backward (its 256 px image, VGG19 its 224 crop)."""
     fixed, per_image = ACTIVATIONS["vgg19 forward and backward"]
-    networks = ["VGG19"] + (["relu7 generator"] if profile.generator == "authors" else [])
-    return weights_gb(networks, 4) + fixed + batch * per_image * (profile.generator_size / 224) ** 2
+    gb = weights_gb(["VGG19"], 4) + fixed + batch * per_image * (profile.generator_size / 224) ** 2
+    if profile.generator == "authors":
+        fixed, per_image = ACTIVATIONS["relu7 generator forward and backward"]
+        gb += weights_gb(["relu7 generator"], 4) + fixed + batch * per_image
+    return gb
 
 
 def stage_peaks(profile: Profile, settings: Settings) -> dict[str, float]:

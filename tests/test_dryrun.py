@@ -74,6 +74,14 @@ def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys, monkeypatch):
     assert all(0 <= v <= 1 for scores in report["scores"].values() for v in scores.values())
     assert len(report["captions"]) == 2 and all(isinstance(c, str) for c in report["captions"])
     assert report["meta"]["denoising_steps"] >= 1
+    # +G as the nsd profile's default: the authors' relu7 generator and Caffe VGG19 (recon.kamitani), random
+    # weights saved as the Kamitani lab cookbook's files (full size even in a tiny run: bdpy's architectures are
+    # fixed), the decoded maps rescaled by bdpy's formula with the file's feat_std0
+    assert report["meta"]["generator"] == "authors" and report["meta"]["generator_size"] == 224
+    assert rows["load VGG19"]["output"] == "143.7 M params"  # bdpy's VGG19, fc layers included
+    # the authors' eight layers, their conv maps pooled to 14 x 14 as the nsd profile stores them
+    assert rows["features VGG19"]["output"] == f"(2, {196 * (64 + 128 + 256 + 512 + 512) + 4096 * 2 + 1000}) float32"
+    assert rows["+G feature matching (authors, 2 steps)"]["output"] == "(2, 64, 64, 3) uint8"
     printed = capsys.readouterr().out
     assert printed.strip().endswith(f"dryrun: all {len(rows)} stages passed on cpu float32")
 
@@ -103,16 +111,13 @@ def test_steps_must_denoise(dryrun):
         dryrun.parse_args(["--steps", "1", "--strength", "0.5"])
 
 
-def test_the_authors_generator_and_vgg19_run_from_cookbook_files(dryrun, tmp_path):
-    """--generator authors: the authors' relu7 generator and Caffe VGG19 (recon.kamitani), random weights saved as
-    the Kamitani lab cookbook's files, read through the nsd profile (full size even in a tiny run: bdpy's
-    architectures are fixed), the decoded maps rescaled by bdpy's formula with the file's feat_std0."""
+def test_the_pixel_generator_runs_when_named(dryrun, tmp_path):
+    """--generator pixels, for a run without the cookbook's files: the pixel generator and the profile's own VGG19
+    (the tiny run's narrowed one), no cookbook written."""
     out = tmp_path / "report.json"
-    assert dryrun.main(["--tiny", "--generator", "authors", "--workdir", str(tmp_path), "--out", str(out)]) == 0
+    assert dryrun.main(["--tiny", "--generator", "pixels", "--workdir", str(tmp_path), "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     rows = {row["stage"]: row for row in report["stages"]}
-    assert report["meta"]["generator"] == "authors" and report["meta"]["generator_size"] == 224
-    assert rows["load VGG19"]["output"] == "143.7 M params"  # bdpy's VGG19, fc layers included
-    # the authors' eight layers, their conv maps pooled to 14 x 14 as the nsd profile stores them
-    assert rows["features VGG19"]["output"] == f"(2, {196 * (64 + 128 + 256 + 512 + 512) + 4096 * 2 + 1000}) float32"
-    assert rows["+G feature matching (authors, 2 steps)"]["output"] == "(2, 64, 64, 3) uint8"
+    assert report["meta"]["generator"] == "pixels" and report["meta"]["generator_size"] == 64
+    assert rows["+G feature matching (pixels, 2 steps)"]["output"] == "(2, 64, 64, 3) uint8"
+    assert not (tmp_path / "models" / dryrun.COOKBOOK).exists()
