@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from recon import nsd_sizes
+from recon import nsd_sizes, sphinx_substitutions
 from recon.config import REPO_ROOT, ConfigError
 
 
@@ -59,6 +59,7 @@ def test_nsd_scale_reports_the_models_figure_apart_from_the_cache_disk():
     modelled = nsd_sizes.tree_bytes(nsd_sizes.NSD, [scale.SUBJECT], scale.N_SESSIONS)
     assert (dataset["subject"], dataset["sessions"]) == ("subj01", 37)
     assert dataset["gb"] == round(modelled / nsd_sizes.GB, 1)
+    assert f"{dataset['gb']:.1f}" == sphinx_substitutions.nsd_tree_facts()["nsd_tree_gb"]  # the README's figure
     assert math.isclose(sum(dataset["files_gb"].values()), modelled / nsd_sizes.GB, abs_tol=0.01)
     lines = scale.dataset_lines(dataset, cache_disk_gb=56.0)
     assert lines[0].startswith(f"dataset: subj01 {dataset['gb']:.1f} GB (37 sessions; at RECON_NSD_ROOT, not on the "
