@@ -27,7 +27,7 @@ moto_server = pytest.importorskip("moto.server")
 from recon import cli  # noqa: E402
 from recon import nsd_sizes  # noqa: E402
 from recon.nsd import DIGEST_MEMO, NSDReader  # noqa: E402
-from recon.nsd_fetch import ARCHIVE_DIR, FETCH_MANIFEST, fetch  # noqa: E402
+from recon.nsd_fetch import ARCHIVE_DIR, FETCH_MANIFEST, Item, Plan, fetch, modelled_total  # noqa: E402
 from recon.nsd_servers import Servers  # noqa: E402
 from recon.transfer import TransferError  # noqa: E402
 
@@ -288,6 +288,7 @@ def test_a_dry_run_sizes_every_file_as_the_server_does_and_writes_nothing(world)
     assert f"to write: {len(sizes)} files and the caption archive, " in said and f"({total:,} bytes)" in said
     assert "nsddata/ppdata/subj02/behav/responses.tsv  (optional, not on the server" in said
     assert "dry run: nothing written" in said
+    assert "recon.nsd_sizes" not in said  # 4-trial sessions are not NSD's: no model to compare with
 
 
 def test_the_size_model_gives_the_sizes_the_dry_run_reads_from_the_server(world):
@@ -311,6 +312,22 @@ def test_the_size_model_gives_the_sizes_the_dry_run_reads_from_the_server(world)
     assert len(betas) == 2 * N_SESSIONS and {rel: served[rel] for rel in betas} == {rel: modelled[rel] for rel in betas}
     assert 0 <= served[STIMULI] - modelled[STIMULI] <= nsd_sizes.SMALL_FILE_SLACK, (served[STIMULI], modelled[STIMULI])
     assert served[ROI] <= modelled[ROI]
+
+
+def test_the_dry_run_compares_a_listing_at_nsds_shapes_with_the_size_model(tmp_path):
+    model = nsd_sizes.subject_files(nsd_sizes.NSD, "subj01", 37)
+
+    def listing(scale: float) -> Plan:
+        return Plan(tmp_path, [Item(tmp_path / rel, round(size * scale), "s3://bucket") for rel, size in model.items()],
+                    archive=None)
+
+    assert modelled_total(listing(1.0), ["subj01"], 37, 750, ".hdf5") == (
+        "NSD's published shapes give these files 80.54 GB (recon.nsd_sizes): the server's total is within 5% of it "
+        "(+0.0%)")
+    assert "+10.0% off it, more than the 5% the model allows" in modelled_total(listing(1.1), ["subj01"], 37, 750,
+                                                                               ".hdf5")
+    assert modelled_total(listing(1.0), ["subj01"], 37, 750, ".nii.gz") is None  # NIfTI betas: gzip, not modelled
+    assert modelled_total(listing(1.0), ["subj03"], 37, 750, ".hdf5") is None  # a subject the model lacks
 
 
 def test_a_disk_too_small_is_refused_before_anything_is_written(world):
