@@ -315,7 +315,7 @@ def dataset_figures() -> dict:
     files = nsd_sizes.breakdown(nsd_sizes.NSD, SUBJECT, N_SESSIONS)
     return {"subject": SUBJECT, "sessions": N_SESSIONS, "gb": round(sum(files.values()) / GB, 1),
             "files_gb": {name: round(size / GB, 3) for name, size in files.items()},
-            "source": "modelled from NSD's published shapes (recon.nsd_sizes), not measured against the bucket"}
+            "source": "modelled from NSD's published shapes by recon.nsd_sizes, not measured against the bucket"}
 
 
 def one_disk(dataset_gb: float, cache_disk_gb: float) -> str:
