@@ -394,9 +394,9 @@ def write_report(folder: Path, rows: list[Row], figures: dict, gpu_hours: float,
         lines.append(f"| {r.stage} | {r.host_gb:.1f} | {r.gpu_gb:.1f} | {r.disk_gb:.2f} | {time_text} |")
     lines += [f"| **peak / total** | **{figures['host']:.1f} / 128** | **{figures['gpu']:.1f}** | "
               f"**{figures['disk']:.1f} / 64** | **~{gpu_hours:.1f} h** |", ":::", "",
-              f"The disk column is the cache's. The NSD files {dataset['subject']}'s {dataset['sessions']} sessions are "
-              f"read from take {dataset['gb']:.1f} GB more at `RECON_NSD_ROOT` ({dataset['source']}); with the cache, "
-              f"{dataset['gb'] + figures['disk']:.1f} GB: {one_disk(dataset['gb'], figures['disk'])}.", "",
+              f"The disk column is the cache's. The NSD files {dataset['subject']}'s {dataset['sessions']} sessions "
+              f"are read from take {dataset['gb']:.1f} GB more at `RECON_NSD_ROOT` ({dataset['source']}); with the "
+              f"cache, {dataset['gb'] + figures['disk']:.1f} GB: {one_disk(dataset['gb'], figures['disk'])}.", "",
               ":::{table} The cards `recon.gpu_budget` plans for (`benchmarks/nsd_scale.py --gpu-gb N`): the settings "
               "it changes and the largest stage. Precision stays the profile's on every card.", ":name: tbl-gpu-cards",
               "", "| card | fits | settings | largest stage |", "| ---: | --- | --- | --- |"]
