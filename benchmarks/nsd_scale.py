@@ -11,8 +11,10 @@ and printed beside the measurement, so the model is checked where it can be) and
 extrapolation of the time in the number of target columns. GPU memory is the model's device-resident
 part; GPU time is arithmetic (FLOPs at a stated sustained rate), not a measurement, unless
 ``--device cuda`` runs it. Disk is the exact size of the cache entries the ``nsd`` profile keeps,
-plus the largest scratch entry alive at once. The last line reads
-``fits: host X/128 GB, gpu Y/80 GB, disk Z/64 GB`` or names what does not fit.
+plus the largest scratch entry alive at once. The NSD tree the subject reads is not on that disk (it lies at
+RECON_NSD_ROOT): its size, modelled from NSD's published shapes by recon.nsd_sizes, is reported on a line of its
+own, ``dataset: ...``, with whether tree and cache would share one 64 GB disk. The last line reads
+``fits: host X/128 GB, gpu Y/80 GB, disk Z/64 GB`` (the cache's disk) or names what does not fit.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon import evaluate, features, gpu_budget, methods, recipes
+from recon import evaluate, features, gpu_budget, methods, nsd_sizes, recipes
 from recon.cache import Cache
 from recon.ridge_streamed import StreamedRidgeCV, memory_bytes
 
@@ -37,6 +39,8 @@ GB = 1e9
 BUDGET = {"host": 128, "gpu": 80, "disk": 64}
 
 # ---------------------------------------------------------------- NSD, one subject (subj01)
+SUBJECT = "subj01"
+N_SESSIONS = 37  # the nsd profile's sessions
 N_TRIALS = 24_980  # training trials (37 sessions, shared images removed)
 N_IMAGES = 8_859  # distinct training images
 N_TEST = 982  # shared images seen in 37 sessions, averaged over repeats
@@ -323,9 +327,41 @@ def oracle_row(gan: Row, generation: Row) -> Row:
 def reader_row() -> Row:
     """The reader keeps the output arrays plus one 125-trial chunk of a session volume (see nsd.py)."""
     train = 30_000 * N_STREAMS * 4 / GB  # every trial of 37 sessions before the shared images are split off
-    chunk = 125 * 81 * 104 * 83 * 2 * 2 / GB  # int16 chunk of the (81, 104, 83) func1pt8mm grid and its float copy
+    voxels = int(np.prod(nsd_sizes.NSD_GRIDS[SUBJECT]))  # the func1pt8mm grid, (81, 104, 83) for subj01
+    chunk = 125 * voxels * 2 * 2 / GB  # int16 chunk of 125 trials and its float copy
     return Row("read betas", train + N_TEST * N_STREAMS * 4 / GB + chunk, 0.0, 0.0, float("nan"), 0.0,
                "model: output arrays + one chunk (measured by benchmarks/simulate_and_read.py at smaller sizes)")
+
+
+def dataset_figures() -> dict:
+    """The NSD files the subject's sessions are read from (recon.nsd_sizes at NSD's published shapes), in GB: they
+    lie at RECON_NSD_ROOT, not on the cache's disk, so they are reported beside the budget, not in it."""
+    files = nsd_sizes.breakdown(nsd_sizes.NSD, SUBJECT, N_SESSIONS)
+    return {"subject": SUBJECT, "sessions": N_SESSIONS, "gb": round(sum(files.values()) / GB, 1),
+            "files_gb": {name: round(size / GB, 3) for name, size in files.items()},
+            "source": "modelled from NSD's published shapes by recon.nsd_sizes, not measured against the bucket"}
+
+
+def one_disk(dataset_gb: float, cache_disk_gb: float) -> str:
+    """Whether the tree and the cache could share one disk of the budget's size, said plainly."""
+    disk = BUDGET["disk"]
+    if dataset_gb + cache_disk_gb <= disk:
+        return f"they fit one {disk} GB disk"
+    if dataset_gb > disk:
+        return f"they do not fit one {disk} GB disk (the tree alone does not): the tree needs a volume of its own"
+    return f"they do not fit one {disk} GB disk: keep the tree on another volume"
+
+
+def dataset_lines(dataset: dict, cache_disk_gb: float) -> list[str]:
+    """What the report says of the tree: its size, where it lies, and whether tree and cache share one disk."""
+    files = dataset["files_gb"]
+    largest = sorted(files, key=files.get, reverse=True)[:2]
+    rest = sum(gb for name, gb in files.items() if name not in largest)
+    return [f"dataset: {dataset['subject']} {dataset['gb']:.1f} GB ({dataset['sessions']} sessions; at RECON_NSD_ROOT, "
+            f"not on the {BUDGET['disk']} GB cache disk; {dataset['source']})",
+            "  " + ", ".join(f"{name} {files[name]:.1f} GB" for name in largest) + f", the other files {rest:.2f} GB",
+            f"dataset and cache together: {dataset['gb'] + cache_disk_gb:.1f} GB; "
+            + one_disk(dataset["gb"], cache_disk_gb)]
 
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "nsd_scale"
@@ -353,8 +389,9 @@ def card_plans() -> list[dict]:
     return plans
 
 
-def write_report(folder: Path, rows: list[Row], figures: dict, gpu_hours: float, args) -> None:
-    """latest.json (every row, the peaks, the card plans) and latest.md (the book's table), written whole."""
+def write_report(folder: Path, rows: list[Row], figures: dict, gpu_hours: float, args, dataset: dict) -> None:
+    """latest.json (every row, the peaks, the card plans, the NSD tree's size) and latest.md (the book's table, and
+    the tree beside it), written whole."""
     import datetime
     import json
     import os
@@ -369,7 +406,7 @@ def write_report(folder: Path, rows: list[Row], figures: dict, gpu_hours: float,
                        "columns": args.columns, "voxels": args.voxels},
               "rows": [r.__dict__ for r in rows],
               "peak": {k: round(v, 1) for k, v in figures.items()}, "gpu_hours": round(gpu_hours, 1),
-              "cards": plans, "smallest_card_gb": smallest}
+              "cards": plans, "smallest_card_gb": smallest, "dataset": dataset}
     lines = [":::{table} Host memory, GPU memory, disk and GPU time of each stage for one subject of the real NSD "
              f"(`benchmarks/nsd_scale.py`, {report['meta']['date']}), against the 128 GB host, the GPU and the 64 GB "
              "disk of the target machine. GPU memory: each job's networks and batch (their models are released "
@@ -381,6 +418,9 @@ def write_report(folder: Path, rows: list[Row], figures: dict, gpu_hours: float,
         lines.append(f"| {r.stage} | {r.host_gb:.1f} | {r.gpu_gb:.1f} | {r.disk_gb:.2f} | {time_text} |")
     lines += [f"| **peak / total** | **{figures['host']:.1f} / 128** | **{figures['gpu']:.1f}** | "
               f"**{figures['disk']:.1f} / 64** | **~{gpu_hours:.1f} h** |", ":::", "",
+              f"The disk column is the cache's. The NSD files {dataset['subject']}'s {dataset['sessions']} sessions "
+              f"are read from take {dataset['gb']:.1f} GB more at `RECON_NSD_ROOT` ({dataset['source']}); with the "
+              f"cache, {dataset['gb'] + figures['disk']:.1f} GB: {one_disk(dataset['gb'], figures['disk'])}.", "",
               ":::{table} The cards `recon.gpu_budget` plans for (`benchmarks/nsd_scale.py --gpu-gb N`): the settings "
               "it changes and the largest stage. Precision stays the profile's on every card.", ":name: tbl-gpu-cards",
               "", "| card | fits | settings | largest stage |", "| ---: | --- | --- | --- |"]
@@ -561,13 +601,16 @@ def main() -> None:
     disk = sum(r.disk_gb for r in rows)
     total_gpu = sum(r.gpu_seconds for r in rows) / 3600
     print(f"GPU time per subject (arithmetic): {total_gpu:.1f} h")
+    dataset = dataset_figures()
+    for line in dataset_lines(dataset, disk):
+        print(line)
     figures = {"host": host, "gpu": gpu, "disk": disk}
     over = [f"{k} {v:.1f}/{BUDGET[k]} GB" for k, v in figures.items() if v > BUDGET[k]]
     if over:
         print("does not fit: " + ", ".join(over))
         raise SystemExit(1)
     if args.out_dir is not None:
-        write_report(args.out_dir, rows, figures, total_gpu, args)
+        write_report(args.out_dir, rows, figures, total_gpu, args, dataset)
     print(f"fits: host {host:.1f}/128 GB, gpu {gpu:.1f}/{args.gpu_gb:g} GB, disk {disk:.1f}/64 GB")
 
 

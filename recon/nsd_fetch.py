@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import nsd_sizes
 from .config import ConfigError
 from .nsd import NSDReader
 from .nsd_servers import TERMS, Servers
@@ -226,6 +227,32 @@ def describe(plan: Plan, free: int, say: Callable[[str], None]) -> None:
         f"free at {plan.root}: {human(free)}")
 
 
+#: how far the server's total may stray from recon.nsd_sizes' before the dry run says so (its estimates of the small
+#: files and of HDF5's chunk index are each well within this)
+MODEL_TOLERANCE = 0.05
+
+
+def modelled_total(plan: Plan, subjects, n_sessions: int, trials_per_session: int, betas_suffix: str) -> str | None:
+    """A line comparing the plan's total with what NSD's published shapes give for the same files
+    (:mod:`recon.nsd_sizes`); None where the files are not NSD's at its shapes (other sessions' lengths, NIfTI
+    betas, a subject the model lacks)."""
+    shapes = nsd_sizes.NSD
+    if trials_per_session != shapes.trials_per_session or betas_suffix != ".hdf5" or not set(subjects) <= set(
+            shapes.grids) or any(n_sessions > shapes.sessions_done[s] for s in subjects):
+        return None
+    model = nsd_sizes.tree_files(shapes, subjects, n_sessions)
+    listed = {i.target.relative_to(plan.root).as_posix(): i.size for i in plan.items}
+    if not set(listed) <= set(model):
+        return None
+    expected, total = sum(model[rel] for rel in listed), sum(listed.values())
+    differs = total / expected - 1
+    line = f"NSD's published shapes give these files {human(expected)} (recon.nsd_sizes): the server's total is "
+    if abs(differs) <= MODEL_TOLERANCE:
+        return line + f"within {MODEL_TOLERANCE:.0%} of it ({differs:+.1%})"
+    return line + (f"{differs:+.1%} off it, more than the {MODEL_TOLERANCE:.0%} the model allows: the server's files "
+                   "are not NSD's as its data manual describes them")
+
+
 def check_room(plan: Plan, free: int) -> None:
     need = plan.bytes_to_write
     if need > free:
@@ -255,6 +282,8 @@ def fetch(root, subjects, n_sessions: int, servers: Servers = Servers(), *, dry_
         say(f"{', '.join(subjects)}, {n_sessions} sessions (betas as {betas_suffix}), from "
             f"{bucket.where('')} and {servers.annotations_url}, into {root}:")
         describe(plan, free, say)
+        if (note := modelled_total(plan, subjects, n_sessions, trials_per_session, betas_suffix)) is not None:
+            say(note)
         check_room(plan, free)
         if dry_run:
             say("dry run: nothing written")

@@ -10,7 +10,8 @@ theirs (myst-nb); these pages are plain Markdown:
 - the borderline band of the claims and how many times the largest measured move it is (:mod:`recon.claims`);
 - the model ids the `nsd` profile loads from the Hugging Face Hub (:func:`recon.config.nsd`);
 - one NSD subject's peak host and GPU memory, disk, GPU hours and the smallest card that fits, from the budget
-  report ``results/nsd_scale/latest.json`` (``benchmarks/nsd_scale.py``).
+  report ``results/nsd_scale/latest.json`` (``benchmarks/nsd_scale.py``);
+- the size of the NSD files that subject reads, modelled from NSD's published shapes (:mod:`recon.nsd_sizes`).
 
 Enabled in ``_config.yml`` (``sphinx: extra_extensions``; MyST's ``substitution`` extension on).
 """
@@ -79,6 +80,18 @@ def nsd_scale_facts(report: Path = NSD_SCALE_REPORT) -> dict[str, str]:
             "nsd_too_small_card_gb": f"{max(too_small)}" if too_small else "none", "nsd_scale_date": data["meta"]["date"]}
 
 
+def nsd_tree_facts(subject: str = "subj01", n_sessions: int = 37) -> dict[str, str]:
+    """The NSD files one subject's sessions are read from, GB, as :mod:`recon.nsd_sizes` models them (the figure
+    ``benchmarks/nsd_scale.py`` reports on its ``dataset:`` line)."""
+    from . import nsd_sizes
+
+    files = nsd_sizes.subject_files(nsd_sizes.NSD, subject, n_sessions)
+    betas = sum(size for path, size in files.items() if "betas_session" in path)
+    stimuli = sum(size for path, size in files.items() if path.endswith("nsd_stimuli.hdf5"))
+    return {"nsd_tree_sessions": f"{n_sessions}", "nsd_tree_gb": f"{sum(files.values()) / nsd_sizes.GB:.1f}",
+            "nsd_tree_betas_gb": f"{betas / nsd_sizes.GB:.1f}", "nsd_tree_stimuli_gb": f"{stimuli / nsd_sizes.GB:.1f}"}
+
+
 def claims_facts() -> dict[str, str]:
     return {"claims_borderline": f"{claims.BORDERLINE:g}", "claims_borderline_ratio": f"{claims.borderline_ratio():.0f}"}
 
@@ -95,7 +108,8 @@ def nsd_hub_models() -> list[str]:
 
 def substitutions() -> dict[str, str]:
     models = {"nsd_hub_models": ", ".join(f"`{i}`" for i in nsd_hub_models())}
-    return {k: str(v) for k, v in (workflow_counts() | build_facts() | claims_facts() | nsd_scale_facts() | models).items()}
+    return {k: str(v) for k, v in (workflow_counts() | build_facts() | claims_facts() | nsd_scale_facts()
+                                         | nsd_tree_facts() | models).items()}
 
 
 def _substitute(app, config) -> None:

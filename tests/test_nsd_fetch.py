@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import conftest
-from conftest import N_SESSIONS, TRIALS_PER_SESSION, MiniNSD
+from conftest import LABELS, N_SESSIONS, N_STIMULI, TRIALS_PER_SESSION, MiniNSD
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
 from recon import cli  # noqa: E402
+from recon import nsd_sizes  # noqa: E402
 from recon.nsd import DIGEST_MEMO, NSDReader  # noqa: E402
-from recon.nsd_fetch import ARCHIVE_DIR, FETCH_MANIFEST, fetch  # noqa: E402
+from recon.nsd_fetch import ARCHIVE_DIR, FETCH_MANIFEST, Item, Plan, fetch, modelled_total  # noqa: E402
 from recon.nsd_servers import Servers  # noqa: E402
 from recon.transfer import TransferError  # noqa: E402
 
@@ -287,6 +288,46 @@ def test_a_dry_run_sizes_every_file_as_the_server_does_and_writes_nothing(world)
     assert f"to write: {len(sizes)} files and the caption archive, " in said and f"({total:,} bytes)" in said
     assert "nsddata/ppdata/subj02/behav/responses.tsv  (optional, not on the server" in said
     assert "dry run: nothing written" in said
+    assert "recon.nsd_sizes" not in said  # 4-trial sessions are not NSD's: no model to compare with
+
+
+def test_the_size_model_gives_the_sizes_the_dry_run_reads_from_the_server(world):
+    """recon.nsd_sizes at the served tree's shapes: the same files as the dry run lists, the HDF5 arrays (betas
+    contiguous as h5py writes them, stimuli chunked per image) of the bytes their shapes and dtypes give plus the
+    HDF5 overhead it states, the ROI atlas within its uncompressed bound; the small files are stated, not modelled."""
+    plan, _ = world.fetch(subjects=("subj01", "subj02"), dry_run=True)
+    served = {i.target.relative_to(world.root).as_posix(): i.size for i in plan.items}
+    small = {"expdesign": served["nsddata/experiments/nsd/nsd_expdesign.mat"],
+             "stim_info": served["nsddata/experiments/nsd/nsd_stim_info_merged.csv"],
+             "ctab": served["nsddata/freesurfer/fsaverage/label/streams.mgz.ctab"],
+             "behaviour": served["nsddata/ppdata/subj01/behav/responses.tsv"],
+             **{f"captions_{s}": served[f"{CAPTIONS}captions_{s}.json"] for s in ("train2017", "val2017")}}
+    mini = nsd_sizes.TreeShapes(grids={s: labels.shape for s, labels in LABELS.items()},
+                                trials_per_session=TRIALS_PER_SESSION, stimuli=(N_STIMULI, 4, 5, 3),
+                                sessions_done={s: N_SESSIONS for s in LABELS}, small=small,
+                                betas_chunked_by_voxel=False, stimuli_chunks=(1, 4, 5, 3))
+    modelled = nsd_sizes.tree_files(mini, ["subj01", "subj02"], N_SESSIONS)
+    assert set(modelled) == set(served) | set(plan.skipped)  # subj02's responses.tsv: the server lacks it
+    betas = [rel for rel in served if "betas_session" in rel]
+    assert len(betas) == 2 * N_SESSIONS and {rel: served[rel] for rel in betas} == {rel: modelled[rel] for rel in betas}
+    assert 0 <= served[STIMULI] - modelled[STIMULI] <= nsd_sizes.SMALL_FILE_SLACK, (served[STIMULI], modelled[STIMULI])
+    assert served[ROI] <= modelled[ROI]
+
+
+def test_the_dry_run_compares_a_listing_at_nsds_shapes_with_the_size_model(tmp_path):
+    model = nsd_sizes.subject_files(nsd_sizes.NSD, "subj01", 37)
+
+    def listing(scale: float) -> Plan:
+        return Plan(tmp_path, [Item(tmp_path / rel, round(size * scale), "s3://bucket") for rel, size in model.items()],
+                    archive=None)
+
+    assert modelled_total(listing(1.0), ["subj01"], 37, 750, ".hdf5") == (
+        "NSD's published shapes give these files 80.54 GB (recon.nsd_sizes): the server's total is within 5% of it "
+        "(+0.0%)")
+    assert "+10.0% off it, more than the 5% the model allows" in modelled_total(listing(1.1), ["subj01"], 37, 750,
+                                                                               ".hdf5")
+    assert modelled_total(listing(1.0), ["subj01"], 37, 750, ".nii.gz") is None  # NIfTI betas: gzip, not modelled
+    assert modelled_total(listing(1.0), ["subj03"], 37, 750, ".hdf5") is None  # a subject the model lacks
 
 
 def test_a_disk_too_small_is_refused_before_anything_is_written(world):

@@ -46,7 +46,7 @@ def test_the_book_pages_take_their_numbers_from_the_substitutions():
 
 def test_the_readme_states_the_nsd_budget_the_benchmark_wrote():
     facts = sphinx_substitutions.nsd_scale_facts()
-    budget = _paragraph("The sizes of the download are what the dry run prints").replace("\n", " ")
+    budget = _paragraph("The dry run prints the download's sizes").replace("\n", " ")
     stated = re.search(r"\): ([\d.]+) GB of cache disk .*?, ([\d.]+) GB of host memory and ([\d.]+) GB of GPU memory "
                        r"at peak, and about ([\d.]+) h of GPU time.*the other subjects take about ([\d.]+) h", budget)
     assert stated, budget
@@ -54,3 +54,14 @@ def test_the_readme_states_the_nsd_budget_the_benchmark_wrote():
                                facts["nsd_gpu_hours_other"])
     fits = _paragraph("One subject fits one GPU of").replace("\n", " ")
     assert f"GPU of {facts['nsd_smallest_card_gb']} GB or more ({facts['nsd_too_small_card_gb']} GB does not" in fits
+
+
+def test_the_readme_states_the_modelled_size_of_a_subjects_nsd_files():
+    facts = sphinx_substitutions.nsd_tree_facts()
+    tree = _paragraph("The dry run prints the download's sizes").replace("\n", " ")
+    stated = re.search(r"subj01's (\d+) sessions read ([\d.]+) GB of NSD files \(the betas ([\d.]+) GB, the stimuli "
+                       r"([\d.]+) GB\), more than the 64 GB cache disk holds by themselves", tree)
+    assert stated, tree
+    assert stated.groups() == (facts["nsd_tree_sessions"], facts["nsd_tree_gb"], facts["nsd_tree_betas_gb"],
+                               facts["nsd_tree_stimuli_gb"])
+    assert float(facts["nsd_tree_gb"]) > 64  # what "by themselves" claims
