@@ -198,10 +198,7 @@ def main(argv=None) -> int:
     temporary = None if args.workdir else tempfile.mkdtemp(prefix="gpu-check-", dir="/tmp")
     workdir = args.workdir or Path(temporary)
     try:
-        models_dir = workdir / "models"
-        arch = "tiny" if args.tiny else "published"
-        if not dryrun.built(models_dir, arch):
-            dryrun.write_models(models_dir, arch, settings, dryrun.Stages(args.device, echo=False))
+        dryrun.write_missing_models(workdir, settings, dryrun.Stages(args.device, echo=False))
         profile = dryrun.dryrun_profile(workdir, settings)
         rows = measure(profile, plan, args.device, dryrun.release_models)
     finally:

@@ -723,6 +723,25 @@ def write_models(root: Path, arch_name: str, settings: Settings, stages: Stages)
     stages.run(None, "write manifest (sha256 of every file)", lambda: write_manifest(root, arch_name, seeds))
 
 
+def write_missing_models(workdir: Path, settings: Settings, setup: Stages, announce: bool = False) -> None:
+    """The model folders the run's profile reads (:func:`dryrun_profile`), random weights, those not yet in
+    ``workdir/models``: the Hub-like folders, and the DGN's file or the cookbook's files where its +G needs them."""
+    arch_name = "tiny" if settings.tiny else "published"
+    models_dir = workdir / "models"
+    needs_models = not built(models_dir, arch_name)
+    needs_dgn = generator_of(settings) == "dgn" and not (models_dir / DGN_FILE).is_file()
+    needs_cookbook = generator_of(settings) == models.AUTHORS and not (models_dir / COOKBOOK).is_dir()
+    if announce and (needs_models or needs_dgn or needs_cookbook):
+        print("setup (not part of the nsd profile)\n" + Stages.HEADER, flush=True)
+    if needs_models:
+        write_models(models_dir, arch_name, settings, setup)
+    if needs_dgn:
+        setup.run(None, "build + save DGN (Shen et al.)", lambda: write_dgn(models_dir / DGN_FILE, settings.seed + 90))
+    if needs_cookbook:
+        setup.run(None, "build + save the authors' VGG19 and generator (cookbook files)",
+                  lambda: write_cookbook(models_dir / COOKBOOK, settings.seed + 95))
+
+
 def dryrun(settings: Settings, workdir: Path) -> dict:
     """Write the models under ``workdir`` (unless already there) and run every stage; return the report.
 
@@ -740,21 +759,8 @@ def dryrun(settings: Settings, workdir: Path) -> dict:
 
 
 def _dryrun(settings: Settings, workdir: Path) -> dict:
-    arch_name = "tiny" if settings.tiny else "published"
     setup = Stages(settings.device)
-    models_dir = workdir / "models"
-    needs_models = not built(models_dir, arch_name)
-    needs_dgn = generator_of(settings) == "dgn" and not (models_dir / DGN_FILE).is_file()
-    needs_cookbook = generator_of(settings) == models.AUTHORS and not (models_dir / COOKBOOK).is_dir()
-    if needs_models or needs_dgn or needs_cookbook:
-        print("setup (not part of the nsd profile)\n" + Stages.HEADER, flush=True)
-    if needs_models:
-        write_models(models_dir, arch_name, settings, setup)
-    if needs_dgn:
-        setup.run(None, "build + save DGN (Shen et al.)", lambda: write_dgn(models_dir / DGN_FILE, settings.seed + 90))
-    if needs_cookbook:
-        setup.run(None, "build + save the authors' VGG19 and generator (cookbook files)",
-                  lambda: write_cookbook(models_dir / COOKBOOK, settings.seed + 95))
+    write_missing_models(workdir, settings, setup, announce=True)
     profile = dryrun_profile(workdir, settings)
     stages = Stages(settings.device)
     generator = profile.generator.split(":")[0]

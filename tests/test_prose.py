@@ -65,3 +65,13 @@ def test_the_readme_states_the_modelled_size_of_a_subjects_nsd_files():
     assert stated.groups() == (facts["nsd_tree_sessions"], facts["nsd_tree_gb"], facts["nsd_tree_betas_gb"],
                                facts["nsd_tree_stimuli_gb"])
     assert float(facts["nsd_tree_gb"]) > 64  # what "by themselves" claims
+
+
+def test_the_readme_names_each_file_of_the_authors_gan_where_the_loader_reads_it():
+    from recon import kamitani
+
+    files = _paragraph("The reader needs").replace("\n", " ")
+    assert kamitani.ENV_VAR in files
+    for path, _ in kamitani.FILES.values():
+        folder, _, name = path.partition("/")
+        assert f"`{path}`" in files or (f"`{name}`" in files and f"`{folder}/" in files), path
