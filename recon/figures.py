@@ -158,3 +158,138 @@ def ncsnr_distributions(measured: dict, nsd_median: dict, sd_over_median: float,
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.02))
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
+
+
+# ------------------------------------------------------------------ the paper's Figures 2 and 3, from arrays
+
+def _check_by_method(by_method: dict, n: int, ndim: int, shape: str) -> None:
+    """Every method's array has ``ndim`` axes and ``n`` images (the presented images' count)."""
+    if not by_method:
+        raise ValueError("by_method: no methods given")
+    for method, images in by_method.items():
+        if np.ndim(images) != ndim:
+            raise ValueError(f"by_method[{method!r}]: expected {shape}, got shape {np.shape(images)}")
+    lengths = {method: len(images) for method, images in by_method.items()}
+    if set(lengths.values()) != {n}:
+        raise ValueError(f"by_method: every method needs one entry per presented image ({n}); got {lengths}")
+
+
+def _check_indices(name: str, indices, size: int, what: str) -> list[int]:
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError(f"{name}: no indices given")
+    bad = [i for i in indices if not 0 <= i < size]
+    if bad:
+        raise ValueError(f"{name}: {bad} out of range for {size} {what} (valid: 0..{size - 1})")
+    return indices
+
+
+def _given(method: str) -> set[str]:
+    """The decoded inputs a method's name adds to [30]'s: "+T+G+D" -> {"T", "G", "D"}."""
+    return set(method.split("+")[1:])
+
+
+def _text_cell(ax, text, **kwargs):
+    ax.axis("off")
+    ax.text(0.5, 1.0, text, ha="center", va="top", transform=ax.transAxes, fontsize=6, wrap=False, **kwargs)
+
+
+def paper_figure2(originals: np.ndarray, by_method: dict[str, np.ndarray], captions, gan_images: np.ndarray,
+                  depth: np.ndarray, *, rows):
+    """The paper's Figure 2: for each test image in ``rows`` two figure rows, the presented image (red
+    frame) and one reconstruction per method on top, and under each reconstruction what its method was
+    given besides [30]'s inputs: the decoded caption (+T), the +G image (+G), the decoded depth map (+D).
+
+    ``originals`` (n, H, W, 3); ``by_method`` method -> (n, H, W, 3) uint8 first generations (an
+    (n, n_samples, H, W, 3) array shows its first generation); ``captions`` n decoded captions;
+    ``gan_images`` (n, h, w, 3) uint8; ``depth`` (n, h, w) decoded depth maps. What a method was given
+    is read from its name ("+T+G+D": caption, +G image, depth); [30] is given the decoded z and c.
+    """
+    n = len(originals)
+    by_method = {m: (np.asarray(x)[:, 0] if np.ndim(x) == 5 else np.asarray(x)) for m, x in by_method.items()}
+    _check_by_method(by_method, n, 4, "(n, H, W, 3) images")
+    for name, values in (("captions", captions), ("gan_images", gan_images), ("depth", depth)):
+        if len(values) != n:
+            raise ValueError(f"{name}: {len(values)} entries for {n} presented images")
+    rows = _check_indices("rows", rows, n, "presented images")
+
+    n_cols = 1 + len(by_method)
+    fig = plt.figure(figsize=(1.45 * n_cols, 2.75 * len(rows) + 0.2), layout="constrained")
+    grid = fig.add_gridspec(2 * len(rows), n_cols, height_ratios=[1, 0.9] * len(rows))
+    for r, i in enumerate(rows):
+        top, below = 2 * r, 2 * r + 1
+        _show(fig.add_subplot(grid[top, 0]), originals[i], "presented" if r == 0 else None, frame="red")
+        _text_cell(fig.add_subplot(grid[below, 0]), "decoded\ninputs →", color="0.4", style="italic")
+        for c, (method, images) in enumerate(by_method.items(), start=1):
+            _show(fig.add_subplot(grid[top, c]), images[i], method if r == 0 else None)
+            given = _given(method)
+            pictures = [(gan_images[i], None, "+G image")] if "G" in given else []
+            if "D" in given:
+                pictures.append((depth[i], "gray", "depth"))
+            caption = textwrap.fill("“" + str(captions[i]) + "”", 26) if "T" in given else None
+            if not pictures:
+                _text_cell(fig.add_subplot(grid[below, c]), caption or "decoded z, c",
+                           color="k" if caption else "0.4")
+                continue
+            cell = grid[below, c].subgridspec(2 if caption else 1, len(pictures), height_ratios=[1.6, 1][:1 + bool(caption)])
+            for k, (picture, cmap, label) in enumerate(pictures):
+                _show(fig.add_subplot(cell[0, k]), picture, label if r == 0 else None, cmap=cmap)
+            if caption:
+                _text_cell(fig.add_subplot(cell[1, :]), caption)
+    return fig
+
+
+def figure3_choice(n_images: int, n_samples: int, *, k_images: int = 5, k_samples: int = 3, seed):
+    """The paper's Figure 3 choice, "chosen randomly": ``k_images`` of the ``n_images`` test images,
+    then ``k_samples`` of the ``n_samples`` generations (fewer when there are fewer), both sorted and
+    without repeats, drawn in that order from ``numpy.random.default_rng(seed)``."""
+    if n_images < 1 or n_samples < 1:
+        raise ValueError(f"n_images, n_samples: need at least one of each, got {n_images}, {n_samples}")
+    rng = np.random.default_rng(seed)
+    images = np.sort(rng.choice(n_images, size=min(k_images, n_images), replace=False))
+    samples = np.sort(rng.choice(n_samples, size=min(k_samples, n_samples), replace=False))
+    return [int(i) for i in images], [int(k) for k in samples]
+
+
+def paper_figure3(originals: np.ndarray, by_method: dict[str, np.ndarray], *, images, samples, seed):
+    """The paper's Figure 3 for one subject: one row per test image in ``images``, the presented
+    image (red frame) then, per method, its generations ``samples``; method blocks separated by a gap
+    and a dashed line and titled above; ``seed`` (the one :func:`figure3_choice` drew ``images`` and
+    ``samples`` with; None for none) is named in the title.
+
+    ``originals`` (n, H, W, 3); ``by_method`` method -> (n, n_samples, H, W, 3) uint8 generations.
+    """
+    n = len(originals)
+    _check_by_method(by_method, n, 5, "(n, n_samples, H, W, 3) generations")
+    images = _check_indices("images", images, n, "presented images")
+    n_generated = min(np.shape(x)[1] for x in by_method.values())
+    samples = _check_indices("samples", samples, n_generated, "generations per image")
+
+    k = len(samples)
+    gap = 0.3  # a spacer column between blocks, in image widths
+    widths = [1.0, gap]
+    for b in range(len(by_method)):
+        widths += [1.0] * k + ([gap] if b < len(by_method) - 1 else [])
+    height = 1.0 * len(images) + 0.6
+    fig = plt.figure(figsize=(1.0 * sum(widths), height))
+    top = 1 - 0.55 / height
+    grid = fig.add_gridspec(len(images), len(widths), width_ratios=widths, wspace=0.05, hspace=0.05,
+                            left=0.01, right=0.99, bottom=0.01, top=top)
+    starts = [2 + b * (k + 1) for b in range(len(by_method))]
+    for r, i in enumerate(images):
+        _show(fig.add_subplot(grid[r, 0]), originals[i], "presented" if r == 0 else None, frame="red")
+        for start, generations in zip(starts, by_method.values()):
+            for j, s in enumerate(samples):
+                _show(fig.add_subplot(grid[r, start + j]), generations[i, s])
+    for start, method in zip(starts, by_method):
+        block = grid[0, start:start + k].get_position(fig)
+        fig.text((block.x0 + block.x1) / 2, block.y1 + 0.01, method, ha="center", va="bottom", fontsize=9)
+    for spacer in [1] + [s - 1 for s in starts[1:]]:
+        column = grid[:, spacer].get_position(fig)
+        x = (column.x0 + column.x1) / 2
+        fig.add_artist(plt.Line2D([x, x], [column.y0, column.y1], ls="--", lw=0.8, color="0.5"))
+    title = f"generations {', '.join(map(str, samples))} of each method"
+    if seed is not None:
+        title += f"; images and samples drawn with seed {seed}"
+    fig.suptitle(title, fontsize=8, y=0.995, va="top")
+    return fig
