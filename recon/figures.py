@@ -191,7 +191,7 @@ def _given(method: str) -> set[str]:
 
 def _text_cell(ax, text, **kwargs):
     ax.axis("off")
-    ax.text(0.5, 1.0, text, ha="center", va="top", transform=ax.transAxes, fontsize=6, wrap=False, **kwargs)
+    ax.text(0.5, 1.0, text, ha="center", va="top", transform=ax.transAxes, fontsize=6, **kwargs)
 
 
 def paper_figure2(originals: np.ndarray, by_method: dict[str, np.ndarray], captions, gan_images: np.ndarray,
@@ -231,7 +231,8 @@ def paper_figure2(originals: np.ndarray, by_method: dict[str, np.ndarray], capti
                 _text_cell(fig.add_subplot(grid[below, c]), caption or "decoded z, c",
                            color="k" if caption else "0.4")
                 continue
-            cell = grid[below, c].subgridspec(2 if caption else 1, len(pictures), height_ratios=[1.6, 1][:1 + bool(caption)])
+            ratios = [1.6, 1] if caption else [1]
+            cell = grid[below, c].subgridspec(len(ratios), len(pictures), height_ratios=ratios)
             for k, (picture, cmap, label) in enumerate(pictures):
                 _show(fig.add_subplot(cell[0, k]), picture, label if r == 0 else None, cmap=cmap)
             if caption:
