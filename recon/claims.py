@@ -26,6 +26,8 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from .config import METRICS
+
 #: Columns of the claims table, in order (also those of ``results/<profile>/claims.csv``).
 COLUMNS = ("claim", "subject", "metric", "difference", "ci_low", "ci_high", "verdict")
 #: with ``judge(oracle=True)``: the same comparison on the oracle runs (every decoded input replaced by the seen
@@ -103,6 +105,35 @@ CLAIMS = (
 )
 
 
+#: Each method against [30] on all seven Table 1 metrics (section 2: the techniques "generally improved accuracy
+#: over the baseline"); the claims page's ledger (recon.statements) judges them beside the five above.
+METHOD_CLAIMS = tuple(
+    Claim(f"{method} > [30] (all metrics)", f"{key}_vs_baseline", METRICS, ("[30]", "sd"), (method, "sd"))
+    for method, key in (("+T", "text"), ("+T+G", "gan"), ("+T+G+D", "depth")))
+#: The two control claims on all seven metrics (section 2.4: "no differences in other quantitative measures").
+CONTROL_CLAIMS = (
+    Claim("excluding overlapping images changes nothing (all metrics)", "overlap_all", METRICS, ("[30]", "sd"),
+          ("[30]", "sd"), kind="equal", b_excludes_overlap=True),
+    Claim("SD 1.4 ≈ SD 2.0 (all metrics)", "sd2_all", METRICS, ("[30]", "sd"), ("[30]", "sd2"), kind="equal"),
+)
+#: Every claim :func:`judge` computes for the claims page: the five above and the ledger's.
+ALL_CLAIMS = CLAIMS + METHOD_CLAIMS + CONTROL_CLAIMS
+#: The ledger's other paired comparisons (recon.ledger computes them, recon.statements declares what each tests), by
+#: the name their rows carry in the claims table, with their kind: each a difference B - A per test image, its
+#: paired bootstrap interval and the verdict rule of a "greater" claim (the borderline band included)
+LEDGER_KINDS = {
+    "[30] retains semantics (above chance)": "greater",
+    "[30] blurred: +T sharper": "greater",
+    "[30] blurred: the seen images sharper": "greater",
+    "+G gains more on low-level metrics": "greater",
+    "decoded captions identify their image (above chance)": "greater",
+    "BLIP's captions identify their image (above chance)": "greater",
+    "+D steadies the generations (spread falls)": "greater",
+    "+D gain grows with depth decoding quality (slope)": "greater",
+    "+D harms the worst-decoded quartile (loss)": "greater",
+}
+
+
 def bootstrap_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0,
                          level: float = 0.95, chunk: int = 1000) -> tuple[float, float, float]:
     """mean(b) - mean(a) and its percentile bootstrap CI, resampling image indices for both.
@@ -158,8 +189,9 @@ def verdicts_within(kind: str, low: float, high: float, distance: float, steps: 
 
 
 def kind_of(claim_name: str) -> str | None:
-    """The kind (``greater`` or ``equal``) of the claim of :data:`CLAIMS` named ``claim_name``; None if none is."""
-    return next((claim.kind for claim in CLAIMS if claim.name == claim_name), None)
+    """The kind (``greater`` or ``equal``) of the claim of :data:`ALL_CLAIMS` named ``claim_name``, or of a row of the
+    ledger's paired comparisons (:data:`LEDGER_KINDS`); None if none is."""
+    return next((claim.kind for claim in ALL_CLAIMS if claim.name == claim_name), LEDGER_KINDS.get(claim_name))
 
 
 def _strict_verdict(kind: str, low: float, high: float, margin: float) -> str:

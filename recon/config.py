@@ -34,6 +34,8 @@ TARGET_ROIS = {
 }
 
 METHODS = ("[30]", "+T", "+T+G", "+T+G+D")
+#: Table 1's seven evaluation metrics (recon.evaluate computes them), in the paper's order
+METRICS = ("CLIP(Early)", "CLIP(Middle)", "CLIP(Late)", "CNN(Early)", "CNN(Middle)", "CNN(Late)", "Inception-v3")
 #: what each method reads that was decoded from the brain (as ``Experiment.reconstruct`` passes it)
 METHOD_INPUTS = {"[30]": ("z", "c"), "+T": ("z", "caption"), "+T+G": ("gan", "caption"),
                  "+T+G+D": ("gan", "caption", "depth")}

@@ -20,13 +20,12 @@ import torch.nn.functional as F
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from . import models
-from .config import PEER_RESOLUTION, Profile  # noqa: F401 - PEER_RESOLUTION is part of this module's API
+from .config import METRICS, PEER_RESOLUTION, Profile  # noqa: F401 - METRICS, PEER_RESOLUTION are part of this module's API
 from .features import batches, check_images, imagenet_normalise, to_unit_tensor
 
-METRICS = ("CLIP(Early)", "CLIP(Middle)", "CLIP(Late)", "CNN(Early)", "CNN(Middle)", "CNN(Late)", "Inception-v3")
 PROTOCOL = "Takagi: original anchors, r averaged over 5 samples"
 
-#: Table 1 of the paper: (subject, method) -> the seven metrics above.
+#: Table 1 of the paper: (subject, method) -> the seven METRICS.
 PAPER_TABLE1 = {
     ("subj01", "[30]"): (0.795, 0.732, 0.774, 0.851, 0.831, 0.830, 0.759),
     ("subj01", "+T"): (0.922, 0.836, 0.859, 0.901, 0.934, 0.926, 0.877),
@@ -222,6 +221,27 @@ class EvaluationFeatures:
             out["CNN(Late)"].append(alex["classifier.5"].flatten(1))
             out["Inception-v3"].append(self.inception(x)["avgpool"].flatten(1))
         return {m: torch.cat(v).float().cpu().numpy() for m, v in out.items()}
+
+    @torch.no_grad()
+    def cnn_middle(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """(n, d) CNN(Middle) features alone (AlexNet ``features.12``), as :meth:`__call__` computes them: for the
+        spread of many generations, where the other six spaces are not needed."""
+        images = check_images(images)
+        out = [self.alexnet(self._cnn_input(images[rows]))["features.12"].flatten(1).float().cpu()
+               for rows in batches(len(images), batch_size, "CNN(Middle) features", False)]
+        return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def clip_text(self, captions: list[str], batch_size: int = 64) -> np.ndarray:
+        """(n, d) CLIP text embeddings of ``captions`` (the text tower's projection, the space of CLIP(Late)'s image
+        embeddings), truncated to the tokenizer's context."""
+        out = []
+        for rows in batches(len(captions), batch_size, "CLIP text embeddings", False):
+            tokens = self.clip_processor(text=list(captions[rows]), padding=True, truncation=True,
+                                         return_tensors="pt").to(self.profile.device)
+            text = self.clip.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+            out.append(self.clip.text_projection(text.pooler_output).float().cpu())  # as CLIP(Late)'s images
+        return torch.cat(out).numpy()
 
 
 PROTOCOLS = {

@@ -59,23 +59,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-from .claims import BORDERLINE, CLAIMS, Claim, bootstrap_difference, verdict
+from .claims import ALL_CLAIMS, BORDERLINE, CLAIMS, CONTROL_CLAIMS, METHOD_CLAIMS, bootstrap_difference, verdict
 from .evaluate import METRICS, identification_accuracy
 
 # ----------------------------------------------------------------------------------------------- claims
-#: Each method against [30] on all seven Table 1 metrics ("generally improved accuracy over the baseline").
-METHOD_CLAIMS = tuple(
-    Claim(f"{method} > [30] (all metrics)", f"{key}_vs_baseline", METRICS, ("[30]", "sd"), (method, "sd"))
-    for method, key in (("+T", "text"), ("+T+G", "gan"), ("+T+G+D", "depth")))
-#: The two control claims on all seven metrics ("no differences in other quantitative measures").
-CONTROL_CLAIMS = (
-    Claim("excluding overlapping images changes nothing (all metrics)", "overlap_all", METRICS, ("[30]", "sd"),
-          ("[30]", "sd"), kind="equal", b_excludes_overlap=True),
-    Claim("SD 1.4 ≈ SD 2.0 (all metrics)", "sd2_all", METRICS, ("[30]", "sd"), ("[30]", "sd2"), kind="equal"),
-)
-#: Every claim :func:`recon.claims.judge` can compute for the ledger: the claims page's five and these.
-ALL_CLAIMS = CLAIMS + METHOD_CLAIMS + CONTROL_CLAIMS
-
 #: "Low-level latent features" of section 2.2: the claims page's metrics for +G (AlexNet's first two maps) ...
 LOW_LEVEL = ("CNN(Early)", "CNN(Middle)")
 #: ... against each network's last layer. CLIP(Early) and CLIP(Middle) are left out of both: neither low nor high.
@@ -490,12 +477,14 @@ LEDGER = (
               "the same generator's text-to-image output from the seen image's own caption, and against +T",
               ("high-frequency share", "variance of the Laplacian"), _IMAGES + ", generations averaged per image",
               _GREATER + " (b the reference, a [30]: reproduced = [30] blurrier)",
-              ("statements.high_frequency_share", "statements.laplacian_variance", "statements.compare_sharpness"),
-              needs="a text-to-image run of SD 1.4 from each seen image's caption (no z); +T's generations are cached"),
+              ("statements.high_frequency_share", "ledger.sharpness"),
+              ("[30] blurred: +T sharper", "[30] blurred: the seen images sharper"),
+              needs="the text-to-image reference: a run of SD 1.4 from each seen image's own caption is a new "
+                    "generation stage, not built; +T's generations and the seen images stand in"),
     Statement("retains_semantics", "2.1",
               "although the images generated from brain activity were blurred, they retained the semantic content",
               "[30]'s per-image CLIP(Late) identification against chance (0.5)", ("CLIP(Late)",), _IMAGES, _GREATER,
-              ("statements.above_chance",)),
+              ("statements.above_chance",), ("[30] retains semantics (above chance)",)),
     Statement("captions_represent", "2.1",
               "We confirmed that the proposed method generated captions that well represented the human visual "
               "experience of the subject.",
@@ -504,8 +493,7 @@ LEDGER = (
               CAPTION_SCORES + ("CLIP-score",), _IMAGES,
               "descriptive (no verdict: 'well represented' names no threshold); decoded against BLIP's captions "
               "by a paired difference, where " + _GREATER,
-              ("statements.caption_scores", "statements.clip_score", "statements.paired"),
-              needs="CLIP text embeddings of the captions (the experiment embeds images only)"),
+              ("statements.caption_scores", "statements.clip_score")),
     Statement("captions_identify", "2.1",
               "captions generated from the original image explained the original image better than captions "
               "assigned to other randomly selected images (result not shown)",
@@ -514,7 +502,8 @@ LEDGER = (
               "seen image)",
               ("CLIP image-text cosine",), _IMAGES, _GREATER + " (decoded against chance)",
               ("statements.caption_identification_rows", "statements.paired"),
-              needs="CLIP text embeddings of the captions (the experiment embeds images only)"),
+              ("decoded captions identify their image (above chance)",
+               "BLIP's captions identify their image (above chance)")),
     Statement("text_improves", "2.1",
               "We also confirmed that this approach improved reconstruction performance",
               "+T against [30]", METRICS, _IMAGES, _GREATER, ("claims.judge",),
@@ -525,7 +514,7 @@ LEDGER = (
               "+T+G against +T on the low-level metrics; and the per-image gain averaged over the low-level metrics "
               "against that over each network's last layer",
               LOW_LEVEL + HIGH_LEVEL, _IMAGES, _GREATER + " (the contrast: low-level gain minus high-level gain)",
-              ("claims.judge", "statements.metric_contrast"), (CLAIMS[1].name,)),
+              ("claims.judge", "statements.metric_contrast"), (CLAIMS[1].name, "+G gains more on low-level metrics")),
     Statement("depth_clip_late", "2.3",
               "We confirmed that depth information improved the quantitative evaluation (CLIP(Late)) across subjects.",
               "+T+G+D against +T+G", CLAIMS[2].metrics, _IMAGES, _GREATER, ("claims.judge",), (CLAIMS[2].name,)),
@@ -542,7 +531,7 @@ LEDGER = (
               ("CNN(Middle)",), _IMAGES, _GREATER + " (the fall of the spread with depth)",
               ("statements.generation_spread", "statements.compare_spread", "statements.depth_quality",
                "statements.gain_against_quality"),
-              needs="the CNN(Middle) features of every generation (identification keeps only R matrices)"),
+              ("+D steadies the generations (spread falls)", "+D gain grows with depth decoding quality (slope)")),
     Statement("depth_harm", "2.3",
               "there was a significant negative effect when the depth estimation was wrong",
               "per image, the +D gain (+T+G+D minus +T+G, CLIP(Late)) regressed on depth decoding quality (r of "
@@ -550,7 +539,8 @@ LEDGER = (
               ("CLIP(Late)",), "test image: pairs bootstrap of the slope; paired bootstrap of the quartile's mean",
               "the slope: reproduced when its interval is above 0; the worst quartile: reproduced when its gain's "
               "interval is below 0",
-              ("statements.depth_quality", "statements.gain_against_quality")),
+              ("statements.depth_quality", "statements.gain_against_quality"),
+              ("+D gain grows with depth decoding quality (slope)", "+D harms the worst-decoded quartile (loss)")),
     Statement("overlap", "2.4",
               "We found no change in the quantitative evaluation",
               "[30] on all test images against [30] without the overlapping images",
@@ -568,12 +558,12 @@ LEDGER = (
               "The decoded text, image produced by GAN, and decoded depth are shown below the reconstructed image.",
               "a figure, not a test: each method's reconstruction with its decoded text, +G image and decoded depth",
               (), "—", "none: a figure",
-              needs="the figure (issue 48, item 3), drawn by recon.figures"),
+              ("figures.paper_figure2",)),
     Statement("figure3", "Fig. 3",
               "For each method, three generated images from different stochastic noise were chosen randomly.",
               "a figure, not a test: subj01, three of each method's five generations drawn by a seeded generator",
               (), "—", "none: a figure",
-              needs="the figure (issue 48, item 3), drawn by recon.figures"),
+              ("figures.paper_figure3",)),
 )
 
 

@@ -152,3 +152,35 @@ def test_on_a_simulated_tree_without_an_overlap_list_every_claim_but_the_overlap
     assert set(others.subject) == {"subj01", "subj02"} and claims.NOT_RUN not in set(others.verdict)
     assert others[["difference", "ci_low", "ci_high"]].notna().all().all()
     assert others[list(claims.ORACLE_COLUMNS)].notna().all().all()
+
+
+def test_the_ledger_answers_every_statement_from_the_simulated_trees_cache(smoke):
+    """Issue 48's ledger on two smoke subjects: every paired comparison of recon.claims.LEDGER_KINDS per subject,
+    finite and judged; the captions' scores, caption identification and heterogeneity tests as measures; one row
+    per statement of the ledger, none "not computed" without its reason."""
+    import pandas as pd
+
+    from recon import claims, control, ledger, statements
+
+    rows = ledger.paired_rows(smoke, n_boot=200, seed=0)
+    assert list(rows.columns) == list(claims.COLUMNS + claims.ORACLE_COLUMNS)
+    assert set(zip(rows.claim, rows.subject)) == {(n, s) for n in claims.LEDGER_KINDS for s in smoke}
+    assert rows[["difference", "ci_low", "ci_high"]].notna().all().all()
+    assert (rows.ci_low <= rows.difference).all() and (rows.difference <= rows.ci_high).all()
+    assert set(rows.verdict) <= set(claims.VERDICTS)
+    # the seen images' own BLIP captions can only be as good as chance or better at naming their images: the
+    # identification's three accuracies are in [0, 1], chance near 0.5 on average
+    measured = ledger.measures(smoke, n_boot=200, seed=0)
+    assert list(measured.columns) == list(ledger.MEASURE_COLUMNS)
+    accuracy = measured[measured.measure.str.endswith(" accuracy")]
+    assert len(accuracy) == 3 * len(smoke) and accuracy.value.between(0, 1).all()
+    assert {"decoded captions BLEU-4", "BLIP's captions CIDEr", "decoded captions CLIP-score"} <= set(measured.measure)
+    across = measured[measured.subject == "all"]
+    assert len(across) == 3 * 7 * 4 and across[across.measure.str.endswith("p_value")].value.between(0, 1).all()
+    judged = claims.judge(smoke, control.overlap_ids_if_given(smoke["subj01"].profile), claims.ALL_CLAIMS, n_boot=200)
+    table = ledger.summary(pd.concat([judged, rows]), measured, list(smoke))
+    assert len(table) == len(statements.LEDGER) and set(smoke) <= set(table.columns)
+    assert not (table[list(smoke)] == "not computed").any().any()
+    heterogeneity = table.set_index("statement", append=True).xs("2", level="section")["subj01"].iloc[1]
+    assert "/21 method-metric cells improve" in heterogeneity and "for " in heterogeneity  # 3 methods x 7 metrics
+    assert (table["not computed"] != "—").sum() == 3  # the text-to-image reference, and the overlap list twice

@@ -1,0 +1,213 @@
+"""The ledger of the paper's statements computed on the experiments (issue 48): every statement of
+:data:`recon.statements.LEDGER` answered per subject from the products Table 1 already caches.
+
+Two tables come out. :func:`paired_rows` gives the statements that are paired comparisons over test images, in the
+claims table's columns (``results/<profile>/claims.csv``): each row's name is one of
+:data:`recon.claims.LEDGER_KINDS`, judged by the claims' bootstrap and verdict rule. :func:`measures` gives what
+has no verdict of that kind (``results/<profile>/ledger.csv``): the captioning scores, the caption identification's
+three accuracies, and the heterogeneity tests. :func:`summary` reads both with the claims table into the claims
+page's first table, one row per statement.
+
+Nothing here makes a new generation: the sharpness and spread read the cached reconstructions, the captions and
+depth maps are the cached ones (decoded and from the seen images), and the two computations made here are light
+(CLIP's text tower on the captions; AlexNet's CNN(Middle) on every generation of two methods).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import claims, statements
+from .config import METRICS
+from .evaluate import EvaluationFeatures
+
+#: the columns of ``results/<profile>/ledger.csv``
+MEASURE_COLUMNS = ("statement", "subject", "measure", "value")
+#: the p-value below which a heterogeneity test says the effects differ
+HETEROGENEITY_LEVEL = 0.05
+
+
+def _row(name: str, subject: str, metric: str, difference: float, low: float, high: float, verdict: str) -> dict:
+    if name not in claims.LEDGER_KINDS:
+        raise KeyError(f"{name!r} is not a ledger comparison of recon.claims.LEDGER_KINDS")
+    return dict(claim=name, subject=subject, metric=metric, difference=difference, ci_low=low, ci_high=high,
+                verdict=verdict)
+
+
+def _paired(name: str, subject: str, metric: str, a, b, n_boot: int, seed: int) -> dict:
+    result = statements.paired(a, b, claims.LEDGER_KINDS[name], n_boot, seed)
+    return _row(name, subject, metric, result["difference"], result["ci_low"], result["ci_high"], result["verdict"])
+
+
+def sharpness(generations: np.ndarray) -> np.ndarray:
+    """(n,) the high-frequency share of each image's generations (n, samples, H, W, 3), averaged over samples, or of
+    single images (n, H, W, 3)."""
+    generations = np.asarray(generations)
+    if generations.ndim == 4:
+        return statements.high_frequency_share(generations)
+    n, samples = generations.shape[:2]
+    return statements.high_frequency_share(generations.reshape(n * samples, *generations.shape[2:])).reshape(
+        n, samples).mean(axis=1)
+
+
+def spread_features(evaluator: EvaluationFeatures, generations: np.ndarray) -> np.ndarray:
+    """(n, samples, d) CNN(Middle) features of every generation (n, samples, H, W, 3)."""
+    n, samples = generations.shape[:2]
+    flat = np.asarray(generations).reshape(n * samples, *generations.shape[2:])
+    return evaluator.cnn_middle(flat).reshape(n, samples, -1)
+
+
+def paired_rows(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """The ledger's paired comparisons per subject, as rows of the claims table (oracle columns NaN: these have no
+    oracle run of their own)."""
+    evaluator = None
+    rows = []
+    for subject, exp in experiments.items():
+        evaluator = evaluator or EvaluationFeatures(exp.profile)
+        scores = {method: exp.per_image_scores(method, "sd") for method in ("[30]", "+T", "+T+G", "+T+G+D")}
+        chance = np.full(len(exp.test_ids), 0.5)
+        rows.append(_paired("[30] retains semantics (above chance)", subject, "CLIP(Late)", chance,
+                            scores["[30]"]["CLIP(Late)"], n_boot, seed))
+        blurred = sharpness(exp.reconstruct("[30]", "sd"))
+        rows.append(_paired("[30] blurred: +T sharper", subject, "high-frequency share", blurred,
+                            sharpness(exp.reconstruct("+T", "sd")), n_boot, seed))
+        rows.append(_paired("[30] blurred: the seen images sharper", subject, "high-frequency share", blurred,
+                            sharpness(exp.test_images), n_boot, seed))
+        contrast = statements.metric_contrast(scores["+T"], scores["+T+G"], n_boot=n_boot, seed=seed)
+        rows.append(_row("+G gains more on low-level metrics", subject, "low- minus high-level gain",
+                         contrast["difference"], contrast["ci_low"], contrast["ci_high"], contrast["verdict"]))
+        identified = caption_identification(evaluator, exp, seed)
+        rows.append(_paired("decoded captions identify their image (above chance)", subject, "CLIP image-text",
+                            identified["chance"], identified["decoded"], n_boot, seed))
+        rows.append(_paired("BLIP's captions identify their image (above chance)", subject, "CLIP image-text",
+                            identified["chance"], identified["ceiling"], n_boot, seed))
+        without, with_depth = (spread_features(evaluator, exp.reconstruct(method, "sd")) for method in ("+T+G", "+T+G+D"))
+        spread = statements.compare_spread(without, with_depth, n_boot, seed)
+        rows.append(_row("+D steadies the generations (spread falls)", subject, "CNN(Middle) spread",
+                         spread["difference"], spread["ci_low"], spread["ci_high"], spread["verdict"]))
+        depth = depth_gain(exp, scores, n_boot, seed)
+        rows.append(_row("+D gain grows with depth decoding quality (slope)", subject, "CLIP(Late) gain per r",
+                         depth["slope"], depth["slope_ci_low"], depth["slope_ci_high"], depth["slope_verdict"]))
+        # the loss (minus the gain) of the worst-decoded quarter, so that "reproduced" reads as the others: above 0
+        rows.append(_row("+D harms the worst-decoded quartile (loss)", subject, "CLIP(Late) loss",
+                         -depth["worst_gain"], -depth["worst_ci_high"], -depth["worst_ci_low"], depth["worst_verdict"]))
+    table = pd.DataFrame(rows, columns=list(claims.COLUMNS))
+    for column in claims.ORACLE_COLUMNS:
+        table[column] = np.nan
+    return table
+
+
+def caption_identification(evaluator: EvaluationFeatures, exp, seed: int) -> dict[str, np.ndarray]:
+    """Per test image, two-way identification of its decoded caption, of BLIP's caption of the seen image (the
+    ceiling) and of another image's BLIP caption (chance), by CLIP image-text cosine with the seen image."""
+    images = exp.original_features()["CLIP(Late)"]
+    decoded, seen = evaluator.clip_text(exp.decoded_captions), evaluator.clip_text(exp.true_captions)
+    return statements.caption_identification_rows(images, decoded, seen, seed)
+
+
+def depth_gain(exp, scores: Mapping, n_boot: int, seed: int) -> dict:
+    """+D's per-image CLIP(Late) gain (+T+G+D minus +T+G) against the r of the decoded and the seen image's depth
+    map (:func:`recon.statements.gain_against_quality`)."""
+    quality = statements.depth_quality(exp.decoded_depth, exp.true_depth)
+    gain = scores["+T+G+D"]["CLIP(Late)"] - scores["+T+G"]["CLIP(Late)"]
+    return statements.gain_against_quality(gain, quality, n_boot, seed) | {"mean quality": float(quality.mean())}
+
+
+def measures(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """What the ledger reports without a paired verdict, one value per row (:data:`MEASURE_COLUMNS`): the captions'
+    scores against COCO's references (decoded and BLIP's of the seen images), the caption identification's mean
+    accuracies, the heterogeneity of each method's improvement over [30] between subjects (per metric) and between
+    metrics (per subject), and the depth maps' mean decoding quality."""
+    rows = []
+
+    def add(statement: str, subject: str, measure: str, value: float) -> None:
+        rows.append(dict(statement=statement, subject=subject, measure=measure, value=float(value)))
+
+    evaluator = None
+    per_subject_scores = {}
+    for subject, exp in experiments.items():
+        evaluator = evaluator or EvaluationFeatures(exp.profile)
+        per_subject_scores[subject] = {m: exp.per_image_scores(m, "sd") for m in ("[30]", "+T", "+T+G", "+T+G+D")}
+        references = exp.reader.captions(exp.test_ids)
+        images = exp.original_features()["CLIP(Late)"]
+        for who, captions in (("decoded", exp.decoded_captions), ("BLIP's", exp.true_captions)):
+            corpus, _ = statements.caption_scores(captions, references)
+            for name, value in corpus.items():
+                add("captions_represent", subject, f"{who} captions {name}", value)
+            add("captions_represent", subject, f"{who} captions CLIP-score",
+                statements.clip_score(images, evaluator.clip_text(captions)).mean())
+        for name, values in caption_identification(evaluator, exp, seed).items():
+            add("captions_identify", subject, f"{name} accuracy", values.mean())
+        for claim in claims.METHOD_CLAIMS:
+            scores = per_subject_scores[subject]
+            test = statements.metric_heterogeneity(scores["[30]"], scores[claim.b[0]], METRICS, n_boot, seed)
+            for name in ("q", "df", "p_value"):
+                add("heterogeneous", subject, f"{claim.b[0]} gain across metrics: {name}", getattr(test, name))
+        add("depth_harm", subject, "mean r of decoded and seen depth maps",
+            statements.depth_quality(exp.decoded_depth, exp.true_depth).mean())
+    if len(experiments) > 1:
+        for claim in claims.METHOD_CLAIMS:
+            for metric in METRICS:
+                per_subject = {s: (scores["[30]"][metric], scores[claim.b[0]][metric])
+                               for s, scores in per_subject_scores.items()}
+                _, test = statements.subject_heterogeneity(per_subject, n_boot, seed)
+                for name in ("q", "df", "p_value", "i2"):
+                    add("heterogeneous", "all", f"{claim.b[0]} gain across subjects, {metric}: {name}",
+                        getattr(test, name))
+    return pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
+
+
+def _verdict_words(verdicts: pd.Series) -> str:
+    counts = verdicts.value_counts()
+    if len(verdicts) == 1:
+        return str(verdicts.iloc[0])
+    return ", ".join(f"{v} {counts[v]}/{len(verdicts)}" for v in claims.VERDICTS if v in counts)
+
+
+def _measure(table: pd.DataFrame, statement: str, subject: str, measure: str) -> float:
+    hit = table[(table["statement"] == statement) & (table["subject"] == subject) & (table["measure"] == measure)]
+    return float(hit["value"].iloc[0]) if len(hit) else float("nan")
+
+
+def summary(claims_table: pd.DataFrame, measure_table: pd.DataFrame, subjects) -> pd.DataFrame:
+    """One row per statement of the ledger: its section, the quoted words, the test, and per subject what the
+    computation says (the verdicts of its rows, counted over metrics; the heterogeneity tests that reject equal
+    effects; the captions' scores beside BLIP's), then what is not computed and why."""
+    out = []
+    for statement in statements.LEDGER:
+        row = dict(section=statement.section, statement=statement.quote, test=statement.test)
+        rows = claims_table[claims_table["claim"].isin(statement.claims)]
+        for subject in subjects:
+            row[subject] = _subject_cell(statement, rows[rows["subject"] == subject], measure_table, subject)
+        row["not computed"] = statement.needs or "—"
+        out.append(row)
+    return pd.DataFrame(out).set_index("section")
+
+
+def _subject_cell(statement, rows: pd.DataFrame, measure_table: pd.DataFrame, subject: str) -> str:
+    if statement.key == "heterogeneous":
+        tests = measure_table[(measure_table["statement"] == "heterogeneous") & (measure_table["subject"] == subject)
+                              & measure_table["measure"].str.endswith(": p_value")]
+        differ = int((tests["value"] < HETEROGENEITY_LEVEL).sum())
+        cells = rows["verdict"].eq("reproduced").sum()
+        return (f"{cells}/{len(rows)} method-metric cells improve; the gain differs across metrics "
+                f"(p < {HETEROGENEITY_LEVEL}) for {differ}/{len(tests)} methods")
+    if statement.key == "captions_represent":
+        decoded, theirs = (_measure(measure_table, "captions_represent", subject, f"{who} captions CIDEr")
+                           for who in ("decoded", "BLIP's"))
+        score = _measure(measure_table, "captions_represent", subject, "decoded captions CLIP-score")
+        return f"CIDEr {decoded:.2f} (BLIP's of the seen image {theirs:.2f}); CLIP-score {score:.1f}"
+    if statement.key.startswith("figure"):
+        return "shown below"
+    if rows.empty:
+        return "not computed"
+    return _verdict_words(rows["verdict"])
+
+
+def heterogeneity_across_subjects(measure_table: pd.DataFrame) -> str:
+    """How many method-metric gains differ between subjects (Cochran's Q, p < :data:`HETEROGENEITY_LEVEL`)."""
+    tests = measure_table[(measure_table["subject"] == "all") & measure_table["measure"].str.endswith(": p_value")]
+    return f"{int((tests['value'] < HETEROGENEITY_LEVEL).sum())}/{len(tests)}"
