@@ -28,7 +28,6 @@ device = "cpu"
 n_sessions = None  # sessions per subject read from NSD (None: the profile's; 37 on nsd)
 
 # %% tags=["hide-input"]
-import numpy as np
 import pandas as pd
 from myst_nb import glue
 
@@ -119,26 +118,26 @@ book.glue_figure("fig_bars", figures.score_bars(table, paper_table()))
 # ## Figure 2: one example per method
 #
 # {ref}`Figure 2 <fig-table1-examples>` reproduces the paper's Figure 2: the presented image (red frame),
-# one reconstruction per method, and under them the decoded caption, the +G image and the decoded
-# depth map.
+# one reconstruction per method, and under each reconstruction what its method was given besides
+# [30]'s decoded z and c: the decoded caption (+T), the +G image (+T+G) and the decoded depth map
+# (+T+G+D).
 
 # %% tags=["hide-input", "remove-output"]
 recons = {method: exp.reconstruct(method) for method in METHODS}
-book.glue_figure("fig_examples", figures.reconstructions(
-    exp.test_images, recons, rows=range(4), samples=(0,), captions=exp.decoded_captions,
-    gan_images=exp.gan_images, depth_maps=exp.decoded_depth))
+book.glue_figure("fig_examples", figures.paper_figure2(
+    exp.test_images, recons, exp.decoded_captions, exp.gan_images, exp.decoded_depth, rows=range(3)))
 
 # %% [markdown]
 # ::::{div} paper-numbered
 # :name: fig-table1-examples
 #
 # ```{glue:figure} fig_examples
-# :alt: Four test images in red frames, each followed by one reconstruction per method ([30], +T, +T+G, +T+G+D), the +G image and the decoded depth map, with the decoded caption below.
+# :alt: Three test images in red frames, each followed by one reconstruction per method ([30], +T, +T+G, +T+G+D); under each reconstruction its method's decoded inputs: the decoded caption, the +G image and the decoded depth map.
 # ```
 #
 # **Figure 2** (the paper's), reproduced: presented images (red frame) and one reconstruction per
-# method. The decoded caption is printed under the first reconstruction; the +G image and the
-# decoded depth map close each row.
+# method; below each reconstruction, what its method was given: the decoded caption (+T), with the
+# +G image (+T+G) and the decoded depth map (+T+G+D).
 # ::::
 #
 # ## Figure 3: three of the five generations, chosen at random
@@ -146,21 +145,22 @@ book.glue_figure("fig_examples", figures.reconstructions(
 # {ref}`Figure 3 <fig-table1-samples>` reproduces the paper's Figure 3.
 
 # %% tags=["hide-input", "remove-output"]
-rng = np.random.default_rng(exp.profile.seed)
-rows = np.sort(rng.choice(len(exp.test_images), size=6, replace=False))
-samples = tuple(np.sort(rng.choice(exp.profile.n_samples, size=min(3, exp.profile.n_samples), replace=False)))
-book.glue_figure("fig_samples", figures.reconstructions(exp.test_images, recons, rows=rows, samples=samples))
+rows, samples = figures.figure3_choice(len(exp.test_images), exp.profile.n_samples, seed=exp.profile.seed)
+book.glue_figure("fig_samples", figures.paper_figure3(exp.test_images, recons, images=rows, samples=samples,
+                                                      seed=exp.profile.seed))
+glue("figure3_seed", exp.profile.seed, display=False)
 
 # %% [markdown]
 # ::::{div} paper-numbered
 # :name: fig-table1-samples
 #
 # ```{glue:figure} fig_samples
-# :alt: Six randomly chosen test images in red frames, each followed by three generations of every method.
+# :alt: Five randomly chosen test images in red frames, each followed by three generations of every method, the methods separated by dashed lines.
 # ```
 #
-# **Figure 3** (the paper's), reproduced: six test images chosen at random (red frame) and, for
-# each method, three of its five generations, also chosen at random.
+# **Figure 3** (the paper's), reproduced: five test images chosen at random (red frame) and, for
+# each method (separated by dashed lines), three of its five generations, also chosen at random,
+# both drawn by a generator seeded with the profile's seed ({glue:text}`figure3_seed`).
 # ::::
 #
 # ## The peers' protocol
