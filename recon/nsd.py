@@ -76,6 +76,21 @@ def subject_number(subject: str) -> int:
     return int(check_subject(subject)[4:])
 
 
+def hdf5_read_plan(shape, chunks, trials_at_once: int) -> list[tuple[slice, slice]]:
+    """The (trials, Z planes) slabs in which to read a session's (trials, Z, Y, X) betas, each about
+    ``trials_at_once`` trials of the whole volume in size, along the way the file is stored. NSD stores each
+    voxel's 750 trials as one chunk ([1 1 1 750] in its manual's X, Y, Z, trial order): reading a range of trials
+    would read every chunk whole once per range (six times the file for 125 trials at a time), so such a file is
+    read in slabs of Z planes with all their trials, each chunk once. A file stored contiguously or in chunks of
+    fewer trials (the simulated tree: one trial a chunk) is read in ranges of trials."""
+    n_trials, n_planes = shape[0], shape[1]
+    if chunks is not None and chunks[0] >= n_trials:
+        step = max(1, n_planes * trials_at_once // n_trials)
+        return [(slice(None), slice(z, min(z + step, n_planes))) for z in range(0, n_planes, step)]
+    return [(slice(start, min(start + trials_at_once, n_trials)), slice(None))
+            for start in range(0, n_trials, trials_at_once)]
+
+
 class NSDReader:
     """Read one NSD tree. ``trials_per_session`` is 750 for the real dataset."""
 
@@ -313,7 +328,8 @@ class NSDReader:
         return path
 
     def session_betas(self, subject: str, session: int, mask: np.ndarray, chunk: int = 125) -> np.ndarray:
-        """(trials, voxels) float32 betas of one session within ``mask``, divided by 300."""
+        """(trials, voxels) float32 betas of one session within ``mask``, divided by 300, read ``chunk`` trials' worth
+        of the volume at a time (:func:`hdf5_read_plan`)."""
         path = self.check_betas(subject, session, mask.shape)
         out = np.empty((self.trials_per_session, int(mask.sum())), dtype=np.float32)
         try:
@@ -321,9 +337,16 @@ class NSDReader:
                 with h5py.File(path, "r") as f:
                     data = f["betas"]  # (trials, Z, Y, X)
                     mask_zyx = mask.T
-                    for start in range(0, self.trials_per_session, chunk):
-                        block = data[start : start + chunk]
-                        out[start : start + len(block)] = block[:, mask_zyx]
+                    column = 0
+                    for trials, planes in hdf5_read_plan(data.shape, data.chunks, chunk):
+                        inside = mask_zyx[planes]
+                        block = data[trials, planes]
+                        if planes == slice(None):  # a range of trials, every voxel
+                            out[trials] = block[:, inside]
+                        else:  # every trial of a slab of planes: the next voxels in (Z, Y, X) order
+                            width = int(inside.sum())
+                            out[:, column : column + width] = block[:, inside]
+                            column += width
                 # voxels came in (Z, Y, X) order: put them back in the NIfTI (X, Y, Z) order
                 reordered = np.empty_like(out)
                 reordered[:, _zyx_to_xyz_rank(mask)] = out

@@ -195,6 +195,28 @@ def test_hdf5_and_nifti_betas_agree(mini_nsd, mini_nsd_hdf5):
                                   reader(mini_nsd).session_betas("subj01", 2, mask))
 
 
+
+def test_betas_stored_as_nsds_one_chunk_per_voxel_read_the_same_in_slabs_of_planes(mini_nsd_hdf5):
+    """NSD's betas files are chunked one voxel's trials at a time: the reader reads them in slabs of Z planes (each
+    chunk once), not in ranges of trials (every chunk once per range), and gets the same betas."""
+    from recon.nsd import hdf5_read_plan
+
+    path = reader(mini_nsd_hdf5).betas_path("subj01", 2)
+    mask = LABELS["subj01"] == 5
+    contiguous = reader(mini_nsd_hdf5).session_betas("subj01", 2, mask, chunk=2)
+    with h5py.File(path, "r") as f:
+        betas = f["betas"][()]
+    with h5py.File(path, "w") as f:  # the same values, as NSD stores them
+        f.create_dataset("betas", data=betas, chunks=(betas.shape[0], 1, 1, 1))
+    np.testing.assert_array_equal(reader(mini_nsd_hdf5).session_betas("subj01", 2, mask, chunk=2), contiguous)
+    # the plans: at NSD's shape, 13 planes with all 750 trials (as much as 125 trials of the volume) per read;
+    # a file of one trial a chunk (the simulated tree's) or contiguous, 125 trials at a time
+    nsd = hdf5_read_plan((750, 83, 104, 81), (750, 1, 1, 1), 125)
+    assert nsd[0] == (slice(None), slice(0, 13)) and nsd[-1] == (slice(None), slice(78, 83)) and len(nsd) == 7
+    for chunks in (None, (1, 83, 104, 81)):
+        assert hdf5_read_plan((750, 83, 104, 81), chunks, 125)[1] == (slice(125, 250), slice(None))
+
+
 # ------------------------------------------------------------------ stimuli, text
 def test_images_are_read_lazily_in_the_requested_order(mini_nsd, monkeypatch):
     r = reader(mini_nsd)
