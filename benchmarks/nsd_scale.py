@@ -334,6 +334,40 @@ def oracle_row(gan: Row, generation: Row) -> Row:
                f"kept, its {images:.2f} GB of generations held in memory; plus one +G on true features")
 
 
+def ledger_row(args) -> Row:
+    """The claims page's ledger (recon.ledger) for one subject, from the cached products: CNN(Middle) of every
+    generation of +T+G and +T+G+D (AlexNet at 299 px, its FLOPs counted), CLIP's text tower on two sets of
+    captions, and the sharpness of [30]'s, +T's and the seen images' (one FFT of each 512 px image's luma, measured
+    here per image). Host memory: the two methods' CNN(Middle) features held at once (features.12 at 299 px,
+    256 x 8 x 8, float32); GPU memory: the evaluation networks' (recon.gpu_budget's evaluation stage)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models import alexnet
+
+    from recon import statements
+    from recon.profiles import get_profile
+
+    net = alexnet().eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net.features(torch.zeros(1, 3, 299, 299))
+    generations = 2 * N_TEST * N_SAMPLES
+    gpu = counter.get_total_flops() * generations / GPU_FP32_FLOPS
+    with torch.no_grad():
+        width = net.features(torch.zeros(1, 3, 299, 299)).numel()
+    host = generations * width * 4 / GB  # both methods' features at once
+    images = np.random.default_rng(0).integers(0, 256, (4, 512, 512, 3), dtype=np.uint8)
+    start = time.perf_counter()
+    statements.high_frequency_share(images)
+    fft_seconds = (time.perf_counter() - start) / len(images)
+    sharpened = (3 * N_SAMPLES + 1) * N_TEST  # [30] twice (against +T and the seen images), +T, the seen images
+    peak = gpu_budget.stage_peaks(get_profile("nsd"), gpu_budget.Settings.of(get_profile("nsd")))
+    return Row("ledger (claims page)", host, peak["evaluation (CLIP, AlexNet, Inception-v3)"], 0.0,
+               fft_seconds * sharpened, gpu,
+               f"{generations:,} generations through AlexNet to features.12 ({counter.get_total_flops() / 1e9:.1f} GFLOP "
+               f"each at 299 px), {width:,} values each; {sharpened:,} sharpness FFTs at {fft_seconds * 1e3:.0f} ms "
+               f"(CPU); captions' CLIP text embeddings negligible")
+
+
 def reader_row() -> Row:
     """The reader keeps the output arrays plus one 125-trial chunk of a session volume (see nsd.py)."""
     train = 30_000 * N_STREAMS * 4 / GB  # every trial of 37 sessions before the shared images are split off
@@ -595,6 +629,8 @@ def main() -> None:
         print(rows[-1], flush=True)
         rows.append(generation_row(plan))
         rows.append(oracle_row(gan, rows[-1]))
+        rows.append(ledger_row(args))
+        print(rows[-1], flush=True)
     rows.append(Row("scratch (largest at once)", 0.0, 0.0, scratch_peak, float("nan"), 0.0,
                     "training features of one target (one DPT layer), deleted once decoded"))
     print()

@@ -42,17 +42,6 @@ def _paired(name: str, subject: str, metric: str, a, b, n_boot: int, seed: int) 
     return _row(name, subject, metric, result["difference"], result["ci_low"], result["ci_high"], result["verdict"])
 
 
-def sharpness(generations: np.ndarray) -> np.ndarray:
-    """(n,) the high-frequency share of each image's generations (n, samples, H, W, 3), averaged over samples, or of
-    single images (n, H, W, 3)."""
-    generations = np.asarray(generations)
-    if generations.ndim == 4:
-        return statements.high_frequency_share(generations)
-    n, samples = generations.shape[:2]
-    return statements.high_frequency_share(generations.reshape(n * samples, *generations.shape[2:])).reshape(
-        n, samples).mean(axis=1)
-
-
 def spread_features(evaluator: EvaluationFeatures, generations: np.ndarray) -> np.ndarray:
     """(n, samples, d) CNN(Middle) features of every generation (n, samples, H, W, 3)."""
     n, samples = generations.shape[:2]
@@ -71,11 +60,11 @@ def paired_rows(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> pd
         chance = np.full(len(exp.test_ids), 0.5)
         rows.append(_paired("[30] retains semantics (above chance)", subject, "CLIP(Late)", chance,
                             scores["[30]"]["CLIP(Late)"], n_boot, seed))
-        blurred = sharpness(exp.reconstruct("[30]", "sd"))
-        rows.append(_paired("[30] blurred: +T sharper", subject, "high-frequency share", blurred,
-                            sharpness(exp.reconstruct("+T", "sd")), n_boot, seed))
-        rows.append(_paired("[30] blurred: the seen images sharper", subject, "high-frequency share", blurred,
-                            sharpness(exp.test_images), n_boot, seed))
+        for name, reference in (("[30] blurred: +T sharper", exp.reconstruct("+T", "sd")),
+                                ("[30] blurred: the seen images sharper", exp.test_images)):
+            sharper = statements.compare_sharpness(exp.reconstruct("[30]", "sd"), reference, n_boot=n_boot, seed=seed)
+            rows.append(_row(name, subject, "high-frequency share", sharper["difference"], sharper["ci_low"],
+                             sharper["ci_high"], sharper["verdict"]))
         contrast = statements.metric_contrast(scores["+T"], scores["+T+G"], n_boot=n_boot, seed=seed)
         rows.append(_row("+G gains more on low-level metrics", subject, "low- minus high-level gain",
                          contrast["difference"], contrast["ci_low"], contrast["ci_high"], contrast["verdict"]))

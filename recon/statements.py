@@ -477,7 +477,7 @@ LEDGER = (
               "the same generator's text-to-image output from the seen image's own caption, and against +T",
               ("high-frequency share", "variance of the Laplacian"), _IMAGES + ", generations averaged per image",
               _GREATER + " (b the reference, a [30]: reproduced = [30] blurrier)",
-              ("statements.high_frequency_share", "ledger.sharpness"),
+              ("statements.high_frequency_share", "statements.compare_sharpness"),
               ("[30] blurred: +T sharper", "[30] blurred: the seen images sharper"),
               needs="the text-to-image reference: a run of SD 1.4 from each seen image's own caption is a new "
                     "generation stage, not built; +T's generations and the seen images stand in"),
