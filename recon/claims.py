@@ -134,6 +134,15 @@ LEDGER_KINDS = {
 }
 
 
+def resampled_indices(n: int, n_boot: int = 10_000, seed: int = 0, chunk: int = 1000):
+    """The bootstrap's resamples of ``n`` test images, ``chunk`` at a time: (rows, n) index arrays drawn with
+    replacement from one generator seeded with ``seed``, ``n_boot`` rows in all. Every bootstrap of the claims and
+    of the ledger draws them here, so the same seed resamples the same images."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, chunk):
+        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+
+
 def bootstrap_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0,
                          level: float = 0.95, chunk: int = 1000) -> tuple[float, float, float]:
     """mean(b) - mean(a) and its percentile bootstrap CI, resampling image indices for both.
@@ -146,13 +155,8 @@ def bootstrap_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, see
         raise ValueError(f"paired values must be two 1-d arrays of one length, got {a.shape} and {b.shape}")
     if np.isnan(a).all() or np.isnan(b).all():
         raise ValueError("no test image is present on both sides")
-    rng = np.random.default_rng(seed)
-    n = len(a)
-    stats = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        stats.append(_present_mean(b[idx]) - _present_mean(a[idx]))
-    stats = np.concatenate(stats)
+    stats = np.concatenate([_present_mean(b[idx]) - _present_mean(a[idx])
+                            for idx in resampled_indices(len(a), n_boot, seed, chunk)])
     stats = stats[np.isfinite(stats)]  # a resample that drew no present image on one side
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(stats, [tail, 100 - tail])

@@ -59,7 +59,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-from .claims import ALL_CLAIMS, BORDERLINE, CLAIMS, CONTROL_CLAIMS, METHOD_CLAIMS, bootstrap_difference, verdict
+from .claims import (ALL_CLAIMS, BORDERLINE, CLAIMS, CONTROL_CLAIMS, METHOD_CLAIMS, bootstrap_difference,
+                     resampled_indices, verdict)
 from .evaluate import METRICS, identification_accuracy
 
 # ----------------------------------------------------------------------------------------------- claims
@@ -115,13 +116,7 @@ def bootstrap_means(values: np.ndarray, n_boot: int = 10_000, seed: int = 0, chu
         values = values[:, None]
     if values.ndim != 2 or not np.isfinite(values).all():
         raise ValueError(f"bootstrap_means needs a finite (n_images, k) array, got shape {values.shape}")
-    rng = np.random.default_rng(seed)
-    n = len(values)
-    out = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        out.append(values[idx].mean(axis=1))
-    return np.concatenate(out)
+    return np.concatenate([values[idx].mean(axis=1) for idx in resampled_indices(len(values), n_boot, seed, chunk)])
 
 
 @dataclass(frozen=True)
@@ -408,13 +403,7 @@ def gain_against_quality(gain: np.ndarray, quality: np.ndarray, n_boot: int = 10
     gain, quality = np.asarray(gain, float), np.asarray(quality, float)
     if gain.shape != quality.shape or gain.ndim != 1:
         raise ValueError(f"one gain and one quality per image, got {gain.shape} and {quality.shape}")
-    rng = np.random.default_rng(seed)
-    n = len(gain)
-    boot = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        boot.append(_slopes(gain[idx], quality[idx]))
-    boot = np.concatenate(boot)
+    boot = np.concatenate([_slopes(gain[idx], quality[idx]) for idx in resampled_indices(len(gain), n_boot, seed, chunk)])
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(boot[np.isfinite(boot)], [tail, 100 - tail])
     slope = float(_slopes(gain, quality))
