@@ -701,6 +701,10 @@ def run_stages(profile: Profile, settings: Settings, stages: Stages) -> dict:
     true_products = product_stages(stages, profile, truth, batch, label="true ", rescale=False)
     oracle = generation_stages(stages, profile, truth, true_products, batch, label="oracle ")
     oracle_scores = evaluation_stages(stages, profile, images, oracle, batch, label="oracle ")
+    # the claims page's text-to-image reference (Experiment.text_to_image), from the seen images' own captions
+    stages.run("text2img", "generate text-to-image (SD 1.4, seen images' captions)", lambda: recipes.text_to_image(
+        profile, true_products["captions"], progress=False, batch_size=batch), len(images) * profile.n_samples)
+    release_models()
     return {"captions": products["captions"], "scores": scores, "oracle scores": oracle_scores}
 
 

@@ -302,10 +302,14 @@ def measure_gan(args) -> Row:
                cpu, gpu, note)
 
 
+#: FLOPs of one SD UNet call at 64 x 64 latents: ~0.4 TMAC per image and step
+UNET_FLOPS = 2 * 0.4e12
+
+
 def generation_row(peaks: dict[str, float]) -> Row:
     """img2img / depth2img: 982 x 5 samples, 50 DDIM steps x strength 0.8, classifier-free guidance. GPU memory:
     the largest of the generation stages of recon.gpu_budget (each job's networks and one batch)."""
-    unet_flops = 2 * 0.4e12  # SD UNet at 64 x 64 latents: ~0.4 TMAC per image and step
+    unet_flops = UNET_FLOPS
     steps = int(50 * 0.8)
     # four of the five runs (SD 1.4 and 2.0 img2img) under float16 autocast, +T+G+D's depth2img in float32
     gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES * ((METHODS_RUN - 1) / GPU_FP16_FLOPS + 1 / GPU_FP32_FLOPS)
@@ -334,7 +338,19 @@ def oracle_row(gan: Row, generation: Row) -> Row:
                f"kept, its {images:.2f} GB of generations held in memory; plus one +G on true features")
 
 
-def ledger_row(args) -> Row:
+def text2img_row(peaks: dict[str, float]) -> Row:
+    """The claims page's text-to-image reference (Experiment.text_to_image): SD 1.4 from pure noise, all 50 DDIM
+    steps, 982 x 5 samples under float16 autocast, once for all subjects; its generations held in memory while they
+    are scored, the first of each image kept."""
+    images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
+    first = N_TEST * 512 * 512 * 3 / GB
+    gpu = 2 * UNET_FLOPS * 50 * N_TEST * N_SAMPLES / GPU_FP16_FLOPS
+    return Row("text-to-image reference", images + 2, peaks["img2img (SD 1.4)"], first, float("nan"), gpu,
+               f"one run of {N_TEST * N_SAMPLES:,} generations over 50 steps (img2img's 40), at "
+               f"{GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s under autocast; {first:.2f} GB of first generations kept")
+
+
+def ledger_row(peaks: dict[str, float]) -> Row:
     """The claims page's ledger (recon.ledger) for one subject, from the cached products: CNN(Middle) of every
     generation of +T+G and +T+G+D (AlexNet at 299 px, its FLOPs counted), CLIP's text tower on two sets of
     captions, and the sharpness of [30]'s, +T's and the seen images' (one FFT of each 512 px image's luma, measured
@@ -344,7 +360,6 @@ def ledger_row(args) -> Row:
     from torchvision.models import alexnet
 
     from recon import statements
-    from recon.profiles import get_profile
 
     net = alexnet().eval()
     counter = FlopCounterMode(display=False)
@@ -360,8 +375,7 @@ def ledger_row(args) -> Row:
     statements.high_frequency_share(images)
     fft_seconds = (time.perf_counter() - start) / len(images)
     sharpened = (3 * N_SAMPLES + 1) * N_TEST  # [30] twice (against +T and the seen images), +T, the seen images
-    peak = gpu_budget.stage_peaks(get_profile("nsd"), gpu_budget.Settings.of(get_profile("nsd")))
-    return Row("ledger (claims page)", host, peak["evaluation (CLIP, AlexNet, Inception-v3)"], 0.0,
+    return Row("ledger (claims page)", host, peaks["evaluation (CLIP, AlexNet, Inception-v3)"], 0.0,
                fft_seconds * sharpened, gpu,
                f"{generations:,} generations through AlexNet to features.12 ({counter.get_total_flops() / 1e9:.1f} GFLOP "
                f"each at 299 px), {width:,} values each; {sharpened:,} sharpness FFTs at {fft_seconds * 1e3:.0f} ms "
@@ -629,7 +643,8 @@ def main() -> None:
         print(rows[-1], flush=True)
         rows.append(generation_row(plan))
         rows.append(oracle_row(gan, rows[-1]))
-        rows.append(ledger_row(args))
+        rows.append(text2img_row(plan))
+        rows.append(ledger_row(plan))
         print(rows[-1], flush=True)
     rows.append(Row("scratch (largest at once)", 0.0, 0.0, scratch_peak, float("nan"), 0.0,
                     "training features of one target (one DPT layer), deleted once decoded"))

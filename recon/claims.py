@@ -123,6 +123,7 @@ ALL_CLAIMS = CLAIMS + METHOD_CLAIMS + CONTROL_CLAIMS
 #: paired bootstrap interval and the verdict rule of a "greater" claim (the borderline band included)
 LEDGER_KINDS = {
     "[30] retains semantics (above chance)": "greater",
+    "[30] blurred: SD's text-to-image sharper": "greater",
     "[30] blurred: +T sharper": "greater",
     "[30] blurred: the seen images sharper": "greater",
     "+G gains more on low-level metrics": "greater",

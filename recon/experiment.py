@@ -35,8 +35,9 @@ class _OnFirstUse:
         return getattr(importlib.import_module(self._name), attr)
 
 
-decode, evaluate, features, models, recipes, ridge_streamed = (
-    _OnFirstUse(f"recon.{name}") for name in ("decode", "evaluate", "features", "models", "recipes", "ridge_streamed"))
+decode, evaluate, features, models, recipes, ridge_streamed, statements = (
+    _OnFirstUse(f"recon.{name}")
+    for name in ("decode", "evaluate", "features", "models", "recipes", "ridge_streamed", "statements"))
 
 LOW_DIMENSIONAL = {"z", "c", "c_sd2"}  # alpha grids differ, as in the authors' ridge.py
 #: targets decoded from betas averaged over each image's trials, as in the authors' code
@@ -415,6 +416,24 @@ class Experiment:
 
     def _true_gan_key(self) -> list:
         return self._shared_key("true gan", *self._gan_settings(), self._true_features_key("vgg"))
+
+    @cached_property
+    def text_to_image(self) -> dict[str, np.ndarray]:
+        """SD 1.4's own text-to-image output from each seen image's caption (BLIP's of the seen image, the caption
+        +T's oracle gets), with no z and no image: the reference of section 2.1's "blurred compared with the
+        realistic images that Stable Diffusion would normally output". Scored as it is made, like a run on true
+        inputs: the entry keeps each image's sharpness (:func:`recon.statements.high_frequency_share`, averaged over
+        its generations) and its first generation. Shared by every subject who saw the test images."""
+        def run():
+            images = recipes.text_to_image(self.profile, self.true_captions, progress=self.progress)
+            return {"sharpness": statements.high_frequency_share(images).mean(axis=1),
+                    "first generation": np.ascontiguousarray(images[:, 0])}
+
+        return self._cached("text2img", (), run)
+
+    def _text2img_key(self) -> list:
+        return self._shared_key("text to image", self.profile.generation_key | {"progress": None},
+                                self._true_captions_key(), ["sharpness", statements.SHARPNESS_CUTOFF])
 
     def vgg_reference_std(self) -> dict[str, float]:
         """Each VGG19 layer's SD over the subject's training images (per unit, ddof 1), averaged over units: the

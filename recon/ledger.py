@@ -8,9 +8,10 @@ has no verdict of that kind (``results/<profile>/ledger.csv``): the captioning s
 three accuracies, and the heterogeneity tests. :func:`summary` reads both with the claims table into the claims
 page's first table, one row per statement.
 
-Nothing here makes a new generation: the sharpness and spread read the cached reconstructions, the captions and
-depth maps are the cached ones (decoded and from the seen images), and the two computations made here are light
-(CLIP's text tower on the captions; AlexNet's CNN(Middle) on every generation of two methods).
+Nothing here makes a new generation: the sharpness and spread read the cached reconstructions and the text-to-image
+reference (:attr:`recon.experiment.Experiment.text_to_image`, a stage of its own), the captions and depth maps are
+the cached ones (decoded and from the seen images), and the two computations made here are light (CLIP's text
+tower on the captions; AlexNet's CNN(Middle) on every generation of two methods).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def paired_rows(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> pd
         chance = np.full(len(exp.test_ids), 0.5)
         rows.append(_paired("[30] retains semantics (above chance)", subject, "CLIP(Late)", chance,
                             scores["[30]"]["CLIP(Late)"], n_boot, seed))
+        blurred = statements.high_frequency_share(exp.reconstruct("[30]", "sd")).mean(axis=1)
+        rows.append(_paired("[30] blurred: SD's text-to-image sharper", subject, "high-frequency share", blurred,
+                            exp.text_to_image["sharpness"], n_boot, seed))
         for name, reference in (("[30] blurred: +T sharper", exp.reconstruct("+T", "sd")),
                                 ("[30] blurred: the seen images sharper", exp.test_images)):
             sharper = statements.compare_sharpness(exp.reconstruct("[30]", "sd"), reference, n_boot=n_boot, seed=seed)

@@ -161,6 +161,34 @@ def img2img(pipe, init_latents: np.ndarray, *, prompt_embeds: np.ndarray | None 
     return np.concatenate(out)
 
 
+def text2img(pipe, prompts, *, n_samples: int, size: int, guidance_scale: float, num_inference_steps: int, seed: int,
+             batch_size: int, autocast: torch.dtype | None = None, progress=True) -> np.ndarray:
+    """Stable Diffusion's own text-to-image output (n, n_samples, size, size, 3) from ``prompts``: the networks and
+    scheduler of the img2img ``pipe`` (diffusers' ``from_pipe``, nothing loaded twice) denoising from pure noise
+    over all ``num_inference_steps``, one generator per (image, sample) (:func:`sample_generators`), the captions
+    embedded outside ``autocast`` as :func:`img2img` embeds them. What the generator makes with no z and no image:
+    the reference of the paper's "blurred compared with the realistic images that Stable Diffusion would normally
+    output" (section 2.1)."""
+    from diffusers import StableDiffusionPipeline
+
+    text_to_image = StableDiffusionPipeline.from_pipe(pipe)
+    device = pipe.unet.device
+    n = len(prompts)
+    per_batch = max(1, batch_size // n_samples)
+    out = []
+    for rows in batches(n, per_batch, "text2img", progress):
+        idx = np.arange(n)[rows]
+        repeated = [p for p in np.asarray(prompts)[rows] for _ in range(n_samples)]
+        with torch.no_grad():
+            embeds = pipe.encode_prompt(repeated, device, 1, False)[0]
+        with under_autocast(device, autocast):
+            result = text_to_image(prompt_embeds=embeds, height=size, width=size, guidance_scale=guidance_scale,
+                                   num_inference_steps=num_inference_steps,
+                                   generator=sample_generators(seed, idx, n_samples, device), output_type="np")
+        out.append(_as_images(result, len(idx), n_samples))
+    return np.concatenate(out)
+
+
 def depth2img(pipe, init_images: np.ndarray, depth_maps: np.ndarray, prompts, *, n_samples: int, strength: float,
               guidance_scale: float, num_inference_steps: int, seed: int, batch_size: int,
               sample_noise: str = "authors", progress=True) -> np.ndarray:

@@ -91,6 +91,15 @@ def init_from_z(profile: Profile, variant: str, z: np.ndarray, *, progress=True)
     return {"init_latents": None, "init_images": images}
 
 
+def text_to_image(profile: Profile, prompts, *, progress=True, batch_size: int | None = None) -> np.ndarray:
+    """SD 1.4's text-to-image generations (n, n_samples, H, W, 3) from ``prompts``, with the reconstructions'
+    sampling settings (guidance, steps, seed, batch) and arithmetic (:func:`recon.methods.text2img`)."""
+    p = profile
+    return methods.text2img(models.img2img(p, "sd"), prompts, n_samples=p.n_samples, size=p.image_size,
+                            guidance_scale=p.guidance_scale, num_inference_steps=p.num_inference_steps, seed=p.seed,
+                            batch_size=batch_size or p.batch_size, autocast=models.sd_autocast(p), progress=progress)
+
+
 def reconstruct(profile: Profile, method: str, variant: str, inputs: dict, *, progress=True,
                 batch_size: int | None = None) -> np.ndarray:
     """One run's generations (n_test, n_samples, H, W, 3) of one of the paper's methods from its ``inputs``

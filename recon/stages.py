@@ -286,8 +286,9 @@ def subject_jobs(subject: str, runs=RUNS) -> list[Job]:
 
 
 def oracle_jobs() -> list[Job]:
-    """The oracle's jobs, once for all subjects: the true inputs that take computing, then each oracle run."""
-    return [Job(stage) for stage in ("true_captions", "true_depth", "true_gan")] + \
+    """The oracle's jobs, once for all subjects: the true inputs that take computing, the text-to-image reference
+    (the claims page's ledger), then each oracle run."""
+    return [Job(stage) for stage in ("true_captions", "true_depth", "true_gan", "text2img")] + \
         [Job("oracle", method=m, variant=v, true=true) for m, v, true in ORACLE_RUNS]
 
 
@@ -316,7 +317,7 @@ NSD_RESOURCES = {
     "decoded": dict(gpu=1, mem_mb=48_000, runtime=180, cpus=8, gpu_gb=16),  # 14.5 GB host, 13.9 GB GPU; DPT 4 layers
     "captions": dict(gpu=1, mem_mb=16_000, runtime=60, cpus=4, gpu_gb=4),
     "depth": dict(gpu=1, mem_mb=16_000, runtime=30, cpus=4, gpu_gb=4),
-    "gan": dict(gpu=1, mem_mb=16_000, runtime=60, cpus=4, gpu_gb=8),  # 6.7 GB GPU (VGG19 in float32, batch 64)
+    "gan": dict(gpu=1, mem_mb=16_000, runtime=60, cpus=4, gpu_gb=8),  # 8.0 GB GPU (the authors' nets, batch 64)
     # 5.9 GB host, 10.1 GB GPU (depth2img in float32); ~26 GPU-min an img2img run, ~131 a depth2img run
     "reconstruct": dict(gpu=1, mem_mb=32_000, runtime=240, cpus=4, gpu_gb=12),
     "evaluation": dict(gpu=1, mem_mb=16_000, runtime=30, cpus=4, gpu_gb=8),
@@ -325,6 +326,8 @@ NSD_RESOURCES = {
     "true_captions": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),
     "true_depth": dict(gpu=1, mem_mb=32_000, runtime=60, cpus=4, gpu_gb=8),
     "true_gan": dict(gpu=1, mem_mb=32_000, runtime=90, cpus=4, gpu_gb=8),
+    # SD 1.4 from pure noise over all 50 steps: ~1.25 img2img runs of GPU time
+    "text2img": dict(gpu=1, mem_mb=32_000, runtime=240, cpus=4, gpu_gb=12),
     "oracle": dict(gpu=1, mem_mb=32_000, runtime=300, cpus=4, gpu_gb=12),  # a run and its identification
     "swap": dict(gpu=1, mem_mb=32_000, runtime=300, cpus=4, gpu_gb=12),
 }
@@ -419,6 +422,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("true_gan", None, "+G images optimised on the seen images' own VGG19 features (oracle +G)",
           key="_true_gan_key", compute=lambda exp, job: exp.true_gan_images, needs=_after_dataset,
           per_subject=False, shared=True),
+    Stage("text2img", None, "SD 1.4's own text-to-image output from the seen images' captions, scored (the "
+                            "claims page's reference of a sharp generation)",
+          key="_text2img_key", compute=lambda exp, job: exp.text_to_image,
+          needs=lambda job, generator: [Job("true_captions")], per_subject=False, shared=True),
     Stage("oracle", "run", "one run with every decoded input replaced by the seen image's own, scored "
                            "(identification, pixel metrics; first generations kept)",
           key="_true_run_key", compute=lambda exp, job: exp.true_run(*_run(job), job.true), needs=_oracle_needs,

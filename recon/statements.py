@@ -462,14 +462,14 @@ LEDGER = (
     Statement("blurred", "2.1",
               "the reconstructed images were blurred compared with the realistic images that Stable Diffusion "
               "would normally output",
-              "sharpness (high-frequency share; variance of the Laplacian beside it) of [30]'s generations against "
-              "the same generator's text-to-image output from the seen image's own caption, and against +T",
-              ("high-frequency share", "variance of the Laplacian"), _IMAGES + ", generations averaged per image",
+              "sharpness (the high-frequency share of the luma's power) of [30]'s generations against the same "
+              "generator's text-to-image output from the seen image's own caption (BLIP's), against +T's and against "
+              "the seen images",
+              ("high-frequency share",), _IMAGES + ", generations averaged per image",
               _GREATER + " (b the reference, a [30]: reproduced = [30] blurrier)",
               ("statements.high_frequency_share", "statements.compare_sharpness"),
-              ("[30] blurred: +T sharper", "[30] blurred: the seen images sharper"),
-              needs="the text-to-image reference: a run of SD 1.4 from each seen image's own caption is a new "
-                    "generation stage, not built; +T's generations and the seen images stand in"),
+              ("[30] blurred: SD's text-to-image sharper", "[30] blurred: +T sharper",
+               "[30] blurred: the seen images sharper")),
     Statement("retains_semantics", "2.1",
               "although the images generated from brain activity were blurred, they retained the semantic content",
               "[30]'s per-image CLIP(Late) identification against chance (0.5)", ("CLIP(Late)",), _IMAGES, _GREATER,

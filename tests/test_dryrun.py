@@ -70,6 +70,7 @@ def test_every_stage_runs_on_tiny_configs(dryrun, workdir, capsys, monkeypatch):
     assert rows["decode dpt (ridge)"]["output"] == "(2, 4, 17, 16) float16"
     assert rows["decode z (ridge)"]["output"].endswith(" float32")
     assert rows["generate +T+G+D (depth2img)"]["output"] == "(2, 2, 64, 64, 3) uint8"
+    assert rows["generate text-to-image (SD 1.4, seen images' captions)"]["output"] == "(2, 2, 64, 64, 3) uint8"
     assert all(row["seconds"] >= 0 for row in report["stages"])
     assert all(0 <= v <= 1 for scores in report["scores"].values() for v in scores.values())
     assert len(report["captions"]) == 2 and all(isinstance(c, str) for c in report["captions"])

@@ -117,11 +117,13 @@ def test_every_gpu_job_asks_for_at_least_the_plan_of_its_largest_stage():
     largest = {"features": peaks["features and depth (DPT-Large)"], "decoded": peaks["decoders (ridge, voxel side on the GPU)"],
                "captions": peaks["captions (BLIP)"], "depth": peaks["features and depth (DPT-Large)"],
                "gan": peaks["+G"], "evaluation": peaks["evaluation (CLIP, AlexNet, Inception-v3)"],
+               "identification": peaks["evaluation (CLIP, AlexNet, Inception-v3)"],
                "reconstruct": generation, "true_captions": peaks["captions (BLIP)"],
                "true_depth": peaks["features and depth (DPT-Large)"], "true_gan": peaks["+G"],
-               "oracle": generation, "swap": generation}
+               "text2img": peaks["img2img (SD 1.4)"], "oracle": generation, "swap": generation}
+    assert set(largest) == {stage for stage, asks in NSD_RESOURCES.items() if asks["gpu"]}  # every GPU job planned
     for stage, gb in largest.items():
         assert NSD_RESOURCES[stage]["gpu_gb"] >= gb, (stage, gb)
     page = (REPO_ROOT / "book" / "cluster.md").read_text()
-    for stage in ("decoded", "gan", "reconstruct"):
+    for stage in ("decoded", "gan", "reconstruct", "true_gan", "text2img"):
         assert f"| {stage} | " in page and f"| {largest[stage]:.1f} GB |" in page.split(f"| {stage} | ")[1].split("\n")[0]

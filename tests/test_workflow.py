@@ -134,7 +134,8 @@ TARGETS = [Job("identification", SUBJECT, method="+T+G", variant="sd"),
            Job("identification", SUBJECT, method="+T+G+D", variant="sd"), Job("features", SUBJECT, target="dpt"),
            # and the oracle's: a run for all subjects (read through SUBJECT's test images) and one swap
            Job("oracle", method="+T+G", variant="sd", true=("caption", "gan")),
-           Job("swap", SUBJECT, method="+T+G+D", variant="sd", true=("depth",))]
+           Job("swap", SUBJECT, method="+T+G+D", variant="sd", true=("depth",)),
+           Job("text2img")]  # the claims page's text-to-image reference
 
 
 def closure(jobs) -> set[Job]:
