@@ -112,9 +112,9 @@ book.glue_table("tbl_ledger_measures", measured.set_index(["statement", "measure
 #   method and metric. Here {glue:text}`ledger_subject_heterogeneity` method-metric gains differ
 #   between subjects at p < 0.05.
 # - **Blur**: the share of an image's luminance power above a quarter of the sampling frequency
-#   (contrast-free), [30]'s generations against +T's and against the seen images. The paper's
-#   reference, Stable Diffusion's text-to-image output from the seen image's own caption, needs a
-#   generation run that is not built.
+#   (contrast-free), [30]'s generations against the paper's reference, Stable Diffusion 1.4's own
+#   text-to-image output from each seen image's caption (BLIP's; five generations from pure noise,
+#   computed once for all subjects), and beside it against +T's generations and the seen images.
 # - **Captions**: each test image identified among the others by CLIP's image-text cosine with its
 #   decoded caption, against chance (another image's caption) and beside BLIP's caption of the seen
 #   image; BLEU-4, ROUGE-L and CIDEr against the COCO references (pycocoevalcap, a plain tokenizer in

@@ -197,3 +197,24 @@ def test_sd_samples_under_autocast_as_the_authors_precision_scope_and_depth_neve
     assert {name for name, _ in plus_t[4:]} == {"sd unet", "sd vae decoder"}
     assert {dtype for name, dtype in seen if name.startswith("depth ")} == {single}
     assert sum(name == "depth unet" for name, _ in seen) > 0
+
+
+def test_text_to_image_uses_the_img2img_networks_from_noise_and_its_own_seeds():
+    """The claims page's text-to-image reference: the img2img pipeline's networks and scheduler (nothing loaded
+    again), pure noise, every step; one generator per (image, sample), so a batch of one and a batch of all give the
+    same images, and another seed other images."""
+    from diffusers import StableDiffusionPipeline
+
+    from recon import methods
+
+    profile = get_profile("toy")
+    pipe = models.img2img(profile)
+    common = dict(n_samples=2, size=64, guidance_scale=5.0, num_inference_steps=4, seed=0, progress=False)
+    prompts = ["a red ball on a table", "two green boxes"]
+    together = methods.text2img(pipe, prompts, batch_size=4, **common)
+    assert together.shape == (2, 2, 64, 64, 3) and together.dtype == np.uint8
+    assert same_noise(methods.text2img(pipe, prompts, batch_size=2, **common), together)  # but the kernels' rounding
+    assert different_noise(methods.text2img(pipe, prompts, batch_size=4, **common | {"seed": 1}), together)
+    assert different_noise(together[0, 0], together[0, 1])  # each sample its own noise
+    shared = StableDiffusionPipeline.from_pipe(pipe)
+    assert shared.unet is pipe.unet and shared.scheduler is pipe.scheduler and shared.vae is pipe.vae
