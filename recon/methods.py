@@ -172,6 +172,7 @@ def text2img(pipe, prompts, *, n_samples: int, size: int, guidance_scale: float,
     from diffusers import StableDiffusionPipeline
 
     text_to_image = StableDiffusionPipeline.from_pipe(pipe)
+    text_to_image.set_progress_bar_config(disable=True)  # as the loaded pipelines (recon.models); from_pipe resets it
     device = pipe.unet.device
     n = len(prompts)
     per_batch = max(1, batch_size // n_samples)
