@@ -99,6 +99,7 @@ class Row:
     cpu_seconds: float  # measured here, at the measured fraction unless the note says otherwise
     gpu_seconds: float  # arithmetic
     note: str = ""
+    first_subject_only: bool = False  # the oracle's and the text-to-image reference: not repeated for other subjects
 
 
 class PeakAnonymousMemory:
@@ -335,7 +336,8 @@ def oracle_row(gan: Row, generation: Row) -> Row:
     return Row(f"oracle and swaps ({runs} runs)", images + 2 + 2, generation.gpu_gb, runs * (first + scores),
                float("nan"), gpu, f"{runs} runs: {len(ORACLE_RUNS)} oracle runs for all subjects, {len(SWAP_RUNS)} "
                f"swaps of one subject; per run {first:.2f} GB of first generations and {scores:.2f} GB of R matrices "
-               f"kept, its {images:.2f} GB of generations held in memory; plus one +G on true features")
+               f"kept, its {images:.2f} GB of generations held in memory; plus one +G on true features",
+               first_subject_only=True)
 
 
 def text2img_row(peaks: dict[str, float]) -> Row:
@@ -347,7 +349,8 @@ def text2img_row(peaks: dict[str, float]) -> Row:
     gpu = 2 * UNET_FLOPS * 50 * N_TEST * N_SAMPLES / GPU_FP16_FLOPS
     return Row("text-to-image reference", images + 2, peaks["img2img (SD 1.4)"], first, float("nan"), gpu,
                f"one run of {N_TEST * N_SAMPLES:,} generations over 50 steps (img2img's 40), at "
-               f"{GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s under autocast; {first:.2f} GB of first generations kept")
+               f"{GPU_FP16_FLOPS / 1e12:.0f} TFLOP/s under autocast; {first:.2f} GB of first generations kept",
+               first_subject_only=True)
 
 
 def ledger_row(peaks: dict[str, float]) -> Row:
