@@ -95,7 +95,7 @@ book.glue_table("tbl_ledger_measures", measured.set_index(["statement", "measure
 # ## Every statement of the paper
 #
 # ::::{div} full-width
-# :::{table} Each statement of the paper (its section and its words), the test that answers it here, and per subject what the test says: the verdicts of its rows (counted over metrics where it has several, with the same bootstrap, verdict words and borderline band as the claims below), the heterogeneity tests that find the gain differs between metrics, the captioning scores beside those of BLIP's captions of the seen images. The last column says what is not computed, and why.
+# :::{table} Each statement of the paper (its section and its words), the test that answers it here, and per subject what the test says: the verdicts of its rows (counted over metrics where it has several, with the same bootstrap, verdict words and borderline band as the claims below), the heterogeneity tests that find the gain differs between metrics, the captioning scores beside those of BLIP's captions of the seen images. "oracle": the same test on the seen images' own inputs (the oracle runs, shared by all subjects), its verdicts and mean difference, where the statement compares runs that have one. The last column says what is not computed, and why.
 # :name: tbl-ledger
 #
 # ```{glue:md} tbl_ledger

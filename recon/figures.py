@@ -289,7 +289,7 @@ def paper_figure3(originals: np.ndarray, by_method: dict[str, np.ndarray], *, im
         column = grid[:, spacer].get_position(fig)
         x = (column.x0 + column.x1) / 2
         fig.add_artist(plt.Line2D([x, x], [column.y0, column.y1], ls="--", lw=0.8, color="0.5"))
-    title = f"generations {', '.join(map(str, samples))} of each method"
+    title = f"generations {', '.join(str(k + 1) for k in samples)} of {n_generated} of each method"  # counted from 1
     if seed is not None:
         title += f"; images and samples drawn with seed {seed}"
     fig.suptitle(title, fontsize=8, y=0.995, va="top")

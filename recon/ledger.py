@@ -97,8 +97,16 @@ def caption_identification(evaluator: EvaluationFeatures, exp, seed: int) -> dic
     """Per test image, two-way identification of its decoded caption, of BLIP's caption of the seen image (the
     ceiling) and of another image's BLIP caption (chance), by CLIP image-text cosine with the seen image."""
     images = exp.original_features()["CLIP(Late)"]
-    decoded, seen = evaluator.clip_text(exp.decoded_captions), evaluator.clip_text(exp.true_captions)
+    decoded, seen = text_embeddings(evaluator, exp.decoded_captions), text_embeddings(evaluator, exp.true_captions)
     return statements.caption_identification_rows(images, decoded, seen, seed)
+
+
+def text_embeddings(evaluator: EvaluationFeatures, captions) -> np.ndarray:
+    """CLIP text embeddings of ``captions``, each distinct caption embedded once: equal captions (decoded captions
+    repeat) get equal embeddings bit for bit, where a batch may round its rows differently by their place, so that
+    their similarities tie exactly on every CPU (:func:`recon.statements.cosine_similarity`)."""
+    distinct, inverse = np.unique(np.asarray(captions, dtype=str), return_inverse=True)
+    return evaluator.clip_text(list(distinct))[inverse.reshape(-1)]
 
 
 def depth_gain(exp, scores: Mapping, n_boot: int, seed: int) -> dict:
@@ -131,7 +139,7 @@ def measures(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> pd.Da
             for name, value in corpus.items():
                 add("captions_represent", subject, f"{who} captions {name}", value)
             add("captions_represent", subject, f"{who} captions CLIP-score",
-                statements.clip_score(images, evaluator.clip_text(captions)).mean())
+                statements.clip_score(images, text_embeddings(evaluator, captions)).mean())
         for name, values in caption_identification(evaluator, exp, seed).items():
             add("captions_identify", subject, f"{name} accuracy", values.mean())
         for claim in claims.METHOD_CLAIMS:
@@ -168,16 +176,33 @@ def _measure(table: pd.DataFrame, statement: str, subject: str, measure: str) ->
 def summary(claims_table: pd.DataFrame, measure_table: pd.DataFrame, subjects) -> pd.DataFrame:
     """One row per statement of the ledger: its section, the quoted words, the test, and per subject what the
     computation says (the verdicts of its rows, counted over metrics; the heterogeneity tests that reject equal
-    effects; the captions' scores beside BLIP's), then what is not computed and why."""
+    effects; the captions' scores beside BLIP's), the same test on the oracle's runs where it has one, then what
+    is not computed and why."""
     out = []
     for statement in statements.LEDGER:
         row = dict(section=statement.section, statement=statement.quote, test=statement.test)
         rows = claims_table[claims_table["claim"].isin(statement.claims)]
         for subject in subjects:
             row[subject] = _subject_cell(statement, rows[rows["subject"] == subject], measure_table, subject)
+        row["oracle"] = _oracle_cell(rows)
         row["not computed"] = _not_computed(statement, rows)
         out.append(row)
     return pd.DataFrame(out).set_index("section")
+
+
+def _oracle_cell(rows: pd.DataFrame) -> str:
+    """The statement's test on the seen images' own inputs (the oracle runs, shared by the subjects), where its
+    rows have one: the verdicts of the oracle's intervals, one per claim and metric, by the same rule; "—" where
+    none has (the ledger's own comparisons, and a claims table judged without the oracle)."""
+    if claims.ORACLE_COLUMNS[0] not in rows:
+        return "—"
+    first = rows.dropna(subset=[claims.ORACLE_COLUMNS[0]]).drop_duplicates(["claim", "metric"])
+    if first.empty:
+        return "—"
+    verdicts = pd.Series([claims.verdict(claims.kind_of(r.claim), r.oracle_ci_low, r.oracle_ci_high)
+                          for r in first.itertuples()])
+    words = _verdict_words(verdicts)
+    return f"{words} (mean {first[claims.ORACLE_COLUMNS[0]].mean():+.3f})"
 
 
 def _not_computed(statement, rows: pd.DataFrame) -> str:

@@ -263,10 +263,14 @@ def compare_sharpness(a_images: np.ndarray, b_images: np.ndarray, measure: Calla
 
 # ----------------------------------------------------------------------------------------------- captions
 def cosine_similarity(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(n, m) cosine similarities of the rows of ``x`` (n, d) and ``y`` (m, d); 0 against a zero row."""
+    """(n, m) cosine similarities of the rows of ``x`` (n, d) and ``y`` (m, d); 0 against a zero row. Equal rows of
+    ``y`` (the same decoded caption for several images) get equal columns bit for bit: the product is taken with
+    each distinct row once, since a matrix product may round a column by where it falls in the kernel's tiles, and
+    identification must see their ties as ties on every CPU."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    nx, ny = np.linalg.norm(x, axis=1, keepdims=True), np.linalg.norm(y, axis=1, keepdims=True)
-    return (x / np.where(nx == 0, 1, nx)) @ (y / np.where(ny == 0, 1, ny)).T
+    distinct, column = np.unique(y, axis=0, return_inverse=True)
+    nx, ny = np.linalg.norm(x, axis=1, keepdims=True), np.linalg.norm(distinct, axis=1, keepdims=True)
+    return ((x / np.where(nx == 0, 1, nx)) @ (distinct / np.where(ny == 0, 1, ny)).T)[:, column.reshape(-1)]
 
 
 def caption_identification(similarity: np.ndarray, anchor: str = "image") -> np.ndarray:

@@ -177,13 +177,17 @@ def test_the_ledger_answers_every_statement_from_the_simulated_trees_cache(smoke
     assert {"decoded captions BLEU-4", "BLIP's captions CIDEr", "decoded captions CLIP-score"} <= set(measured.measure)
     across = measured[measured.subject == "all"]
     assert len(across) == 3 * 7 * 4 and across[across.measure.str.endswith("p_value")].value.between(0, 1).all()
-    judged = claims.judge(smoke, control.overlap_ids_if_given(smoke["subj01"].profile), claims.ALL_CLAIMS, n_boot=200)
+    judged = claims.judge(smoke, control.overlap_ids_if_given(smoke["subj01"].profile), claims.ALL_CLAIMS, n_boot=200,
+                          oracle=True)
     table = ledger.summary(pd.concat([judged, rows]), measured, list(smoke))
     assert len(table) == len(statements.LEDGER) and set(smoke) <= set(table.columns)
     assert not (table[list(smoke)] == "not computed").any().any()
     heterogeneity = table.set_index("statement", append=True).xs("2", level="section")["subj01"].iloc[1]
     assert "/21 method-metric cells improve" in heterogeneity and "for " in heterogeneity  # 3 methods x 7 metrics
     assert (table["not computed"] == "—").all()  # the smoke tree has an overlap list
+    by_key = table.set_index(pd.Index([s.key for s in statements.LEDGER]))
+    assert by_key.loc["improves_baseline", "oracle"].endswith(")") and "/21" in by_key.loc["improves_baseline", "oracle"]
+    assert by_key.loc["retains_semantics", "oracle"] == "—"  # a comparison of the ledger's own, without an oracle
     without_list = ledger.summary(pd.concat([claims.judge(smoke, None, claims.ALL_CLAIMS, n_boot=50), rows]), measured,
                                   list(smoke))
     assert (without_list["not computed"] != "—").sum() == 2  # the overlap's two statements, where none is given

@@ -300,3 +300,16 @@ def test_a_gain_planted_in_the_well_decoded_quartiles_gives_a_positive_slope_and
     assert flat["slope_ci_low"] < 0 < flat["slope_ci_high"] and flat["slope_verdict"] == "not reproduced"
     assert statements.gain_against_quality(gain, quality, n_boot=N_BOOT) == \
         statements.gain_against_quality(gain, quality, n_boot=N_BOOT)  # seeded
+
+
+def test_equal_captions_get_bit_equal_similarities_wherever_they_stand():
+    """A repeated decoded caption must tie with itself exactly, on any CPU: its columns are one product's."""
+    rng = np.random.default_rng(3)
+    images, texts = rng.normal(size=(37, 64)), rng.normal(size=(5, 64))
+    order = rng.integers(0, 5, size=37)
+    similarity = statements.cosine_similarity(images, texts[order])
+    for k in range(5):
+        columns = similarity[:, order == k]
+        assert (columns == columns[:, :1]).all()
+    np.testing.assert_allclose(similarity, images / np.linalg.norm(images, axis=1, keepdims=True)
+                               @ (texts[order] / np.linalg.norm(texts[order], axis=1, keepdims=True)).T, atol=1e-12)
