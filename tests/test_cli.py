@@ -21,7 +21,7 @@ from conftest import run_cli
 
 SMOKE = ["--profile", "smoke"]
 #: the status rows of the oracle: three true inputs, the oracle runs, the first subject's swaps
-ORACLE_ROWS = 3 + len(stages.ORACLE_RUNS) + len(stages.SWAP_RUNS)
+ORACLE_ROWS = 4 + len(stages.ORACLE_RUNS) + len(stages.SWAP_RUNS)  # true captions, depth, +G; text2img
 
 
 # ------------------------------------------------------------------------------- bad arguments
@@ -233,7 +233,8 @@ def test_status_lists_what_is_cached_and_missing_per_subject_and_stage(smoke):
     assert len(oracle_rows) == ORACLE_ROWS
     assert {tuple(row[:2]) for row in oracle_rows if row[-1] == "cached"} == {("oracle", "30-sd-z+c"),
                                                                                ("swap", "30-sd-c")}
-    assert [row[:2] for row in oracle_rows[3:5]] == [["oracle", "30-sd-z+c"], ["oracle", "T-sd-z+caption"]]
+    # the oracle's runs come after its true inputs and the text-to-image reference
+    assert [row[:2] for row in oracle_rows[4:6]] == [["oracle", "30-sd-z+c"], ["oracle", "T-sd-z+caption"]]
     counted = re.search(rf"{len(CHAIN) - 1} of {4 * 26 + ORACLE_ROWS} jobs cached \((\d+) entries of this profile; "
                         r"`recon verify` checks every entry in the cache, of any profile\)", out)
     assert counted, out[-500:]

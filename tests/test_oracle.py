@@ -44,7 +44,7 @@ def test_an_oracle_replaces_every_input():
 
 def test_oracle_and_swap_jobs_name_themselves_back_and_fail_on_the_wrong_inputs():
     graph = stages.jobs()
-    assert len(graph) == 1 + 4 * 26 + 3 + 8 + 9 and len(set(graph)) == len(graph)
+    assert len(graph) == 1 + 4 * 26 + 4 + 8 + 9 and len(set(graph)) == len(graph)  # 4: true inputs, text2img
     order = {job: i for i, job in enumerate(graph)}
     assert all(order[need] < order[job] for job in graph for need in stages.needs(job))
     for job in graph:

@@ -199,7 +199,8 @@ def test_nsd_profile_names_the_real_models_and_layout(no_network, monkeypatch, t
     assert "stable-diffusion-2" in nsd.models.sd2 and nsd.models.sd_depth == "stabilityai/stable-diffusion-2-depth"
     assert nsd.models.blip == "Salesforce/blip-image-captioning-base" and nsd.models.dpt == "Intel/dpt-large"
     assert nsd.models.clip_eval == "openai/clip-vit-large-patch14"
-    assert {nsd.models.alexnet, nsd.models.inception, nsd.models.vgg19} == {"IMAGENET1K_V1"}
+    assert {nsd.models.alexnet, nsd.models.inception} == {"IMAGENET1K_V1"}
+    assert nsd.models.vgg19 == "authors"  # +G's VGG19: the authors' Caffe network, from the cookbook's file
     assert (nsd.trials_per_session, nsd.n_sessions) == (750, 37)
     assert (nsd.eval_resolution, nsd.clip_eval_layers) == (299, (6, 12))
     assert nsd.vgg_width_divisor == 1 and nsd.device == "cuda"
