@@ -47,6 +47,9 @@ N_TEST = 982  # shared images seen in 37 sessions, averaged over repeats
 N_STREAMS = 15_700  # streams voxels read by the reader
 N_DECODE = 14_000  # the six ROIs of section 2.1; an upper bound for z (early) and c (ventral) too
 N_SAMPLES = 5
+#: GB of one 512 px uint8 image per test image (a +G image, a run's first generations), and of a run's generations
+ONE_IMAGE_EACH_GB = N_TEST * 512 * 512 * 3 / GB
+RUN_IMAGES_GB = N_SAMPLES * ONE_IMAGE_EACH_GB
 
 
 def feature_dtype(target: str) -> np.dtype:
@@ -299,7 +302,7 @@ def measure_gan(args) -> Row:
             f"GPU: {flops_per_image_step / 1e9:.0f} GFLOP per image-step (counted) at {rate / 1e12:.0f} TFLOP/s "
             f"({nsd.dtype}); budget 15 min: {'met' if gpu <= 900 else 'NOT met'}")
     kind = "authors' generator" if nsd.generator == "authors" else nsd.generator
-    return Row(f"+G ({kind}, {steps} steps)", per_image_memory * batch, gpu_memory, N_TEST * 512 * 512 * 3 / GB,
+    return Row(f"+G ({kind}, {steps} steps)", per_image_memory * batch, gpu_memory, ONE_IMAGE_EACH_GB,
                cpu, gpu, note)
 
 
@@ -314,7 +317,7 @@ def generation_row(peaks: dict[str, float]) -> Row:
     steps = int(50 * 0.8)
     # four of the five runs (SD 1.4 and 2.0 img2img) under float16 autocast, +T+G+D's depth2img in float32
     gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES * ((METHODS_RUN - 1) / GPU_FP16_FLOPS + 1 / GPU_FP32_FLOPS)
-    images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
+    images = RUN_IMAGES_GB
     stage, peak = max(((s, gb) for s, gb in peaks.items() if "2img" in s), key=lambda item: item[1])
     return Row("generation (5 runs)", images + 2, peak, images * METHODS_RUN, float("nan"), gpu,
                f"{images:.2f} GB of uint8 images per run; GPU: {stage} at its peak (recon.gpu_budget: its networks' "
@@ -329,8 +332,7 @@ def oracle_row(gan: Row, generation: Row) -> Row:
     from recon.stages import ORACLE_RUNS, SWAP_RUNS
 
     runs = len(ORACLE_RUNS) + len(SWAP_RUNS)
-    images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
-    first = N_TEST * 512 * 512 * 3 / GB
+    images, first = RUN_IMAGES_GB, ONE_IMAGE_EACH_GB
     scores = N_TEST * N_TEST * 2 * len(EVAL_DIMS) * 4 / GB  # mean and first R matrices per metric, float32
     gpu = (generation.gpu_seconds / METHODS_RUN) * runs + gan.gpu_seconds
     return Row(f"oracle and swaps ({runs} runs)", images + 2 + 2, generation.gpu_gb, runs * (first + scores),
@@ -344,8 +346,7 @@ def text2img_row(peaks: dict[str, float]) -> Row:
     """The claims page's text-to-image reference (Experiment.text_to_image): SD 1.4 from pure noise, all 50 DDIM
     steps, 982 x 5 samples under float16 autocast, once for all subjects; its generations held in memory while they
     are scored, the first of each image kept."""
-    images = N_TEST * N_SAMPLES * 512 * 512 * 3 / GB
-    first = N_TEST * 512 * 512 * 3 / GB
+    images, first = RUN_IMAGES_GB, ONE_IMAGE_EACH_GB
     gpu = 2 * UNET_FLOPS * 50 * N_TEST * N_SAMPLES / GPU_FP16_FLOPS
     return Row("text-to-image reference", images + 2, peaks["img2img (SD 1.4)"], first, float("nan"), gpu,
                f"one run of {N_TEST * N_SAMPLES:,} generations over 50 steps (img2img's 40), at "
@@ -367,17 +368,15 @@ def ledger_row(peaks: dict[str, float]) -> Row:
     net = alexnet().eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        net.features(torch.zeros(1, 3, 299, 299))
+        width = net.features(torch.zeros(1, 3, 299, 299)).numel()
     generations = 2 * N_TEST * N_SAMPLES
     gpu = counter.get_total_flops() * generations / GPU_FP32_FLOPS
-    with torch.no_grad():
-        width = net.features(torch.zeros(1, 3, 299, 299)).numel()
     host = generations * width * 4 / GB  # both methods' features at once
     images = np.random.default_rng(0).integers(0, 256, (4, 512, 512, 3), dtype=np.uint8)
     start = time.perf_counter()
     statements.high_frequency_share(images)
     fft_seconds = (time.perf_counter() - start) / len(images)
-    sharpened = (3 * N_SAMPLES + 1) * N_TEST  # [30] twice (against +T and the seen images), +T, the seen images
+    sharpened = (2 * N_SAMPLES + 1) * N_TEST  # [30]'s and +T's generations, the seen images
     return Row("ledger (claims page)", host, peaks["evaluation (CLIP, AlexNet, Inception-v3)"], 0.0,
                fft_seconds * sharpened, gpu,
                f"{generations:,} generations through AlexNet to features.12 ({counter.get_total_flops() / 1e9:.1f} GFLOP "

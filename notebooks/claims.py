@@ -81,8 +81,7 @@ book.glue_table("tbl_claims", judged.set_index(["claim", "metric", "subject"])[l
 
 # %% tags=["hide-input", "remove-output"]
 # every other statement of the paper (recon.statements.LEDGER), from the same cached products
-ledger_rows = ledger.paired_rows(subjects, n_boot=n_boot, seed=exp.profile.seed)
-measured = ledger.measures(subjects, n_boot=n_boot, seed=exp.profile.seed)
+ledger_rows, measured = ledger.compute(subjects, n_boot=n_boot, seed=exp.profile.seed)
 all_rows = pd.concat([every_claim, ledger_rows], ignore_index=True)
 book.glue_table("tbl_ledger", ledger.summary(all_rows, measured, list(subjects)))
 glue("ledger_subject_heterogeneity", ledger.heterogeneity_across_subjects(measured), display=False)

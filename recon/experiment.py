@@ -422,11 +422,12 @@ class Experiment:
         """SD 1.4's own text-to-image output from each seen image's caption (BLIP's of the seen image, the caption
         +T's oracle gets), with no z and no image: the reference of section 2.1's "blurred compared with the
         realistic images that Stable Diffusion would normally output". Scored as it is made, like a run on true
-        inputs: the entry keeps each image's sharpness (:func:`recon.statements.high_frequency_share`, averaged over
-        its generations) and its first generation. Shared by every subject who saw the test images."""
+        inputs: the entry keeps each image's sharpness (:func:`recon.statements.sharpness_per_image`, its
+        generations' high-frequency share averaged) and its first generation. Shared by every subject who saw the
+        test images."""
         def run():
             images = recipes.text_to_image(self.profile, self.true_captions, progress=self.progress)
-            return {"sharpness": statements.high_frequency_share(images).mean(axis=1),
+            return {"sharpness": statements.sharpness_per_image(images),
                     "first generation": np.ascontiguousarray(images[:, 0])}
 
         return self._cached("text2img", (), run)

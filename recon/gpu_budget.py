@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .config import TARGET_ROIS, ConfigError, Profile, check_device
+from .config import TARGET_ROIS, ConfigError, Profile
 
 GB = 1e9
 
@@ -204,10 +204,9 @@ def detected_gpu_gb(device: str) -> float:
 
 
 def fit_to_device(profile: Profile) -> Profile:
-    """``profile`` as a run on its device uses it, once the device is checked (:func:`recon.config.check_device`):
-    on a GPU, :func:`fit` to the card (``gpu_memory_gb`` or the one found); on the CPU unchanged. The command line
-    and the notebooks both start here, so they plan the same batches and read each other's cache entries."""
-    check_device(profile.device)
+    """``profile`` as a run on its device uses it: on a GPU, :func:`fit` to the card (``gpu_memory_gb`` or the one
+    found); on the CPU unchanged. :func:`recon.preflight.prepare` calls it for the command line and the notebooks,
+    once it has checked the device, so both plan the same batches and read each other's cache entries."""
     if not str(profile.device).startswith("cuda"):
         return profile
     return fit(profile)[0]

@@ -1,11 +1,10 @@
 """The ledger of the paper's statements computed on the experiments (issue 48): every statement of
 :data:`recon.statements.LEDGER` answered per subject from the products Table 1 already caches.
 
-Two tables come out. :func:`paired_rows` gives the statements that are paired comparisons over test images, in the
-claims table's columns (``results/<profile>/claims.csv``): each row's name is one of
-:data:`recon.claims.LEDGER_KINDS`, judged by the claims' bootstrap and verdict rule. :func:`measures` gives what
-has no verdict of that kind (``results/<profile>/ledger.csv``): the captioning scores, the caption identification's
-three accuracies, and the heterogeneity tests. :func:`summary` reads both with the claims table into the claims
+:func:`compute` gives two tables: the statements that are paired comparisons over test images, in the claims
+table's columns (``results/<profile>/claims.csv``), each row's name one of :data:`recon.claims.LEDGER_KINDS`, judged
+by the claims' bootstrap and verdict rule; and what has no verdict of that kind (``results/<profile>/ledger.csv``):
+the captioning scores, the caption identification's three accuracies, and the heterogeneity tests. :func:`summary` reads both with the claims table into the claims
 page's first table, one row per statement.
 
 Nothing here makes a new generation: the sharpness and spread read the cached reconstructions and the text-to-image
@@ -50,55 +49,87 @@ def spread_features(evaluator: EvaluationFeatures, generations: np.ndarray) -> n
     return evaluator.cnn_middle(flat).reshape(n, samples, -1)
 
 
-def paired_rows(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """The ledger's paired comparisons per subject, as rows of the claims table (oracle columns NaN: these have no
-    oracle run of their own)."""
+def compute(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ledger on ``experiments`` (subject -> Experiment), in one pass over the subjects, each product read and
+    each embedding computed once: the paired comparisons per subject as rows of the claims table
+    (:data:`recon.claims.COLUMNS`, oracle columns NaN: these have no oracle run of their own), and the measures
+    without a paired verdict, one value per row (:data:`MEASURE_COLUMNS`): the captions' scores against COCO's
+    references (decoded and BLIP's of the seen images), the caption identification's mean accuracies, the
+    heterogeneity of each method's improvement over [30] between metrics (per subject) and between subjects (per
+    metric), and the depth maps' mean decoding quality."""
     evaluator = None
-    rows = []
+    rows, measured, scores_of = [], [], {}
+
+    def add(statement: str, subject: str, measure: str, value: float) -> None:
+        measured.append(dict(statement=statement, subject=subject, measure=measure, value=float(value)))
+
     for subject, exp in experiments.items():
         evaluator = evaluator or EvaluationFeatures(exp.profile)
-        scores = {method: exp.per_image_scores(method, "sd") for method in ("[30]", "+T", "+T+G", "+T+G+D")}
-        chance = np.full(len(exp.test_ids), 0.5)
-        rows.append(_paired("[30] retains semantics (above chance)", subject, "CLIP(Late)", chance,
-                            scores["[30]"]["CLIP(Late)"], n_boot, seed))
-        blurred = statements.high_frequency_share(exp.reconstruct("[30]", "sd")).mean(axis=1)
-        rows.append(_paired("[30] blurred: SD's text-to-image sharper", subject, "high-frequency share", blurred,
-                            exp.text_to_image["sharpness"], n_boot, seed))
-        for name, reference in (("[30] blurred: +T sharper", exp.reconstruct("+T", "sd")),
-                                ("[30] blurred: the seen images sharper", exp.test_images)):
-            sharper = statements.compare_sharpness(exp.reconstruct("[30]", "sd"), reference, n_boot=n_boot, seed=seed)
-            rows.append(_row(name, subject, "high-frequency share", sharper["difference"], sharper["ci_low"],
-                             sharper["ci_high"], sharper["verdict"]))
-        contrast = statements.metric_contrast(scores["+T"], scores["+T+G"], n_boot=n_boot, seed=seed)
-        rows.append(_row("+G gains more on low-level metrics", subject, "low- minus high-level gain",
-                         contrast["difference"], contrast["ci_low"], contrast["ci_high"], contrast["verdict"]))
-        identified = caption_identification(evaluator, exp, seed)
-        rows.append(_paired("decoded captions identify their image (above chance)", subject, "CLIP image-text",
-                            identified["chance"], identified["decoded"], n_boot, seed))
-        rows.append(_paired("BLIP's captions identify their image (above chance)", subject, "CLIP image-text",
-                            identified["chance"], identified["ceiling"], n_boot, seed))
-        without, with_depth = (spread_features(evaluator, exp.reconstruct(method, "sd")) for method in ("+T+G", "+T+G+D"))
-        spread = statements.compare_spread(without, with_depth, n_boot, seed)
-        rows.append(_row("+D steadies the generations (spread falls)", subject, "CNN(Middle) spread",
-                         spread["difference"], spread["ci_low"], spread["ci_high"], spread["verdict"]))
-        depth = depth_gain(exp, scores, n_boot, seed)
-        rows.append(_row("+D gain grows with depth decoding quality (slope)", subject, "CLIP(Late) gain per r",
-                         depth["slope"], depth["slope_ci_low"], depth["slope_ci_high"], depth["slope_verdict"]))
-        # the loss (minus the gain) of the worst-decoded quarter, so that "reproduced" reads as the others: above 0
-        rows.append(_row("+D harms the worst-decoded quartile (loss)", subject, "CLIP(Late) loss",
-                         -depth["worst_gain"], -depth["worst_ci_high"], -depth["worst_ci_low"], depth["worst_verdict"]))
+        scores = scores_of[subject] = {m: exp.per_image_scores(m, "sd") for m in ("[30]", "+T", "+T+G", "+T+G+D")}
+        captions = {"decoded": exp.decoded_captions, "BLIP's": exp.true_captions}
+        texts = {who: text_embeddings(evaluator, said) for who, said in captions.items()}
+        images = exp.original_features()["CLIP(Late)"]
+        identified = statements.caption_identification_rows(images, texts["decoded"], texts["BLIP's"], seed)
+        quality = statements.depth_quality(exp.decoded_depth, exp.true_depth)
+        rows += _paired_rows(subject, exp, evaluator, scores, identified, quality, n_boot, seed)
+
+        references = exp.reader.captions(exp.test_ids)
+        for who, said in captions.items():
+            corpus, _ = statements.caption_scores(said, references)
+            for name, value in corpus.items():
+                add("captions_represent", subject, f"{who} captions {name}", value)
+            add("captions_represent", subject, f"{who} captions CLIP-score",
+                statements.clip_score(images, texts[who]).mean())
+        for name, values in identified.items():
+            add("captions_identify", subject, f"{name} accuracy", values.mean())
+        for claim in claims.METHOD_CLAIMS:
+            test = statements.metric_heterogeneity(scores["[30]"], scores[claim.b[0]], METRICS, n_boot, seed)
+            for name in ("q", "df", "p_value"):
+                add("heterogeneous", subject, f"{claim.b[0]} gain across metrics: {name}", getattr(test, name))
+        add("depth_harm", subject, "mean r of decoded and seen depth maps", quality.mean())
+    if len(experiments) > 1:
+        for claim in claims.METHOD_CLAIMS:
+            for metric in METRICS:
+                per_subject = {s: (scores["[30]"][metric], scores[claim.b[0]][metric]) for s, scores in scores_of.items()}
+                _, test = statements.subject_heterogeneity(per_subject, n_boot, seed)
+                for name in ("q", "df", "p_value", "i2"):
+                    add("heterogeneous", "all", f"{claim.b[0]} gain across subjects, {metric}: {name}",
+                        getattr(test, name))
     table = pd.DataFrame(rows, columns=list(claims.COLUMNS))
     for column in claims.ORACLE_COLUMNS:
         table[column] = np.nan
-    return table
+    return table, pd.DataFrame(measured, columns=list(MEASURE_COLUMNS))
 
 
-def caption_identification(evaluator: EvaluationFeatures, exp, seed: int) -> dict[str, np.ndarray]:
-    """Per test image, two-way identification of its decoded caption, of BLIP's caption of the seen image (the
-    ceiling) and of another image's BLIP caption (chance), by CLIP image-text cosine with the seen image."""
-    images = exp.original_features()["CLIP(Late)"]
-    decoded, seen = text_embeddings(evaluator, exp.decoded_captions), text_embeddings(evaluator, exp.true_captions)
-    return statements.caption_identification_rows(images, decoded, seen, seed)
+def _paired_rows(subject: str, exp, evaluator: EvaluationFeatures, scores: Mapping, identified: Mapping,
+                 quality: np.ndarray, n_boot: int, seed: int) -> list[dict]:
+    """One subject's paired comparisons (:data:`recon.claims.LEDGER_KINDS`), in the claims table's order."""
+    rows = [_paired("[30] retains semantics (above chance)", subject, "CLIP(Late)", np.full(len(exp.test_ids), 0.5),
+                    scores["[30]"]["CLIP(Late)"], n_boot, seed)]
+    blurred = statements.sharpness_per_image(exp.reconstruct("[30]", "sd"))
+    for name, reference in (("[30] blurred: SD's text-to-image sharper", exp.text_to_image["sharpness"]),
+                            ("[30] blurred: +T sharper", statements.sharpness_per_image(exp.reconstruct("+T", "sd"))),
+                            ("[30] blurred: the seen images sharper", statements.sharpness_per_image(exp.test_images))):
+        rows.append(_paired(name, subject, "high-frequency share", blurred, reference, n_boot, seed))
+    contrast = statements.metric_contrast(scores["+T"], scores["+T+G"], n_boot=n_boot, seed=seed)
+    rows.append(_row("+G gains more on low-level metrics", subject, "low- minus high-level gain",
+                     contrast["difference"], contrast["ci_low"], contrast["ci_high"], contrast["verdict"]))
+    rows.append(_paired("decoded captions identify their image (above chance)", subject, "CLIP image-text",
+                        identified["chance"], identified["decoded"], n_boot, seed))
+    rows.append(_paired("BLIP's captions identify their image (above chance)", subject, "CLIP image-text",
+                        identified["chance"], identified["ceiling"], n_boot, seed))
+    without, with_depth = (spread_features(evaluator, exp.reconstruct(method, "sd")) for method in ("+T+G", "+T+G+D"))
+    spread = statements.compare_spread(without, with_depth, n_boot, seed)
+    rows.append(_row("+D steadies the generations (spread falls)", subject, "CNN(Middle) spread",
+                     spread["difference"], spread["ci_low"], spread["ci_high"], spread["verdict"]))
+    gain = scores["+T+G+D"]["CLIP(Late)"] - scores["+T+G"]["CLIP(Late)"]  # +D's, against its depth's decoding
+    depth = statements.gain_against_quality(gain, quality, n_boot, seed)
+    rows.append(_row("+D gain grows with depth decoding quality (slope)", subject, "CLIP(Late) gain per r",
+                     depth["slope"], depth["slope_ci_low"], depth["slope_ci_high"], depth["slope_verdict"]))
+    # the loss (minus the gain) of the worst-decoded quarter, so that "reproduced" reads as the others: above 0
+    rows.append(_row("+D harms the worst-decoded quartile (loss)", subject, "CLIP(Late) loss",
+                     -depth["worst_gain"], -depth["worst_ci_high"], -depth["worst_ci_low"], depth["worst_verdict"]))
+    return rows
 
 
 def text_embeddings(evaluator: EvaluationFeatures, captions) -> np.ndarray:
@@ -107,58 +138,6 @@ def text_embeddings(evaluator: EvaluationFeatures, captions) -> np.ndarray:
     their similarities tie exactly on every CPU (:func:`recon.statements.cosine_similarity`)."""
     distinct, inverse = np.unique(np.asarray(captions, dtype=str), return_inverse=True)
     return evaluator.clip_text(list(distinct))[inverse.reshape(-1)]
-
-
-def depth_gain(exp, scores: Mapping, n_boot: int, seed: int) -> dict:
-    """+D's per-image CLIP(Late) gain (+T+G+D minus +T+G) against the r of the decoded and the seen image's depth
-    map (:func:`recon.statements.gain_against_quality`)."""
-    quality = statements.depth_quality(exp.decoded_depth, exp.true_depth)
-    gain = scores["+T+G+D"]["CLIP(Late)"] - scores["+T+G"]["CLIP(Late)"]
-    return statements.gain_against_quality(gain, quality, n_boot, seed) | {"mean quality": float(quality.mean())}
-
-
-def measures(experiments: Mapping, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """What the ledger reports without a paired verdict, one value per row (:data:`MEASURE_COLUMNS`): the captions'
-    scores against COCO's references (decoded and BLIP's of the seen images), the caption identification's mean
-    accuracies, the heterogeneity of each method's improvement over [30] between subjects (per metric) and between
-    metrics (per subject), and the depth maps' mean decoding quality."""
-    rows = []
-
-    def add(statement: str, subject: str, measure: str, value: float) -> None:
-        rows.append(dict(statement=statement, subject=subject, measure=measure, value=float(value)))
-
-    evaluator = None
-    per_subject_scores = {}
-    for subject, exp in experiments.items():
-        evaluator = evaluator or EvaluationFeatures(exp.profile)
-        per_subject_scores[subject] = {m: exp.per_image_scores(m, "sd") for m in ("[30]", "+T", "+T+G", "+T+G+D")}
-        references = exp.reader.captions(exp.test_ids)
-        images = exp.original_features()["CLIP(Late)"]
-        for who, captions in (("decoded", exp.decoded_captions), ("BLIP's", exp.true_captions)):
-            corpus, _ = statements.caption_scores(captions, references)
-            for name, value in corpus.items():
-                add("captions_represent", subject, f"{who} captions {name}", value)
-            add("captions_represent", subject, f"{who} captions CLIP-score",
-                statements.clip_score(images, text_embeddings(evaluator, captions)).mean())
-        for name, values in caption_identification(evaluator, exp, seed).items():
-            add("captions_identify", subject, f"{name} accuracy", values.mean())
-        for claim in claims.METHOD_CLAIMS:
-            scores = per_subject_scores[subject]
-            test = statements.metric_heterogeneity(scores["[30]"], scores[claim.b[0]], METRICS, n_boot, seed)
-            for name in ("q", "df", "p_value"):
-                add("heterogeneous", subject, f"{claim.b[0]} gain across metrics: {name}", getattr(test, name))
-        add("depth_harm", subject, "mean r of decoded and seen depth maps",
-            statements.depth_quality(exp.decoded_depth, exp.true_depth).mean())
-    if len(experiments) > 1:
-        for claim in claims.METHOD_CLAIMS:
-            for metric in METRICS:
-                per_subject = {s: (scores["[30]"][metric], scores[claim.b[0]][metric])
-                               for s, scores in per_subject_scores.items()}
-                _, test = statements.subject_heterogeneity(per_subject, n_boot, seed)
-                for name in ("q", "df", "p_value", "i2"):
-                    add("heterogeneous", "all", f"{claim.b[0]} gain across subjects, {metric}: {name}",
-                        getattr(test, name))
-    return pd.DataFrame(rows, columns=list(MEASURE_COLUMNS))
 
 
 def _verdict_words(verdicts: pd.Series) -> str:

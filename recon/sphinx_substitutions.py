@@ -73,7 +73,7 @@ def nsd_scale_facts(report: Path = NSD_SCALE_REPORT) -> dict[str, str]:
     data = json.loads(report.read_text())
     too_small = [plan["gpu_gb"] for plan in data["cards"] if not plan["fits"]]
     # what the first subject computes for all (the oracle's runs, the text-to-image reference) and its swaps
-    once = sum(r["gpu_seconds"] for r in data["rows"] if r.get("first_subject_only", r["stage"].startswith("oracle")))
+    once = sum(r["gpu_seconds"] for r in data["rows"] if r["first_subject_only"])
     oracle_hours = once / 3600
     return {"nsd_host_gb": f"{data['peak']['host']:.1f}", "nsd_gpu_gb": f"{data['peak']['gpu']:.1f}",
             "nsd_disk_gb": f"{data['peak']['disk']:.1f}", "nsd_gpu_hours": f"{data['gpu_hours']:.1f}",

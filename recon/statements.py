@@ -249,16 +249,20 @@ def laplacian_variance(images: np.ndarray) -> np.ndarray:
     return _per_image(images, lambda y: float(ndimage.laplace(y, mode="reflect").var()))
 
 
+def sharpness_per_image(images: np.ndarray, measure: Callable = high_frequency_share) -> np.ndarray:
+    """(n,) ``measure`` of each test image's images ((n, H, W, 3), or (n, n_samples, H, W, 3) with the sample axis
+    averaged): the unit the blur comparisons resample."""
+    values = measure(images)
+    return values.reshape(len(values), -1).mean(axis=1)
+
+
 def compare_sharpness(a_images: np.ndarray, b_images: np.ndarray, measure: Callable = high_frequency_share,
                       n_boot: int = 10_000, seed: int = 0, borderline: float = BORDERLINE) -> dict:
-    """Whether ``b_images`` are sharper than ``a_images`` (the same test images, in order; (n, H, W, 3) or
-    (n, n_samples, H, W, 3), a sample axis averaged per image): :func:`paired` of their ``measure``. For "[30] is
-    blurred compared with Stable Diffusion's own output", ``a`` is [30] and ``b`` the reference."""
-    def per_image(images):
-        values = measure(images)
-        return values.reshape(len(values), -1).mean(axis=1)
-
-    return paired(per_image(a_images), per_image(b_images), "greater", n_boot, seed, borderline)
+    """Whether ``b_images`` are sharper than ``a_images`` (the same test images, in order; see
+    :func:`sharpness_per_image`): :func:`paired` of their ``measure``. For "[30] is blurred compared with Stable
+    Diffusion's own output", ``a`` is [30] and ``b`` the reference."""
+    return paired(sharpness_per_image(a_images, measure), sharpness_per_image(b_images, measure), "greater", n_boot,
+                  seed, borderline)
 
 
 # ----------------------------------------------------------------------------------------------- captions

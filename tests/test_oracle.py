@@ -162,7 +162,7 @@ def test_the_ledger_answers_every_statement_from_the_simulated_trees_cache(smoke
 
     from recon import claims, control, ledger, statements
 
-    rows = ledger.paired_rows(smoke, n_boot=200, seed=0)
+    rows, measured = ledger.compute(smoke, n_boot=200, seed=0)
     assert list(rows.columns) == list(claims.COLUMNS + claims.ORACLE_COLUMNS)
     assert set(zip(rows.claim, rows.subject)) == {(n, s) for n in claims.LEDGER_KINDS for s in smoke}
     assert rows[["difference", "ci_low", "ci_high"]].notna().all().all()
@@ -170,7 +170,6 @@ def test_the_ledger_answers_every_statement_from_the_simulated_trees_cache(smoke
     assert set(rows.verdict) <= set(claims.VERDICTS)
     # the seen images' own BLIP captions can only be as good as chance or better at naming their images: the
     # identification's three accuracies are in [0, 1], chance near 0.5 on average
-    measured = ledger.measures(smoke, n_boot=200, seed=0)
     assert list(measured.columns) == list(ledger.MEASURE_COLUMNS)
     accuracy = measured[measured.measure.str.endswith(" accuracy")]
     assert len(accuracy) == 3 * len(smoke) and accuracy.value.between(0, 1).all()
