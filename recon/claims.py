@@ -130,7 +130,7 @@ LEDGER_KINDS = {
     "decoded captions identify their image (above chance)": "greater",
     "BLIP's captions identify their image (above chance)": "greater",
     "+D steadies the generations (spread falls)": "greater",
-    "+D gain grows with depth decoding quality (slope)": "greater",
+    "+D gains more where depth is better decoded (halves)": "greater",
     "+D harms the worst-decoded quartile (loss)": "greater",
 }
 

@@ -162,7 +162,7 @@ def test_the_ledger_answers_every_statement_from_the_simulated_trees_cache(smoke
 
     from recon import claims, control, ledger, statements
 
-    rows, measured = ledger.compute(smoke, n_boot=200, seed=0)
+    rows, measured, tests = ledger.compute(smoke, n_boot=200, seed=0)
     assert list(rows.columns) == list(claims.COLUMNS + claims.ORACLE_COLUMNS)
     assert set(zip(rows.claim, rows.subject)) == {(n, s) for n in claims.LEDGER_KINDS for s in smoke}
     assert rows[["difference", "ci_low", "ci_high"]].notna().all().all()
@@ -174,11 +174,13 @@ def test_the_ledger_answers_every_statement_from_the_simulated_trees_cache(smoke
     accuracy = measured[measured.measure.str.endswith(" accuracy")]
     assert len(accuracy) == 3 * len(smoke) and accuracy.value.between(0, 1).all()
     assert {"decoded captions BLEU-4", "BLIP's captions CIDEr", "decoded captions CLIP-score"} <= set(measured.measure)
-    across = measured[measured.subject == "all"]
+    assert list(tests.columns) == list(ledger.MEASURE_COLUMNS) and not set(tests.measure) & set(measured.measure)
+    assert len(tests[tests.statement == "depth_stable"]) == 3 * len(smoke)  # the slope and its interval
+    across = tests[tests.subject == "all"]
     assert len(across) == 3 * 7 * 4 and across[across.measure.str.endswith("p_value")].value.between(0, 1).all()
     judged = claims.judge(smoke, control.overlap_ids_if_given(smoke["subj01"].profile), claims.ALL_CLAIMS, n_boot=200,
                           oracle=True)
-    table = ledger.summary(pd.concat([judged, rows]), measured, list(smoke))
+    table = ledger.summary(pd.concat([judged, rows]), measured, tests, list(smoke))
     assert len(table) == len(statements.LEDGER) and set(smoke) <= set(table.columns)
     assert not (table[list(smoke)] == "not computed").any().any()
     heterogeneity = table.set_index("statement", append=True).xs("2", level="section")["subj01"].iloc[1]
@@ -188,5 +190,5 @@ def test_the_ledger_answers_every_statement_from_the_simulated_trees_cache(smoke
     assert by_key.loc["improves_baseline", "oracle"].endswith(")") and "/21" in by_key.loc["improves_baseline", "oracle"]
     assert by_key.loc["retains_semantics", "oracle"] == "—"  # a comparison of the ledger's own, without an oracle
     without_list = ledger.summary(pd.concat([claims.judge(smoke, None, claims.ALL_CLAIMS, n_boot=50), rows]), measured,
-                                  list(smoke))
+                                  tests, list(smoke))
     assert (without_list["not computed"] != "—").sum() == 2  # the overlap's two statements, where none is given
