@@ -313,10 +313,9 @@ UNET_FLOPS = 2 * 0.4e12
 def generation_row(peaks: dict[str, float]) -> Row:
     """img2img / depth2img: 982 x 5 samples, 50 DDIM steps x strength 0.8, classifier-free guidance. GPU memory:
     the largest of the generation stages of recon.gpu_budget (each job's networks and one batch)."""
-    unet_flops = UNET_FLOPS
     steps = int(50 * 0.8)
     # four of the five runs (SD 1.4 and 2.0 img2img) under float16 autocast, +T+G+D's depth2img in float32
-    gpu = 2 * unet_flops * steps * N_TEST * N_SAMPLES * ((METHODS_RUN - 1) / GPU_FP16_FLOPS + 1 / GPU_FP32_FLOPS)
+    gpu = 2 * UNET_FLOPS * steps * N_TEST * N_SAMPLES * ((METHODS_RUN - 1) / GPU_FP16_FLOPS + 1 / GPU_FP32_FLOPS)
     images = RUN_IMAGES_GB
     stage, peak = max(((s, gb) for s, gb in peaks.items() if "2img" in s), key=lambda item: item[1])
     return Row("generation (5 runs)", images + 2, peak, images * METHODS_RUN, float("nan"), gpu,
@@ -369,8 +368,9 @@ def ledger_row(peaks: dict[str, float]) -> Row:
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         width = net.features(torch.zeros(1, 3, 299, 299)).numel()
+    flops = counter.get_total_flops()
     generations = 2 * N_TEST * N_SAMPLES
-    gpu = counter.get_total_flops() * generations / GPU_FP32_FLOPS
+    gpu = flops * generations / GPU_FP32_FLOPS
     host = generations * width * 4 / GB  # both methods' features at once
     images = np.random.default_rng(0).integers(0, 256, (4, 512, 512, 3), dtype=np.uint8)
     start = time.perf_counter()
@@ -379,7 +379,7 @@ def ledger_row(peaks: dict[str, float]) -> Row:
     sharpened = (2 * N_SAMPLES + 1) * N_TEST  # [30]'s and +T's generations, the seen images
     return Row("ledger (claims page)", host, peaks["evaluation (CLIP, AlexNet, Inception-v3)"], 0.0,
                fft_seconds * sharpened, gpu,
-               f"{generations:,} generations through AlexNet to features.12 ({counter.get_total_flops() / 1e9:.1f} GFLOP "
+               f"{generations:,} generations through AlexNet to features.12 ({flops / 1e9:.1f} GFLOP "
                f"each at 299 px), {width:,} values each; {sharpened:,} sharpness FFTs at {fft_seconds * 1e3:.0f} ms "
                f"(CPU); captions' CLIP text embeddings negligible")
 

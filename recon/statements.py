@@ -2,9 +2,9 @@
 
 :data:`LEDGER` holds one :class:`Statement` per statement of the paper: its section, a short verbatim quote, the
 comparison that tests it, the metric(s), the unit of resampling, the verdict rule and the functions that compute
-it. The five claims of :data:`recon.claims.CLAIMS` enter by name; :data:`METHOD_CLAIMS` and
-:data:`CONTROL_CLAIMS` add the comparisons the claims page does not yet judge, as :class:`recon.claims.Claim`
-objects that :func:`recon.claims.judge` computes unchanged.
+it. Its comparisons enter by name: the claims :func:`recon.claims.judge` computes (:data:`recon.claims.CLAIMS`, the
+five of Table 1, and the all-metrics :data:`recon.claims.METHOD_CLAIMS` and :data:`recon.claims.CONTROL_CLAIMS`),
+and the ledger's own paired comparisons (:data:`recon.claims.LEDGER_KINDS`, computed by :mod:`recon.ledger`).
 
 Every computation here is a plain function of numpy arrays, seeded, and where it compares two things on the same
 test images it is :func:`recon.claims.bootstrap_difference` and :func:`recon.claims.verdict` (:func:`paired`): the
@@ -62,8 +62,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-from .claims import (ALL_CLAIMS, BORDERLINE, CLAIMS, CONTROL_CLAIMS, METHOD_CLAIMS, bootstrap_difference,
-                     resampled_indices, verdict)
+from .claims import (BORDERLINE, CLAIMS, CONTROL_CLAIMS, METHOD_CLAIMS, bootstrap_difference, resampled_indices,
+                     verdict)
 from .evaluate import METRICS, identification_accuracy
 
 # ----------------------------------------------------------------------------------------------- claims
@@ -71,14 +71,6 @@ from .evaluate import METRICS, identification_accuracy
 LOW_LEVEL = ("CNN(Early)", "CNN(Middle)")
 #: ... against each network's last layer. CLIP(Early) and CLIP(Middle) are left out of both: neither low nor high.
 HIGH_LEVEL = ("CLIP(Late)", "CNN(Late)", "Inception-v3")
-
-
-def claim_named(name: str) -> Claim:
-    """The claim of :data:`ALL_CLAIMS` named ``name``."""
-    for claim in ALL_CLAIMS:
-        if claim.name == name:
-            return claim
-    raise KeyError(f"no claim named {name!r}; the claims are {[c.name for c in ALL_CLAIMS]}")
 
 
 # ----------------------------------------------------------------------------------------------- paired rows
@@ -410,13 +402,15 @@ def gain_against_quality(gain: np.ndarray, quality: np.ndarray, n_boot: int = 10
     ("stable when well estimated": the better the depth, the larger the gain). ``slope`` is the least-squares slope
     of gain on quality with a percentile interval from resampling images (gain and quality together), no verdict:
     it amplifies small changes of single images' gains (see the module's documentation). ``worst_gain`` is the
-    mean gain of the ``worst`` fraction of images by quality, with its paired bootstrap interval, and ``worst_verdict`` the verdict that it is negative ("a significant
-    negative effect when the depth estimation was wrong"): "reproduced" when the whole interval is below 0. Both
-    verdicts use the claims' borderline band, on the scale of the gain (identification accuracy)."""
+    mean gain of the ``worst`` fraction of images by quality, with its paired bootstrap interval, and
+    ``worst_verdict`` the verdict that it is negative ("a significant negative effect when the depth estimation was
+    wrong"): "reproduced" when the whole interval is below 0. Both verdicts use the claims' borderline band, on the
+    scale of the gain (identification accuracy)."""
     gain, quality = np.asarray(gain, float), np.asarray(quality, float)
     if gain.shape != quality.shape or gain.ndim != 1:
         raise ValueError(f"one gain and one quality per image, got {gain.shape} and {quality.shape}")
-    boot = np.concatenate([_slopes(gain[idx], quality[idx]) for idx in resampled_indices(len(gain), n_boot, seed, chunk)])
+    boot = np.concatenate([_slopes(gain[idx], quality[idx])
+                           for idx in resampled_indices(len(gain), n_boot, seed, chunk)])
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(boot[np.isfinite(boot)], [tail, 100 - tail])
     slope = float(_slopes(gain, quality))
@@ -440,9 +434,10 @@ class Statement:
 
     ``quote`` is verbatim from the paper, with " … " where words are left out; ``test`` the comparison in words;
     ``unit`` what is resampled; ``rule`` how the verdict is read; ``computations`` the functions that answer it
-    (dotted names under ``recon``); ``claims`` the names of claims of :data:`ALL_CLAIMS` that
-    :func:`recon.claims.judge` computes for it; ``needs`` what the experiment does not yet make for it (empty where
-    the cache holds everything)."""
+    (dotted names under ``recon``); ``claims`` the names of its paired comparisons: claims of
+    :data:`recon.claims.ALL_CLAIMS` that :func:`recon.claims.judge` computes, or rows of
+    :data:`recon.claims.LEDGER_KINDS` that :mod:`recon.ledger` computes; ``needs`` what the experiment does not yet
+    make for it (empty where the cache holds everything)."""
 
     key: str
     section: str
